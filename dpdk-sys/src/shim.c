@@ -1,0 +1,116 @@
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+
+#include "shim.h"
+
+uint16_t dp_eth_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts, uint16_t nb_pkts)
+{
+	return rte_eth_rx_burst(port_id, queue_id, rx_pkts, nb_pkts);
+}
+
+uint16_t dp_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **tx_pkts, uint16_t nb_pkts)
+{
+	return rte_eth_tx_burst(port_id, queue_id, tx_pkts, nb_pkts);
+}
+
+struct rte_mbuf *dp_pktmbuf_alloc(struct rte_mempool *mp)
+{
+	return rte_pktmbuf_alloc(mp);
+}
+
+int dp_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count)
+{
+	return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
+}
+
+void dp_pktmbuf_free(struct rte_mbuf *m)
+{
+	rte_pktmbuf_free(m);
+}
+
+void *dp_pktmbuf_data(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_mtod(m, void *);
+}
+
+char *dp_pktmbuf_append(struct rte_mbuf *m, uint16_t len)
+{
+	return rte_pktmbuf_append(m, len);
+}
+
+char *dp_pktmbuf_adj(struct rte_mbuf *m, uint16_t len)
+{
+	return rte_pktmbuf_adj(m, len);
+}
+
+int dp_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
+{
+	return rte_pktmbuf_trim(m, len);
+}
+
+uint16_t dp_pktmbuf_tailroom(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_tailroom(m);
+}
+
+uint16_t dp_mbuf_refcnt_read(const struct rte_mbuf *m)
+{
+	return rte_mbuf_refcnt_read(m);
+}
+
+struct rte_mempool *dp_mbuf_pool(const struct rte_mbuf *m)
+{
+	return m->pool;
+}
+
+int dp_mempool_get_bulk(struct rte_mempool *mp, void **obj_table, unsigned int n)
+{
+	return rte_mempool_get_bulk(mp, obj_table, n);
+}
+
+void dp_mempool_put_bulk(struct rte_mempool *mp, void *const *obj_table, unsigned int n)
+{
+	rte_mempool_put_bulk(mp, obj_table, n);
+}
+
+unsigned int dp_ring_enqueue_burst(struct rte_ring *r, void *const *obj_table, unsigned int n, unsigned int *free_space)
+{
+	return rte_ring_enqueue_burst(r, obj_table, n, free_space);
+}
+
+unsigned int dp_ring_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned int n, unsigned int *available)
+{
+	return rte_ring_dequeue_burst(r, obj_table, n, available);
+}
+
+unsigned int dp_ring_count(const struct rte_ring *r)
+{
+	return rte_ring_count(r);
+}
+
+unsigned int dp_lcore_id(void)
+{
+	return rte_lcore_id();
+}
+
+uint64_t dp_rdtsc(void)
+{
+	return rte_rdtsc();
+}
+
+void dp_pause(void)
+{
+	rte_pause();
+}
+
+int dp_errno(void)
+{
+	return rte_errno;
+}

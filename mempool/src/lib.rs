@@ -1,0 +1,30 @@
+//! Packet memory for the dataplane.
+//!
+//! - [`Pool`]: a pktmbuf pool on one NUMA socket (hugepages unless EAL runs `--no-huge`),
+//!   with its statistics and the l3fwd-style sizing formula [`mbufs_needed`].
+//! - [`Mbuf`]: one owned packet buffer; dropping it frees it, handing it to TX gives it away.
+//! - [`Burst`]: a fixed array of up to `N` mbufs that never allocates and frees what is
+//!   left in it when dropped.
+//! - [`MbufRing`]: an `rte_ring` of mbufs that frees whatever it still holds when dropped.
+//!
+//! Every `unsafe` block in this crate sits in one of those four modules and says why it holds.
+//! EAL must be initialised before any of them is created.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+mod error;
+#[allow(unsafe_code)]
+mod burst;
+#[allow(unsafe_code)]
+mod mbuf;
+#[allow(unsafe_code)]
+mod pool;
+#[allow(unsafe_code)]
+mod ring;
+
+pub use burst::{Burst, MAX_BURST};
+pub use error::{DpdkError, PoolError};
+pub use mbuf::Mbuf;
+pub use pool::{mbufs_needed, Pool, PoolParams, PoolSizing, PoolStats, SocketId};
+pub use ring::MbufRing;

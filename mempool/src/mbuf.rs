@@ -1,0 +1,184 @@
+//! [`Mbuf`]: one owned DPDK packet buffer.
+//!
+//! An `Mbuf` owns exactly one reference to an `rte_mbuf` (a whole chain when segmented).
+//! Dropping it frees it back to its pool; [`Mbuf::into_raw`] gives the reference away,
+//! which is how TX takes ownership. Packet bytes are reached through [`Mbuf::data`] and
+//! [`Mbuf::data_mut`], slices of the first segment's `data_len` bytes, so the borrow
+//! checker guards every access.
+
+use std::ptr::NonNull;
+use std::slice;
+
+use dpdk_sys::{rte_mbuf, RTE_MBUF_F_EXTERNAL, RTE_MBUF_F_INDIRECT};
+
+use crate::error::PoolError;
+use crate::pool::Pool;
+
+/// An owned packet buffer. `repr(transparent)` over a non-null `rte_mbuf` pointer, so an
+/// array of `Mbuf`s has the layout of the `struct rte_mbuf **` arrays that DPDK's burst
+/// functions take.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf(NonNull<rte_mbuf>);
+
+// SAFETY: an Mbuf is the only handle to its reference; moving it to another lcore moves that
+// ownership with it, and DPDK allows an mbuf to be freed to its pool from any thread.
+// It is deliberately not Sync: one packet belongs to one lcore at a time, and DPDK's
+// per-packet metadata (refcount, offload flags, dynamic fields) is written without locks.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes one mbuf from `pool`.
+    ///
+    /// # Errors
+    /// [`PoolError::Exhausted`] when the pool (and this lcore's cache) is empty.
+    pub fn alloc(pool: &Pool) -> Result<Mbuf, PoolError> {
+        // SAFETY: the pool pointer is valid for the pool's lifetime; alloc returns an mbuf
+        // with refcnt 1 that nobody else references, or NULL.
+        let raw = unsafe { dpdk_sys::dp_pktmbuf_alloc(pool.as_ptr()) };
+        NonNull::new(raw).map(Mbuf).ok_or_else(|| PoolError::Exhausted {
+            pool: pool.name().to_owned(),
+            wanted: 1,
+        })
+    }
+
+    /// Wraps a raw mbuf, taking over one reference to it.
+    ///
+    /// # Safety
+    /// `raw` must point to a valid mbuf whose reference the caller owns and gives up:
+    /// nothing else may free it or use it through that reference afterwards.
+    pub unsafe fn from_raw(raw: NonNull<rte_mbuf>) -> Mbuf {
+        Mbuf(raw)
+    }
+
+    /// Gives the reference away without freeing it (to a TX queue, a ring, or C code).
+    pub fn into_raw(self) -> NonNull<rte_mbuf> {
+        let raw = self.0;
+        std::mem::forget(self);
+        raw
+    }
+
+    /// The underlying pointer, still owned by this `Mbuf`.
+    pub fn as_ptr(&self) -> *mut rte_mbuf {
+        self.0.as_ptr()
+    }
+
+    fn raw(&self) -> &rte_mbuf {
+        // SAFETY: the pointer is valid while self owns a reference to the mbuf.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Bytes of packet data in the first segment.
+    pub fn data_len(&self) -> usize {
+        usize::from(self.raw().data_len)
+    }
+
+    /// Bytes of packet data in all segments.
+    pub fn pkt_len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    /// Number of segments in the chain.
+    pub fn nb_segs(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// The input port DPDK recorded at RX.
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// The number of references to this mbuf (more than one after [`Mbuf::clone_in`]).
+    pub fn refcnt(&self) -> u16 {
+        // SAFETY: reads the refcount field of a valid mbuf.
+        unsafe { dpdk_sys::dp_mbuf_refcnt_read(self.as_ptr()) }
+    }
+
+    /// Whether the data buffer is this mbuf's own and nobody else references it: only then
+    /// may it be written.
+    pub fn is_exclusive(&self) -> bool {
+        self.raw().ol_flags & (RTE_MBUF_F_INDIRECT | RTE_MBUF_F_EXTERNAL) == 0 && self.refcnt() == 1
+    }
+
+    /// The packet bytes of the first segment.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: buf_addr + data_off points at data_len initialised bytes inside the mbuf's
+        // buffer, which lives as long as this reference; shared reads are always allowed.
+        unsafe { slice::from_raw_parts(dpdk_sys::dp_pktmbuf_data(self.as_ptr()).cast(), self.data_len()) }
+    }
+
+    /// The packet bytes of the first segment, writable; `None` when the buffer is shared
+    /// with a clone (indirect or refcount above one), since writing would change the other
+    /// packet too.
+    pub fn data_mut(&mut self) -> Option<&mut [u8]> {
+        if !self.is_exclusive() {
+            return None;
+        }
+        // SAFETY: as in data(); the buffer is exclusively ours (checked above) and &mut self
+        // guarantees no other slice of it exists.
+        Some(unsafe { slice::from_raw_parts_mut(dpdk_sys::dp_pktmbuf_data(self.as_ptr()).cast(), self.data_len()) })
+    }
+
+    /// Grows the packet by `len` bytes at the tail of the last segment and returns the new
+    /// bytes (zeroed), or `None` if the tailroom is too small or the buffer is shared.
+    pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        if !self.is_exclusive() {
+            return None;
+        }
+        // SAFETY: rte_pktmbuf_append checks the tailroom and returns NULL when it is short;
+        // otherwise `len` bytes at the returned address belong to this packet's buffer.
+        unsafe {
+            let p = dpdk_sys::dp_pktmbuf_append(self.as_ptr(), len);
+            if p.is_null() {
+                return None;
+            }
+            let tail = slice::from_raw_parts_mut(p.cast::<u8>(), usize::from(len));
+            tail.fill(0);
+            Some(tail)
+        }
+    }
+
+    /// Sets the packet to a copy of `bytes` (single segment).
+    ///
+    /// # Errors
+    /// [`PoolError::Invalid`] when the buffer is shared or `bytes` does not fit.
+    pub fn set_data(&mut self, bytes: &[u8]) -> Result<(), PoolError> {
+        let too_big = || PoolError::Invalid {
+            pool: "mbuf".into(),
+            reason: format!("{} bytes do not fit in the buffer", bytes.len()),
+        };
+        let len = u16::try_from(bytes.len()).map_err(|_| too_big())?;
+        let current = self.data_len() as u16;
+        if current > 0 {
+            // SAFETY: trimming the whole data length of a valid single-owner mbuf.
+            let ret = unsafe { dpdk_sys::dp_pktmbuf_trim(self.as_ptr(), current) };
+            if ret != 0 {
+                return Err(too_big());
+            }
+        }
+        self.append(len).ok_or_else(too_big)?.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// A second packet sharing this one's data (`rte_pktmbuf_clone`): an indirect mbuf taken
+    /// from `pool`, and one more reference on the data. Neither may then write the data.
+    ///
+    /// # Errors
+    /// [`PoolError::Exhausted`] when `pool` is empty.
+    pub fn clone_in(&self, pool: &Pool) -> Result<Mbuf, PoolError> {
+        // SAFETY: self is a valid mbuf; rte_pktmbuf_clone returns a new mbuf (owned by us)
+        // attached to the same data, or NULL with rte_errno set.
+        let raw = unsafe { dpdk_sys::rte_pktmbuf_clone(self.as_ptr(), pool.as_ptr()) };
+        NonNull::new(raw)
+            .map(Mbuf)
+            .ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: self owns one reference; rte_pktmbuf_free drops it (and the whole chain,
+        // returning each segment to its pool when its refcount reaches zero).
+        unsafe { dpdk_sys::dp_pktmbuf_free(self.as_ptr()) }
+    }
+}

@@ -1,0 +1,152 @@
+//! Pools, mbufs, bursts and rings against a real EAL (`--no-huge --no-pci`, started once
+//! for this test binary). Every test checks that its pool is full again at the end.
+
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+use mempool::{Burst, Mbuf, MbufRing, Pool, PoolError, PoolParams, SocketId};
+
+fn eal() {
+    static EAL: OnceLock<()> = OnceLock::new();
+    EAL.get_or_init(|| {
+        let prefix = format!("mempool-test-{}", std::process::id());
+        let args = ["mempool-test", "--no-huge", "-m", "256", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
+        let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
+        let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
+        // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
+        // pointers into them, so they are leaked below); EAL is initialised once per process.
+        let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
+        assert!(ret >= 0, "rte_eal_init failed");
+        std::mem::forget(cargs);
+    });
+}
+
+fn pool(name: &str, size: u32) -> Pool {
+    eal();
+    Pool::create(&PoolParams { name: name.into(), size, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap()
+}
+
+#[test]
+fn alloc_write_free_returns_everything() {
+    let p = pool("t_alloc", 64);
+    assert_eq!(p.stats().in_use, 0);
+    let mut m = Mbuf::alloc(&p).unwrap();
+    assert_eq!(m.data_len(), 0);
+    m.set_data(&[1, 2, 3, 4]).unwrap();
+    assert_eq!(m.data(), &[1, 2, 3, 4]);
+    m.data_mut().unwrap()[0] = 9;
+    assert_eq!(m.data(), &[9, 2, 3, 4]);
+    assert_eq!(m.pkt_len(), 4);
+    assert_eq!(p.stats().in_use, 1);
+    drop(m);
+    assert!(p.is_full());
+}
+
+#[test]
+fn exhaustion_is_typed_and_recovers() {
+    let p = pool("t_exhaust", 40);
+    let mut held = Vec::new();
+    loop {
+        match Mbuf::alloc(&p) {
+            Ok(m) => held.push(m),
+            Err(e) => {
+                assert!(matches!(e, PoolError::Exhausted { wanted: 1, .. }), "{e}");
+                break;
+            }
+        }
+    }
+    assert_eq!(held.len(), 40);
+    assert_eq!(p.stats().available, 0);
+    held.clear();
+    assert!(p.is_full());
+    assert!(Mbuf::alloc(&p).is_ok());
+}
+
+#[test]
+fn bulk_alloc_is_all_or_nothing_and_burst_drop_frees() {
+    let p = pool("t_bulk", 48);
+    {
+        let mut b: Burst = Burst::new();
+        p.alloc_bulk(&mut b, 32).unwrap();
+        assert_eq!(b.len(), 32);
+        assert_eq!(p.stats().in_use, 32);
+        let mut c: Burst = Burst::new();
+        let err = p.alloc_bulk(&mut c, 20).unwrap_err();
+        assert!(matches!(err, PoolError::Exhausted { wanted: 20, .. }));
+        assert!(c.is_empty());
+        assert_eq!(p.stats().in_use, 32, "a failed bulk alloc takes nothing");
+        // More than the burst's room is refused without touching the pool.
+        assert!(p.alloc_bulk(&mut b, 1).is_err());
+    }
+    assert!(p.is_full(), "dropping a burst frees what it holds");
+}
+
+#[test]
+fn retain_and_pop_keep_ownership_straight() {
+    let p = pool("t_retain", 64);
+    let mut b: Burst<8> = Burst::new();
+    for i in 0..8u8 {
+        let mut m = Mbuf::alloc(&p).unwrap();
+        m.set_data(&[i]).unwrap();
+        b.push(m).unwrap();
+    }
+    let extra = Mbuf::alloc(&p).unwrap();
+    let extra = b.push(extra).unwrap_err();
+    drop(extra);
+    let mut rejected = Vec::new();
+    b.retain(|m| m.data()[0] % 2 == 0, |m| rejected.push(m.data()[0]));
+    assert_eq!(rejected, vec![1, 3, 5, 7]);
+    let kept: Vec<u8> = b.as_slice().iter().map(|m| m.data()[0]).collect();
+    assert_eq!(kept, vec![0, 2, 4, 6]);
+    assert_eq!(b.pop().unwrap().data(), &[6]);
+    assert_eq!(p.stats().in_use, 3);
+    drop(b);
+    assert!(p.is_full());
+}
+
+#[test]
+fn clone_shares_data_and_blocks_writes() {
+    let p = pool("t_clone", 16);
+    let mut a = Mbuf::alloc(&p).unwrap();
+    a.set_data(b"hello").unwrap();
+    let c = a.clone_in(&p).unwrap();
+    assert_eq!(c.data(), b"hello");
+    assert_eq!(a.refcnt(), 2);
+    assert!(a.data_mut().is_none(), "shared data is read-only");
+    assert_eq!(p.stats().in_use, 2);
+    drop(a);
+    assert_eq!(c.data(), b"hello", "the clone keeps the data alive");
+    assert_eq!(p.stats().in_use, 2, "the direct mbuf stays until its clone goes");
+    drop(c);
+    assert!(p.is_full());
+}
+
+#[test]
+fn ring_moves_mbufs_and_frees_leftovers() {
+    let p = pool("t_ring", 64);
+    let ring = MbufRing::create("t_ring_r", 16, SocketId::ANY).unwrap();
+    let mut b: Burst = Burst::new();
+    p.alloc_bulk(&mut b, 20).unwrap();
+    assert_eq!(ring.enqueue(&mut b), 15, "a ring of 16 holds 15");
+    assert_eq!(b.len(), 5);
+    let mut out: Burst<4> = Burst::new();
+    assert_eq!(ring.dequeue(&mut out), 4);
+    assert_eq!(ring.len(), 11);
+    drop(out);
+    drop(b);
+    assert_eq!(p.stats().in_use, 11);
+    drop(ring);
+    assert!(p.is_full(), "dropping a ring frees what it holds");
+    assert!(MbufRing::create("t_ring_bad", 10, SocketId::ANY).is_err());
+}
+
+#[test]
+fn pool_errors_come_from_dpdk() {
+    let p = pool("t_dup", 16);
+    let err = Pool::create(&PoolParams { name: "t_dup".into(), size: 16, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap_err();
+    match err {
+        PoolError::Dpdk(e) => assert_eq!(e.errno, 17, "EEXIST: {e}"),
+        other => panic!("unexpected {other}"),
+    }
+    assert_eq!(p.dpdk_name(), "t_dup");
+}
