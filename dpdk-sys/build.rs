@@ -23,8 +23,11 @@ fn main() {
                  pkg-config said: {e}\n"
             )
         });
-    // rte_eth_from_rings lives in the net_ring PMD, which the .pc file does not list.
+    // rte_eth_from_rings and rte_vdev_init live in the net_ring PMD and the vdev bus
+    // driver, which the .pc file does not list. Linking them is safe: the plugin directory
+    // holds the same files, and the loader maps each library once.
     println!("cargo:rustc-link-lib=rte_net_ring");
+    println!("cargo:rustc-link-lib=rte_bus_vdev");
     println!("cargo:version={}", lib.version);
 
     let cflags = dpdk_cflags();

@@ -1,1 +1,26 @@
+//! The dataplane: a DPDK poll-mode packet forwarder.
+//!
+//! - [`config`]: the TOML config, validated into typed form before EAL starts.
+//! - [`eal`]: EAL start-up and clean-up, lcore ids, launching workers safely.
+//! - [`port`]: ethdev set-up, counters, and the RX/TX queue handles.
+//! - [`worker`]: the per-lcore poll loop.
+//! - [`stats`]: counters written by one worker and read by the control thread.
+//! - [`forwarder`]: the lifecycle that ties them together.
+//!
+//! `unsafe` is confined to [`eal`] and [`port`], the two modules that call DPDK directly;
+//! every block there says why it holds.
 
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod config;
+#[allow(unsafe_code)]
+pub mod eal;
+pub mod forwarder;
+#[allow(unsafe_code)]
+pub mod port;
+pub mod stats;
+pub mod worker;
+
+pub use config::{Config, ConfigError};
+pub use forwarder::{Forwarder, Report, Snapshot, StartError};

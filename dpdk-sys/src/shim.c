@@ -114,3 +114,8 @@ int dp_errno(void)
 {
 	return rte_errno;
 }
+
+uint64_t dp_eth_rss_ip_tcp_udp(void)
+{
+	return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+}

@@ -37,6 +37,9 @@ unsigned int dp_ring_enqueue_burst(struct rte_ring *r, void *const *obj_table, u
 unsigned int dp_ring_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned int n, unsigned int *available);
 unsigned int dp_ring_count(const struct rte_ring *r);
 
+/* ethdev constants that are macro expressions bindgen cannot evaluate */
+uint64_t dp_eth_rss_ip_tcp_udp(void);
+
 /* lcore, time, errno */
 unsigned int dp_lcore_id(void);
 uint64_t dp_rdtsc(void);

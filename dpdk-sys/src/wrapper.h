@@ -19,5 +19,6 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_version.h>
+#include <rte_bus_vdev.h>
 
 #include "shim.h"

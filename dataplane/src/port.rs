@@ -1,0 +1,376 @@
+//! Ethernet ports: finding a probed device, configuring its queues, starting, stopping,
+//! reading its counters, and the RX/TX queue handles the workers poll.
+//!
+//! A [`Port`] owns one ethdev from configuration to close: dropping it stops and closes the
+//! device, which releases every mbuf still sitting in its descriptor rings.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use mempool::{Burst, DpdkError, Pool, SocketId};
+
+/// An ethdev port id; prints as `port0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u16);
+
+impl fmt::Display for PortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "port{}", self.0)
+    }
+}
+
+/// A queue index on a port; prints as `q0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueId(pub u16);
+
+impl fmt::Display for QueueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "q{}", self.0)
+    }
+}
+
+/// How to set a port up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSetup {
+    /// RX queues; with more than one, RSS over IP/TCP/UDP spreads flows across them.
+    pub rx_queues: u16,
+    /// TX queues.
+    pub tx_queues: u16,
+    /// RX descriptors per queue (the PMD may round it).
+    pub rx_desc: u16,
+    /// TX descriptors per queue (the PMD may round it).
+    pub tx_desc: u16,
+    /// Accept every destination MAC.
+    pub promiscuous: bool,
+    /// Set this MTU; `None` leaves the device's.
+    pub mtu: Option<u16>,
+}
+
+/// A snapshot of the device's own counters (`rte_eth_stats_get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortStats {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Packets the NIC dropped because no RX descriptor was free (RX ring full).
+    pub imissed: u64,
+    /// Erroneous received packets.
+    pub ierrors: u64,
+    /// Failed transmissions.
+    pub oerrors: u64,
+    /// RX mbuf allocation failures (pool empty).
+    pub rx_nombuf: u64,
+}
+
+/// Link state as the PMD reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// Whether the link is up.
+    pub up: bool,
+    /// DPDK's text for it, e.g. "Link up at 10 Gbps FDX Fixed".
+    pub text: String,
+}
+
+/// A port failure, naming the step.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{port}: {source}")]
+pub struct PortError {
+    /// The port.
+    pub port: PortId,
+    /// The DPDK call and errno.
+    pub source: DpdkError,
+}
+
+fn check(port: PortId, op: &'static str, ret: i32) -> Result<(), PortError> {
+    if ret < 0 {
+        Err(PortError { port, source: DpdkError::from_ret(op, ret) })
+    } else {
+        Ok(())
+    }
+}
+
+/// Creates a virtual device after EAL start-up (`rte_vdev_init`), e.g. `net_null0` with
+/// `size=64`. Creating it here rather than with EAL's `--vdev` lets an unknown driver be
+/// reported against the config's port instead of failing EAL as a whole.
+///
+/// # Errors
+/// ENODEV-like errors when no driver matches the name, or the driver's own error.
+pub fn create_vdev(name: &str, args: &str) -> Result<(), DpdkError> {
+    let invalid = DpdkError { op: "rte_vdev_init", errno: 22 };
+    let cname = CString::new(name).map_err(|_| invalid)?;
+    let cargs = CString::new(args).map_err(|_| invalid)?;
+    // SAFETY: both strings outlive the call; the driver copies what it keeps.
+    let ret = unsafe { dpdk_sys::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
+    if ret < 0 {
+        Err(DpdkError::from_ret("rte_vdev_init", ret))
+    } else {
+        Ok(())
+    }
+}
+
+/// The ethdev port named `name` (a vdev name or a PCI address), if EAL probed it.
+pub fn find_port(name: &str) -> Option<PortId> {
+    let cname = CString::new(name).ok()?;
+    let mut id = 0u16;
+    // SAFETY: cname outlives the call; id is written on success only.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+    (ret == 0).then_some(PortId(id))
+}
+
+/// An ethdev owned from configuration to close.
+#[derive(Debug)]
+pub struct Port {
+    id: PortId,
+    driver: String,
+    started: bool,
+    closed: bool,
+}
+
+impl Port {
+    /// Takes over port `id` (found with [`find_port`]) and reads its driver name.
+    ///
+    /// # Errors
+    /// When `rte_eth_dev_info_get` fails.
+    pub fn open(id: PortId) -> Result<Port, PortError> {
+        let info = dev_info(id)?;
+        // SAFETY: driver_name is a static NUL-terminated string owned by the PMD.
+        let driver = unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned();
+        Ok(Port { id, driver, started: false, closed: false })
+    }
+
+    /// The port id.
+    pub fn id(&self) -> PortId {
+        self.id
+    }
+
+    /// The PMD's name, e.g. `net_null`, `mlx5_pci`, `net_e1000_igb`.
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+
+    /// The NUMA socket the device sits on; vdevs report none, and then `fallback` is used.
+    pub fn socket(&self, fallback: SocketId) -> SocketId {
+        // SAFETY: a lookup by a valid port id.
+        let s = unsafe { dpdk_sys::rte_eth_dev_socket_id(self.id.0) };
+        if s < 0 {
+            fallback
+        } else {
+            SocketId(s)
+        }
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        let mut addr = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: writes 6 bytes into addr for a valid port.
+        unsafe { dpdk_sys::rte_eth_macaddr_get(self.id.0, &mut addr) };
+        addr.addr_bytes
+    }
+
+    /// Configures queues (RSS when more than one RX queue), sets the MTU, sets every RX queue
+    /// up to take buffers from `pool`, starts the device and applies promiscuous mode.
+    ///
+    /// # Errors
+    /// The first DPDK call that fails, by name. Promiscuous mode that the PMD does not support
+    /// is not an error.
+    pub fn configure_and_start(&mut self, setup: &PortSetup, pool: &Pool, socket: SocketId) -> Result<(), PortError> {
+        let id = self.id;
+        let info = dev_info(id)?;
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        if setup.rx_queues > 1 {
+            conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            // SAFETY: returns a constant.
+            let wanted = unsafe { dpdk_sys::dp_eth_rss_ip_tcp_udp() };
+            conf.rx_adv_conf.rss_conf.rss_hf = wanted & info.flow_type_rss_offloads;
+        }
+        // SAFETY: conf is a valid, fully initialised rte_eth_conf; DPDK copies it.
+        check(id, "rte_eth_dev_configure", unsafe {
+            dpdk_sys::rte_eth_dev_configure(id.0, setup.rx_queues, setup.tx_queues, &conf)
+        })?;
+        let (mut rxd, mut txd) = (setup.rx_desc, setup.tx_desc);
+        // SAFETY: rxd/txd are valid for writes; DPDK clamps them to the device's limits.
+        check(id, "rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
+            dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id.0, &mut rxd, &mut txd)
+        })?;
+        if let Some(mtu) = setup.mtu {
+            // SAFETY: a plain call on a configured port.
+            check(id, "rte_eth_dev_set_mtu", unsafe { dpdk_sys::rte_eth_dev_set_mtu(id.0, mtu) })?;
+        }
+        for q in 0..setup.rx_queues {
+            // SAFETY: NULL rxconf selects the PMD's defaults; the pool outlives the port
+            // (the runtime closes ports before it frees pools).
+            check(id, "rte_eth_rx_queue_setup", unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(id.0, q, rxd, socket.0 as u32, std::ptr::null(), pool.as_ptr())
+            })?;
+        }
+        for q in 0..setup.tx_queues {
+            // SAFETY: NULL txconf selects the PMD's defaults.
+            check(id, "rte_eth_tx_queue_setup", unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(id.0, q, txd, socket.0 as u32, std::ptr::null())
+            })?;
+        }
+        // SAFETY: every queue is set up.
+        check(id, "rte_eth_dev_start", unsafe { dpdk_sys::rte_eth_dev_start(id.0) })?;
+        self.started = true;
+        if setup.promiscuous {
+            // SAFETY: a plain call on a started port. -ENOTSUP is fine: some vdevs have no filter.
+            let ret = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id.0) };
+            if ret < 0 && ret != -95 {
+                check(id, "rte_eth_promiscuous_enable", ret)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls the link until it is up or `timeout` passed (l2fwd's check_all_ports_link_status).
+    pub fn wait_link(&self, timeout: Duration) -> LinkStatus {
+        let start = Instant::now();
+        loop {
+            let link = self.link();
+            if link.up || start.elapsed() >= timeout {
+                return link;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The link state now.
+    pub fn link(&self) -> LinkStatus {
+        let mut link = dpdk_sys::rte_eth_link::default();
+        // SAFETY: writes link for a valid port without waiting.
+        let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id.0, &mut link) };
+        if ret < 0 {
+            return LinkStatus { up: false, text: format!("link unknown ({})", DpdkError::from_ret("rte_eth_link_get_nowait", ret)) };
+        }
+        let mut buf = [0 as std::ffi::c_char; 64];
+        // SAFETY: rte_eth_link_to_str writes a NUL-terminated string of at most len bytes.
+        unsafe { dpdk_sys::rte_eth_link_to_str(buf.as_mut_ptr(), buf.len(), &link) };
+        // SAFETY: buf is NUL-terminated (written above, or zeroed).
+        let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned();
+        LinkStatus { up: u32::from(link.link_status()) == dpdk_sys::RTE_ETH_LINK_UP, text }
+    }
+
+    /// The device's counters.
+    pub fn stats(&self) -> PortStats {
+        stats(self.id)
+    }
+
+    /// Stops and closes the device; the PMD frees every mbuf left in its rings.
+    pub fn close(mut self) -> Result<(), PortError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), PortError> {
+        if self.started {
+            self.started = false;
+            // SAFETY: no worker polls the port any more (the runtime joins them first).
+            check(self.id, "rte_eth_dev_stop", unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) })?;
+        }
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        // SAFETY: the port is stopped; close releases its queues and their mbufs.
+        check(self.id, "rte_eth_dev_close", unsafe { dpdk_sys::rte_eth_dev_close(self.id.0) })
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Creates an ethdev named `name` whose RX queue reads from `rx` and whose TX queue writes
+/// to `tx` (`rte_eth_from_rings`): a port another part of the process can feed and drain.
+/// Both rings must outlive the port.
+///
+/// # Errors
+/// When the net_ring driver refuses (for example a duplicate name).
+pub fn create_ring_port(name: &str, rx: &mempool::MbufRing, tx: &mempool::MbufRing, socket: SocketId) -> Result<PortId, DpdkError> {
+    let cname = CString::new(name).map_err(|_| DpdkError { op: "rte_eth_from_rings", errno: 22 })?;
+    let mut rxs = [rx.as_ptr()];
+    let mut txs = [tx.as_ptr()];
+    // SAFETY: the arrays hold one valid ring each and are read during the call only; the
+    // driver keeps the ring pointers, which the caller keeps alive (documented above).
+    let ret = unsafe {
+        dpdk_sys::rte_eth_from_rings(cname.as_ptr(), rxs.as_mut_ptr(), 1, txs.as_mut_ptr(), 1, socket.0 as u32)
+    };
+    if ret < 0 {
+        Err(DpdkError::last("rte_eth_from_rings"))
+    } else {
+        Ok(PortId(ret as u16))
+    }
+}
+
+fn dev_info(id: PortId) -> Result<dpdk_sys::rte_eth_dev_info, PortError> {
+    let mut info = dpdk_sys::rte_eth_dev_info::default();
+    // SAFETY: writes info for the given port; fails cleanly for an invalid id.
+    check(id, "rte_eth_dev_info_get", unsafe { dpdk_sys::rte_eth_dev_info_get(id.0, &mut info) })?;
+    Ok(info)
+}
+
+fn stats(id: PortId) -> PortStats {
+    let mut s = dpdk_sys::rte_eth_stats::default();
+    // SAFETY: writes s for the port; the PMD reads its queue counters (safe while polling).
+    unsafe { dpdk_sys::rte_eth_stats_get(id.0, &mut s) };
+    PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    }
+}
+
+/// An RX queue: what one worker polls. Copyable; only the worker that owns the queue in the
+/// config polls it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxQueue {
+    /// Port.
+    pub port: PortId,
+    /// Queue.
+    pub queue: QueueId,
+}
+
+impl RxQueue {
+    /// Receives up to `max` packets (and at most the burst's spare room) into `burst`.
+    #[inline]
+    pub fn rx_burst<const N: usize>(&self, burst: &mut Burst<N>, max: u16) -> usize {
+        // SAFETY: rx_burst writes n <= room owned mbufs into the spare slots. The port was
+        // started and this lcore is the queue's only poller (the config assigns each RX
+        // queue to exactly one worker).
+        unsafe {
+            burst.fill_raw(|slots, room| dpdk_sys::dp_eth_rx_burst(self.port.0, self.queue.0, slots, room.min(max)))
+        }
+    }
+}
+
+/// A TX queue. Each worker sends on its own TX queue index of every port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxQueue {
+    /// Port.
+    pub port: PortId,
+    /// Queue.
+    pub queue: QueueId,
+}
+
+impl TxQueue {
+    /// Hands the front of `burst` to the NIC; returns how many it took. The rest stay in
+    /// the burst.
+    #[inline]
+    pub fn tx_burst<const N: usize>(&self, burst: &mut Burst<N>) -> usize {
+        // SAFETY: tx_burst takes ownership of exactly the first n mbufs it reports. This
+        // lcore is the only sender on the queue (one TX queue per worker).
+        unsafe { burst.give_raw(|mbufs, len| dpdk_sys::dp_eth_tx_burst(self.port.0, self.queue.0, mbufs, len)) }
+    }
+}
