@@ -75,7 +75,7 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardConfig {
     pub mode: Mode,
-    /// RX/TX burst size, 1..=64.
+    /// RX/TX burst size, 1..=32 (the worker's burst array, `mempool::MAX_BURST`).
     pub burst: u16,
     /// Port index pairs; traffic goes from one to the other and back. `(a, a)`
     /// sends back out of the same port. A port is in at most one pair.
@@ -763,7 +763,7 @@ fn validate_mprq(i: usize, raw: raw::Mprq) -> Result<Mprq, ConfigError> {
 }
 
 fn validate_forward(raw: raw::Forward, ports: &[PortConfig]) -> Result<ForwardConfig, ConfigError> {
-    let burst = int("forward.burst", raw.burst, 1, 64)?;
+    let burst = int("forward.burst", raw.burst, 1, mempool::MAX_BURST as i64)?;
     let mut pairs = Vec::with_capacity(raw.pairs.len());
     // Port index -> the pair it is in, for the "at most one pair" check.
     let mut paired: HashMap<usize, usize> = HashMap::new();
@@ -1550,7 +1550,7 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
             ("forbidden --file", format!("[eal]\nargs = [\"--file\", \"x\"]\n{}", valid()), "eal.args[0]"),
             ("forbidden --no-pci", format!("[eal]\nargs = [\"-m\", \"512\", \"--no-pci\"]\n{}", valid()), "eal.args[2]"),
             ("burst 0", valid().replace("[forward]\n", "[forward]\nburst = 0\n"), "forward.burst: must be at least 1, got 0"),
-            ("burst 65", valid().replace("[forward]\n", "[forward]\nburst = 65\n"), "forward.burst: must be at most 64, got 65"),
+            ("burst 33", valid().replace("[forward]\n", "[forward]\nburst = 33\n"), "forward.burst: must be at most 32, got 33"),
             ("no [[port]]", format!("{PAIR}{WORKER}"), "port: at least one [[port]] table is required"),
             ("no [[worker]]", format!("{PAIR}{PORTS}"), "worker: at least one [[worker]] table is required"),
         ];

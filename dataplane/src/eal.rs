@@ -117,12 +117,12 @@ pub enum WorkerError {
         message: String,
     },
     /// EAL could not start it.
-    #[error("cannot launch a worker on {lcore}: {source}")]
+    #[error("cannot launch a worker on {lcore}: {error}")]
     Launch {
         /// Where it was to run.
         lcore: LcoreId,
         /// What EAL said.
-        source: DpdkError,
+        error: DpdkError,
     },
 }
 
@@ -177,7 +177,7 @@ pub fn launch(_eal: &Eal, lcore: LcoreId, body: impl FnOnce() + Send + 'static) 
     if ret != 0 {
         // SAFETY: the launch failed, so the lcore never saw job: reclaim it here.
         drop(unsafe { Box::from_raw(job.cast::<Job>()) });
-        return Err(WorkerError::Launch { lcore, source: DpdkError::from_ret("rte_eal_remote_launch", ret) });
+        return Err(WorkerError::Launch { lcore, error: DpdkError::from_ret("rte_eal_remote_launch", ret) });
     }
     Ok(Launched { lcore, job })
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mempool::{mbufs_needed, DpdkError, Pool, PoolError, PoolParams, PoolSizing, PoolStats, SocketId};
+use mempool::{mbufs_needed, Pool, PoolError, PoolParams, PoolSizing, PoolStats, SocketId};
 
 use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
@@ -22,14 +22,14 @@ use crate::worker::{self, Lane, WorkerPlan};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The vdev could not be created (usually: no driver of that name).
-    #[error("port {port:?}: cannot create device {device:?}: {source}")]
+    #[error("port {port:?}: cannot create device {device:?}: {error}")]
     Vdev {
         /// Config name of the port.
         port: String,
         /// The device string.
         device: String,
         /// What DPDK said.
-        source: DpdkError,
+        error: port::VdevError,
     },
     /// EAL probed no device of that name (a PCI address not present or not bound).
     #[error("port {port:?}: device {device:?} not found after EAL probing (is it present and bound to a DPDK driver? see dpdk-devbind.py --status)")]
@@ -48,12 +48,12 @@ pub enum StartError {
         driver: String,
     },
     /// A port step failed.
-    #[error("port {port:?}: {source}")]
+    #[error("port {port:?}: {error}")]
     Port {
         /// Config name of the port.
         port: String,
         /// Which DPDK call failed.
-        source: PortError,
+        error: PortError,
     },
     /// A pool could not be created.
     #[error(transparent)]
@@ -165,7 +165,7 @@ impl Forwarder {
             };
             slot.port
                 .configure_and_start(&setup, &pools[&sockets[i]], sockets[i])
-                .map_err(|source| StartError::Port { port: slot.name.clone(), source })?;
+                .map_err(|error| StartError::Port { port: slot.name.clone(), error })?;
         }
         for slot in &ports {
             let LinkStatus { text, .. } = slot.port.wait_link(Duration::from_secs(3));
@@ -274,16 +274,16 @@ fn open_ports(config: &Config) -> Result<Vec<PortSlot>, StartError> {
         let device = pc.device.name();
         if let Device::Vdev { name, .. } = &pc.device {
             if port::find_port(name).is_none() {
-                port::create_vdev(name, &pc.devargs()).map_err(|source| StartError::Vdev {
+                port::create_vdev(name, &pc.devargs()).map_err(|error| StartError::Vdev {
                     port: pc.name.clone(),
                     device: name.clone(),
-                    source,
+                    error,
                 })?;
             }
         }
         let id = port::find_port(device)
             .ok_or_else(|| StartError::DeviceNotFound { port: pc.name.clone(), device: device.to_owned() })?;
-        let port = Port::open(id).map_err(|source| StartError::Port { port: pc.name.clone(), source })?;
+        let port = Port::open(id).map_err(|error| StartError::Port { port: pc.name.clone(), error })?;
         if matches!(pc.rx_buffer, RxBuffer::MultiPacket(_)) && !port.driver().starts_with("mlx5") {
             return Err(StartError::MultiPacketNeedsMlx5 { port: pc.name.clone(), driver: port.driver().to_owned() });
         }

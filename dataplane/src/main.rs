@@ -30,10 +30,10 @@ struct Cli {
     #[arg(long, default_value = "configs/null.toml")]
     config: PathBuf,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     duration: Option<f64>,
     /// Seconds between stats lines; 0 turns them off.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, allow_negative_numbers = true)]
     stats_interval: f64,
     /// Extra EAL arguments, after `--`.
     #[arg(last = true, value_name = "EAL_ARGS")]
@@ -58,7 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
-    let config = Config::load(&cli.config).with_context(|| format!("config {}", cli.config.display()))?;
+    let config = Config::load(&cli.config)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

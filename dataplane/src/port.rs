@@ -79,17 +79,17 @@ pub struct LinkStatus {
 
 /// A port failure, naming the step.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{port}: {source}")]
+#[error("{port}: {error}")]
 pub struct PortError {
     /// The port.
     pub port: PortId,
     /// The DPDK call and errno.
-    pub source: DpdkError,
+    pub error: DpdkError,
 }
 
 fn check(port: PortId, op: &'static str, ret: i32) -> Result<(), PortError> {
     if ret < 0 {
-        Err(PortError { port, source: DpdkError::from_ret(op, ret) })
+        Err(PortError { port, error: DpdkError::from_ret(op, ret) })
     } else {
         Ok(())
     }
@@ -100,18 +100,26 @@ fn check(port: PortId, op: &'static str, ret: i32) -> Result<(), PortError> {
 /// reported against the config's port instead of failing EAL as a whole.
 ///
 /// # Errors
-/// ENODEV-like errors when no driver matches the name, or the driver's own error.
-pub fn create_vdev(name: &str, args: &str) -> Result<(), DpdkError> {
-    let invalid = DpdkError { op: "rte_vdev_init", errno: 22 };
-    let cname = CString::new(name).map_err(|_| invalid)?;
-    let cargs = CString::new(args).map_err(|_| invalid)?;
+/// [`VdevError`] with DPDK's return value: no driver matches the name, or the driver
+/// refused its arguments (DPDK returns a bare -1 for both, so there is no errno to give).
+pub fn create_vdev(name: &str, args: &str) -> Result<(), VdevError> {
+    let cname = CString::new(name).map_err(|_| VdevError { ret: -22 })?;
+    let cargs = CString::new(args).map_err(|_| VdevError { ret: -22 })?;
     // SAFETY: both strings outlive the call; the driver copies what it keeps.
     let ret = unsafe { dpdk_sys::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
     if ret < 0 {
-        Err(DpdkError::from_ret("rte_vdev_init", ret))
+        Err(VdevError { ret })
     } else {
         Ok(())
     }
+}
+
+/// `rte_vdev_init` failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("no vdev driver matches the name, or the driver refused its arguments (rte_vdev_init returned {ret}; EAL's log above says which)")]
+pub struct VdevError {
+    /// What rte_vdev_init returned.
+    pub ret: i32,
 }
 
 /// The ethdev port named `name` (a vdev name or a PCI address), if EAL probed it.
@@ -289,12 +297,16 @@ impl Drop for Port {
 
 /// Creates an ethdev named `name` whose RX queue reads from `rx` and whose TX queue writes
 /// to `tx` (`rte_eth_from_rings`): a port another part of the process can feed and drain.
+/// `name` must start with `net_ring_` (the driver prefixes the name it is given with it).
 /// Both rings must outlive the port.
 ///
 /// # Errors
 /// When the net_ring driver refuses (for example a duplicate name).
 pub fn create_ring_port(name: &str, rx: &mempool::MbufRing, tx: &mempool::MbufRing, socket: SocketId) -> Result<PortId, DpdkError> {
-    let cname = CString::new(name).map_err(|_| DpdkError { op: "rte_eth_from_rings", errno: 22 })?;
+    let invalid = DpdkError { op: "rte_eth_from_rings", errno: 22 };
+    // rte_eth_from_rings names the ethdev "net_ring_" + its argument: pass the rest.
+    let suffix = name.strip_prefix("net_ring_").filter(|s| !s.is_empty()).ok_or(invalid)?;
+    let cname = CString::new(suffix).map_err(|_| invalid)?;
     let mut rxs = [rx.as_ptr()];
     let mut txs = [tx.as_ptr()];
     // SAFETY: the arrays hold one valid ring each and are read during the call only; the

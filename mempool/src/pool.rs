@@ -63,7 +63,7 @@ impl PoolParams {
         if u64::from(self.cache) * 3 > u64::from(self.size) * 2 {
             return invalid(format!("cache {} is above size / 1.5 (size {})", self.cache, self.size));
         }
-        if self.priv_size % 8 != 0 {
+        if !self.priv_size.is_multiple_of(8) {
             return invalid(format!("priv_size {} is not a multiple of 8", self.priv_size));
         }
         if u32::from(self.data_room) <= RTE_PKTMBUF_HEADROOM {
