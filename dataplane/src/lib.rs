@@ -5,9 +5,10 @@
 //! - [`port`]: ethdev set-up, counters, and the RX/TX queue handles.
 //! - [`worker`]: the per-lcore poll loop.
 //! - [`stats`]: counters written by one worker and read by the control thread.
+//! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //!
-//! `unsafe` is confined to [`eal`] and [`port`], the two modules that call DPDK directly;
+//! `unsafe` is confined to [`eal`], [`port`] and [`lpm`], the modules that call DPDK directly;
 //! every block there says why it holds.
 
 #![deny(unsafe_code)]
@@ -17,6 +18,8 @@ pub mod config;
 #[allow(unsafe_code)]
 pub mod eal;
 pub mod forwarder;
+#[allow(unsafe_code)]
+pub mod lpm;
 #[allow(unsafe_code)]
 pub mod port;
 pub mod stats;

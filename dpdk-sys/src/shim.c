@@ -119,3 +119,15 @@ uint64_t dp_eth_rss_ip_tcp_udp(void)
 {
 	return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
 }
+
+#include <rte_lpm.h>
+
+int dp_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_hop)
+{
+	return rte_lpm_lookup(lpm, ip, next_hop);
+}
+
+int dp_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned int n)
+{
+	return rte_lpm_lookup_bulk(lpm, ips, next_hops, n);
+}

@@ -46,4 +46,9 @@ uint64_t dp_rdtsc(void);
 void dp_pause(void);
 int dp_errno(void);
 
+/* lpm: rte_lpm_lookup and rte_lpm_lookup_bulk are static inline (rte_lpm6's are not) */
+struct rte_lpm;
+int dp_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_hop);
+int dp_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned int n);
+
 #endif

@@ -1,0 +1,345 @@
+//! IPv4 and IPv6 route tables against a real EAL (`--no-huge -m 256 --no-pci`, started once
+//! for this test binary). Each table's first level takes 64 MiB, so the tests take turns
+//! through one lock rather than run side by side in 256 MiB.
+
+use std::ffi::CString;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use dataplane::lpm::{Lpm4, Lpm6, LpmError};
+use mempool::SocketId;
+
+/// Starts EAL on first use and returns the lock that serialises the tests.
+fn eal() -> MutexGuard<'static, ()> {
+    static EAL: OnceLock<()> = OnceLock::new();
+    static TURN: Mutex<()> = Mutex::new(());
+    EAL.get_or_init(|| {
+        let prefix = format!("lpm-test-{}", std::process::id());
+        let args = ["lpm-test", "--no-huge", "-m", "256", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
+        let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
+        let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
+        // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
+        // pointers into them, so they are leaked below); EAL is initialised once per process.
+        let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
+        assert!(ret >= 0, "rte_eal_init failed");
+        std::mem::forget(cargs);
+    });
+    // A test that failed while holding the lock left nothing half-done that others share.
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+/// A 64-bit LCG (Knuth's MMIX constants); the high half is the usable output.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_u32(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 32) as u32
+    }
+}
+
+#[test]
+fn v4_longest_prefix_wins() {
+    let _turn = eal();
+    let mut t = Lpm4::create("t4_lpm", 64, 16, SocketId::ANY).unwrap();
+    assert_eq!(t.name(), "t4_lpm");
+    t.add(v4("10.0.0.0"), 8, 1).unwrap();
+    t.add(v4("10.1.0.0"), 16, 2).unwrap();
+    t.add(v4("10.1.2.0"), 24, 3).unwrap();
+    t.add(v4("10.1.2.3"), 32, 4).unwrap();
+    for (addr, want) in [
+        ("10.200.0.1", Some(1)),
+        ("10.1.200.1", Some(2)),
+        ("10.1.2.200", Some(3)),
+        ("10.1.2.3", Some(4)),
+        ("10.1.2.4", Some(3)),
+        ("11.0.0.1", None),
+        ("0.0.0.0", None),
+    ] {
+        assert_eq!(t.lookup(v4(addr)), want, "{addr} without a default route");
+    }
+    t.add(v4("0.0.0.0"), 0, 9).unwrap();
+    for (addr, want) in [("11.0.0.1", 9), ("255.255.255.255", 9), ("0.0.0.0", 9), ("10.1.2.3", 4), ("10.9.9.9", 1)] {
+        assert_eq!(t.lookup(v4(addr)), Some(want), "{addr} with a default route");
+    }
+    // Host bits past the depth are ignored, and re-adding a prefix replaces its next hop.
+    t.add(v4("10.1.77.77"), 16, 20).unwrap();
+    assert_eq!(t.lookup(v4("10.1.200.1")), Some(20));
+    t.delete(v4("0.0.0.0"), 0).unwrap();
+    assert_eq!(t.lookup(v4("11.0.0.1")), None);
+}
+
+#[test]
+fn v4_deep_prefixes_and_delete() {
+    let _turn = eal();
+    let mut t = Lpm4::create("t4_deep", 64, 16, SocketId::ANY).unwrap();
+    t.add(v4("192.168.0.0"), 16, 1).unwrap();
+    t.add(v4("192.168.1.0"), 24, 2).unwrap();
+    t.add(v4("192.168.1.128"), 25, 3).unwrap(); // tbl8
+    t.add(v4("192.168.1.192"), 26, 4).unwrap();
+    t.add(v4("192.168.1.200"), 30, 5).unwrap();
+    t.add(v4("192.168.1.201"), 32, 6).unwrap();
+    for (addr, want) in [
+        ("192.168.1.1", 2),
+        ("192.168.1.129", 3),
+        ("192.168.1.193", 4),
+        ("192.168.1.202", 5),
+        ("192.168.1.201", 6),
+        ("192.168.2.1", 1),
+    ] {
+        assert_eq!(t.lookup(v4(addr)), Some(want), "{addr}");
+    }
+    t.delete(v4("192.168.1.201"), 32).unwrap();
+    assert_eq!(t.lookup(v4("192.168.1.201")), Some(5), "/32 gone: the /30 covers it");
+    t.delete(v4("192.168.1.192"), 26).unwrap();
+    assert_eq!(t.lookup(v4("192.168.1.193")), Some(3), "/26 gone: the /25 covers it");
+    assert_eq!(t.lookup(v4("192.168.1.202")), Some(5), "the /30 stays");
+    t.delete(v4("192.168.1.0"), 24).unwrap();
+    assert_eq!(t.lookup(v4("192.168.1.1")), Some(1), "/24 gone: the /16 covers it");
+    t.delete(v4("192.168.0.0"), 16).unwrap();
+    assert_eq!(t.lookup(v4("192.168.1.1")), None);
+    assert_eq!(t.lookup(v4("192.168.1.129")), Some(3));
+    t.delete(v4("192.168.1.128"), 25).unwrap();
+    t.delete(v4("192.168.1.200"), 30).unwrap();
+    assert_eq!(t.lookup(v4("192.168.1.202")), None, "every route gone");
+
+    let missing = t.delete(v4("192.168.1.0"), 24).unwrap_err();
+    assert_eq!(missing, LpmError::NoSuchRoute { prefix: v4("192.168.1.0").into(), depth: 24 });
+    assert_eq!(t.delete(v4("0.0.0.0"), 0).unwrap_err(), LpmError::NoSuchRoute { prefix: v4("0.0.0.0").into(), depth: 0 });
+}
+
+#[test]
+fn v4_bad_input_is_typed_and_dpdk_errors_pass_through() {
+    let _turn = eal();
+    let mut t = Lpm4::create("t4_err", 4, 1, SocketId::ANY).unwrap();
+    assert_eq!(t.add(v4("10.0.0.0"), 33, 1), Err(LpmError::BadDepth { depth: 33, max: 32 }));
+    assert_eq!(t.delete(v4("10.0.0.0"), 40), Err(LpmError::BadDepth { depth: 40, max: 32 }));
+    assert_eq!(
+        t.add(v4("10.0.0.0"), 8, 1 << 24),
+        Err(LpmError::NextHopTooLarge { next_hop: 1 << 24, max: Lpm4::MAX_NEXT_HOP })
+    );
+    assert_eq!(t.add(v4("0.0.0.0"), 0, u32::MAX), Err(LpmError::NextHopTooLarge { next_hop: u32::MAX, max: Lpm4::MAX_NEXT_HOP }));
+    assert_eq!(t.lookup(v4("10.0.0.1")), None, "nothing reached DPDK");
+    t.add(v4("10.0.0.0"), 8, Lpm4::MAX_NEXT_HOP).unwrap();
+    assert_eq!(t.lookup(v4("10.0.0.1")), Some(Lpm4::MAX_NEXT_HOP), "all 24 bits survive");
+
+    // One tbl8 group: a second /24 with a longer prefix under it needs another.
+    t.add(v4("10.0.0.1"), 32, 1).unwrap();
+    match t.add(v4("10.0.1.1"), 32, 2) {
+        Err(LpmError::Dpdk(e)) => assert_eq!((e.op, e.errno), ("rte_lpm_add", 28), "ENOSPC: {e}"),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    match Lpm4::create("t4_err", 4, 1, SocketId::ANY) {
+        Err(e) => {
+            assert_eq!((e.op, e.errno), ("rte_lpm_create", 17), "EEXIST: {e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+        Ok(_) => panic!("duplicate name accepted"),
+    }
+    assert_eq!(Lpm4::create("t4_zero", 0, 1, SocketId::ANY).unwrap_err().errno, 22, "max_rules 0 is EINVAL");
+    assert_eq!(Lpm4::create("t4\0nul", 4, 1, SocketId::ANY).unwrap_err().errno, 22);
+    drop(t);
+    let again = Lpm4::create("t4_err", 4, 1, SocketId::ANY).expect("drop frees the name");
+    assert_eq!(again.lookup(v4("10.0.0.1")), None, "a fresh table is empty");
+}
+
+#[test]
+fn v6_longest_prefix_wins() {
+    let _turn = eal();
+    let mut t = Lpm6::create("t6_lpm", 64, 64, SocketId::ANY).unwrap();
+    assert_eq!(t.name(), "t6_lpm");
+    t.add(v6("2001:db8::"), 32, 1).unwrap();
+    t.add(v6("2001:db8:1::"), 48, 2).unwrap();
+    t.add(v6("2001:db8:1:2::"), 64, 3).unwrap();
+    t.add(v6("2001:db8:1:2::42"), 128, 4).unwrap();
+    for (addr, want) in [
+        ("2001:db8:ffff::1", Some(1)),
+        ("2001:db8:1:ffff::1", Some(2)),
+        ("2001:db8:1:2::1", Some(3)),
+        ("2001:db8:1:2::42", Some(4)),
+        ("2001:db8:1:2::43", Some(3)),
+        ("2001:db9::1", None),
+        ("::", None),
+    ] {
+        assert_eq!(t.lookup(v6(addr)), want, "{addr} without a default route");
+    }
+    t.add(v6("::"), 0, 9).unwrap();
+    for (addr, want) in [("2001:db9::1", 9), ("::", 9), ("ffff::", 9), ("2001:db8:1:2::42", 4)] {
+        assert_eq!(t.lookup(v6(addr)), Some(want), "{addr} with a default route");
+    }
+    t.add(v6("2001:db8:1:ffff::"), 48, 20).unwrap();
+    assert_eq!(t.lookup(v6("2001:db8:1:ffff::1")), Some(20), "host bits ignored, next hop replaced");
+    t.delete(v6("::"), 0).unwrap();
+    assert_eq!(t.lookup(v6("2001:db9::1")), None);
+}
+
+#[test]
+fn v6_deep_prefixes_and_delete() {
+    let _turn = eal();
+    let mut t = Lpm6::create("t6_deep", 64, 256, SocketId::ANY).unwrap();
+    t.add(v6("2001:db8::"), 32, 1).unwrap();
+    t.add(v6("2001:db8:1::"), 48, 2).unwrap();
+    t.add(v6("2001:db8:1:2::"), 64, 3).unwrap();
+    t.add(v6("2001:db8:1:2::40"), 122, 5).unwrap();
+    t.add(v6("2001:db8:1:2::42"), 128, 4).unwrap();
+    assert_eq!(t.lookup(v6("2001:db8:1:2::42")), Some(4));
+    assert_eq!(t.lookup(v6("2001:db8:1:2::41")), Some(5));
+    assert_eq!(t.lookup(v6("2001:db8:1:2::80")), Some(3));
+    t.delete(v6("2001:db8:1:2::42"), 128).unwrap();
+    assert_eq!(t.lookup(v6("2001:db8:1:2::42")), Some(5), "/128 gone: the /122 covers it");
+    t.delete(v6("2001:db8:1:2::40"), 122).unwrap();
+    assert_eq!(t.lookup(v6("2001:db8:1:2::42")), Some(3), "/122 gone: the /64 covers it");
+    t.delete(v6("2001:db8:1:2::"), 64).unwrap();
+    assert_eq!(t.lookup(v6("2001:db8:1:2::42")), Some(2));
+    t.delete(v6("2001:db8:1::"), 48).unwrap();
+    assert_eq!(t.lookup(v6("2001:db8:1:2::42")), Some(1));
+    t.delete(v6("2001:db8::"), 32).unwrap();
+    assert_eq!(t.lookup(v6("2001:db8:1:2::42")), None, "every route gone");
+    assert_eq!(
+        t.delete(v6("2001:db8::"), 32).unwrap_err(),
+        LpmError::NoSuchRoute { prefix: v6("2001:db8::").into(), depth: 32 }
+    );
+}
+
+#[test]
+fn v6_bad_input_is_typed_and_dpdk_errors_pass_through() {
+    let _turn = eal();
+    let mut t = Lpm6::create("t6_err", 4, 4, SocketId::ANY).unwrap();
+    assert_eq!(t.add(v6("2001:db8::"), 129, 1), Err(LpmError::BadDepth { depth: 129, max: 128 }));
+    assert_eq!(t.delete(v6("2001:db8::"), 200), Err(LpmError::BadDepth { depth: 200, max: 128 }));
+    assert_eq!(
+        t.add(v6("2001:db8::"), 32, 1 << 21),
+        Err(LpmError::NextHopTooLarge { next_hop: 1 << 21, max: Lpm6::MAX_NEXT_HOP })
+    );
+    assert_eq!(t.lookup(v6("2001:db8::1")), None, "nothing reached DPDK");
+    t.add(v6("2001:db8::"), 32, Lpm6::MAX_NEXT_HOP).unwrap();
+    assert_eq!(t.lookup(v6("2001:db8::1")), Some(Lpm6::MAX_NEXT_HOP), "all 21 bits survive");
+    let mut out = [None; 1];
+    t.lookup_bulk(&[v6("2001:db8::1").octets()], &mut out);
+    assert_eq!(out, [Some(Lpm6::MAX_NEXT_HOP)], "the largest next hop is not mistaken for a miss");
+
+    match Lpm6::create("t6_err", 4, 4, SocketId::ANY) {
+        Err(e) => assert_eq!(e.errno, 17, "EEXIST: {e}"),
+        Ok(_) => panic!("duplicate name accepted"),
+    }
+    assert_eq!(Lpm6::create("t6_zero", 0, 4, SocketId::ANY).unwrap_err().errno, 22, "max_rules 0 is EINVAL");
+    drop(t);
+    Lpm6::create("t6_err", 4, 4, SocketId::ANY).expect("drop frees the name");
+}
+
+#[test]
+fn v4_bulk_agrees_with_single_lookups() {
+    let _turn = eal();
+    let mut t = Lpm4::create("t4_bulk", 256, 64, SocketId::ANY).unwrap();
+    let mut rng = Lcg(0x5eed);
+    let mut routes = Vec::new();
+    for i in 0..120u32 {
+        let depth = [8, 12, 16, 20, 24, 26, 28, 32][i as usize % 8];
+        let addr = Ipv4Addr::from(rng.next_u32());
+        t.add(addr, depth, i + 1).unwrap();
+        routes.push(u32::from(addr));
+    }
+    // Half near the routes (so the tbl8 groups are hit), half anywhere; 300 is not a
+    // multiple of the 64-address chunk.
+    let addrs: Vec<u32> = (0..300)
+        .map(|i| if i % 2 == 0 { routes[i % routes.len()] ^ (rng.next_u32() & 0xff) } else { rng.next_u32() })
+        .collect();
+    for default in [None, Some(7)] {
+        if let Some(nh) = default {
+            t.add(Ipv4Addr::UNSPECIFIED, 0, nh).unwrap();
+        }
+        let mut out = vec![Some(u32::MAX); addrs.len()];
+        t.lookup_bulk(&addrs, &mut out);
+        let single: Vec<Option<u32>> = addrs.iter().map(|&a| t.lookup(Ipv4Addr::from(a))).collect();
+        assert_eq!(out, single);
+        let hits = out.iter().filter(|h| h.is_some() && **h != default).count();
+        assert!(hits > 50, "only {hits} of 300 addresses hit a route");
+        if default.is_some() {
+            assert!(out.iter().all(Option::is_some), "the default route catches every miss");
+        } else {
+            assert!(out.iter().any(Option::is_none), "some addresses miss");
+        }
+    }
+    let mut empty: [Option<u32>; 0] = [];
+    t.lookup_bulk(&[], &mut empty);
+}
+
+#[test]
+fn v6_bulk_agrees_with_single_lookups() {
+    let _turn = eal();
+    let mut t = Lpm6::create("t6_bulk", 256, 2048, SocketId::ANY).unwrap();
+    let mut rng = Lcg(0xfeed);
+    let random_v6 = |rng: &mut Lcg| {
+        let mut b = [0u8; 16];
+        b[..2].copy_from_slice(&[0x20, 0x01]);
+        for chunk in b[2..].chunks_mut(4) {
+            chunk.copy_from_slice(&rng.next_u32().to_be_bytes()[..chunk.len()]);
+        }
+        b
+    };
+    let mut routes = Vec::new();
+    for i in 0..100u32 {
+        let depth = [16, 24, 32, 40, 48, 56, 64, 96, 120, 128][i as usize % 10];
+        let addr = random_v6(&mut rng);
+        t.add(Ipv6Addr::from(addr), depth, i + 1).unwrap();
+        routes.push(addr);
+    }
+    let addrs: Vec<[u8; 16]> = (0..300)
+        .map(|i| {
+            if i % 2 == 0 {
+                let mut a = routes[i % routes.len()];
+                a[15] ^= rng.next_u32() as u8;
+                a
+            } else {
+                random_v6(&mut rng)
+            }
+        })
+        .collect();
+    for default in [None, Some(7)] {
+        if let Some(nh) = default {
+            t.add(Ipv6Addr::UNSPECIFIED, 0, nh).unwrap();
+        }
+        let mut out = vec![Some(u32::MAX); addrs.len()];
+        t.lookup_bulk(&addrs, &mut out);
+        let single: Vec<Option<u32>> = addrs.iter().map(|&a| t.lookup(Ipv6Addr::from(a))).collect();
+        assert_eq!(out, single);
+        let hits = out.iter().filter(|h| h.is_some() && **h != default).count();
+        assert!(hits > 50, "only {hits} of 300 addresses hit a route");
+    }
+}
+
+#[test]
+#[should_panic(expected = "differ in length")]
+fn bulk_lengths_must_match() {
+    let _turn = eal();
+    let t = Lpm4::create("t4_len", 4, 1, SocketId::ANY).unwrap();
+    let mut out = [None; 2];
+    t.lookup_bulk(&[1, 2, 3], &mut out);
+}
+
+#[test]
+fn tables_are_shared_read_only_across_threads() {
+    let _turn = eal();
+    let mut t = Lpm4::create("t4_share", 16, 4, SocketId::ANY).unwrap();
+    t.add(v4("10.0.0.0"), 8, 1).unwrap();
+    t.add(v4("10.0.0.7"), 32, 2).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for i in 0..10_000u32 {
+                    let want = if i % 256 == 7 { 2 } else { 1 };
+                    assert_eq!(t.lookup(Ipv4Addr::from(0x0a00_0000 | (i % 256))), Some(want));
+                }
+            });
+        }
+    });
+}
