@@ -116,6 +116,36 @@ impl<const N: usize> Burst<N> {
         self.len = kept;
     }
 
+    /// Takes every mbuf out, front to back. Those the iterator has not yielded when it is
+    /// dropped are freed.
+    pub fn drain(&mut self) -> Drain<'_, N> {
+        let end = self.len;
+        // The burst is empty from now on; the Drain owns slots 0..end.
+        self.len = 0;
+        Drain { burst: self, next: 0, end }
+    }
+
+    /// Moves as many mbufs as fit from the front of `other` to the end of this burst, in
+    /// order; returns how many.
+    pub fn move_from<const M: usize>(&mut self, other: &mut Burst<M>) -> usize {
+        let n = self.spare().min(other.len);
+        if n == 0 {
+            return 0;
+        }
+        // SAFETY: the first n slots of `other` are initialised and are copied bitwise into
+        // our n free slots; `other` then shifts its remaining mbufs over them, so each mbuf
+        // is owned by exactly one burst afterwards.
+        unsafe {
+            let src = other.slots.as_ptr();
+            std::ptr::copy_nonoverlapping(src, self.slots.as_mut_ptr().add(self.len), n);
+            self.len += n;
+            let rest = other.len - n;
+            std::ptr::copy(src.add(n), other.slots.as_mut_ptr(), rest);
+            other.len = rest;
+        }
+        n
+    }
+
     /// Frees every mbuf held, in one bulk call.
     pub fn clear(&mut self) {
         if self.len == 0 {
@@ -161,6 +191,44 @@ impl<const N: usize> Burst<N> {
         }
         self.len = rest;
         n
+    }
+}
+
+/// The iterator of [`Burst::drain`].
+pub struct Drain<'a, const N: usize> {
+    burst: &'a mut Burst<N>,
+    next: usize,
+    end: usize,
+}
+
+impl<const N: usize> Iterator for Drain<'_, N> {
+    type Item = Mbuf;
+
+    #[inline]
+    fn next(&mut self) -> Option<Mbuf> {
+        if self.next == self.end {
+            return None;
+        }
+        // SAFETY: slots next..end are initialised and owned by the Drain; each is read once.
+        let m = unsafe { self.burst.slots[self.next].assume_init_read() };
+        self.next += 1;
+        Some(m)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.end - self.next, Some(self.end - self.next))
+    }
+}
+
+impl<const N: usize> Drop for Drain<'_, N> {
+    fn drop(&mut self) {
+        let rest = self.end - self.next;
+        if rest > 0 {
+            // SAFETY: slots next..end are owned mbufs not yet yielded; freed once here.
+            unsafe {
+                dpdk_sys::rte_pktmbuf_free_bulk(self.burst.slots.as_mut_ptr().add(self.next).cast(), rest as u32)
+            };
+        }
     }
 }
 

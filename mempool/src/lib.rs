@@ -23,7 +23,7 @@ mod pool;
 #[allow(unsafe_code)]
 mod ring;
 
-pub use burst::{Burst, MAX_BURST};
+pub use burst::{Burst, Drain, MAX_BURST};
 pub use error::{DpdkError, PoolError};
 pub use mbuf::Mbuf;
 pub use pool::{mbufs_needed, Pool, PoolParams, PoolSizing, PoolStats, SocketId};

@@ -119,6 +119,26 @@ impl Mbuf {
         Some(unsafe { slice::from_raw_parts_mut(dpdk_sys::dp_pktmbuf_data(self.as_ptr()).cast(), self.data_len()) })
     }
 
+    /// The packet bytes of the first segment, writable, copying the packet into a new
+    /// mbuf from `pool` first if its buffer is shared (copy-on-write, like the kernel's
+    /// skb_unshare). A packet fresh from RX is normally exclusive and costs one check.
+    ///
+    /// # Errors
+    /// [`PoolError::Exhausted`] when the copy cannot be allocated; the packet is unchanged.
+    pub fn unshare(&mut self, pool: &Pool) -> Result<&mut [u8], PoolError> {
+        if !self.is_exclusive() {
+            // SAFETY: copies the whole packet (offset 0, all bytes) into new mbufs from
+            // `pool`; returns an owned, exclusive chain or NULL. The old reference is
+            // then dropped by the assignment.
+            let copy = unsafe { dpdk_sys::rte_pktmbuf_copy(self.as_ptr(), pool.as_ptr(), 0, u32::MAX) };
+            let copy = NonNull::new(copy)
+                .ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
+            *self = Mbuf(copy);
+        }
+        // SAFETY: exclusive now (checked, or a fresh copy); &mut self makes the slice unique.
+        Ok(unsafe { slice::from_raw_parts_mut(dpdk_sys::dp_pktmbuf_data(self.as_ptr()).cast(), self.data_len()) })
+    }
+
     /// Grows the packet by `len` bytes at the tail of the last segment and returns the new
     /// bytes (zeroed), or `None` if the tailroom is too small or the buffer is shared.
     pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {

@@ -150,3 +150,49 @@ fn pool_errors_come_from_dpdk() {
     }
     assert_eq!(p.dpdk_name(), "t_dup");
 }
+
+#[test]
+fn unshare_copies_a_shared_packet_once() {
+    let p = pool("t_unshare", 16);
+    let mut a = Mbuf::alloc(&p).unwrap();
+    a.set_data(b"abcd").unwrap();
+    let c = a.clone_in(&p).unwrap();
+    a.unshare(&p).unwrap()[0] = b'X';
+    assert_eq!(a.data(), b"Xbcd");
+    assert_eq!(c.data(), b"abcd", "the clone keeps the original bytes");
+    assert!(a.is_exclusive());
+    let before = p.stats().in_use;
+    a.unshare(&p).unwrap()[1] = b'Y';
+    assert_eq!(p.stats().in_use, before, "an exclusive packet is not copied again");
+    drop((a, c));
+    assert!(p.is_full());
+}
+
+#[test]
+fn drain_yields_in_order_and_frees_the_rest() {
+    let p = pool("t_drain", 64);
+    let mut b: Burst<8> = Burst::new();
+    for i in 0..8u8 {
+        let mut m = Mbuf::alloc(&p).unwrap();
+        m.set_data(&[i]).unwrap();
+        b.push(m).unwrap();
+    }
+    let firsts: Vec<u8> = b.drain().take(3).map(|m| m.data()[0]).collect();
+    assert_eq!(firsts, vec![0, 1, 2]);
+    assert!(b.is_empty());
+    assert!(p.is_full(), "the five not taken were freed with the Drain");
+
+    let mut src: Burst<8> = Burst::new();
+    let mut dst: Burst<4> = Burst::new();
+    for i in 0..6u8 {
+        let mut m = Mbuf::alloc(&p).unwrap();
+        m.set_data(&[i]).unwrap();
+        src.push(m).unwrap();
+    }
+    assert_eq!(dst.move_from(&mut src), 4);
+    assert_eq!(dst.as_slice().iter().map(|m| m.data()[0]).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert_eq!(src.as_slice().iter().map(|m| m.data()[0]).collect::<Vec<_>>(), vec![4, 5]);
+    assert_eq!(dst.move_from(&mut src), 0, "full");
+    drop((src, dst));
+    assert!(p.is_full());
+}
