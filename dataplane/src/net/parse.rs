@@ -1,0 +1,482 @@
+//! The one-pass classifier: [`parse`] turns a frame into offsets and a protocol class.
+
+use super::ethernet::{ethertype, EthernetFrame};
+use super::ipv4::Ipv4Packet;
+use super::ipv6::{self, Ipv6Packet};
+use super::l4::{IcmpHeader, TcpHeader, UdpHeader};
+use super::{ip_proto, ParseError};
+
+/// The network layer, from the (inner) ethertype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum L3 {
+    /// 0x0800.
+    Ipv4,
+    /// 0x86dd.
+    Ipv6,
+    /// 0x0806; the ARP body is not parsed.
+    Arp,
+    /// Any other ethertype; nothing after the L2 header is parsed.
+    Other(u16),
+}
+
+/// The transport class that later features key on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// TCP (6).
+    Tcp,
+    /// UDP (17).
+    Udp,
+    /// ICMP (1) over IPv4 or ICMPv6 (58) over IPv6.
+    Icmp,
+    /// Any other protocol number, including IPv6 No Next Header (59); `Other(0)` for
+    /// frames that are not IP.
+    Other(u8),
+}
+
+impl Proto {
+    /// The class of IP protocol number `protocol` carried over IPv4 (`v6 == false`) or
+    /// IPv6: ICMP is 1 over IPv4 and 58 over IPv6.
+    #[inline]
+    pub const fn from_ip(protocol: u8, v6: bool) -> Proto {
+        match protocol {
+            ip_proto::TCP => Proto::Tcp,
+            ip_proto::UDP => Proto::Udp,
+            ip_proto::ICMP if !v6 => Proto::Icmp,
+            ip_proto::ICMPV6 if v6 => Proto::Icmp,
+            other => Proto::Other(other),
+        }
+    }
+}
+
+/// What [`parse`] found. All offsets are from the start of the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parsed {
+    /// Ethernet header and VLAN tags: 14, 18 or 22.
+    pub l2_len: u16,
+    /// The network layer.
+    pub l3: L3,
+    /// Where the L3 header starts; equals `l2_len`.
+    pub l3_offset: u16,
+    /// IPv4 header length including options, 40 for IPv6 (extension headers not
+    /// included), 0 if not IP.
+    pub l3_len: u16,
+    /// Where the upper-layer header starts: after the IPv4 header, or after the IPv6
+    /// extension headers. For a non-first fragment, where its data starts. Equals
+    /// `l3_offset` if not IP.
+    pub l4_offset: u16,
+    /// The transport class. For a non-first fragment it comes from the IP header (the
+    /// IPv6 Fragment header's next header) and no L4 header was checked.
+    pub proto: Proto,
+    /// IPv4 with MF set or a non-zero offset, or IPv6 with a Fragment header.
+    pub fragment: bool,
+}
+
+/// Classifies one frame: L2 (with up to two VLAN tags), L3 and the L4 header, reading
+/// each once.
+///
+/// IPv4 and IPv6 headers are checked as by their `new_checked`: the frame must hold
+/// the whole datagram and may hold more (Ethernet padding), which is ignored. The L4
+/// header (TCP, UDP, ICMP/ICMPv6) is checked inside the datagram, only for a datagram
+/// that is not a fragment or is the first one (offset 0). Other ethertypes, ARP and
+/// other IP protocols are accepted without looking further. Checksums are not verified.
+///
+/// Never panics, whatever `frame` holds, and never allocates.
+///
+/// # Errors
+/// The first problem found, outermost layer first; see [`ParseError`].
+pub fn parse(frame: &[u8]) -> Result<Parsed, ParseError> {
+    let l2 = EthernetFrame::new_checked(frame)?.l2_info()?;
+    // `l2_info` has checked that the frame holds `l2_len` bytes.
+    let l3_bytes = frame.get(l2.l2_len..).ok_or(ParseError::Truncated)?;
+    let mut parsed = Parsed {
+        l2_len: offset(l2.l2_len),
+        l3: L3::Other(l2.ethertype),
+        l3_offset: offset(l2.l2_len),
+        l3_len: 0,
+        l4_offset: offset(l2.l2_len),
+        proto: Proto::Other(0),
+        fragment: false,
+    };
+    match l2.ethertype {
+        ethertype::IPV4 => {
+            let ip = Ipv4Packet::new_checked(l3_bytes)?;
+            let proto = Proto::from_ip(ip.protocol(), false);
+            if ip.frag_offset() == 0 {
+                check_l4(proto, ip.payload())?;
+            }
+            parsed.l3 = L3::Ipv4;
+            parsed.l3_len = offset(ip.header_len());
+            parsed.l4_offset = offset(l2.l2_len + ip.header_len());
+            parsed.proto = proto;
+            parsed.fragment = ip.is_fragment();
+        }
+        ethertype::IPV6 => {
+            let ip = Ipv6Packet::new_checked(l3_bytes)?;
+            let upper = ip.upper_layer()?;
+            let proto = match upper.protocol {
+                Some(p) => Proto::from_ip(p, true),
+                None => Proto::Other(ip_proto::IPV6_NO_NEXT),
+            };
+            if !matches!(upper.fragment, Some(f) if f.offset != 0) {
+                // `upper_layer` has checked that `upper.offset` is within the payload.
+                let l4 = ip.payload().get(upper.offset - ipv6::HEADER_LEN..);
+                check_l4(proto, l4.ok_or(ParseError::Truncated)?)?;
+            }
+            parsed.l3 = L3::Ipv6;
+            parsed.l3_len = offset(ipv6::HEADER_LEN);
+            parsed.l4_offset = offset(l2.l2_len + upper.offset);
+            parsed.proto = proto;
+            parsed.fragment = upper.fragment.is_some();
+        }
+        ethertype::ARP => parsed.l3 = L3::Arp,
+        _ => {}
+    }
+    Ok(parsed)
+}
+
+/// Checks the L4 header at the start of `l4` (which ends where the datagram does).
+#[inline]
+fn check_l4(proto: Proto, l4: &[u8]) -> Result<(), ParseError> {
+    match proto {
+        Proto::Tcp => TcpHeader::new_checked(l4).map(drop),
+        Proto::Udp => UdpHeader::new_checked(l4).map(drop),
+        Proto::Icmp => IcmpHeader::new_checked(l4).map(drop),
+        Proto::Other(_) => Ok(()),
+    }
+}
+
+/// An offset into the frame as `u16`.
+///
+/// Every offset `parse` returns is at most 22 (L2) plus 60 (IPv4 header), or 22 plus
+/// 40 (IPv6 header) plus 8 extension headers of at most 2048 bytes each, which is
+/// 16 446, so the conversion is exact.
+#[inline]
+fn offset(n: usize) -> u16 {
+    debug_assert!(n <= usize::from(u16::MAX));
+    n as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::testdata::*;
+
+    /// Every valid frame, with what `parse` should say and the length of the frame
+    /// up to the end of its datagram (shorter prefixes must be `Truncated`).
+    fn valid_frames() -> Vec<(&'static str, &'static [u8], Parsed, usize)> {
+        let ip = |l2: u16, l3: L3, l3_len: u16, l4: u16, proto, fragment| Parsed {
+            l2_len: l2,
+            l3,
+            l3_offset: l2,
+            l3_len,
+            l4_offset: l4,
+            proto,
+            fragment,
+        };
+        vec![
+            (
+                "IPV4_UDP_PADDED",
+                &IPV4_UDP_PADDED[..],
+                ip(14, L3::Ipv4, 20, 34, Proto::Udp, false),
+                46,
+            ),
+            (
+                "VLAN_IPV4_TCP",
+                &VLAN_IPV4_TCP[..],
+                ip(18, L3::Ipv4, 20, 38, Proto::Tcp, false),
+                58,
+            ),
+            (
+                "QINQ_IPV4_OPTS_ICMP",
+                &QINQ_IPV4_OPTS_ICMP[..],
+                ip(22, L3::Ipv4, 24, 46, Proto::Icmp, false),
+                54,
+            ),
+            (
+                "IPV4_TCP_OPTS",
+                &IPV4_TCP_OPTS[..],
+                ip(14, L3::Ipv4, 20, 34, Proto::Tcp, false),
+                60,
+            ),
+            (
+                "IPV4_LATER_FRAGMENT",
+                &IPV4_LATER_FRAGMENT[..],
+                ip(14, L3::Ipv4, 20, 34, Proto::Udp, true),
+                37,
+            ),
+            (
+                "IPV4_FIRST_FRAGMENT",
+                &IPV4_FIRST_FRAGMENT[..],
+                ip(14, L3::Ipv4, 20, 34, Proto::Udp, true),
+                46,
+            ),
+            (
+                "IPV6_EXT_CHAIN_UDP",
+                &IPV6_EXT_CHAIN_UDP[..],
+                ip(14, L3::Ipv6, 40, 14 + 40 + 24, Proto::Udp, true),
+                94,
+            ),
+            (
+                "VLAN_IPV6_ICMPV6",
+                &VLAN_IPV6_ICMPV6[..],
+                ip(18, L3::Ipv6, 40, 58, Proto::Icmp, false),
+                66,
+            ),
+            (
+                "IPV6_ROUTING_AH_TCP",
+                &IPV6_ROUTING_AH_TCP[..],
+                ip(14, L3::Ipv6, 40, 14 + 40 + 48, Proto::Tcp, false),
+                122,
+            ),
+            (
+                "IPV6_LATER_FRAGMENT",
+                &IPV6_LATER_FRAGMENT[..],
+                ip(14, L3::Ipv6, 40, 62, Proto::Udp, true),
+                66,
+            ),
+            (
+                "IPV6_NO_NEXT_PADDED",
+                &IPV6_NO_NEXT_PADDED[..],
+                ip(14, L3::Ipv6, 40, 54, Proto::Other(59), false),
+                54,
+            ),
+            (
+                "ARP_REQUEST",
+                &ARP_REQUEST[..],
+                ip(14, L3::Arp, 0, 14, Proto::Other(0), false),
+                14,
+            ),
+        ]
+    }
+
+    #[test]
+    fn valid_frames_parse() {
+        for (name, frame, expected, whole) in valid_frames() {
+            assert!(whole <= frame.len(), "{name}");
+            assert_eq!(parse(frame), Ok(expected), "{name}");
+        }
+    }
+
+    #[test]
+    fn other_ethertype() {
+        let mut frame = VLAN_IPV4_TCP;
+        frame[16..18].copy_from_slice(&[0x88, 0xcc]); // LLDP
+        let p = parse(&frame).unwrap();
+        assert_eq!(
+            (p.l3, p.l3_offset, p.l4_offset),
+            (L3::Other(0x88cc), 18, 18)
+        );
+        assert_eq!((p.l3_len, p.proto, p.fragment), (0, Proto::Other(0), false));
+    }
+
+    #[test]
+    fn every_prefix_is_truncated_until_the_datagram_is_whole() {
+        for (name, frame, expected, whole) in valid_frames() {
+            for len in 0..=frame.len() {
+                let got = parse(&frame[..len]);
+                if len < whole {
+                    assert_eq!(got, Err(ParseError::Truncated), "{name} prefix {len}");
+                } else {
+                    assert_eq!(got, Ok(expected), "{name} prefix {len}");
+                }
+            }
+        }
+    }
+
+    fn edited(frame: &[u8], edits: &[(usize, u8)]) -> Vec<u8> {
+        let mut d = frame.to_vec();
+        for &(at, value) in edits {
+            d[at] = value;
+        }
+        d
+    }
+
+    #[test]
+    fn ipv4_errors() {
+        let f = &VLAN_IPV4_TCP[..];
+        let err = |edits: &[(usize, u8)]| parse(&edited(f, edits)).err();
+        assert_eq!(err(&[(18, 0x65)]), Some(ParseError::BadVersion));
+        assert_eq!(err(&[(18, 0x44)]), Some(ParseError::BadHeaderLen));
+        assert_eq!(err(&[(18, 0x4f)]), Some(ParseError::BadTotalLen));
+        // Total length 41: one byte more than the frame holds.
+        assert_eq!(err(&[(21, 41)]), Some(ParseError::Truncated));
+        // Total length 1500.
+        assert_eq!(err(&[(20, 0x05), (21, 0xdc)]), Some(ParseError::Truncated));
+        // Total length 19 and 0, below the header length.
+        assert_eq!(err(&[(21, 19)]), Some(ParseError::BadTotalLen));
+        assert_eq!(err(&[(21, 0)]), Some(ParseError::BadTotalLen));
+        // Total length 39: the TCP header no longer fits in the datagram.
+        assert_eq!(err(&[(21, 39)]), Some(ParseError::Truncated));
+        // TCP data offset below 5.
+        assert_eq!(err(&[(50, 0x40)]), Some(ParseError::BadL4Header));
+        assert_eq!(err(&[(50, 0x00)]), Some(ParseError::BadL4Header));
+        // IPv4 ethertype over an IPv6 header.
+        let mut v6 = IPV6_NO_NEXT_PADDED;
+        v6[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert_eq!(parse(&v6), Err(ParseError::BadVersion));
+    }
+
+    #[test]
+    fn padding_is_not_read_as_a_header() {
+        // Total length 20: a UDP "datagram" with no UDP header, although the padding
+        // bytes after it would fit one.
+        let f = edited(&IPV4_UDP_PADDED, &[(17, 20)]);
+        assert_eq!(parse(&f), Err(ParseError::Truncated));
+        // Same over IPv6: payload length 0 with next header TCP and 6 bytes of padding.
+        let f = edited(&IPV6_NO_NEXT_PADDED, &[(20, ip_proto::TCP)]);
+        assert_eq!(parse(&f), Err(ParseError::Truncated));
+    }
+
+    #[test]
+    fn non_first_fragments_skip_the_l4_check() {
+        // The 3 data bytes of IPV4_LATER_FRAGMENT cannot be a UDP header; as a first
+        // fragment they must be rejected.
+        let first = edited(&IPV4_LATER_FRAGMENT, &[(20, 0x20), (21, 0x00)]);
+        assert_eq!(parse(&first), Err(ParseError::Truncated));
+        // Same for IPv6.
+        let first = edited(&IPV6_LATER_FRAGMENT, &[(56, 0x00), (57, 0x01)]);
+        assert_eq!(parse(&first), Err(ParseError::Truncated));
+        // A first fragment's L4 header is checked: UDP length 7.
+        let bad = edited(&IPV4_FIRST_FRAGMENT, &[(39, 7)]);
+        assert_eq!(parse(&bad), Err(ParseError::BadL4Header));
+    }
+
+    #[test]
+    fn ipv6_errors() {
+        let f = &IPV6_EXT_CHAIN_UDP[..];
+        assert_eq!(
+            parse(&edited(f, &[(14, 0x40)])),
+            Err(ParseError::BadVersion)
+        );
+        // Payload length one more than the frame holds.
+        assert_eq!(parse(&edited(f, &[(19, 41)])), Err(ParseError::Truncated));
+        // Payload length 20: the chain (24 bytes) runs off the end of the payload.
+        assert_eq!(parse(&edited(f, &[(19, 20)])), Err(ParseError::Truncated));
+        // Payload length 30: the chain fits but not the UDP header.
+        assert_eq!(parse(&edited(f, &[(19, 30)])), Err(ParseError::Truncated));
+        // Hop-by-Hop length 200 (1608 bytes).
+        assert_eq!(parse(&edited(f, &[(55, 200)])), Err(ParseError::Truncated));
+        // Destination Options pointing to itself forever.
+        let mut frame = f.to_vec();
+        frame[54] = ip_proto::IPV6_DEST_OPTS;
+        frame[62] = ip_proto::IPV6_DEST_OPTS;
+        frame[70] = ip_proto::IPV6_DEST_OPTS;
+        assert_eq!(parse(&frame), Err(ParseError::Truncated));
+        // IPv6 ethertype over an IPv4 header.
+        let mut v4 = IPV4_UDP_PADDED;
+        v4[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(parse(&v4), Err(ParseError::BadVersion));
+    }
+
+    #[test]
+    fn too_many_ipv6_ext_headers() {
+        let mut frame = IPV6_EXT_CHAIN_UDP[..54].to_vec();
+        frame[20] = ip_proto::IPV6_DEST_OPTS;
+        for _ in 0..ipv6::MAX_EXT_HEADERS + 1 {
+            frame.extend_from_slice(&[ip_proto::IPV6_DEST_OPTS, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        let payload_len = (frame.len() - 54) as u16;
+        frame[18..20].copy_from_slice(&payload_len.to_be_bytes());
+        assert_eq!(parse(&frame), Err(ParseError::TooManyExtHeaders));
+    }
+
+    #[test]
+    fn three_vlan_tags() {
+        let mut frame = QINQ_IPV4_OPTS_ICMP.to_vec();
+        frame.splice(20..20, [0x81, 0x00, 0x00, 0x1e]);
+        assert_eq!(parse(&frame), Err(ParseError::TooManyVlanTags));
+        // A third tag that is cut off is still one too many.
+        assert_eq!(parse(&frame[..23]), Err(ParseError::TooManyVlanTags));
+    }
+
+    #[test]
+    fn tcp_and_icmpv6_l4_errors() {
+        // ICMPv6 with 7 bytes: payload length 7.
+        let f = edited(&VLAN_IPV6_ICMPV6, &[(23, 7)]);
+        assert_eq!(parse(&f[..65]), Err(ParseError::Truncated));
+        // TCP data offset 15 over IPv6: 60 bytes announced, 20 there.
+        let f = edited(&IPV6_ROUTING_AH_TCP, &[(14 + 40 + 48 + 12, 0xf0)]);
+        assert_eq!(parse(&f), Err(ParseError::Truncated));
+        let f = edited(&IPV6_ROUTING_AH_TCP, &[(14 + 40 + 48 + 12, 0x30)]);
+        assert_eq!(parse(&f), Err(ParseError::BadL4Header));
+    }
+
+    #[test]
+    fn single_byte_flips_never_panic() {
+        let mut outcomes = [0usize; ParseError::COUNT + 1];
+        for (_, frame, _, _) in valid_frames() {
+            let mut f = frame.to_vec();
+            for at in 0..f.len() {
+                let orig = f[at];
+                for value in [0x00, 0xff] {
+                    f[at] = value;
+                    match parse(&f) {
+                        Ok(_) => outcomes[ParseError::COUNT] += 1,
+                        Err(e) => outcomes[e.index()] += 1,
+                    }
+                }
+                f[at] = orig;
+            }
+        }
+        // Most flips land in addresses and payload and still parse.
+        assert!(
+            outcomes[ParseError::COUNT] > outcomes.iter().sum::<usize>() / 2,
+            "{outcomes:?}"
+        );
+    }
+
+    /// xorshift64*, so the test needs no dependency and is reproducible.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    #[test]
+    fn random_mutations_never_panic() {
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        let frames = valid_frames();
+        let mut ok = 0;
+        for _ in 0..200_000 {
+            let (_, frame, _, _) = frames[next(&mut state) as usize % frames.len()];
+            let mut f = frame.to_vec();
+            for _ in 0..1 + next(&mut state) % 4 {
+                let at = next(&mut state) as usize % f.len();
+                f[at] = next(&mut state) as u8;
+            }
+            let len = if next(&mut state) & 3 == 0 {
+                next(&mut state) as usize % (f.len() + 1)
+            } else {
+                f.len()
+            };
+            if let Ok(p) = parse(&f[..len]) {
+                ok += 1;
+                // Offsets are in order and inside the frame.
+                assert!(p.l2_len == p.l3_offset && p.l3_offset <= p.l4_offset);
+                assert!(usize::from(p.l4_offset) <= len, "{p:?}");
+            }
+        }
+        assert!(ok > 0);
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut state = 42;
+        let mut buf = [0u8; 128];
+        for i in 0..100_000u32 {
+            for b in buf.iter_mut() {
+                *b = next(&mut state) as u8;
+            }
+            // Steer some frames into the IP paths.
+            match i % 4 {
+                0 => buf[12..15].copy_from_slice(&[0x08, 0x00, 0x45]),
+                1 => buf[12..15].copy_from_slice(&[0x86, 0xdd, 0x60]),
+                2 => buf[12..17].copy_from_slice(&[0x81, 0x00, 0x00, 0x01, 0x86]),
+                _ => {}
+            }
+            let len = next(&mut state) as usize % (buf.len() + 1);
+            let _ = parse(&buf[..len]);
+        }
+    }
+}
