@@ -16,6 +16,7 @@
 //! queue `k` of [`Config::out_port`]`(p)`.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -29,10 +30,55 @@ pub struct Config {
     pub eal: EalConfig,
     pub pool: PoolConfig,
     pub forward: ForwardConfig,
+    pub poll: PollConfig,
     /// In file order; everything else refers to ports by index into this.
     pub ports: Vec<PortConfig>,
     /// In file order; worker `k` sends on TX queue `k`.
     pub workers: Vec<WorkerConfig>,
+    /// `[[route]]`, in file order (`l3fwd` only).
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[poll]`: the budget of one worker round (seed 004, NAPI's net_rx_action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollConfig {
+    /// Packets one round may take from all its RX queues (net.core.netdev_budget).
+    pub budget: u32,
+    /// Microseconds one round may run (net.core.netdev_budget_usecs).
+    pub budget_usecs: u32,
+    /// A partial TX buffer is flushed once its oldest packet waited this long.
+    pub tx_drain_usecs: u32,
+    /// Back-off for rounds that find nothing; `None` = spin (the default).
+    pub idle: Option<IdleBackoff>,
+    /// One non-empty RX burst in this many is timed for the histograms (cycles per
+    /// burst, RX-to-TX latency); 0 turns timing off.
+    pub sample_every: u32,
+}
+
+/// `[poll.idle_backoff]`: after `pause_after` idle rounds in a row, `rte_pause()` each
+/// round; after `sleep_after`, sleep `sleep_usecs` each round. Any packet resets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleBackoff {
+    pub pause_after: u32,
+    pub sleep_after: u32,
+    pub sleep_usecs: u32,
+}
+
+/// An IPv4 or IPv6 prefix, host bits zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+/// One `[[route]]`: packets to `prefix` leave by `port` towards `via_mac`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    pub prefix: Prefix,
+    /// Index into [`Config::ports`].
+    pub port: usize,
+    /// Destination MAC of the next hop.
+    pub via_mac: [u8; 6],
 }
 
 /// `[eal]`: how EAL is started (see [`Config::eal_args`]).
@@ -69,6 +115,30 @@ pub enum Mode {
     /// Send every packet out of the pair partner of its RX port, unmodified.
     #[default]
     Io,
+    /// As `io`, with source and destination MAC swapped.
+    Macswap,
+    /// As `io`, with source MAC = the out port's MAC and destination MAC = the out
+    /// port's `peer_mac`.
+    L2fwd,
+    /// IPv4/IPv6 routing by longest-prefix match over `[[route]]`.
+    L3fwd,
+}
+
+impl Mode {
+    /// Whether packets follow `forward.pairs` (every mode but `l3fwd`).
+    pub fn uses_pairs(self) -> bool {
+        self != Mode::L3fwd
+    }
+
+    /// The TOML spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Io => "io",
+            Mode::Macswap => "macswap",
+            Mode::L2fwd => "l2fwd",
+            Mode::L3fwd => "l3fwd",
+        }
+    }
 }
 
 /// `[forward]`.
@@ -139,6 +209,12 @@ pub struct PortConfig {
     /// `None` leaves the device's MTU alone.
     pub mtu: Option<u16>,
     pub rx_buffer: RxBuffer,
+    /// `l2fwd`: destination MAC for packets sent out of this port.
+    pub peer_mac: Option<[u8; 6]>,
+    /// The forwarder's own IPv4 address and prefix on this port.
+    pub ipv4: Option<(Ipv4Addr, u8)>,
+    /// The forwarder's own IPv6 address and prefix on this port.
+    pub ipv6: Option<(Ipv6Addr, u8)>,
 }
 
 /// One `[[worker]]`.
@@ -293,6 +369,45 @@ pub enum ConfigError {
 
     #[error("{key}: only allowed with rx_buffer = \"multi_packet\"")]
     MprqWithoutMultiPacket { key: String },
+
+    #[error("{key}: {value:?} is not a MAC address (expected six hex bytes like 02:00:00:00:00:01)")]
+    InvalidMac { key: String, value: String },
+
+    #[error("{key}: {value:?} is not {expected}")]
+    InvalidPrefix {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+
+    #[error("{key}: {value:?} has host bits set; did you mean \"{suggestion}\"?")]
+    HostBitsSet {
+        key: String,
+        value: String,
+        suggestion: String,
+    },
+
+    #[error("{key}: is required with forward.mode = \"{mode}\" ({why})")]
+    RequiredByMode {
+        key: String,
+        mode: &'static str,
+        why: &'static str,
+    },
+
+    #[error("{key}: not used with forward.mode = \"{mode}\"; remove it ({why})")]
+    NotUsedByMode {
+        key: String,
+        mode: &'static str,
+        why: &'static str,
+    },
+
+    #[error("{key}: must not be above {other_key} ({value} > {other})")]
+    OutOfOrder {
+        key: String,
+        value: u32,
+        other_key: &'static str,
+        other: u32,
+    },
 }
 
 fn location(file: Option<&Path>, line: usize, column: usize) -> String {
@@ -433,8 +548,48 @@ mod raw {
         pub eal: Eal,
         pub pool: Pool,
         pub forward: Forward,
+        pub poll: Poll,
         pub port: Vec<Port>,
         pub worker: Vec<Worker>,
+        pub route: Vec<Route>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Poll {
+        pub budget: i64,
+        pub budget_usecs: i64,
+        pub tx_drain_usecs: i64,
+        pub sample_every: i64,
+        pub idle_backoff: Option<IdleBackoff>,
+    }
+
+    impl Default for Poll {
+        fn default() -> Self {
+            Poll { budget: 300, budget_usecs: 2000, tx_drain_usecs: 100, sample_every: 16, idle_backoff: None }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct IdleBackoff {
+        pub pause_after: i64,
+        pub sleep_after: i64,
+        pub sleep_usecs: i64,
+    }
+
+    impl Default for IdleBackoff {
+        fn default() -> Self {
+            IdleBackoff { pause_after: 16, sleep_after: 1024, sleep_usecs: 50 }
+        }
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Route {
+        pub prefix: Option<String>,
+        pub port: Option<String>,
+        pub via_mac: Option<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -516,6 +671,9 @@ mod raw {
         pub mtu: Option<i64>,
         pub rx_buffer: RxBuffer,
         pub mprq: Option<Mprq>,
+        pub peer_mac: Option<String>,
+        pub ipv4: Option<String>,
+        pub ipv6: Option<String>,
     }
 
     impl Default for Port {
@@ -532,6 +690,9 @@ mod raw {
                 mtu: None,
                 rx_buffer: RxBuffer::PerPacket,
                 mprq: None,
+                peer_mac: None,
+                ipv4: None,
+                ipv6: None,
             }
         }
     }
@@ -594,13 +755,17 @@ fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let pool = validate_pool(raw.pool)?;
     let ports = validate_ports(raw.port)?;
     let forward = validate_forward(raw.forward, &ports)?;
+    let poll = validate_poll(raw.poll)?;
     let workers = validate_workers(raw.worker, &eal, &ports)?;
+    let routes = validate_routes(raw.route, &ports)?;
     let config = Config {
         eal,
         pool,
         forward,
+        poll,
         ports,
         workers,
+        routes,
     };
     check_traffic(&config)?;
     Ok(config)
@@ -749,7 +914,122 @@ fn validate_port(i: usize, raw: raw::Port) -> Result<PortConfig, ConfigError> {
             .map(|mtu| int(&key("mtu"), mtu, 68, 9600))
             .transpose()?,
         rx_buffer,
+        peer_mac: raw.peer_mac.map(|m| parse_mac(&key("peer_mac"), &m)).transpose()?,
+        ipv4: raw
+            .ipv4
+            .map(|a| match parse_prefix(&key("ipv4"), &a, false)? {
+                (IpAddr::V4(v4), len) => Ok((v4, len)),
+                _ => Err(ConfigError::InvalidPrefix { key: key("ipv4"), value: a, expected: "an IPv4 address with prefix length, like 10.0.0.1/24" }),
+            })
+            .transpose()?,
+        ipv6: raw
+            .ipv6
+            .map(|a| match parse_prefix(&key("ipv6"), &a, false)? {
+                (IpAddr::V6(v6), len) => Ok((v6, len)),
+                _ => Err(ConfigError::InvalidPrefix { key: key("ipv6"), value: a, expected: "an IPv6 address with prefix length, like 2001:db8::1/64" }),
+            })
+            .transpose()?,
     })
+}
+
+fn validate_poll(raw: raw::Poll) -> Result<PollConfig, ConfigError> {
+    let idle = match raw.idle_backoff {
+        None => None,
+        Some(b) => {
+            let pause_after = int("poll.idle_backoff.pause_after", b.pause_after, 1, i64::from(u32::MAX))?;
+            let sleep_after = int("poll.idle_backoff.sleep_after", b.sleep_after, 1, i64::from(u32::MAX))?;
+            if pause_after > sleep_after {
+                return Err(ConfigError::OutOfOrder {
+                    key: "poll.idle_backoff.pause_after".to_owned(),
+                    value: pause_after,
+                    other_key: "poll.idle_backoff.sleep_after",
+                    other: sleep_after,
+                });
+            }
+            Some(IdleBackoff { pause_after, sleep_after, sleep_usecs: int("poll.idle_backoff.sleep_usecs", b.sleep_usecs, 1, 1_000_000)? })
+        }
+    };
+    Ok(PollConfig {
+        budget: int("poll.budget", raw.budget, 1, 1_000_000)?,
+        budget_usecs: int("poll.budget_usecs", raw.budget_usecs, 1, 1_000_000)?,
+        tx_drain_usecs: int("poll.tx_drain_usecs", raw.tx_drain_usecs, 0, 1_000_000)?,
+        sample_every: int("poll.sample_every", raw.sample_every, 0, 1_000_000)?,
+        idle,
+    })
+}
+
+fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<RouteConfig>, ConfigError> {
+    let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("route[{i}].{field}");
+        let prefix = r.prefix.ok_or_else(|| ConfigError::Missing { key: key("prefix") })?;
+        let (addr, len) = parse_prefix(&key("prefix"), &prefix, true)?;
+        let port_name = r.port.ok_or_else(|| ConfigError::Missing { key: key("port") })?;
+        let port = port_index(ports, &port_name, key("port"))?;
+        let mac = r.via_mac.ok_or_else(|| ConfigError::Missing { key: key("via_mac") })?;
+        let via_mac = parse_mac(&key("via_mac"), &mac)?;
+        let prefix = Prefix { addr, len };
+        if let Some(j) = routes.iter().position(|other| other.prefix == prefix) {
+            return Err(ConfigError::Duplicate { key: key("prefix"), value: format!("{prefix:?}"), first: format!("route[{j}]") });
+        }
+        routes.push(RouteConfig { prefix, port, via_mac });
+    }
+    Ok(routes)
+}
+
+/// `aa:bb:cc:dd:ee:ff` (or with `-`).
+fn parse_mac(key: &str, s: &str) -> Result<[u8; 6], ConfigError> {
+    let bad = || ConfigError::InvalidMac { key: key.to_owned(), value: s.to_owned() };
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, part) in mac.iter_mut().zip(parts) {
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    Ok(mac)
+}
+
+/// `ADDR/LEN`, IPv4 or IPv6. A route prefix (`network`) must have its host bits clear;
+/// an interface address (`!network`) is a host address inside its prefix.
+fn parse_prefix(key: &str, s: &str, network: bool) -> Result<(IpAddr, u8), ConfigError> {
+    let bad = || ConfigError::InvalidPrefix {
+        key: key.to_owned(),
+        value: s.to_owned(),
+        expected: "an address with a prefix length, like 10.1.0.0/16 or 2001:db8::/32",
+    };
+    let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        return Err(bad());
+    }
+    if network {
+        let masked = mask(addr, len);
+        if masked != addr {
+            return Err(ConfigError::HostBitsSet { key: key.to_owned(), value: s.to_owned(), suggestion: format!("{masked}/{len}") });
+        }
+    }
+    Ok((addr, len))
+}
+
+/// `addr` with everything past the first `len` bits cleared.
+pub fn mask(addr: IpAddr, len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
+        }
+        IpAddr::V6(a) => {
+            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
+        }
+    }
 }
 
 fn validate_mprq(i: usize, raw: raw::Mprq) -> Result<Mprq, ConfigError> {
@@ -895,9 +1175,27 @@ fn validate_rx_ref(
 /// polled port has somewhere to send, every sent-to port has a TX queue per
 /// worker.
 fn check_traffic(config: &Config) -> Result<(), ConfigError> {
+    let mode = config.forward.mode;
+    if mode.uses_pairs() && !config.routes.is_empty() {
+        return Err(ConfigError::NotUsedByMode { key: "route[0]".to_owned(), mode: mode.name(), why: "only l3fwd routes" });
+    }
+    if !mode.uses_pairs() && !config.forward.pairs.is_empty() {
+        return Err(ConfigError::NotUsedByMode { key: "forward.pairs".to_owned(), mode: mode.name(), why: "l3fwd sends by [[route]]" });
+    }
+    if mode == Mode::L2fwd {
+        for (i, port) in config.ports.iter().enumerate() {
+            if config.out_port(i).is_some() && port.peer_mac.is_none() {
+                return Err(ConfigError::RequiredByMode {
+                    key: format!("port[{i}].peer_mac"),
+                    mode: mode.name(),
+                    why: "the destination MAC of packets sent out of this port",
+                });
+            }
+        }
+    }
     for (w, worker) in config.workers.iter().enumerate() {
         for (j, queue_ref) in worker.rx.iter().enumerate() {
-            if config.out_port(queue_ref.port).is_none() {
+            if mode.uses_pairs() && config.out_port(queue_ref.port).is_none() {
                 return Err(ConfigError::PortNotPaired {
                     key: format!("worker[{w}].rx[{j}].port"),
                     port: config.ports[queue_ref.port].name.clone(),
@@ -917,10 +1215,12 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
             }
         }
     }
-    // Both ends of a pair are sent to; worker k sends on TX queue k.
+    // Both ends of a pair, and every route's port, are sent to; worker k sends on TX
+    // queue k.
     let workers = config.workers.len();
     for (i, port) in config.ports.iter().enumerate() {
-        if config.out_port(i).is_some() && usize::from(port.tx_queues) < workers {
+        let sent_to = config.out_port(i).is_some() || config.routes.iter().any(|r| r.port == i);
+        if sent_to && usize::from(port.tx_queues) < workers {
             return Err(ConfigError::TooFewTxQueues {
                 key: format!("port[{i}].tx_queues"),
                 port: port.name.clone(),
@@ -1169,6 +1469,9 @@ rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
                 promiscuous: true,
                 mtu: None,
                 rx_buffer: RxBuffer::PerPacket,
+                peer_mac: None,
+                ipv4: None,
+                ipv6: None,
             }
         );
         assert_eq!(

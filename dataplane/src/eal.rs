@@ -44,6 +44,20 @@ impl LcoreId {
     }
 }
 
+/// The time-stamp counter (`rte_rdtsc`); ticks at [`Eal::tsc_hz`].
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: reads the TSC; no memory is involved.
+    unsafe { dpdk_sys::dp_rdtsc() }
+}
+
+/// A spin-wait hint to the CPU (`rte_pause`).
+#[inline]
+pub fn pause() {
+    // SAFETY: executes the PAUSE instruction.
+    unsafe { dpdk_sys::dp_pause() }
+}
+
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// The initialised EAL. At most one exists per process.

@@ -6,17 +6,23 @@
 //! everything down and returns the final [`Report`].
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use mempool::{mbufs_needed, Pool, PoolError, PoolParams, PoolSizing, PoolStats, SocketId};
 
 use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
 use crate::port::{self, LinkStatus, Port, PortError, PortId, PortSetup, PortStats, QueueId, RxQueue, TxQueue};
-use crate::stats::{LaneCounters, LaneId, LaneSnapshot};
-use crate::worker::{self, Lane, WorkerPlan};
+use crate::forward::NextHop;
+use crate::lpm::{Lpm4, Lpm6, LpmError};
+use crate::net::MacAddr;
+use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
+use crate::worker::{self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, WorkerPlan};
 
 /// Why the forwarder could not start. Each names the config's port or lcore.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +73,19 @@ pub enum StartError {
     /// EAL could not launch a worker.
     #[error(transparent)]
     Launch(#[from] WorkerError),
+    /// A route could not be loaded.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+}
+
+/// Routes could not be loaded into DPDK's LPM tables.
+#[derive(Debug, thiserror::Error)]
+#[error("route[{index}]: {error}")]
+pub struct RouteError {
+    /// Position in `[[route]]`.
+    pub index: usize,
+    /// What the table said.
+    pub error: LpmError,
 }
 
 /// A port as the runtime knows it.
@@ -76,14 +95,26 @@ struct PortSlot {
     port: Port,
 }
 
+/// A launched worker and what the control thread keeps of it.
+#[derive(Debug)]
+struct WorkerSlot {
+    lcore: LcoreId,
+    lanes: Vec<LaneId>,
+    counters: Arc<WorkerCounters>,
+    commands: Sender<Command>,
+    launched: Option<Launched>,
+}
+
 /// A running forwarder.
 #[derive(Debug)]
 pub struct Forwarder {
     stop: Arc<AtomicBool>,
-    workers: Vec<Launched>,
-    lanes: Vec<(LaneId, Arc<[LaneCounters]>, usize)>,
+    workers: Vec<WorkerSlot>,
+    done: Receiver<(LcoreId, Histograms)>,
     ports: Vec<PortSlot>,
-    pools: BTreeMap<SocketId, Pool>,
+    pools: BTreeMap<SocketId, Arc<Pool>>,
+    tsc_hz: u64,
+    mode: Mode,
 }
 
 /// A port's name, id, link and counters.
@@ -111,12 +142,48 @@ pub struct PoolReport {
 /// Everything the control thread shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Per lane.
-    pub lanes: Vec<LaneSnapshot>,
+    /// Per worker lcore.
+    pub workers: Vec<WorkerSnapshot>,
     /// Per port.
     pub ports: Vec<PortReport>,
     /// Per pool.
     pub pools: Vec<PoolReport>,
+    /// TSC ticks per second, to turn cycles into time.
+    pub tsc_hz: u64,
+}
+
+impl Snapshot {
+    /// Sum over every worker.
+    pub fn total(&self) -> WorkerTotals {
+        let ports = self.ports.len();
+        let mut t = WorkerTotals::new(0, ports);
+        for w in &self.workers {
+            let o = &w.totals;
+            t.rounds += o.rounds;
+            t.idle_rounds += o.idle_rounds;
+            t.time_squeeze += o.time_squeeze;
+            t.busy_cycles += o.busy_cycles;
+            for (a, b) in t.drops.iter_mut().zip(&o.drops) {
+                *a += b;
+            }
+            t.lane_rx.push(o.processed());
+            t.lane_bursts.push(o.lane_bursts.iter().sum());
+            for (a, b) in t.port_tx.iter_mut().zip(&o.port_tx) {
+                *a += b;
+            }
+        }
+        t
+    }
+
+    /// Packets received from port `port` (index) by all workers.
+    pub fn port_rx(&self, port: usize) -> u64 {
+        self.workers
+            .iter()
+            .flat_map(|w| w.lanes.iter().zip(&w.totals.lane_rx))
+            .filter(|(l, _)| l.port == port)
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// The final state after [`Forwarder::stop`].
@@ -124,6 +191,8 @@ pub struct Snapshot {
 pub struct Report {
     /// Counters after the workers stopped and before the ports closed; pools after close.
     pub snapshot: Snapshot,
+    /// Every worker's histograms, merged.
+    pub histograms: Histograms,
     /// Workers that panicked.
     pub worker_errors: Vec<WorkerError>,
     /// Ports that failed to stop or close.
@@ -143,12 +212,19 @@ impl Report {
 }
 
 impl Forwarder {
-    /// Creates the devices, pools and ports the config names, starts the ports and launches
-    /// one worker per `[[worker]]`. `stop` ends the workers when set (signal handlers set it).
+    /// Creates the devices, pools and ports the config names, starts the ports, loads the
+    /// routes, and launches one worker per `[[worker]]`. `stop` ends the workers when set
+    /// (signal handlers set it).
     ///
     /// # Errors
     /// The first step that fails; whatever was set up is torn down again.
     pub fn start(eal: &Eal, config: &Config, stop: Arc<AtomicBool>) -> Result<Forwarder, StartError> {
+        for w in &config.workers {
+            let lcore = LcoreId(w.lcore);
+            if !lcore.is_enabled() {
+                return Err(StartError::LcoreDisabled { lcore });
+            }
+        }
         let mut ports = open_ports(config)?;
         let home = eal.main_lcore().socket();
         let sockets: Vec<SocketId> = ports.iter().map(|p| p.port.socket(home)).collect();
@@ -171,42 +247,78 @@ impl Forwarder {
             let LinkStatus { text, .. } = slot.port.wait_link(Duration::from_secs(3));
             eprintln!("{} ({}, {}): {}", slot.name, slot.port.id(), slot.port.driver(), text);
         }
+        let macs: Vec<MacAddr> = ports.iter().map(|s| MacAddr(s.port.mac())).collect();
+        let forwarding = match config.forward.mode {
+            Mode::Io => Forwarding::Io,
+            Mode::Macswap => Forwarding::Macswap,
+            Mode::L2fwd => Forwarding::L2fwd(
+                config.ports.iter().zip(&macs).map(|(pc, &own)| (own, MacAddr(pc.peer_mac.unwrap_or([0xff; 6])))).collect(),
+            ),
+            Mode::L3fwd => Forwarding::L3fwd(Arc::new(load_routes(config, &macs, home)?)),
+        };
 
-        let mut fwd = Forwarder { stop, workers: Vec::new(), lanes: Vec::new(), ports, pools };
-        for w in &config.workers {
-            let lcore = LcoreId(w.lcore);
-            if !lcore.is_enabled() {
-                return Err(StartError::LcoreDisabled { lcore });
-            }
-        }
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let mut fwd = Forwarder {
+            stop,
+            workers: Vec::new(),
+            done,
+            ports,
+            pools,
+            tsc_hz: eal.tsc_hz(),
+            mode: config.forward.mode,
+        };
+        let us = |u: u32| u64::from(u) * fwd.tsc_hz / 1_000_000;
+        let budget = Budget {
+            packets: config.poll.budget,
+            cycles: us(config.poll.budget_usecs),
+            drain_cycles: us(config.poll.tx_drain_usecs),
+            idle: config.poll.idle.clone(),
+            sample_every: config.poll.sample_every,
+        };
         for (k, w) in config.workers.iter().enumerate() {
             let lcore = LcoreId(w.lcore);
             let lanes: Vec<Lane> = w
                 .rx
                 .iter()
-                .map(|r| {
-                    let out = config.out_port(r.port).expect("validated: every polled port is paired");
-                    Lane {
-                        rx: RxQueue { port: fwd.ports[r.port].port.id(), queue: QueueId(r.queue) },
-                        tx: TxQueue { port: fwd.ports[out].port.id(), queue: QueueId(k as u16) },
-                    }
+                .map(|r| Lane {
+                    rx: RxQueue { port: fwd.ports[r.port].port.id(), queue: QueueId(r.queue) },
+                    port: r.port,
+                    out: config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten(),
                 })
                 .collect();
-            let counters: Arc<[LaneCounters]> = lanes.iter().map(|_| LaneCounters::default()).collect();
-            for (i, l) in lanes.iter().enumerate() {
-                let id = LaneId { lcore, rx_port: l.rx.port, rx_queue: l.rx.queue, tx_port: l.tx.port, tx_queue: l.tx.queue };
-                fwd.lanes.push((id, counters.clone(), i));
-            }
-            let plan = WorkerPlan { lanes, burst: config.forward.burst, counters, stop: fwd.stop.clone() };
-            let guard = StopOnPanic(fwd.stop.clone());
-            let body = match config.forward.mode {
-                Mode::Io => move || {
-                    let _guard = guard;
-                    worker::run_io(plan)
-                },
+            // Worker k sends on TX queue k of every port that has one (validated for
+            // every port it can send to).
+            let tx: Vec<TxQueue> = fwd
+                .ports
+                .iter()
+                .zip(&config.ports)
+                .map(|(s, pc)| TxQueue { port: s.port.id(), queue: QueueId((k as u16).min(pc.tx_queues - 1)) })
+                .collect();
+            let counters = Arc::new(WorkerCounters::new(lanes.len(), tx.len()));
+            let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(4);
+            let socket = lcore.socket();
+            let pool = fwd.pools.get(&socket).or_else(|| fwd.pools.values().next()).expect("at least one pool").clone();
+            let plan = WorkerPlan {
+                lcore,
+                lanes: lanes.clone(),
+                tx,
+                burst: config.forward.burst,
+                budget: budget.clone(),
+                forwarding: forwarding.clone(),
+                pool,
+                counters: counters.clone(),
+                stop: fwd.stop.clone(),
+                commands: cmd_rx,
+                done: done_tx.clone(),
             };
-            match launch(eal, lcore, body) {
-                Ok(l) => fwd.workers.push(l),
+            let guard = StopOnPanic(fwd.stop.clone());
+            let launched = launch(eal, lcore, move || {
+                let _guard = guard;
+                worker::run(plan)
+            });
+            let lanes = lanes.iter().map(|l| LaneId { port: l.port, port_id: l.rx.port, queue: l.rx.queue }).collect();
+            match launched {
+                Ok(l) => fwd.workers.push(WorkerSlot { lcore, lanes, counters, commands: cmd_tx, launched: Some(l) }),
                 Err(e) => {
                     let _ = fwd.stop();
                     return Err(e.into());
@@ -216,30 +328,68 @@ impl Forwarder {
         Ok(fwd)
     }
 
-    /// Counters now (lanes from the workers, ports from the devices, pools).
+    /// The forwarding mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Counters now (workers' published totals, the devices' counters, pools).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            lanes: self.lanes.iter().map(|(id, c, i)| LaneSnapshot { id: *id, totals: c[*i].read() }).collect(),
+            workers: self
+                .workers
+                .iter()
+                .map(|w| WorkerSnapshot { lcore: w.lcore, lanes: w.lanes.clone(), totals: w.counters.read() })
+                .collect(),
             ports: self
                 .ports
                 .iter()
                 .map(|s| PortReport { name: s.name.clone(), id: s.port.id(), driver: s.port.driver().to_owned(), stats: s.port.stats() })
                 .collect(),
             pools: self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect(),
+            tsc_hz: self.tsc_hz,
         }
     }
 
-    /// Stops the workers (each frees what it holds), stops and closes the ports (the PMDs
-    /// free what their rings hold), then checks every pool is full and frees it.
+    /// Every running worker's histograms, merged (each worker answers within a round).
+    pub fn histograms(&self, timeout: Duration) -> Histograms {
+        let (tx, rx) = crossbeam_channel::bounded(self.workers.len().max(1));
+        let asked = self.workers.iter().filter(|w| w.commands.try_send(Command::Histograms(tx.clone())).is_ok()).count();
+        let mut merged = Histograms::new();
+        let deadline = std::time::Instant::now() + timeout;
+        for _ in 0..asked {
+            match rx.recv_deadline(deadline) {
+                Ok((_, h)) => merged.merge(&h),
+                Err(_) => break,
+            }
+        }
+        merged
+    }
+
+    /// Stops the workers (each flushes and frees what it holds), stops and closes the
+    /// ports (the PMDs free what their rings hold), then checks every pool is full and
+    /// frees it.
     pub fn stop(mut self) -> Report {
         self.stop.store(true, Ordering::SeqCst);
-        let worker_errors: Vec<WorkerError> = self.workers.drain(..).filter_map(|w| w.join().err()).collect();
+        let mut worker_errors = Vec::new();
+        for w in &mut self.workers {
+            if let Some(l) = w.launched.take() {
+                if let Err(e) = l.join() {
+                    worker_errors.push(e);
+                }
+            }
+        }
+        let mut histograms = Histograms::new();
+        while let Ok((_, h)) = self.done.try_recv() {
+            histograms.merge(&h);
+        }
         let mut snapshot = self.snapshot();
         let port_errors: Vec<PortError> = self.ports.drain(..).filter_map(|s| s.port.close().err()).collect();
         snapshot.pools = self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect();
-        // Pools drop here: each frees its memory only if it is full (see mempool::Pool).
+        // Pools drop here (the workers' references went with them): each frees its memory
+        // only if it is full (see mempool::Pool).
         self.pools.clear();
-        Report { snapshot, worker_errors, port_errors }
+        Report { snapshot, histograms, worker_errors, port_errors }
     }
 }
 
@@ -260,10 +410,36 @@ impl Drop for Forwarder {
         // Reached only when start() fails half-way or stop() was not called: stop workers
         // before ports close under them.
         self.stop.store(true, Ordering::SeqCst);
-        for w in self.workers.drain(..) {
-            let _ = w.join();
+        for w in &mut self.workers {
+            if let Some(l) = w.launched.take() {
+                let _ = l.join();
+            }
         }
     }
+}
+
+/// Builds the l3fwd tables: one next hop per distinct (port, MAC) among the routes.
+fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3Tables, StartError> {
+    let max_rules = (config.routes.len() as u32).max(1024);
+    let mut v4 = Lpm4::create("l3fwd_v4", max_rules, 1024, socket).map_err(LpmError::from).map_err(|error| RouteError { index: 0, error })?;
+    let mut v6 = Lpm6::create("l3fwd_v6", max_rules, 1 << 16, socket).map_err(LpmError::from).map_err(|error| RouteError { index: 0, error })?;
+    let mut next_hops: Vec<NextHop> = Vec::new();
+    for (index, r) in config.routes.iter().enumerate() {
+        let nh = NextHop { port: r.port, src: macs[r.port], dst: MacAddr(r.via_mac) };
+        let id = match next_hops.iter().position(|n| *n == nh) {
+            Some(i) => i,
+            None => {
+                next_hops.push(nh);
+                next_hops.len() - 1
+            }
+        } as u32;
+        let res = match r.prefix.addr {
+            IpAddr::V4(a) => v4.add(a, r.prefix.len, id),
+            IpAddr::V6(a) => v6.add(a, r.prefix.len, id),
+        };
+        res.map_err(|error| RouteError { index, error })?;
+    }
+    Ok(L3Tables { v4, v6, next_hops })
 }
 
 /// Creates each vdev (unless it already exists, e.g. given to EAL after `--`) and finds
@@ -294,7 +470,7 @@ fn open_ports(config: &Config) -> Result<Vec<PortSlot>, StartError> {
 
 /// One pool per NUMA socket that has a port, sized by the config or by l3fwd's formula
 /// over the ports on that socket.
-fn create_pools(config: &Config, sockets: &[SocketId]) -> Result<BTreeMap<SocketId, Pool>, StartError> {
+fn create_pools(config: &Config, sockets: &[SocketId]) -> Result<BTreeMap<SocketId, Arc<Pool>>, StartError> {
     let mut pools = BTreeMap::new();
     for &socket in sockets {
         if pools.contains_key(&socket) {
@@ -323,7 +499,7 @@ fn create_pools(config: &Config, sockets: &[SocketId]) -> Result<BTreeMap<Socket
             data_room: config.pool.data_room,
             socket,
         })?;
-        pools.insert(socket, pool);
+        pools.insert(socket, Arc::new(pool));
     }
     Ok(pools)
 }

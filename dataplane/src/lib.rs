@@ -4,8 +4,11 @@
 //! - [`eal`]: EAL start-up and clean-up, lcore ids, launching workers safely.
 //! - [`port`]: ethdev set-up, counters, and the RX/TX queue handles.
 //! - [`worker`]: the per-lcore poll loop.
+//! - [`report`]: the rate line, the final report, and their JSON form.
 //! - [`stats`]: counters written by one worker and read by the control thread.
+//! - [`net`]: zero-copy header views and the one-pass packet classifier.
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
+//! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //!
 //! `unsafe` is confined to [`eal`], [`port`] and [`lpm`], the modules that call DPDK directly;
@@ -17,11 +20,14 @@
 pub mod config;
 #[allow(unsafe_code)]
 pub mod eal;
+pub mod forward;
 pub mod forwarder;
 #[allow(unsafe_code)]
 pub mod lpm;
+pub mod net;
 #[allow(unsafe_code)]
 pub mod port;
+pub mod report;
 pub mod stats;
 pub mod worker;
 

@@ -1,13 +1,13 @@
 //! `dataplane`: run the forwarder on a TOML config.
 //!
 //! ```text
-//! dataplane --config configs/null.toml --duration 4 [-- EXTRA EAL ARGS]
+//! dataplane --config configs/null.toml --duration 4 [--stats-json FILE] [-- EXTRA EAL ARGS]
 //! ```
 //! The config is read and validated before EAL starts; EAL arguments come from the config
-//! (lcores, devices, `--no-pci` when there is no PCI device) followed by those after `--`.
-//! A stats line is printed every `--stats-interval` seconds; SIGINT or SIGTERM (or the end
-//! of `--duration`) stops the workers, closes the ports and checks that every mbuf came
-//! back. The exit status is non-zero on any error, worker panic or leaked mbuf.
+//! (lcores, PCI devices, `--no-pci` when there is no PCI device) followed by those after
+//! `--`. A stats line is printed every `--stats-interval` seconds; SIGINT or SIGTERM (or
+//! the end of `--duration`) stops the workers, closes the ports and checks that every mbuf
+//! came back. The exit status is non-zero on any error, worker panic or leaked mbuf.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,9 +19,8 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 use dataplane::eal::Eal;
-use dataplane::forwarder::{Forwarder, Report, Snapshot};
-use dataplane::stats::sum_lanes;
-use dataplane::Config;
+use dataplane::forwarder::Forwarder;
+use dataplane::{report, Config};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "A DPDK poll-mode packet forwarder")]
@@ -35,6 +34,9 @@ struct Cli {
     /// Seconds between stats lines; 0 turns them off.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0, allow_negative_numbers = true)]
     stats_interval: f64,
+    /// Write the final report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
     /// Extra EAL arguments, after `--`.
     #[arg(last = true, value_name = "EAL_ARGS")]
     eal: Vec<String>,
@@ -67,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
     let args = config.eal_args("dataplane", &cli.eal);
     let eal = Eal::init(&args).with_context(|| format!("EAL initialisation failed (arguments: {})", args[1..].join(" ")))?;
+    pin_control_thread(&config);
     let fwd = Forwarder::start(&eal, &config, stop.clone())?;
 
     let started = Instant::now();
@@ -81,15 +84,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         if let Some(iv) = interval {
             if now - last.0 >= iv {
                 let snap = fwd.snapshot();
-                println!("{}", rate_line(now - started, now - last.0, &last.1, &snap));
+                let lat = report::latency_json(&fwd.histograms(Duration::from_millis(100)), snap.tsc_hz);
+                let mut line = report::rate_line(now - started, now - last.0, &last.1, &snap);
+                if lat["rx_to_tx"]["count"] != 0 {
+                    line += &format!(" | rx->tx p50 {} ns p99 {} ns", lat["rx_to_tx"]["p50"], lat["rx_to_tx"]["p99"]);
+                }
+                println!("{line}");
                 last = (now, snap);
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    let mode = fwd.mode().name();
     let report = fwd.stop();
-    print_report(&report, started.elapsed());
+    let elapsed = started.elapsed();
+    print!("{}", report::report_text(&report, elapsed));
+    if let Some(path) = &cli.stats_json {
+        let text = serde_json::to_string_pretty(&report::report_json(&report, elapsed, mode)).expect("JSON values serialise");
+        std::fs::write(path, text + "\n").with_context(|| format!("--stats-json: cannot write {}", path.display()))?;
+    }
     drop(eal);
     if !report.is_clean() {
         let mut problems: Vec<String> = report.worker_errors.iter().map(ToString::to_string).collect();
@@ -100,55 +114,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn mpps(packets: u64, dt: Duration) -> f64 {
-    packets as f64 / dt.as_secs_f64().max(1e-9) / 1e6
-}
-
-/// One line per interval: totals over every lane, then RX per port.
-fn rate_line(at: Duration, dt: Duration, before: &Snapshot, now: &Snapshot) -> String {
-    let (a, b) = (sum_lanes(&before.lanes, |_| true), sum_lanes(&now.lanes, |_| true));
-    let mut line = format!(
-        "{:7.1}s  rx {:7.3} Mpps  tx {:7.3} Mpps  drop {:7.3} Mpps",
-        at.as_secs_f64(),
-        mpps(b.rx_packets - a.rx_packets, dt),
-        mpps(b.tx_packets - a.tx_packets, dt),
-        mpps(b.tx_dropped - a.tx_dropped, dt),
-    );
-    for (p, q) in before.ports.iter().zip(&now.ports) {
-        line += &format!(" | {} rx {:.3} tx {:.3}", q.name, mpps(q.stats.ipackets - p.stats.ipackets, dt), mpps(q.stats.opackets - p.stats.opackets, dt));
-    }
-    line
-}
-
-fn print_report(r: &Report, elapsed: Duration) {
-    let s = &r.snapshot;
-    let total = sum_lanes(&s.lanes, |_| true);
-    println!("--- dataplane report after {:.2}s ---", elapsed.as_secs_f64());
-    println!(
-        "forwarded {} packets ({:.3} Mpps average): rx {} tx {} tx_dropped {}",
-        total.tx_packets,
-        mpps(total.tx_packets, elapsed),
-        total.rx_packets,
-        total.tx_packets,
-        total.tx_dropped
-    );
-    for l in &s.lanes {
-        let t = l.totals;
-        println!(
-            "  {} {}/{} -> {}/{}: rx {} tx {} tx_dropped {} bursts {}",
-            l.id.lcore, l.id.rx_port, l.id.rx_queue, l.id.tx_port, l.id.tx_queue, t.rx_packets, t.tx_packets, t.tx_dropped, t.rx_bursts
-        );
-    }
-    for p in &s.ports {
-        let st = p.stats;
-        println!(
-            "  {} ({}, {}): ipackets {} opackets {} ibytes {} obytes {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
-            p.name, p.id, p.driver, st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
-        );
-    }
-    for p in &s.pools {
-        let st = p.stats;
-        let verdict = if st.in_use == 0 { "full" } else { "LEAK" };
-        println!("  pool {}: size {} available {} in_use {}: {}", p.name, st.size, st.available, st.in_use, verdict);
+/// Moves the control thread (this one, EAL's main lcore) to a core no worker uses, where
+/// one exists, so stats and telemetry never steal a forwarding core's cycles. Lcore ids
+/// are taken as core ids (EAL's `-l`, which the config generates).
+fn pin_control_thread(config: &Config) {
+    let Some(cores) = core_affinity::get_core_ids() else { return };
+    let busy = |id: usize| config.workers.iter().any(|w| w.lcore as usize == id);
+    let preferred = cores.iter().find(|c| c.id == config.eal.main_lcore as usize && !busy(c.id));
+    if let Some(core) = preferred.or_else(|| cores.iter().find(|c| !busy(c.id))) {
+        core_affinity::set_for_current(*core);
     }
 }

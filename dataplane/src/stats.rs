@@ -1,100 +1,166 @@
 //! Counters written by one worker lcore and read by the control thread.
 //!
-//! Each RX lane (one polled RX queue and the TX queue its packets leave by) has its own
-//! cache-line-aligned block of counters. Only the owning worker writes it, with relaxed
-//! stores of values it keeps locally, so no counter update is a read-modify-write on a
-//! shared line; the control thread reads with relaxed loads and may see a value one burst
-//! old. Sums across lanes give per-lcore and per-port figures.
+//! Each worker has one [`WorkerCounters`]: its softnet_stat-like totals (rounds, idle
+//! rounds, time_squeeze, busy cycles, drops by reason), RX per lane (polled queue) and
+//! TX per out port. Only the worker writes them, with relaxed stores of totals it keeps
+//! locally, once per round, so no update is a read-modify-write on a shared line; the
+//! control thread reads with relaxed loads and may see a value one round old. Each
+//! worker's counters start on a cache line of their own.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::eal::LcoreId;
+use crate::forward::DropReason;
 use crate::port::{PortId, QueueId};
 
-/// The counters of one lane, on a cache line of their own.
+/// A value on a cache line of its own.
 #[repr(align(64))]
 #[derive(Debug, Default)]
-pub struct LaneCounters {
-    rx_packets: AtomicU64,
-    tx_packets: AtomicU64,
-    tx_dropped: AtomicU64,
-    rx_bursts: AtomicU64,
+struct Line<T>(T);
+
+/// A worker's running totals, kept in plain integers on its stack and published with
+/// [`WorkerCounters::publish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerTotals {
+    /// Poll rounds.
+    pub rounds: u64,
+    /// Rounds that found no packet on any queue.
+    pub idle_rounds: u64,
+    /// Rounds that ended with budget (packets or time) spent while a queue still returned
+    /// a full burst: /proc/net/softnet_stat's third column.
+    pub time_squeeze: u64,
+    /// TSC cycles spent in rounds that found packets.
+    pub busy_cycles: u64,
+    /// Drops by [`DropReason::index`].
+    pub drops: [u64; DropReason::COUNT],
+    /// Per lane (index into the worker's lanes): packets received.
+    pub lane_rx: Vec<u64>,
+    /// Per lane: non-empty RX bursts.
+    pub lane_bursts: Vec<u64>,
+    /// Per port (index into the config's ports): packets handed to its TX queue.
+    pub port_tx: Vec<u64>,
 }
 
-/// The worker's private running totals for one lane, published with [`LaneCounters::publish`].
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct LaneTotals {
-    /// Packets received on the lane's RX queue.
-    pub rx_packets: u64,
-    /// Packets the TX queue accepted.
-    pub tx_packets: u64,
-    /// Packets the TX queue refused (ring full), freed and counted.
-    pub tx_dropped: u64,
-    /// Non-empty RX bursts.
-    pub rx_bursts: u64,
+impl WorkerTotals {
+    /// Zeroed totals for `lanes` lanes and `ports` ports.
+    pub fn new(lanes: usize, ports: usize) -> Self {
+        WorkerTotals {
+            rounds: 0,
+            idle_rounds: 0,
+            time_squeeze: 0,
+            busy_cycles: 0,
+            drops: [0; DropReason::COUNT],
+            lane_rx: vec![0; lanes],
+            lane_bursts: vec![0; lanes],
+            port_tx: vec![0; ports],
+        }
+    }
+
+    /// Packets received on all lanes (softnet_stat's `processed`).
+    pub fn processed(&self) -> u64 {
+        self.lane_rx.iter().sum()
+    }
+
+    /// Packets sent on all ports.
+    pub fn tx_packets(&self) -> u64 {
+        self.port_tx.iter().sum()
+    }
+
+    /// Packets dropped for any reason.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
 }
 
-impl LaneCounters {
+/// The published copy of a worker's totals.
+#[derive(Debug)]
+pub struct WorkerCounters {
+    core: Line<[AtomicU64; 4]>,
+    drops: Line<[AtomicU64; DropReason::COUNT]>,
+    lane_rx: Box<[AtomicU64]>,
+    lane_bursts: Box<[AtomicU64]>,
+    port_tx: Box<[AtomicU64]>,
+}
+
+fn zeros(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+impl WorkerCounters {
+    /// Counters for a worker with `lanes` lanes, sending to `ports` ports.
+    pub fn new(lanes: usize, ports: usize) -> Self {
+        WorkerCounters {
+            core: Line::default(),
+            drops: Line::default(),
+            lane_rx: zeros(lanes),
+            lane_bursts: zeros(lanes),
+            port_tx: zeros(ports),
+        }
+    }
+
     /// Stores the worker's totals (owner only).
     #[inline]
-    pub fn publish(&self, t: &LaneTotals) {
-        self.rx_packets.store(t.rx_packets, Relaxed);
-        self.tx_packets.store(t.tx_packets, Relaxed);
-        self.tx_dropped.store(t.tx_dropped, Relaxed);
-        self.rx_bursts.store(t.rx_bursts, Relaxed);
+    pub fn publish(&self, t: &WorkerTotals) {
+        let [rounds, idle, squeeze, busy] = &self.core.0;
+        rounds.store(t.rounds, Relaxed);
+        idle.store(t.idle_rounds, Relaxed);
+        squeeze.store(t.time_squeeze, Relaxed);
+        busy.store(t.busy_cycles, Relaxed);
+        for (a, v) in self.drops.0.iter().zip(&t.drops) {
+            a.store(*v, Relaxed);
+        }
+        for (a, v) in self.lane_rx.iter().zip(&t.lane_rx) {
+            a.store(*v, Relaxed);
+        }
+        for (a, v) in self.lane_bursts.iter().zip(&t.lane_bursts) {
+            a.store(*v, Relaxed);
+        }
+        for (a, v) in self.port_tx.iter().zip(&t.port_tx) {
+            a.store(*v, Relaxed);
+        }
     }
 
     /// Reads the last published totals.
-    pub fn read(&self) -> LaneTotals {
-        LaneTotals {
-            rx_packets: self.rx_packets.load(Relaxed),
-            tx_packets: self.tx_packets.load(Relaxed),
-            tx_dropped: self.tx_dropped.load(Relaxed),
-            rx_bursts: self.rx_bursts.load(Relaxed),
+    pub fn read(&self) -> WorkerTotals {
+        let load = |a: &[AtomicU64]| a.iter().map(|x| x.load(Relaxed)).collect::<Vec<_>>();
+        let [rounds, idle, squeeze, busy] = &self.core.0;
+        let mut drops = [0; DropReason::COUNT];
+        for (d, a) in drops.iter_mut().zip(&self.drops.0) {
+            *d = a.load(Relaxed);
+        }
+        WorkerTotals {
+            rounds: rounds.load(Relaxed),
+            idle_rounds: idle.load(Relaxed),
+            time_squeeze: squeeze.load(Relaxed),
+            busy_cycles: busy.load(Relaxed),
+            drops,
+            lane_rx: load(&self.lane_rx),
+            lane_bursts: load(&self.lane_bursts),
+            port_tx: load(&self.port_tx),
         }
     }
 }
 
-/// Where a lane's packets come from and go to.
+/// Where a lane's packets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaneId {
-    /// Worker lcore.
-    pub lcore: LcoreId,
-    /// RX port.
-    pub rx_port: PortId,
+    /// RX port (index into the config's ports).
+    pub port: usize,
+    /// Its ethdev id.
+    pub port_id: PortId,
     /// RX queue.
-    pub rx_queue: QueueId,
-    /// TX port.
-    pub tx_port: PortId,
-    /// TX queue.
-    pub tx_queue: QueueId,
+    pub queue: QueueId,
 }
 
-/// A lane's identity and its totals at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LaneSnapshot {
-    /// Which lane.
-    pub id: LaneId,
+/// One worker's identity, lanes and totals at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerSnapshot {
+    /// Its lcore.
+    pub lcore: LcoreId,
+    /// Its lanes, index for index with `totals.lane_rx`.
+    pub lanes: Vec<LaneId>,
     /// Its totals.
-    pub totals: LaneTotals,
-}
-
-impl std::ops::AddAssign for LaneTotals {
-    fn add_assign(&mut self, o: LaneTotals) {
-        self.rx_packets += o.rx_packets;
-        self.tx_packets += o.tx_packets;
-        self.tx_dropped += o.tx_dropped;
-        self.rx_bursts += o.rx_bursts;
-    }
-}
-
-/// Sums the totals of the lanes that `pick` selects.
-pub fn sum_lanes(lanes: &[LaneSnapshot], pick: impl Fn(&LaneId) -> bool) -> LaneTotals {
-    let mut t = LaneTotals::default();
-    for l in lanes.iter().filter(|l| pick(&l.id)) {
-        t += l.totals;
-    }
-    t
+    pub totals: WorkerTotals,
 }
 
 #[cfg(test)]
@@ -102,20 +168,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counters_sit_on_their_own_cache_line() {
-        assert_eq!(std::mem::align_of::<LaneCounters>(), 64);
-        assert_eq!(std::mem::size_of::<LaneCounters>(), 64);
+    fn each_worker_starts_on_its_own_cache_line() {
+        assert_eq!(std::mem::align_of::<Line<[AtomicU64; 4]>>(), 64);
+        assert_eq!(std::mem::align_of::<WorkerCounters>(), 64);
     }
 
     #[test]
-    fn publish_then_read_and_sum() {
-        let c = LaneCounters::default();
-        let t = LaneTotals { rx_packets: 10, tx_packets: 8, tx_dropped: 2, rx_bursts: 1 };
+    fn publish_then_read() {
+        let c = WorkerCounters::new(2, 3);
+        let mut t = WorkerTotals::new(2, 3);
+        t.rounds = 7;
+        t.time_squeeze = 2;
+        t.drops[DropReason::NoRoute.index()] = 5;
+        t.lane_rx = vec![10, 20];
+        t.port_tx = vec![1, 2, 3];
         c.publish(&t);
-        assert_eq!(c.read(), t);
-        let id = |p| LaneId { lcore: LcoreId(1), rx_port: PortId(p), rx_queue: QueueId(0), tx_port: PortId(1 - p), tx_queue: QueueId(0) };
-        let lanes = [LaneSnapshot { id: id(0), totals: t }, LaneSnapshot { id: id(1), totals: t }];
-        assert_eq!(sum_lanes(&lanes, |_| true).rx_packets, 20);
-        assert_eq!(sum_lanes(&lanes, |l| l.tx_port == PortId(1)).tx_dropped, 2);
+        let r = c.read();
+        assert_eq!(r, t);
+        assert_eq!(r.processed(), 30);
+        assert_eq!(r.tx_packets(), 6);
+        assert_eq!(r.dropped(), 5);
     }
 }

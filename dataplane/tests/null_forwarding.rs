@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataplane::eal::Eal;
-use dataplane::stats::sum_lanes;
 use dataplane::{Config, Forwarder};
 
 fn config(prefix: &str) -> Config {
@@ -67,7 +66,8 @@ fn null_ports_forward_both_ways_and_every_mbuf_comes_back() {
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let snap = fwd.snapshot();
-        let both = snap.lanes.len() == 2 && snap.lanes.iter().all(|l| l.totals.tx_packets > 0);
+        let t = snap.total();
+        let both = t.port_tx.len() == 2 && t.port_tx.iter().all(|&n| n > 0);
         if (both && started.elapsed() >= Duration::from_secs(1)) || started.elapsed() >= Duration::from_secs(10) {
             break;
         }
@@ -84,30 +84,31 @@ fn null_ports_forward_both_ways_and_every_mbuf_comes_back() {
     for p in &snap.ports {
         assert_eq!(p.driver, "net_null", "{}", p.name);
     }
-    let (id0, id1) = (snap.ports[0].id, snap.ports[1].id);
 
-    // One lane per direction, each forwarding, nothing unaccounted for.
-    assert_eq!(snap.lanes.len(), 2, "{:?}", snap.lanes);
-    for l in &snap.lanes {
-        let t = l.totals;
-        assert!(t.tx_packets > 0, "lane {:?} forwarded nothing: {t:?}", l.id);
-        assert_eq!(t.rx_packets, t.tx_packets + t.tx_dropped, "lane {:?}: rx != tx + tx_dropped", l.id);
-        assert!(t.rx_bursts > 0 && t.rx_bursts <= t.rx_packets, "lane {:?}: {t:?}", l.id);
-        let expected_out = if l.id.rx_port == id0 { id1 } else { id0 };
-        assert_eq!(l.id.tx_port, expected_out, "lane {:?} does not send to the pair partner", l.id);
-        assert_eq!(l.id.lcore.0, 1);
+    // One worker, one lane per port, each forwarding, nothing unaccounted for.
+    assert_eq!(snap.workers.len(), 1);
+    let w = &snap.workers[0];
+    assert_eq!(w.lcore.0, 1);
+    assert_eq!(w.lanes.len(), 2, "{:?}", w.lanes);
+    assert_ne!(w.lanes[0].port_id, w.lanes[1].port_id, "both lanes poll the same port");
+    let t = &w.totals;
+    for (l, (&rx, &bursts)) in w.lanes.iter().zip(t.lane_rx.iter().zip(&t.lane_bursts)) {
+        assert!(rx > 0, "lane {l:?} received nothing");
+        assert!(bursts > 0 && bursts <= rx, "lane {l:?}: {bursts} bursts for {rx} packets");
     }
-    assert_ne!(snap.lanes[0].id.rx_port, snap.lanes[1].id.rx_port, "both lanes poll the same port");
+    assert_eq!(t.processed(), t.tx_packets() + t.dropped(), "rx != tx + dropped: {t:?}");
+    assert!(t.rounds > 0 && t.busy_cycles > 0, "{t:?}");
 
-    // The devices counted what the lanes counted: RX by the receiving port,
-    // TX (accepted by the PMD) by the sending port.
-    for p in &snap.ports {
-        let rx = sum_lanes(&snap.lanes, |id| id.rx_port == p.id);
-        let tx = sum_lanes(&snap.lanes, |id| id.tx_port == p.id);
-        assert_eq!(p.stats.ipackets, rx.rx_packets, "{}: ipackets vs lane rx: {:?}", p.name, p.stats);
-        assert_eq!(p.stats.opackets, tx.tx_packets, "{}: opackets vs lane tx: {:?}", p.name, p.stats);
+    // The devices counted what the worker counted: each port received what its lane
+    // received and sent what its pair partner received (io mode).
+    for (i, p) in snap.ports.iter().enumerate() {
+        let partner = 1 - i;
+        assert_eq!(p.stats.ipackets, snap.port_rx(i), "{}: ipackets vs lane rx: {:?}", p.name, p.stats);
+        assert_eq!(p.stats.opackets, t.port_tx[i], "{}: opackets vs worker tx: {:?}", p.name, p.stats);
+        assert_eq!(t.port_tx[i], snap.port_rx(partner), "{}: io sends what the partner received", p.name);
         assert_eq!(p.stats.ierrors, 0, "{}: {:?}", p.name, p.stats);
     }
+    assert!(report.histograms.burst_cycles.len() > 0, "timed bursts were recorded");
 
     // Every mbuf is back once the workers stopped and the ports closed.
     assert!(!snap.pools.is_empty(), "no pool in the report");

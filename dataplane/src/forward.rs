@@ -1,0 +1,395 @@
+//! Per-packet forwarding decisions: pure functions from a frame's bytes (and tables) to
+//! an [`Action`], rewriting headers in place where the mode asks for it.
+//!
+//! No DPDK here: the worker calls these on `mbuf.data_mut()`, and the tests call them on
+//! byte arrays. Every malformed frame becomes [`Action::Drop`] with a [`DropReason`];
+//! nothing panics on any input.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
+
+/// Why a packet was dropped. Indexes the per-lcore drop counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The TX ring was full: `rte_eth_tx_burst` did not take it.
+    TxFull,
+    /// A header or a length it declares runs past the frame.
+    Truncated,
+    /// More than two VLAN tags.
+    TooManyVlanTags,
+    /// IP version does not match the ethertype.
+    BadIpVersion,
+    /// IPv4 IHL below 5.
+    BadIpv4HeaderLen,
+    /// IPv4 total length below the header length.
+    BadIpv4TotalLen,
+    /// Too many IPv6 extension headers.
+    TooManyIpv6ExtHeaders,
+    /// TCP data offset below 5 or UDP length below 8.
+    BadL4Header,
+    /// Not IPv4 or IPv6 in a mode that routes.
+    NotIp,
+    /// IPv4 header checksum wrong.
+    BadIpv4Checksum,
+    /// TTL or hop limit would reach 0.
+    TtlExpired,
+    /// No route matches the destination.
+    NoRoute,
+    /// The packet had to be copied to be written, and the pool was empty.
+    NoBufForCopy,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 13;
+
+    /// Every reason, in [`index`](Self::index) order.
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::TxFull,
+        DropReason::Truncated,
+        DropReason::TooManyVlanTags,
+        DropReason::BadIpVersion,
+        DropReason::BadIpv4HeaderLen,
+        DropReason::BadIpv4TotalLen,
+        DropReason::TooManyIpv6ExtHeaders,
+        DropReason::BadL4Header,
+        DropReason::NotIp,
+        DropReason::BadIpv4Checksum,
+        DropReason::TtlExpired,
+        DropReason::NoRoute,
+        DropReason::NoBufForCopy,
+    ];
+
+    /// Position in [`ALL`](Self::ALL).
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A stable snake_case counter name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::TxFull => "tx_full",
+            DropReason::Truncated => "truncated",
+            DropReason::TooManyVlanTags => "too_many_vlan_tags",
+            DropReason::BadIpVersion => "bad_ip_version",
+            DropReason::BadIpv4HeaderLen => "bad_ipv4_header_len",
+            DropReason::BadIpv4TotalLen => "bad_ipv4_total_len",
+            DropReason::TooManyIpv6ExtHeaders => "too_many_ipv6_ext_headers",
+            DropReason::BadL4Header => "bad_l4_header",
+            DropReason::NotIp => "not_ip",
+            DropReason::BadIpv4Checksum => "bad_ipv4_checksum",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::NoRoute => "no_route",
+            DropReason::NoBufForCopy => "no_buf_for_copy",
+        }
+    }
+}
+
+const _: () = assert!(DropReason::NoBufForCopy as usize + 1 == DropReason::COUNT);
+
+impl From<ParseError> for DropReason {
+    fn from(e: ParseError) -> Self {
+        match e {
+            ParseError::Truncated => DropReason::Truncated,
+            ParseError::TooManyVlanTags => DropReason::TooManyVlanTags,
+            ParseError::BadVersion => DropReason::BadIpVersion,
+            ParseError::BadHeaderLen => DropReason::BadIpv4HeaderLen,
+            ParseError::BadTotalLen => DropReason::BadIpv4TotalLen,
+            ParseError::TooManyExtHeaders => DropReason::TooManyIpv6ExtHeaders,
+            ParseError::BadL4Header => DropReason::BadL4Header,
+        }
+    }
+}
+
+/// What to do with one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send it out of this port (index into the config's ports).
+    Tx(usize),
+    /// Free it and count the reason.
+    Drop(DropReason),
+}
+
+/// `macswap`: exchange source and destination MAC.
+#[inline]
+pub fn macswap(frame: &mut [u8]) -> Result<(), DropReason> {
+    let mut eth = EthernetFrame::new_checked(frame).map_err(DropReason::from)?;
+    eth.swap_macs();
+    Ok(())
+}
+
+/// `l2fwd`: source MAC = the out port's, destination MAC = its configured peer.
+#[inline]
+pub fn l2fwd(frame: &mut [u8], src: MacAddr, dst: MacAddr) -> Result<(), DropReason> {
+    let mut eth = EthernetFrame::new_checked(frame).map_err(DropReason::from)?;
+    eth.set_src(src);
+    eth.set_dst(dst);
+    Ok(())
+}
+
+/// Longest-prefix-match lookups, to next-hop indexes.
+pub trait Routes {
+    /// The next hop for an IPv4 destination.
+    fn lookup_v4(&self, dst: Ipv4Addr) -> Option<u32>;
+    /// The next hop for an IPv6 destination.
+    fn lookup_v6(&self, dst: Ipv6Addr) -> Option<u32>;
+}
+
+/// Where a next hop is: the out port and the MACs to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// Out port (index into the config's ports).
+    pub port: usize,
+    /// Source MAC: the out port's own.
+    pub src: MacAddr,
+    /// Destination MAC: the next hop's.
+    pub dst: MacAddr,
+}
+
+/// `l3fwd`: route by destination address. IPv4: header checksum verified, TTL
+/// decremented with an incremental checksum update (RFC 1624). IPv6: hop limit
+/// decremented. Both: MACs rewritten for the next hop. Anything else is dropped with
+/// its reason; the frame is only modified when the packet is forwarded.
+pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop]) -> Action {
+    let p = match parse(frame) {
+        Ok(p) => p,
+        Err(e) => return Action::Drop(e.into()),
+    };
+    let l3 = usize::from(p.l3_offset);
+    let nh = match p.l3 {
+        L3::Ipv4 => {
+            let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[l3..]) else {
+                return Action::Drop(DropReason::Truncated);
+            };
+            if !ip.verify_checksum() {
+                return Action::Drop(DropReason::BadIpv4Checksum);
+            }
+            if ip.ttl() <= 1 {
+                return Action::Drop(DropReason::TtlExpired);
+            }
+            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.get(i as usize)) else {
+                return Action::Drop(DropReason::NoRoute);
+            };
+            ip.decrement_ttl();
+            nh
+        }
+        L3::Ipv6 => {
+            let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[l3..]) else {
+                return Action::Drop(DropReason::Truncated);
+            };
+            if ip.hop_limit() <= 1 {
+                return Action::Drop(DropReason::TtlExpired);
+            }
+            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.get(i as usize)) else {
+                return Action::Drop(DropReason::NoRoute);
+            };
+            ip.decrement_hop_limit();
+            nh
+        }
+        L3::Arp | L3::Other(_) => return Action::Drop(DropReason::NotIp),
+    };
+    // parse() accepted at least an Ethernet header, so this cannot fail.
+    if let Ok(mut eth) = EthernetFrame::new_checked(&mut frame[..]) {
+        eth.set_src(nh.src);
+        eth.set_dst(nh.dst);
+    }
+    Action::Tx(nh.port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::checksum;
+
+    /// A linear-scan LPM: enough to test the decision logic without DPDK's tables
+    /// (those are tested against EAL in tests/lpm.rs and through the forwarder).
+    struct Table(Vec<(u128, u8, bool, u32)>);
+
+    impl Table {
+        fn best(&self, v6: bool, addr: u128, bits: u32) -> Option<u32> {
+            self.0
+                .iter()
+                .filter(|(p, len, is6, _)| {
+                    *is6 == v6 && (*len == 0 || (addr >> (bits - u32::from(*len))) == (p >> (bits - u32::from(*len))))
+                })
+                .max_by_key(|r| r.1)
+                .map(|r| r.3)
+        }
+    }
+
+    impl Routes for Table {
+        fn lookup_v4(&self, dst: Ipv4Addr) -> Option<u32> {
+            self.best(false, u128::from(u32::from(dst)), 32)
+        }
+        fn lookup_v6(&self, dst: Ipv6Addr) -> Option<u32> {
+            self.best(true, u128::from(dst), 128)
+        }
+    }
+
+    const P0: MacAddr = MacAddr([2, 0, 0, 0, 0, 0]);
+    const P1: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const GW1: MacAddr = MacAddr([2, 0, 0, 0, 1, 1]);
+    const GW2: MacAddr = MacAddr([2, 0, 0, 0, 2, 2]);
+
+    fn tables() -> (Table, Vec<NextHop>) {
+        let v4 = |a: [u8; 4]| u128::from(u32::from(Ipv4Addr::from(a)));
+        let v6 = |s: &str| u128::from(s.parse::<Ipv6Addr>().unwrap());
+        (
+            Table(vec![
+                (v4([10, 1, 0, 0]), 16, false, 0),
+                (v4([10, 1, 2, 0]), 24, false, 1),
+                (v6("2001:db8::"), 32, true, 0),
+                (v6("2001:db8:1::"), 48, true, 1),
+            ]),
+            vec![NextHop { port: 0, src: P0, dst: GW1 }, NextHop { port: 1, src: P1, dst: GW2 }],
+        )
+    }
+
+    fn ipv4_udp(dst: [u8; 4], ttl: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8 + 4];
+        f[0..6].copy_from_slice(&[0xaa; 6]);
+        f[6..12].copy_from_slice(&[0xbb; 6]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = &mut f[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&32u16.to_be_bytes());
+        ip[8] = ttl;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        ip[16..20].copy_from_slice(&dst);
+        let c = checksum::checksum(ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f[34..36].copy_from_slice(&1234u16.to_be_bytes());
+        f[36..38].copy_from_slice(&5678u16.to_be_bytes());
+        f[38..40].copy_from_slice(&12u16.to_be_bytes());
+        f
+    }
+
+    fn ipv6_udp(dst: &str, hops: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40 + 8];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let ip = &mut f[14..54];
+        ip[0] = 0x60;
+        ip[4..6].copy_from_slice(&8u16.to_be_bytes());
+        ip[6] = 17;
+        ip[7] = hops;
+        ip[8..24].copy_from_slice(&"2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap().octets());
+        ip[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+        f[58..60].copy_from_slice(&8u16.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn ipv4_longest_prefix_ttl_checksum_and_macs() {
+        let (t, nh) = tables();
+        let mut f = ipv4_udp([10, 1, 2, 3], 64);
+        assert_eq!(l3fwd(&mut f, &t, &nh), Action::Tx(1), "/24 beats /16");
+        assert_eq!(&f[0..6], &GW2.0);
+        assert_eq!(&f[6..12], &P1.0);
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!(ip.ttl(), 63);
+        assert!(ip.verify_checksum(), "incremental update keeps the checksum valid");
+        let mut g = ipv4_udp([10, 1, 3, 3], 2);
+        assert_eq!(l3fwd(&mut g, &t, &nh), Action::Tx(0));
+        assert_eq!(Ipv4Packet::new_checked(&g[14..]).unwrap().ttl(), 1);
+    }
+
+    #[test]
+    fn ipv4_drops_leave_the_frame_alone() {
+        let (t, nh) = tables();
+        for (mut f, reason) in [
+            (ipv4_udp([10, 9, 0, 1], 64), DropReason::NoRoute),
+            (ipv4_udp([10, 1, 2, 3], 1), DropReason::TtlExpired),
+            (ipv4_udp([10, 1, 2, 3], 0), DropReason::TtlExpired),
+            ({
+                let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                f[24] ^= 0xff;
+                f
+            }, DropReason::BadIpv4Checksum),
+            ({
+                let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                f[14] = 0x44;
+                f
+            }, DropReason::BadIpv4HeaderLen),
+            ({
+                let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                f[14] = 0x55;
+                f
+            }, DropReason::BadIpVersion),
+            ({
+                let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                f[16..18].copy_from_slice(&100u16.to_be_bytes());
+                f
+            }, DropReason::Truncated),
+            ({
+                let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                f[16..18].copy_from_slice(&10u16.to_be_bytes());
+                f
+            }, DropReason::BadIpv4TotalLen),
+            ({
+                let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                f[12..14].copy_from_slice(&[0x08, 0x06]);
+                f
+            }, DropReason::NotIp),
+            (ipv4_udp([10, 1, 2, 3], 64)[..20].to_vec(), DropReason::Truncated),
+        ] {
+            let before = f.clone();
+            assert_eq!(l3fwd(&mut f, &t, &nh), Action::Drop(reason));
+            assert_eq!(f, before, "{reason:?} must not modify the frame");
+        }
+    }
+
+    #[test]
+    fn ipv6_routes_and_hop_limit() {
+        let (t, nh) = tables();
+        let mut f = ipv6_udp("2001:db8:1::7", 64);
+        assert_eq!(l3fwd(&mut f, &t, &nh), Action::Tx(1));
+        assert_eq!(f[14 + 7], 63);
+        assert_eq!(&f[0..6], &GW2.0);
+        let mut g = ipv6_udp("2001:db8:2::7", 64);
+        assert_eq!(l3fwd(&mut g, &t, &nh), Action::Tx(0));
+        assert_eq!(l3fwd(&mut ipv6_udp("2001:db9::1", 64), &t, &nh), Action::Drop(DropReason::NoRoute));
+        assert_eq!(l3fwd(&mut ipv6_udp("2001:db8::1", 1), &t, &nh), Action::Drop(DropReason::TtlExpired));
+    }
+
+    #[test]
+    fn macswap_and_l2fwd_rewrite_macs() {
+        let mut f = ipv4_udp([10, 1, 2, 3], 64);
+        macswap(&mut f).unwrap();
+        assert_eq!(&f[0..6], &[0xbb; 6]);
+        assert_eq!(&f[6..12], &[0xaa; 6]);
+        l2fwd(&mut f, P0, GW1).unwrap();
+        assert_eq!(&f[0..6], &GW1.0);
+        assert_eq!(&f[6..12], &P0.0);
+        assert_eq!(macswap(&mut [0u8; 13]), Err(DropReason::Truncated));
+        assert_eq!(l2fwd(&mut [0u8; 5], P0, GW1), Err(DropReason::Truncated));
+    }
+
+    #[test]
+    fn no_input_panics() {
+        let (t, nh) = tables();
+        let base = ipv4_udp([10, 1, 2, 3], 64);
+        for len in 0..=base.len() {
+            for i in 0..len {
+                for v in [0x00, 0xff, 0x45, 0x86] {
+                    let mut f = base[..len].to_vec();
+                    f[i] = v;
+                    let _ = l3fwd(&mut f, &t, &nh);
+                    let _ = macswap(&mut f);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reasons_are_indexed_in_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+        for e in ParseError::ALL {
+            assert_ne!(DropReason::from(e), DropReason::TxFull);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! What the control thread shows: the per-second rate line, the final text report, and
+//! the same figures as JSON (for `--stats-json` and DPDK telemetry).
+//!
+//! The JSON sections mirror what Linux and DPDK users know: `softnet` is
+//! /proc/net/softnet_stat per worker lcore (processed, dropped, time_squeeze, plus idle
+//! rounds and busy cycles), `stats` is testpmd's per-port view, `latency` the
+//! hdrhistogram percentiles, `pools` the mempools' occupancy.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+use crate::forward::DropReason;
+use crate::forwarder::{Report, Snapshot};
+use crate::worker::Histograms;
+
+/// Packets per second, in millions.
+pub fn mpps(packets: u64, dt: Duration) -> f64 {
+    packets as f64 / dt.as_secs_f64().max(1e-9) / 1e6
+}
+
+/// One line per interval: totals over every worker, then RX/TX per port.
+pub fn rate_line(at: Duration, dt: Duration, before: &Snapshot, now: &Snapshot) -> String {
+    let (a, b) = (before.total(), now.total());
+    let mut line = format!(
+        "{:7.1}s  rx {:7.3} Mpps  tx {:7.3} Mpps  drop {:7.3} Mpps  squeeze {:>6}/s",
+        at.as_secs_f64(),
+        mpps(b.processed() - a.processed(), dt),
+        mpps(b.tx_packets() - a.tx_packets(), dt),
+        mpps(b.dropped() - a.dropped(), dt),
+        ((b.time_squeeze - a.time_squeeze) as f64 / dt.as_secs_f64().max(1e-9)).round(),
+    );
+    for (p, q) in before.ports.iter().zip(&now.ports) {
+        let _ = write!(
+            line,
+            " | {} rx {:.3} tx {:.3}",
+            q.name,
+            mpps(q.stats.ipackets - p.stats.ipackets, dt),
+            mpps(q.stats.opackets - p.stats.opackets, dt)
+        );
+    }
+    line
+}
+
+fn drops_json(drops: &[u64; DropReason::COUNT]) -> Value {
+    let mut m = Map::new();
+    for r in DropReason::ALL {
+        m.insert(r.name().to_owned(), json!(drops[r.index()]));
+    }
+    Value::Object(m)
+}
+
+/// `softnet`: one object per worker lcore.
+pub fn softnet_json(s: &Snapshot) -> Value {
+    let mut m = Map::new();
+    for w in &s.workers {
+        let t = &w.totals;
+        let lanes: Vec<Value> = w
+            .lanes
+            .iter()
+            .zip(t.lane_rx.iter().zip(&t.lane_bursts))
+            .map(|(l, (rx, bursts))| json!({ "port": s.ports[l.port].name, "queue": l.queue.0, "rx_packets": rx, "rx_bursts": bursts }))
+            .collect();
+        m.insert(
+            w.lcore.to_string(),
+            json!({
+                "processed": t.processed(),
+                "tx_packets": t.tx_packets(),
+                "dropped": t.dropped(),
+                "time_squeeze": t.time_squeeze,
+                "rounds": t.rounds,
+                "idle_rounds": t.idle_rounds,
+                "busy_cycles": t.busy_cycles,
+                "cycles_per_packet": if t.processed() > 0 { t.busy_cycles as f64 / t.processed() as f64 } else { 0.0 },
+                "drops": drops_json(&t.drops),
+                "lanes": lanes,
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+/// `stats`: totals and one object per port.
+pub fn stats_json(s: &Snapshot) -> Value {
+    let t = s.total();
+    let mut ports = Map::new();
+    for (i, p) in s.ports.iter().enumerate() {
+        let st = p.stats;
+        ports.insert(
+            p.name.clone(),
+            json!({
+                "port_id": p.id.0, "driver": p.driver,
+                "rx_packets": s.port_rx(i), "tx_packets": t.port_tx[i],
+                "ipackets": st.ipackets, "opackets": st.opackets, "ibytes": st.ibytes, "obytes": st.obytes,
+                "imissed": st.imissed, "ierrors": st.ierrors, "oerrors": st.oerrors, "rx_nombuf": st.rx_nombuf,
+            }),
+        );
+    }
+    json!({
+        "rx_packets": t.processed(),
+        "tx_packets": t.tx_packets(),
+        "dropped": t.dropped(),
+        "time_squeeze": t.time_squeeze,
+        "drops": drops_json(&t.drops),
+        "ports": ports,
+    })
+}
+
+/// `pools`: occupancy per pool.
+pub fn pools_json(s: &Snapshot) -> Value {
+    let mut m = Map::new();
+    for p in &s.pools {
+        m.insert(p.name.clone(), json!({ "size": p.stats.size, "available": p.stats.available, "in_use": p.stats.in_use, "cached": p.stats.cached }));
+    }
+    Value::Object(m)
+}
+
+/// Percentiles of a cycles histogram, converted to nanoseconds.
+pub fn percentiles_ns(h: &Histogram<u64>, tsc_hz: u64) -> Value {
+    let ns = |c: u64| (c as f64 * 1e9 / tsc_hz.max(1) as f64).round() as u64;
+    if h.is_empty() {
+        return json!({ "count": 0 });
+    }
+    json!({
+        "count": h.len(),
+        "p50": ns(h.value_at_quantile(0.50)),
+        "p90": ns(h.value_at_quantile(0.90)),
+        "p99": ns(h.value_at_quantile(0.99)),
+        "p99_9": ns(h.value_at_quantile(0.999)),
+        "max": ns(h.max()),
+    })
+}
+
+/// `latency`: RX-to-TX hand-off per packet and processing time per RX burst, in ns.
+pub fn latency_json(h: &Histograms, tsc_hz: u64) -> Value {
+    json!({
+        "unit": "ns",
+        "rx_to_tx": percentiles_ns(&h.latency_cycles, tsc_hz),
+        "burst": percentiles_ns(&h.burst_cycles, tsc_hz),
+    })
+}
+
+/// The whole final report as JSON.
+pub fn report_json(r: &Report, elapsed: Duration, mode: &str) -> Value {
+    let s = &r.snapshot;
+    json!({
+        "elapsed_s": elapsed.as_secs_f64(),
+        "mode": mode,
+        "tsc_hz": s.tsc_hz,
+        "stats": stats_json(s),
+        "softnet": softnet_json(s),
+        "latency": latency_json(&r.histograms, s.tsc_hz),
+        "pools": pools_json(s),
+        "clean": r.is_clean(),
+        "errors": r.worker_errors.iter().map(ToString::to_string)
+            .chain(r.port_errors.iter().map(ToString::to_string))
+            .chain(r.leaks().map(|p| format!("pool {} leaked {} mbufs", p.name, p.stats.in_use)))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn pct_line(name: &str, v: &Value) -> String {
+    if v["count"] == 0 {
+        return format!("{name}: no samples");
+    }
+    format!(
+        "{name}: p50 {} ns  p90 {} ns  p99 {} ns  p99.9 {} ns  max {} ns  ({} samples)",
+        v["p50"], v["p90"], v["p99"], v["p99_9"], v["max"], v["count"]
+    )
+}
+
+/// The final report as text.
+pub fn report_text(r: &Report, elapsed: Duration) -> String {
+    let s = &r.snapshot;
+    let t = s.total();
+    let mut o = String::new();
+    let _ = writeln!(o, "--- dataplane report after {:.2}s ---", elapsed.as_secs_f64());
+    let _ = writeln!(
+        o,
+        "forwarded {} packets ({:.3} Mpps average): rx {} tx {} dropped {} time_squeeze {}",
+        t.tx_packets(),
+        mpps(t.tx_packets(), elapsed),
+        t.processed(),
+        t.tx_packets(),
+        t.dropped(),
+        t.time_squeeze
+    );
+    for w in &s.workers {
+        let wt = &w.totals;
+        let cpp = if wt.processed() > 0 { wt.busy_cycles as f64 / wt.processed() as f64 } else { 0.0 };
+        let _ = writeln!(
+            o,
+            "  {}: processed {} tx {} dropped {} time_squeeze {} rounds {} idle_rounds {} busy_cycles {} ({:.1} cycles/packet)",
+            w.lcore, wt.processed(), wt.tx_packets(), wt.dropped(), wt.time_squeeze, wt.rounds, wt.idle_rounds, wt.busy_cycles, cpp
+        );
+        for (l, (rx, bursts)) in w.lanes.iter().zip(wt.lane_rx.iter().zip(&wt.lane_bursts)) {
+            let _ = writeln!(o, "    rx {} {}/{}: {} packets in {} bursts", s.ports[l.port].name, l.port_id, l.queue, rx, bursts);
+        }
+    }
+    let reasons: Vec<String> =
+        DropReason::ALL.iter().filter(|r| t.drops[r.index()] > 0).map(|r| format!("{} {}", r.name(), t.drops[r.index()])).collect();
+    let _ = writeln!(o, "  drops: {}", if reasons.is_empty() { "none".to_owned() } else { reasons.join(", ") });
+    for (i, p) in s.ports.iter().enumerate() {
+        let st = p.stats;
+        let _ = writeln!(
+            o,
+            "  {} ({}, {}): rx {} tx {} | ipackets {} opackets {} ibytes {} obytes {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
+            p.name, p.id, p.driver, s.port_rx(i), t.port_tx[i], st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
+        );
+    }
+    let lat = latency_json(&r.histograms, s.tsc_hz);
+    let _ = writeln!(o, "  latency {}", pct_line("rx->tx", &lat["rx_to_tx"]));
+    let _ = writeln!(o, "  latency {}", pct_line("per burst", &lat["burst"]));
+    for p in &s.pools {
+        let st = p.stats;
+        let verdict = if st.in_use == 0 { "full" } else { "LEAK" };
+        let _ = writeln!(o, "  pool {}: size {} available {} in_use {}: {}", p.name, st.size, st.available, st.in_use, verdict);
+    }
+    o
+}
