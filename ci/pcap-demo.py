@@ -1,9 +1,15 @@
 #!/usr/bin/python3
-"""Runs configs/pcap.toml end to end: writes /tmp/dataplane-in.pcap (UDP frames of mixed
-sizes) and the empty /tmp/dataplane-empty.pcap it needs, forwards for two seconds, and
-checks /tmp/dataplane-out.pcap holds the same frames in the same order.
+"""Runs configs/pcap.toml (io) or configs/l3fwd.toml end to end on files.
 
-    ci/pcap-demo.py [--frames 1000] [--bin target/release/dataplane]
+io: writes /tmp/dataplane-in.pcap (UDP frames of mixed sizes) and the empty
+/tmp/dataplane-empty.pcap, forwards for two seconds, and checks /tmp/dataplane-out.pcap
+holds the same frames in the same order.
+
+l3fwd: writes /tmp/dataplane-l3fwd-in.pcap with frames to 10.0.1.x, routes them, and
+checks /tmp/dataplane-l3fwd-east.pcap holds each with TTL - 1, a valid checksum and the
+next hop's MACs.
+
+    ci/pcap-demo.py [--mode io|l3fwd] [--frames 1000] [--bin target/release/dataplane]
 """
 
 import argparse
@@ -38,7 +44,7 @@ def udp_frame(i, size):
     eth = bytes.fromhex("02000000000202000000000108 00".replace(" ", ""))
     payload_len = size - 14 - 20 - 8
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + payload_len, i & 0xFFFF, 0, 64, 17, 0,
-                     bytes([10, 0, 0, 1]), bytes([10, 0, 1, (i % 250) + 1]))
+                     bytes([10, 0, 0, 2]), bytes([10, 0, 1, (i % 250) + 2]))
     csum = sum(struct.unpack("!10H", ip))
     csum = (csum & 0xFFFF) + (csum >> 16)
     ip = ip[:10] + struct.pack("!H", ~csum & 0xFFFF) + ip[12:]
@@ -47,13 +53,41 @@ def udp_frame(i, size):
     return eth + ip + udp + payload
 
 
+def ip_checksum(hdr):
+    s = sum(struct.unpack(f"!{len(hdr) // 2}H", hdr))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def l3fwd(a, frames):
+    write_pcap(Path("/tmp/dataplane-l3fwd-in.pcap"), frames)
+    write_pcap(EMPTY, [])
+    east = Path("/tmp/dataplane-l3fwd-east.pcap")
+    east.unlink(missing_ok=True)
+    rc = subprocess.call([a.bin, "--config", str(ROOT / "configs" / "l3fwd.toml"), "--duration", "2"])
+    if rc != 0:
+        sys.exit(f"dataplane exited {rc}")
+    out = read_pcap(east)
+    ok = len(out) == len(frames)
+    for f, o in zip(frames, out):
+        ip, oip = f[14:34], o[14:34]
+        ok &= o[0:6] == bytes.fromhex("020000000102") and o[14 + 8] == f[14 + 8] - 1
+        ok &= ip_checksum(oip) == 0 and o[34:] == f[34:] and oip[:8] == ip[:8] and oip[9] == ip[9] and oip[12:] == ip[12:]
+    print(f"{len(frames)} frames in, {len(out)} routed out of east, TTL - 1, checksum valid, next-hop MAC: {ok}")
+    sys.exit(0 if ok else 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=["io", "l3fwd"], default="io")
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "dataplane"))
     a = ap.parse_args()
     sizes = [60, 64, 128, 256, 512, 1024, 1514]
     frames = [udp_frame(i, sizes[i % len(sizes)]) for i in range(a.frames)]
+    if a.mode == "l3fwd":
+        return l3fwd(a, frames)
     write_pcap(IN, frames)
     write_pcap(EMPTY, [])
     OUT.unlink(missing_ok=True)

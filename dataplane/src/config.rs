@@ -1532,7 +1532,7 @@ rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
 
     #[test]
     fn all_shipped_configs_load() {
-        for name in ["null.toml", "pcap.toml", "mlx5.toml", "e1000.toml"] {
+        for name in ["null.toml", "pcap.toml", "l3fwd.toml", "mlx5.toml", "e1000.toml"] {
             load(name);
         }
     }

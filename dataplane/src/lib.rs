@@ -9,6 +9,7 @@
 //! - [`net`]: zero-copy header views and the one-pass packet classifier.
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
+//! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //!
 //! `unsafe` is confined to [`eal`], [`port`] and [`lpm`], the modules that call DPDK directly;
@@ -29,6 +30,8 @@ pub mod net;
 pub mod port;
 pub mod report;
 pub mod stats;
+#[allow(unsafe_code)]
+pub mod telemetry;
 pub mod worker;
 
 pub use config::{Config, ConfigError};

@@ -20,7 +20,7 @@ use clap::Parser;
 
 use dataplane::eal::Eal;
 use dataplane::forwarder::Forwarder;
-use dataplane::{report, Config};
+use dataplane::{report, telemetry, Config};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "A DPDK poll-mode packet forwarder")]
@@ -70,26 +70,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let args = config.eal_args("dataplane", &cli.eal);
     let eal = Eal::init(&args).with_context(|| format!("EAL initialisation failed (arguments: {})", args[1..].join(" ")))?;
     pin_control_thread(&config);
+    telemetry::register().context("cannot register the telemetry commands")?;
+    telemetry::pdump_init().context("cannot initialise rte_pdump")?;
     let fwd = Forwarder::start(&eal, &config, stop.clone())?;
 
     let started = Instant::now();
     let deadline = cli.duration.map(Duration::from_secs_f64);
     let interval = (cli.stats_interval > 0.0).then(|| Duration::from_secs_f64(cli.stats_interval));
     let mut last = (started, fwd.snapshot());
+    let mut published = started - TELEMETRY_PERIOD;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if deadline.is_some_and(|d| now - started >= d) {
             break;
         }
-        if let Some(iv) = interval {
-            if now - last.0 >= iv {
-                let snap = fwd.snapshot();
-                let lat = report::latency_json(&fwd.histograms(Duration::from_millis(100)), snap.tsc_hz);
+        let print = interval.is_some_and(|iv| now - last.0 >= iv);
+        if print || now - published >= TELEMETRY_PERIOD {
+            let snap = fwd.snapshot();
+            let lat = report::latency_json(&fwd.histograms(Duration::from_millis(100)), snap.tsc_hz);
+            if print {
                 let mut line = report::rate_line(now - started, now - last.0, &last.1, &snap);
                 if lat["rx_to_tx"]["count"] != 0 {
                     line += &format!(" | rx->tx p50 {} ns p99 {} ns", lat["rx_to_tx"]["p50"], lat["rx_to_tx"]["p99"]);
                 }
                 println!("{line}");
+            }
+            publish_telemetry(&snap, lat);
+            published = now;
+            if print {
                 last = (now, snap);
             }
         }
@@ -104,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(&report::report_json(&report, elapsed, mode)).expect("JSON values serialise");
         std::fs::write(path, text + "\n").with_context(|| format!("--stats-json: cannot write {}", path.display()))?;
     }
+    telemetry::pdump_uninit();
     drop(eal);
     if !report.is_clean() {
         let mut problems: Vec<String> = report.worker_errors.iter().map(ToString::to_string).collect();
@@ -112,6 +121,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         bail!("{}", problems.join("; "));
     }
     Ok(())
+}
+
+/// How often the telemetry sections are refreshed.
+const TELEMETRY_PERIOD: Duration = Duration::from_millis(250);
+
+/// Hands the live figures to the `/dataplane/*` telemetry commands.
+fn publish_telemetry(snap: &dataplane::Snapshot, latency: serde_json::Value) {
+    telemetry::publish("stats", report::stats_json(snap));
+    telemetry::publish("softnet", report::softnet_json(snap));
+    telemetry::publish("latency", latency);
+    telemetry::publish("pools", report::pools_json(snap));
 }
 
 /// Moves the control thread (this one, EAL's main lcore) to a core no worker uses, where

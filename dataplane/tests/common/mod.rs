@@ -155,3 +155,90 @@ pub fn run_dataplane(args: &[&str], limit: Duration) -> Output {
     };
     Output { status, stdout: out.join().unwrap().unwrap(), stderr: err.join().unwrap().unwrap() }
 }
+
+/// `EAL_ARGS` with `-m` set to `megabytes`, as a TOML array for `[eal] args = ...`
+/// (l3fwd's route tables alone take 128 MiB: 64 MiB each for rte_lpm and rte_lpm6).
+pub fn eal_args_toml_with_memory(megabytes: u32) -> String {
+    let mut args: Vec<String> = EAL_ARGS.iter().map(|a| (*a).to_owned()).collect();
+    let m = args.iter().position(|a| a == "-m").expect("EAL_ARGS sets -m");
+    args[m + 1] = megabytes.to_string();
+    let quoted: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// Polls `done` every millisecond until it holds or `limit` passed; returns its last value.
+pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Copies `frames` into mbufs from `pool` and enqueues them into `ring` in bursts of at
+/// most 32, in order, retrying (for at most 10 s) while the ring is full.
+pub fn send_frames(pool: &mempool::Pool, ring: &mempool::MbufRing, frames: &[Vec<u8>]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut burst: mempool::Burst = mempool::Burst::new();
+    for chunk in frames.chunks(burst.capacity()) {
+        for f in chunk {
+            let mut m = mempool::Mbuf::alloc(pool).unwrap_or_else(|e| panic!("pool {}: {e}", pool.name()));
+            m.set_data(f).unwrap_or_else(|e| panic!("frame of {} bytes: {e}", f.len()));
+            burst.push(m).expect("the burst has room for a chunk");
+        }
+        while !burst.is_empty() {
+            if ring.enqueue(&mut burst) == 0 {
+                assert!(Instant::now() < deadline, "ring {} stayed full for 10 s", ring.name());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// Dequeues everything in `ring`, in order, as byte vectors (each packet must be one
+/// segment); the mbufs go back to their pool.
+pub fn drain_frames(ring: &mempool::MbufRing) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut burst: mempool::Burst = mempool::Burst::new();
+    while ring.dequeue(&mut burst) > 0 {
+        for m in burst.as_slice() {
+            assert_eq!(m.nb_segs(), 1, "packet {} out of {} is segmented", out.len(), ring.name());
+            assert_eq!(m.pkt_len(), m.data_len(), "packet {} out of {}", out.len(), ring.name());
+            out.push(m.data().to_vec());
+        }
+        burst.clear();
+    }
+    out
+}
+
+/// The MAC address of ethdev `port` (`rte_eth_macaddr_get`).
+///
+/// # Panics
+/// If DPDK refuses (no such port).
+pub fn port_mac(port: dataplane::port::PortId) -> [u8; 6] {
+    let mut addr = dpdk_sys::rte_ether_addr::default();
+    // SAFETY: writes 6 bytes into `addr`, which lives across the call.
+    let ret = unsafe { dpdk_sys::rte_eth_macaddr_get(port.0, &mut addr) };
+    assert_eq!(ret, 0, "rte_eth_macaddr_get({port})");
+    addr.addr_bytes
+}
+
+/// Gives a net_ring port (whose MAC is 00:00:00:00:00:00 and which does not implement
+/// `rte_eth_dev_default_mac_addr_set`) the MAC `mac`: `rte_eth_dev_mac_addr_add` puts
+/// an address into the first all-zero slot, which for such a port is slot 0, the
+/// address `rte_eth_macaddr_get` reports. Checks that it did.
+///
+/// # Panics
+/// If DPDK refuses, or the port's MAC is not `mac` afterwards.
+pub fn set_ring_port_mac(port: dataplane::port::PortId, mac: [u8; 6]) {
+    let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac };
+    // SAFETY: DPDK reads 6 bytes from `addr`, which lives across the call.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_mac_addr_add(port.0, &mut addr, 0) };
+    assert_eq!(ret, 0, "rte_eth_dev_mac_addr_add({port}, {mac:02x?})");
+    assert_eq!(port_mac(port), mac, "{port}: slot 0 did not take the MAC (was it not all-zero?)");
+}
