@@ -1323,7 +1323,8 @@ fn parse_pci(s: &str) -> Option<String> {
 }
 
 /// Device arguments: empty, or `key=value` items separated by `,`, with key
-/// `[A-Za-z0-9_]+` and a non-empty value without whitespace. On error, says
+/// `[A-Za-z0-9_-]+` (memif's `socket-abstract` has a dash) and a non-empty value
+/// without whitespace. On error, says
 /// what is wrong.
 fn check_devargs(s: &str) -> Result<(), String> {
     if s.is_empty() {
@@ -1338,9 +1339,9 @@ fn check_devargs(s: &str) -> Result<(), String> {
                 format!("item {n} ({item:?}) has no '='")
             });
         };
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(format!(
-                "item {n}: key {key:?} must be letters, digits and '_'"
+                "item {n}: key {key:?} must be letters, digits, '_' and '-'"
             ));
         }
         if value.is_empty() {
@@ -1691,11 +1692,11 @@ rx = [{ port = "p0", queue = 0 }, { port = "p1", queue = 0 }, { port = "v", queu
 
     #[test]
     fn devargs_syntax() {
-        for good in ["", "size=64", "size=64,copy=0", "rx_pcap=/tmp/a=b.pcap"] {
+        for good in ["", "size=64", "size=64,copy=0", "rx_pcap=/tmp/a=b.pcap", "socket-abstract=no"] {
             assert_eq!(check_devargs(good), Ok(()), "{good:?}");
         }
         for bad in [
-            "copy", "a=1,,b=2", ",a=1", "a=1,", "=1", "a=", "a b=1", "a=x y", "a-b=1",
+            "copy", "a=1,,b=2", ",a=1", "a=1,", "=1", "a=", "a b=1", "a=x y", "a.b=1",
         ] {
             assert!(check_devargs(bad).is_err(), "{bad:?}");
         }
