@@ -8,9 +8,17 @@ per-second statistics, skipping the first (warm-up) second.
 
     ci/bench.py [--reps 3] [--seconds 5] [--json target/bench.json] [--smoke]
 
-Cases (one worker lcore, two ports in an io pair, 64-byte packets):
-  null-io        net_null with copy=0: pure loop cost
-  null-io-copy   net_null with copy=1: packet data is touched on RX and TX
+Cases (one worker lcore, 64-byte packets):
+  null-io         net_null pair, copy=0: pure loop cost; testpmd io
+  null-io-copy    net_null pair, copy=1: packet data is touched on RX and TX; testpmd io
+  null-macswap    net_null pair, copy=1, MACs swapped; testpmd macswap
+  memif-l3fwd     a dpdk-testpmd txonly generator (memif server, its own process and core)
+                  sends IPv4/UDP to 198.18.0.2; the DUT (memif client) routes it with
+                  l3fwd back out of its memif port; testpmd as DUT runs macswap in the same
+                  set-up. The generator does not read, so the DUT's TX is refused (counted
+                  tx_full): the rate is what the DUT received and processed.
+For the forwarder the table also gives cycles per packet (TSC cycles in busy rounds /
+packets) and the RX->TX latency p50/p99 from its own report (--stats-json).
 Hugepages are used when reserved (ci/setup.sh does it as root), else --no-huge.
 """
 
@@ -30,8 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release" / "dataplane"
 
 CASES = {
-    "null-io": "size=64,copy=0",
-    "null-io-copy": "size=64,copy=1",
+    # name: (set-up, devargs, dataplane mode, testpmd forward mode)
+    "null-io": ("null", "size=64,copy=0", "io", "io"),
+    "null-io-copy": ("null", "size=64,copy=1", "io", "io"),
+    "null-macswap": ("null", "size=64,copy=1", "macswap", "macswap"),
+    "memif-l3fwd": ("memif", "", "l3fwd", "macswap"),
 }
 
 
@@ -62,12 +73,8 @@ def run_bounded(cmd, seconds, **kw):
     return proc.returncode, out
 
 
-def dataplane_rate(devargs, seconds, tag):
-    cfg = f"""
-[eal]
-main_lcore = 0
-file_prefix = "bench-dp-{tag}"
-args = {json.dumps(memory_args())}
+def null_ports(devargs):
+    return f"""
 [forward]
 pairs = [["p0", "p1"]]
 [[port]]
@@ -82,27 +89,101 @@ args = "{devargs}"
 lcore = 1
 rx = [{{ port = "p0", queue = 0 }}, {{ port = "p1", queue = 0 }}]
 """
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
-        f.write(cfg)
+
+
+def memif_ports(sock):
+    return f"""
+[[port]]
+name = "m0"
+device = "net_memif0"
+args = "role=client,socket={sock},socket-abstract=no"
+[[route]]
+prefix = "198.18.0.0/15"
+port = "m0"
+via_mac = "02:00:00:00:00:09"
+[[worker]]
+lcore = 1
+rx = [{{ port = "m0", queue = 0 }}]
+"""
+
+
+class Generator:
+    """dpdk-testpmd txonly as memif server on core 0 (its main thread on core 1)."""
+
+    def __init__(self, tmp, tag):
+        self.sock = f"{tmp}/memif-{tag}.sock"
+        cmd = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-pci", "--file-prefix", f"bench-gen-{tag}",
+               *memory_args(), "--vdev", f"net_memif0,role=server,socket={self.sock},socket-abstract=no", "--",
+               "--forward-mode=txonly", "--txpkts=64", "--stats-period", "1", "--total-num-mbufs", "16384"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists(self.sock):
+                break
+            time.sleep(0.1)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def dataplane_run(case, seconds, tag, tmp):
+    setup, devargs, mode, _ = CASES[case]
+    gen = Generator(tmp, tag) if setup == "memif" else None
+    ports = memif_ports(gen.sock) if gen else null_ports(devargs)
+    cfg = f"""
+[eal]
+main_lcore = 0
+file_prefix = "bench-dp-{tag}"
+args = {json.dumps(memory_args())}
+[forward]
+mode = "{mode}"
+""" + ports.replace("[forward]\n", "", 1)
+    cfg_path, json_path = f"{tmp}/dp-{tag}.toml", f"{tmp}/dp-{tag}.json"
+    Path(cfg_path).write_text(cfg)
     try:
-        rc, out = run_bounded([str(BIN), "--config", f.name, "--duration", str(seconds)], seconds + 30)
+        rc, out = run_bounded([str(BIN), "--config", cfg_path, "--duration", str(seconds), "--stats-json", json_path], seconds + 30)
     finally:
-        os.unlink(f.name)
+        if gen:
+            gen.stop()
     if rc != 0:
         raise RuntimeError(f"dataplane exited {rc}:\n{out}")
     rates = [float(m.group(1)) for m in re.finditer(r"^\s*[\d.]+s\s+rx\s+([\d.]+) Mpps", out, re.M)]
-    return statistics.median(rates[1:] or rates)
+    report = json.loads(Path(json_path).read_text())
+    lcore = next(iter(report["softnet"].values()))
+    lat = report["latency"]["rx_to_tx"]
+    return {
+        "mpps": statistics.median(rates[1:] or rates),
+        "cycles_per_packet": lcore["cycles_per_packet"],
+        "latency_p50_ns": lat.get("p50"),
+        "latency_p99_ns": lat.get("p99"),
+    }
 
 
-def testpmd_rate(devargs, seconds, tag):
-    cmd = ["dpdk-testpmd", "-l", "0,1", "--no-pci", "--file-prefix", f"bench-tp-{tag}", *memory_args(),
-           "--vdev", f"net_null0,{devargs}", "--vdev", f"net_null1,{devargs}", "--",
-           "--forward-mode=io", "--stats-period", "1", "--total-num-mbufs", "8192",
-           "--rxd", "1024", "--txd", "1024", "--burst", "32"]
-    rc, out = run_bounded(cmd, seconds)
+def testpmd_rate(case, seconds, tag, tmp):
+    setup, devargs, _, fwd_mode = CASES[case]
+    gen = Generator(tmp, tag) if setup == "memif" else None
+    if gen:
+        ports = ["--vdev", f"net_memif0,role=client,socket={gen.sock},socket-abstract=no"]
+        extra = ["--port-topology=loop"]
+    else:
+        ports = ["--vdev", f"net_null0,{devargs}", "--vdev", f"net_null1,{devargs}"]
+        extra = []
+    cmd = ["dpdk-testpmd", "-l", "0,1", "--no-pci", "--file-prefix", f"bench-tp-{tag}", *memory_args(), *ports, "--",
+           f"--forward-mode={fwd_mode}", "--stats-period", "1", "--total-num-mbufs", "8192",
+           "--rxd", "1024", "--txd", "1024", "--burst", "32", *extra]
+    try:
+        rc, out = run_bounded(cmd, seconds)
+    finally:
+        if gen:
+            gen.stop()
     # Each stats period prints one "Rx-pps:" line per port; sum them per period.
+    nports = 1 if gen else 2
     pps = [int(x) for x in re.findall(r"Rx-pps:\s+(\d+)", out)]
-    periods = [sum(pps[i:i + 2]) / 1e6 for i in range(0, len(pps) - 1, 2)]
+    periods = [sum(pps[i:i + nports]) / 1e6 for i in range(0, len(pps) - nports + 1, nports)]
     if not periods:
         raise RuntimeError(f"testpmd printed no rates (exit {rc}):\n{out[-2000:]}")
     return statistics.median(periods[1:] or periods)
@@ -122,25 +203,33 @@ def main():
         sys.exit(f"{BIN} not built: cargo build --release -p dataplane")
 
     results = []
-    for name in a.cases.split(","):
-        devargs = CASES[name]
-        dp, tp = [], []
-        for rep in range(a.reps):
-            dp.append(dataplane_rate(devargs, a.seconds, f"{os.getpid()}-{rep}"))
-            tp.append(testpmd_rate(devargs, a.seconds, f"{os.getpid()}-{rep}"))
-        r = {
-            "case": name, "devargs": devargs, "reps": a.reps, "seconds": a.seconds,
-            "dataplane_mpps": statistics.median(dp), "testpmd_mpps": statistics.median(tp),
-            "dataplane_runs": dp, "testpmd_runs": tp,
-        }
-        r["ratio"] = r["dataplane_mpps"] / r["testpmd_mpps"]
-        results.append(r)
+    with tempfile.TemporaryDirectory(prefix="dataplane-bench-") as tmp:
+        for name in a.cases.split(","):
+            dp, tp = [], []
+            for rep in range(a.reps):
+                tag = f"{os.getpid()}-{name}-{rep}"
+                dp.append(dataplane_run(name, a.seconds, tag, tmp))
+                tp.append(testpmd_rate(name, a.seconds, tag, tmp))
+            rates = [d["mpps"] for d in dp]
+            r = {
+                "case": name, "reps": a.reps, "seconds": a.seconds,
+                "dataplane_mpps": statistics.median(rates), "testpmd_mpps": statistics.median(tp),
+                "dataplane_runs": dp, "testpmd_runs": tp,
+                "cycles_per_packet": statistics.median(d["cycles_per_packet"] for d in dp),
+                "latency_p50_ns": statistics.median(d["latency_p50_ns"] or 0 for d in dp),
+                "latency_p99_ns": statistics.median(d["latency_p99_ns"] or 0 for d in dp),
+            }
+            r["ratio"] = r["dataplane_mpps"] / r["testpmd_mpps"]
+            results.append(r)
 
     mem = "hugepages" if hugepages_ready() else "--no-huge"
-    print(f"{'case':<14} {'dataplane Mpps':>15} {'testpmd Mpps':>13} {'ratio':>6}   dataplane min-max / testpmd min-max   ({mem}, {a.reps}x{a.seconds}s)")
+    print(f"{'case':<14} {'dataplane':>9} {'testpmd':>8} {'ratio':>6} {'cyc/pkt':>8} {'p50 ns':>7} {'p99 ns':>7}   "
+          f"dataplane / testpmd min-max Mpps   ({mem}, {a.reps}x{a.seconds}s)")
     for r in results:
-        print(f"{r['case']:<14} {r['dataplane_mpps']:>15.2f} {r['testpmd_mpps']:>13.2f} {r['ratio']:>6.2f}   "
-              f"{min(r['dataplane_runs']):.2f}-{max(r['dataplane_runs']):.2f} / {min(r['testpmd_runs']):.2f}-{max(r['testpmd_runs']):.2f}")
+        d = [x["mpps"] for x in r["dataplane_runs"]]
+        print(f"{r['case']:<14} {r['dataplane_mpps']:>9.2f} {r['testpmd_mpps']:>8.2f} {r['ratio']:>6.2f} "
+              f"{r['cycles_per_packet']:>8.1f} {r['latency_p50_ns']:>7.0f} {r['latency_p99_ns']:>7.0f}   "
+              f"{min(d):.2f}-{max(d):.2f} / {min(r['testpmd_runs']):.2f}-{max(r['testpmd_runs']):.2f}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "memory": mem, "results": results}, indent=2))
     print(f"wrote {a.json}")

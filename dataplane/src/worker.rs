@@ -326,14 +326,17 @@ impl Worker {
         let Lane { out, .. } = self.lanes[lane];
         match &self.forwarding {
             Forwarding::Io => {
+                // A whole burst has one destination: hand it to the NIC as it is, as
+                // testpmd's io engine does, with no copy into a TX buffer.
                 let out = out.expect("pair modes have an out port");
-                while !self.rx.is_empty() {
-                    let moved = self.txbufs[out].burst.move_from(&mut self.rx);
-                    self.txbufs[out].note(rx_tsc, moved, self.round_start);
-                    if self.txbufs[out].burst.spare() == 0 {
-                        self.flush(out);
-                    }
+                let n = self.rx.len();
+                let sent = self.txbufs[out].q.tx_burst(&mut self.rx);
+                if rx_tsc != 0 && sent > 0 {
+                    self.hist.latency_cycles.saturating_record_n(eal::rdtsc().wrapping_sub(rx_tsc).max(1), sent as u64);
                 }
+                self.rx.clear();
+                self.totals.port_tx[out] += sent as u64;
+                self.totals.drops[DropReason::TxFull.index()] += (n - sent) as u64;
             }
             Forwarding::Macswap | Forwarding::L2fwd(_) | Forwarding::L3fwd(_) => {
                 let mut rx = std::mem::take(&mut self.rx);

@@ -14,6 +14,11 @@
 //!   seconds run (+1 for the TSC-versus-wall-clock rounding): a handful, about a million
 //!   times fewer per packet than with budget = 1. Nothing here depends on the rate.
 //!
+//! - **budget = 1 on a net_ring port** fed 40 frames: a squeeze needs the last poll to
+//!   have returned a *full* burst. The worker's first poll that finds anything takes a
+//!   full 32 (the test enqueues 32, then 8, and an enqueue becomes visible at once), the
+//!   second the remaining 8: exactly two bursts and exactly one squeeze.
+//!
 //! Each run has its own net_null devices (`net_null_sq*`, `net_null_big*`): stopping a
 //! forwarder closes its ports, which releases the ethdevs while their vdevs stay on the
 //! vdev bus, so the same name cannot be created again in this process.
@@ -27,7 +32,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataplane::eal::Eal;
+use dataplane::port;
 use dataplane::{Config, Forwarder, Report};
+use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
 /// Packets per RX burst (`forward.burst`), what net_null returns per poll.
 const BURST: u64 = 32;
@@ -160,5 +167,70 @@ fn a_tiny_budget_squeezes_every_round_and_a_huge_one_almost_never() {
     );
 
     drop(report);
+
+    // budget = 1 on ring ports: only the full burst is a squeeze.
+    partial_bursts_are_not_squeezed(&eal, &prefix);
     drop(eal);
+}
+
+fn partial_bursts_are_not_squeezed(eal: &Eal, prefix: &str) {
+    let text = format!(
+        r#"
+[eal]
+file_prefix = "{prefix}"
+args = {args}
+
+[forward]
+mode = "io"
+burst = {BURST}
+pairs = [["a", "b"]]
+
+[poll]
+budget = 1
+
+[[port]]
+name = "a"
+device = "net_ring_bud_a"
+
+[[port]]
+name = "b"
+device = "net_ring_bud_b"
+
+[[worker]]
+lcore = 1
+rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
+"#,
+        args = common::eal_args_toml()
+    );
+    let config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"));
+    let ring = |name: &str| MbufRing::create(name, 256, SocketId::ANY).unwrap_or_else(|e| panic!("ring {name}: {e}"));
+    let (a_rx, a_tx, b_rx, b_tx) = (ring("t_bud_a_rx"), ring("t_bud_a_tx"), ring("t_bud_b_rx"), ring("t_bud_b_tx"));
+    port::create_ring_port("net_ring_bud_a", &a_rx, &a_tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port a: {e}"));
+    port::create_ring_port("net_ring_bud_b", &b_rx, &b_tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port b: {e}"));
+    let pool = Pool::create(&PoolParams { name: "t_bud_pkts".into(), size: 256, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY })
+        .unwrap_or_else(|e| panic!("test pool: {e}"));
+
+    let frames: Vec<Vec<u8>> = (0..40).map(|seq| common::frame(0xbd, seq, common::frame_len(seq))).collect();
+    let fwd = Forwarder::start(eal, &config, Arc::new(AtomicBool::new(false))).unwrap_or_else(|e| panic!("forwarder did not start: {e}"));
+    common::send_frames(&pool, &a_rx, &frames); // enqueues 32, then 8
+    let through = common::wait_for(Duration::from_secs(10), || b_tx.len() >= frames.len());
+    let report = fwd.stop();
+    assert!(through, "only {} of {} frames came out of b within 10 s", b_tx.len(), frames.len());
+    let got = common::drain_frames(&b_tx);
+    if let Some(diff) = common::first_difference(&got, &frames) {
+        panic!("ring a -> b: {diff}");
+    }
+    assert!(a_tx.is_empty() && a_rx.is_empty() && b_rx.is_empty());
+
+    let w = &report.snapshot.workers[0].totals;
+    eprintln!("budget = 1, 40 frames: {} rounds ({} idle), {} squeezed, bursts {:?}", w.rounds, w.idle_rounds, w.time_squeeze, w.lane_bursts);
+    assert_eq!(w.lane_rx, [40, 0], "{w:?}");
+    assert_eq!(w.lane_bursts, [2, 0], "a full burst of 32, then 8: {w:?}");
+    assert_eq!(w.time_squeeze, 1, "only the round that took a full burst is squeezed: {w:?}");
+    assert_eq!(w.rounds - w.idle_rounds, 2, "{w:?}");
+    assert_eq!(w.processed(), w.tx_packets() + w.dropped(), "{w:?}");
+    assert!(report.is_clean(), "{report:?}");
+    drop(got);
+    assert!(pool.is_full(), "test pool: {:?}", pool.stats());
+    drop((a_rx, a_tx, b_rx, b_tx));
 }
