@@ -225,10 +225,13 @@ impl Forwarder {
                 return Err(StartError::LcoreDisabled { lcore });
             }
         }
+        // Pools are declared first so they are dropped last: if a later step fails, the
+        // started ports close (freeing their mbufs) before the pools are checked.
+        let pools: BTreeMap<SocketId, Arc<Pool>>;
         let mut ports = open_ports(config)?;
         let home = eal.main_lcore().socket();
         let sockets: Vec<SocketId> = ports.iter().map(|p| p.port.socket(home)).collect();
-        let pools = create_pools(config, &sockets)?;
+        pools = create_pools(config, &sockets)?;
 
         for (i, (slot, pc)) in ports.iter_mut().zip(&config.ports).enumerate() {
             let setup = PortSetup {

@@ -115,12 +115,27 @@ pub fn create_vdev(name: &str, args: &str) -> Result<(), VdevError> {
 }
 
 /// `rte_vdev_init` failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("no vdev driver matches the name, or the driver refused its arguments (rte_vdev_init returned {ret}; EAL's log above says which)")]
+#[derive(Debug, PartialEq, Eq)]
 pub struct VdevError {
     /// What rte_vdev_init returned.
     pub ret: i32,
 }
+
+impl std::fmt::Display for VdevError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.ret == -17 {
+            write!(f, "a device of this name already exists (rte_vdev_init returned -EEXIST)")
+        } else {
+            write!(
+                f,
+                "no vdev driver matches the name, or the driver refused its arguments (rte_vdev_init returned {}; EAL's log above says which)",
+                self.ret
+            )
+        }
+    }
+}
+
+impl std::error::Error for VdevError {}
 
 /// The ethdev port named `name` (a vdev name or a PCI address), if EAL probed it.
 pub fn find_port(name: &str) -> Option<PortId> {
@@ -284,8 +299,18 @@ impl Port {
             return Ok(());
         }
         self.closed = true;
+        let mut name = [0 as std::ffi::c_char; dpdk_sys::RTE_ETH_NAME_MAX_LEN as usize];
+        // SAFETY: writes a NUL-terminated name of at most RTE_ETH_NAME_MAX_LEN bytes.
+        let named = unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(self.id.0, name.as_mut_ptr()) } == 0;
         // SAFETY: the port is stopped; close releases its queues and their mbufs.
-        check(self.id, "rte_eth_dev_close", unsafe { dpdk_sys::rte_eth_dev_close(self.id.0) })
+        check(self.id, "rte_eth_dev_close", unsafe { dpdk_sys::rte_eth_dev_close(self.id.0) })?;
+        if named {
+            // A vdev stays on the vdev bus under its name until uninit, and creating it
+            // again would fail; a PCI device is not on that bus (-ENOENT), which is fine.
+            // SAFETY: name is NUL-terminated; the device's only port is closed.
+            unsafe { dpdk_sys::rte_vdev_uninit(name.as_ptr()) };
+        }
+        Ok(())
     }
 }
 

@@ -607,7 +607,9 @@ fn l2fwd(eal: &Eal, prefix: &str, pool: &Pool) {
     check_counts("l2fwd", &out.report, [in_a.len(), in_b.len()], [want_a.len(), want_b.len()], &[(DropReason::Truncated, 1)]);
 }
 
-/// l3fwd over three routes, with every way a packet can be dropped before it is routed.
+/// l3fwd over three routes: routed packets (longest prefix, VLAN and QinQ tags, IPv4
+/// options, IPv6 extension headers, checksum edge cases) and one or more frames for each
+/// drop reason a frame itself can cause (all but `tx_full` and `no_buf_for_copy`).
 fn l3fwd(eal: &Eal, prefix: &str, pool: &Pool) {
     let ports = RingPorts::new("l3");
     const VIA_B: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0x01];
@@ -640,7 +642,7 @@ via_mac = "02:00:00:00:0b:06"
     assert_eq!(cfg.routes.len(), 3);
     let (mac_a, mac_b) = (ports.a_mac, ports.b_mac);
 
-    // Routed, in on a. Each: label, datagram, (out port MAC, next hop), out port.
+    // Routed, in on a.
     let u4 = |dst: [u8; 4], ttl: u8| {
         let h = Ipv4Hdr::new(dst, ttl, UDP);
         let l4 = udp(h.net(), 5000, 6000, b"l3fwd payload");
@@ -672,7 +674,8 @@ via_mac = "02:00:00:00:0b:06"
     let options = {
         let mut h = Ipv4Hdr::new([10, 1, 2, 200], 64, ICMP);
         h.options = vec![1, 1, 1, 0];
-        Datagram::v4(h, echo_request(Net::V4(Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED), 1, 1, &[])).padded(60)
+        let icmp = echo_request(h.net(), 1, 1, &[]);
+        Datagram::v4(h, icmp).padded(60)
     };
     // Whose forwarded header sums to 0xffff, so its new checksum is 0x0000.
     let zero_after = {
@@ -803,10 +806,12 @@ via_mac = "02:00:00:00:0b:06"
         ("b: 10.1.77.1 -> b (back out)", b_hairpin.routed(mac_b, VIA_B)),
     ];
     // The builders' own view of the edge cases, so a builder bug cannot hide one.
-    assert_eq!(want_b[4].1[14 + 10..14 + 12], [0, 0], "the 0x0000 case");
-    assert_eq!(in_a[25].1[14 + 10..14 + 12], [0xff, 0xff], "the 0xffff case");
-    assert_eq!(&want_b[2].1[12..18], &[0x81, 0x00, 0x20, 0x64, 0x08, 0x00], "the VLAN tag");
-    assert_eq!(want_b[2].1[18 + 8], 1, "TTL 2 -> 1");
+    let find = |list: &[(&str, Vec<u8>)], label: &str| list.iter().find(|(l, _)| *l == label).expect(label).1.clone();
+    assert_eq!(find(&want_b, "checksum becomes 0x0000")[14 + 10..14 + 12], [0, 0]);
+    assert_eq!(find(&in_a, "checksum sent as 0xffff")[14 + 10..14 + 12], [0xff, 0xff]);
+    let vlan_out = find(&want_b, "vlan 10.1.200.1 -> b");
+    assert_eq!(vlan_out[12..18], [0x81, 0x00, 0x20, 0x64, 0x08, 0x00], "the tag, then IPv4");
+    assert_eq!(vlan_out[18 + 8], 1, "TTL 2 -> 1");
 
     let out = run(eal, &cfg, &ports, pool, &frames_of(&in_a), &frames_of(&in_b), want_a.len(), want_b.len());
     assert_frames("l3fwd out of a", &out.out_a, &want_a);
