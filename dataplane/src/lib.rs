@@ -9,10 +9,12 @@
 //! - [`net`]: zero-copy header views and the one-pass packet classifier.
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
+//! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //!
-//! `unsafe` is confined to [`eal`], [`port`] and [`lpm`], the modules that call DPDK directly;
+//! `unsafe` is confined to [`eal`], [`port`], [`lpm`] and [`telemetry`], the modules that
+//! call DPDK directly;
 //! every block there says why it holds.
 
 #![deny(unsafe_code)]
@@ -23,6 +25,7 @@ pub mod config;
 pub mod eal;
 pub mod forward;
 pub mod forwarder;
+pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;
 pub mod net;

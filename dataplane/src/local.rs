@@ -1,0 +1,377 @@
+//! Packets addressed to the forwarder itself: which ones it answers, and the answers.
+//!
+//! In l3fwd mode a port may carry the forwarder's own IPv4 and IPv6 addresses
+//! (`[[port]] ipv4`, `ipv6`). The workers recognise, with [`classify`], the requests hosts
+//! send to their router: ARP requests and IPv6 neighbour solicitations for those
+//! addresses, and ICMP / ICMPv6 echo requests to them. Such packets are punted to the
+//! slow path, which turns each into its reply in place with [`answer`] and sends it back
+//! out of the port it came in on. Everything here is a pure function over bytes.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::net::checksum;
+use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, Parsed, Proto, L3};
+
+/// The forwarder's own addresses on one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Local {
+    /// The port's MAC.
+    pub mac: MacAddr,
+    /// Its IPv4 address, if any.
+    pub ipv4: Option<Ipv4Addr>,
+    /// Its IPv6 address, if any.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+/// A request the forwarder answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// ARP who-has for our IPv4 address.
+    Arp,
+    /// ICMP echo request to our IPv4 address.
+    Echo,
+    /// ICMPv6 echo request to our IPv6 address.
+    Echo6,
+    /// IPv6 neighbour solicitation for our IPv6 address.
+    NeighborSolicit,
+}
+
+mod arp {
+    pub const LEN: usize = 28;
+    pub const OPER: usize = 6;
+    pub const SHA: usize = 8;
+    pub const SPA: usize = 14;
+    pub const THA: usize = 18;
+    pub const TPA: usize = 24;
+    pub const REQUEST: u16 = 1;
+    pub const REPLY: u16 = 2;
+}
+
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMPV6_ECHO_REQUEST: u8 = 128;
+const ICMPV6_ECHO_REPLY: u8 = 129;
+const ICMPV6_NS: u8 = 135;
+const ICMPV6_NA: u8 = 136;
+const ICMPV6_PROTO: u8 = 58;
+
+/// Whether `frame` (already parsed as `p`) is a request to `local` that the forwarder
+/// answers itself.
+pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
+    let l3 = usize::from(p.l3_offset);
+    let l4 = usize::from(p.l4_offset);
+    match p.l3 {
+        L3::Arp => {
+            let a = frame.get(l3..l3 + arp::LEN)?;
+            let ours = local.ipv4?.octets();
+            let well_formed = a[0..6] == [0, 1, 0x08, 0x00, 6, 4];
+            (well_formed && read16(a, arp::OPER) == arp::REQUEST && a[arp::TPA..arp::TPA + 4] == ours).then_some(Request::Arp)
+        }
+        L3::Ipv4 if p.proto == Proto::Icmp && !p.fragment => {
+            let ip = Ipv4Packet::new_checked(&frame[l3..]).ok()?;
+            (Some(ip.dst_addr()) == local.ipv4 && frame.get(l4) == Some(&ICMP_ECHO_REQUEST)).then_some(Request::Echo)
+        }
+        L3::Ipv6 if p.proto == Proto::Icmp && !p.fragment => {
+            let ip = Ipv6Packet::new_checked(&frame[l3..]).ok()?;
+            let ours = local.ipv6?;
+            match *frame.get(l4)? {
+                ICMPV6_ECHO_REQUEST if ip.dst_addr() == ours => Some(Request::Echo6),
+                ICMPV6_NS if frame.get(l4 + 8..l4 + 24)? == ours.octets() && ip.hop_limit() == 255 => {
+                    Some(Request::NeighborSolicit)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Rewrites a request that [`classify`] accepted into its reply, in place, to be sent out
+/// of the port it arrived on. Returns `false` (and leaves nothing half-done that matters:
+/// the caller drops the frame) if the frame is not a request it can answer after all.
+pub fn answer(frame: &mut [u8], local: &Local) -> bool {
+    let Ok(p) = parse(frame) else { return false };
+    let Some(req) = classify(frame, &p, local) else { return false };
+    let l3 = usize::from(p.l3_offset);
+    let l4 = usize::from(p.l4_offset);
+    let peer = match EthernetFrame::new_checked(&frame[..]) {
+        Ok(eth) => eth.src(),
+        Err(_) => return false,
+    };
+    match req {
+        Request::Arp => {
+            let a = &mut frame[l3..l3 + arp::LEN];
+            let (sha, spa) = (copy6(&a[arp::SHA..]), copy4(&a[arp::SPA..]));
+            write16(a, arp::OPER, arp::REPLY);
+            a[arp::THA..arp::THA + 6].copy_from_slice(&sha);
+            a[arp::TPA..arp::TPA + 4].copy_from_slice(&spa);
+            a[arp::SHA..arp::SHA + 6].copy_from_slice(&local.mac.0);
+            a[arp::SPA..arp::SPA + 4].copy_from_slice(&local.ipv4.map_or([0; 4], |v| v.octets()));
+        }
+        Request::Echo => {
+            let len = match Ipv4Packet::new_checked(&frame[l3..]) {
+                Ok(ip) => ip.header_len(),
+                Err(_) => return false,
+            };
+            let hdr = &mut frame[l3..l3 + len];
+            let (src, dst) = (copy4(&hdr[12..]), copy4(&hdr[16..]));
+            hdr[12..16].copy_from_slice(&dst);
+            hdr[16..20].copy_from_slice(&src);
+            hdr[8] = 64;
+            hdr[10..12].fill(0);
+            let c = checksum::checksum(hdr);
+            hdr[10..12].copy_from_slice(&c.to_be_bytes());
+            set_icmp_type(&mut frame[l4..], ICMP_ECHO_REPLY);
+        }
+        Request::Echo6 => {
+            swap_ipv6_addrs(&mut frame[l3..]);
+            frame[l3 + 7] = 64;
+            set_icmp_type(&mut frame[l4..], ICMPV6_ECHO_REPLY);
+        }
+        Request::NeighborSolicit => {
+            let ours = local.ipv6.map_or([0; 16], |a| a.octets());
+            let ip = &mut frame[l3..];
+            let src = copy16(&ip[8..]);
+            if src == [0; 16] {
+                return false; // duplicate address detection: not ours to answer
+            }
+            ip[24..40].copy_from_slice(&src);
+            ip[8..24].copy_from_slice(&ours);
+            ip[7] = 255;
+            let payload_len = usize::from(read16(ip, 4));
+            let icmp = &mut frame[l4..l4 + payload_len];
+            icmp[0] = ICMPV6_NA;
+            icmp[1] = 0;
+            // Router, Solicited, Override.
+            icmp[4..8].copy_from_slice(&[0xe0, 0, 0, 0]);
+            // The source link-layer option (type 1), if present, becomes the target
+            // link-layer option (type 2) carrying our MAC; any other options are cleared.
+            let opts = &mut icmp[24..];
+            if opts.len() >= 8 && opts[0] == 1 && opts[1] == 1 {
+                opts[0] = 2;
+                opts[2..8].copy_from_slice(&local.mac.0);
+                opts[8..].fill(0);
+            } else {
+                opts.fill(0);
+            }
+            icmp[2..4].fill(0);
+            let c = icmpv6_checksum(&frame[l3 + 8..l3 + 40], &frame[l4..l4 + payload_len]);
+            frame[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+    if let Ok(mut eth) = EthernetFrame::new_checked(&mut frame[..]) {
+        eth.set_dst(peer);
+        eth.set_src(local.mac);
+    }
+    true
+}
+
+/// Changes an ICMP/ICMPv6 type from a request to its reply, updating the checksum
+/// incrementally (the pseudo-header of ICMPv6 is unchanged by swapping addresses).
+fn set_icmp_type(icmp: &mut [u8], ty: u8) {
+    let old = read16(icmp, 0);
+    icmp[0] = ty;
+    let new = read16(icmp, 0);
+    let c = checksum::update(read16(icmp, 2), old, new);
+    write16(icmp, 2, c);
+}
+
+fn swap_ipv6_addrs(ip: &mut [u8]) {
+    let (src, dst) = (copy16(&ip[8..]), copy16(&ip[24..]));
+    ip[8..24].copy_from_slice(&dst);
+    ip[24..40].copy_from_slice(&src);
+}
+
+/// The ICMPv6 checksum of `body` (checksum field zero) under the pseudo-header of the
+/// source and destination addresses `addrs` (32 bytes).
+fn icmpv6_checksum(addrs: &[u8], body: &[u8]) -> u16 {
+    let mut pseudo = [0u8; 40];
+    pseudo[..32].copy_from_slice(addrs);
+    pseudo[32..36].copy_from_slice(&(body.len() as u32).to_be_bytes());
+    pseudo[39] = ICMPV6_PROTO;
+    let s = u32::from(checksum::sum(&pseudo)) + u32::from(checksum::sum(body));
+    let folded = (s & 0xffff) + (s >> 16);
+    !(((folded & 0xffff) + (folded >> 16)) as u16)
+}
+
+fn read16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn write16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+fn copy4(b: &[u8]) -> [u8; 4] {
+    [b[0], b[1], b[2], b[3]]
+}
+
+fn copy6(b: &[u8]) -> [u8; 6] {
+    let mut a = [0; 6];
+    a.copy_from_slice(&b[..6]);
+    a
+}
+
+fn copy16(b: &[u8]) -> [u8; 16] {
+    let mut a = [0; 16];
+    a.copy_from_slice(&b[..16]);
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+
+    fn local() -> Local {
+        Local { mac: OUR_MAC, ipv4: Some(Ipv4Addr::new(10, 0, 0, 1)), ipv6: Some("2001:db8::1".parse().unwrap()) }
+    }
+
+    fn eth(ty: u16, dst: [u8; 6]) -> Vec<u8> {
+        let mut f = dst.to_vec();
+        f.extend_from_slice(&HOST_MAC);
+        f.extend_from_slice(&ty.to_be_bytes());
+        f
+    }
+
+    fn arp_request(tpa: [u8; 4]) -> Vec<u8> {
+        let mut f = eth(0x0806, [0xff; 6]);
+        f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&HOST_MAC);
+        f.extend_from_slice(&[10, 0, 0, 2]);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&tpa);
+        f.resize(60, 0);
+        f
+    }
+
+    fn echo4(dst: [u8; 4]) -> Vec<u8> {
+        let mut f = eth(0x0800, OUR_MAC.0);
+        let mut ip = vec![0x45, 0, 0, 28 + 4, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2];
+        ip.extend_from_slice(&dst);
+        let c = checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1, 0xde, 0xad, 0xbe, 0xef];
+        let c = checksum::checksum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&icmp);
+        f
+    }
+
+    fn ipv6(next: u8, hops: u8, src: &str, dst: &str, body: &[u8]) -> Vec<u8> {
+        let mut f = eth(0x86dd, OUR_MAC.0);
+        let mut ip = vec![0x60, 0, 0, 0];
+        ip.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        ip.extend_from_slice(&[next, hops]);
+        ip.extend_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+        ip.extend_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+        let mut body = body.to_vec();
+        let c = icmpv6_checksum(&ip[8..40], &body);
+        body[2..4].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&body);
+        f
+    }
+
+    fn icmpv6_valid(frame: &[u8]) -> bool {
+        let body = &frame[54..];
+        let mut zeroed = body.to_vec();
+        zeroed[2..4].fill(0);
+        icmpv6_checksum(&frame[22..54], &zeroed) == read16(body, 2)
+    }
+
+    #[test]
+    fn arp_request_for_us_becomes_a_reply() {
+        let mut f = arp_request([10, 0, 0, 1]);
+        let p = parse(&f).unwrap();
+        assert_eq!(classify(&f, &p, &local()), Some(Request::Arp));
+        assert!(answer(&mut f, &local()));
+        assert_eq!(&f[0..6], &HOST_MAC);
+        assert_eq!(&f[6..12], &OUR_MAC.0);
+        let a = &f[14..];
+        assert_eq!(read16(a, arp::OPER), arp::REPLY);
+        assert_eq!(&a[arp::SHA..arp::SHA + 6], &OUR_MAC.0);
+        assert_eq!(&a[arp::SPA..arp::SPA + 4], &[10, 0, 0, 1]);
+        assert_eq!(&a[arp::THA..arp::THA + 6], &HOST_MAC);
+        assert_eq!(&a[arp::TPA..arp::TPA + 4], &[10, 0, 0, 2]);
+    }
+
+    #[test]
+    fn requests_for_others_are_not_ours() {
+        let f = arp_request([10, 0, 0, 7]);
+        assert_eq!(classify(&f, &parse(&f).unwrap(), &local()), None);
+        let g = echo4([10, 0, 1, 9]);
+        assert_eq!(classify(&g, &parse(&g).unwrap(), &local()), None);
+        let no_v4 = Local { ipv4: None, ..local() };
+        let h = echo4([10, 0, 0, 1]);
+        assert_eq!(classify(&h, &parse(&h).unwrap(), &no_v4), None);
+    }
+
+    #[test]
+    fn echo_request_becomes_a_valid_reply() {
+        let mut f = echo4([10, 0, 0, 1]);
+        assert_eq!(classify(&f, &parse(&f).unwrap(), &local()), Some(Request::Echo));
+        assert!(answer(&mut f, &local()));
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.src_addr(), Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(ip.dst_addr(), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(f[34], ICMP_ECHO_REPLY);
+        assert_eq!(checksum::sum(&f[34..]), 0xffff, "ICMP checksum valid");
+        assert_eq!(&f[38..], &[0x12, 0x34, 0, 1, 0xde, 0xad, 0xbe, 0xef], "id, sequence and data kept");
+        assert_eq!(&f[0..6], &HOST_MAC);
+    }
+
+    #[test]
+    fn icmpv6_echo_and_neighbour_solicitation() {
+        let echo = [128, 0, 0, 0, 0, 7, 0, 1, 1, 2, 3, 4];
+        let mut f = ipv6(58, 64, "2001:db8::2", "2001:db8::1", &echo);
+        assert_eq!(classify(&f, &parse(&f).unwrap(), &local()), Some(Request::Echo6));
+        assert!(answer(&mut f, &local()));
+        assert_eq!(f[54], ICMPV6_ECHO_REPLY);
+        assert!(icmpv6_valid(&f));
+        assert_eq!(Ipv6Packet::new_checked(&f[14..]).unwrap().dst_addr(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
+
+        let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        ns.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        ns.extend_from_slice(&[1, 1]);
+        ns.extend_from_slice(&HOST_MAC);
+        let mut f = ipv6(58, 255, "2001:db8::2", "ff02::1:ff00:1", &ns);
+        assert_eq!(classify(&f, &parse(&f).unwrap(), &local()), Some(Request::NeighborSolicit));
+        assert!(answer(&mut f, &local()));
+        assert_eq!(f[54], ICMPV6_NA);
+        assert_eq!(&f[54 + 4..54 + 8], &[0xe0, 0, 0, 0]);
+        assert_eq!(&f[54 + 24..54 + 26], &[2, 1]);
+        assert_eq!(&f[54 + 26..54 + 32], &OUR_MAC.0);
+        assert!(icmpv6_valid(&f));
+        let ip = Ipv6Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!(ip.src_addr(), "2001:db8::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(ip.dst_addr(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(ip.hop_limit(), 255);
+
+        // A solicitation that did not come from a neighbour (hop limit not 255) is ignored.
+        let g = ipv6(58, 64, "2001:db8::2", "ff02::1:ff00:1", &ns);
+        assert_eq!(classify(&g, &parse(&g).unwrap(), &local()), None);
+    }
+
+    #[test]
+    fn no_input_panics() {
+        let base = echo4([10, 0, 0, 1]);
+        for len in 0..=base.len() {
+            for i in 0..len {
+                for v in [0u8, 0xff, 1, 8, 0x45] {
+                    let mut f = base[..len].to_vec();
+                    f[i] = v;
+                    let _ = answer(&mut f, &local());
+                }
+            }
+        }
+        let arp = arp_request([10, 0, 0, 1]);
+        for len in 0..=arp.len() {
+            let _ = answer(&mut arp[..len].to_vec(), &local());
+        }
+    }
+}
