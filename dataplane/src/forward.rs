@@ -7,6 +7,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::local::Local;
 use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
 
 /// Why a packet was dropped. Indexes the per-lcore drop counters.
@@ -38,11 +39,15 @@ pub enum DropReason {
     NoRoute,
     /// The packet had to be copied to be written, and the pool was empty.
     NoBufForCopy,
+    /// Addressed to the forwarder itself but not a request it answers.
+    LocalUnhandled,
+    /// A request to the forwarder found the slow-path queue full.
+    PuntFull,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 15;
 
     /// Every reason, in [`index`](Self::index) order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -59,6 +64,8 @@ impl DropReason {
         DropReason::TtlExpired,
         DropReason::NoRoute,
         DropReason::NoBufForCopy,
+        DropReason::LocalUnhandled,
+        DropReason::PuntFull,
     ];
 
     /// Position in [`ALL`](Self::ALL).
@@ -83,11 +90,13 @@ impl DropReason {
             DropReason::TtlExpired => "ttl_expired",
             DropReason::NoRoute => "no_route",
             DropReason::NoBufForCopy => "no_buf_for_copy",
+            DropReason::LocalUnhandled => "local_unhandled",
+            DropReason::PuntFull => "punt_full",
         }
     }
 }
 
-const _: () = assert!(DropReason::NoBufForCopy as usize + 1 == DropReason::COUNT);
+const _: () = assert!(DropReason::PuntFull as usize + 1 == DropReason::COUNT);
 
 impl From<ParseError> for DropReason {
     fn from(e: ParseError) -> Self {
@@ -110,6 +119,9 @@ pub enum Action {
     Tx(usize),
     /// Free it and count the reason.
     Drop(DropReason),
+    /// A request to the forwarder itself (ARP, neighbour solicitation, echo): hand it to
+    /// the slow path, which answers it.
+    Punt,
 }
 
 /// `macswap`: exchange source and destination MAC.
@@ -151,12 +163,22 @@ pub struct NextHop {
 /// `l3fwd`: route by destination address. IPv4: header checksum verified, TTL
 /// decremented with an incremental checksum update (RFC 1624). IPv6: hop limit
 /// decremented. Both: MACs rewritten for the next hop. Anything else is dropped with
-/// its reason; the frame is only modified when the packet is forwarded.
-pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop]) -> Action {
+/// its reason; the frame is only modified when the packet is forwarded. With the input
+/// port's own addresses in `local`, requests to them are punted ([`Action::Punt`]) and
+/// other packets to them dropped (`local_unhandled`) instead of being routed.
+pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], local: Option<&Local>) -> Action {
     let p = match parse(frame) {
         Ok(p) => p,
         Err(e) => return Action::Drop(e.into()),
     };
+    if let Some(l) = local {
+        if crate::local::classify(frame, &p, l).is_some() {
+            return Action::Punt;
+        }
+        if crate::local::is_for(frame, &p, l) {
+            return Action::Drop(DropReason::LocalUnhandled);
+        }
+    }
     let l3 = usize::from(p.l3_offset);
     let nh = match p.l3 {
         L3::Ipv4 => {
@@ -285,14 +307,14 @@ mod tests {
     fn ipv4_longest_prefix_ttl_checksum_and_macs() {
         let (t, nh) = tables();
         let mut f = ipv4_udp([10, 1, 2, 3], 64);
-        assert_eq!(l3fwd(&mut f, &t, &nh), Action::Tx(1), "/24 beats /16");
+        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(1), "/24 beats /16");
         assert_eq!(&f[0..6], &GW2.0);
         assert_eq!(&f[6..12], &P1.0);
         let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
         assert_eq!(ip.ttl(), 63);
         assert!(ip.verify_checksum(), "incremental update keeps the checksum valid");
         let mut g = ipv4_udp([10, 1, 3, 3], 2);
-        assert_eq!(l3fwd(&mut g, &t, &nh), Action::Tx(0));
+        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(0));
         assert_eq!(Ipv4Packet::new_checked(&g[14..]).unwrap().ttl(), 1);
     }
 
@@ -336,7 +358,7 @@ mod tests {
             (ipv4_udp([10, 1, 2, 3], 64)[..20].to_vec(), DropReason::Truncated),
         ] {
             let before = f.clone();
-            assert_eq!(l3fwd(&mut f, &t, &nh), Action::Drop(reason));
+            assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Drop(reason));
             assert_eq!(f, before, "{reason:?} must not modify the frame");
         }
     }
@@ -345,13 +367,13 @@ mod tests {
     fn ipv6_routes_and_hop_limit() {
         let (t, nh) = tables();
         let mut f = ipv6_udp("2001:db8:1::7", 64);
-        assert_eq!(l3fwd(&mut f, &t, &nh), Action::Tx(1));
+        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(1));
         assert_eq!(f[14 + 7], 63);
         assert_eq!(&f[0..6], &GW2.0);
         let mut g = ipv6_udp("2001:db8:2::7", 64);
-        assert_eq!(l3fwd(&mut g, &t, &nh), Action::Tx(0));
-        assert_eq!(l3fwd(&mut ipv6_udp("2001:db9::1", 64), &t, &nh), Action::Drop(DropReason::NoRoute));
-        assert_eq!(l3fwd(&mut ipv6_udp("2001:db8::1", 1), &t, &nh), Action::Drop(DropReason::TtlExpired));
+        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(0));
+        assert_eq!(l3fwd(&mut ipv6_udp("2001:db9::1", 64), &t, &nh, None), Action::Drop(DropReason::NoRoute));
+        assert_eq!(l3fwd(&mut ipv6_udp("2001:db8::1", 1), &t, &nh, None), Action::Drop(DropReason::TtlExpired));
     }
 
     #[test]
@@ -376,7 +398,7 @@ mod tests {
                 for v in [0x00, 0xff, 0x45, 0x86] {
                     let mut f = base[..len].to_vec();
                     f[i] = v;
-                    let _ = l3fwd(&mut f, &t, &nh);
+                    let _ = l3fwd(&mut f, &t, &nh, None);
                     let _ = macswap(&mut f);
                 }
             }

@@ -13,16 +13,18 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use mempool::{mbufs_needed, Pool, PoolError, PoolParams, PoolSizing, PoolStats, SocketId};
+use mempool::{mbufs_needed, MbufRing, Pool, PoolError, PoolParams, PoolSizing, PoolStats, SocketId};
 
 use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
 use crate::port::{self, LinkStatus, Port, PortError, PortId, PortSetup, PortStats, QueueId, RxQueue, TxQueue};
 use crate::forward::NextHop;
+use crate::local::Local;
+use crate::slowpath::SlowPath;
 use crate::lpm::{Lpm4, Lpm6, LpmError};
 use crate::net::MacAddr;
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
-use crate::worker::{self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, WorkerPlan};
+use crate::worker::{self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerPlan};
 
 /// Why the forwarder could not start. Each names the config's port or lcore.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,9 @@ pub enum StartError {
     /// A route could not be loaded.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// The slow-path thread could not be started.
+    #[error("cannot start the slow-path thread: {0}")]
+    SlowPath(std::io::Error),
 }
 
 /// Routes could not be loaded into DPDK's LPM tables.
@@ -115,6 +120,8 @@ pub struct Forwarder {
     pools: BTreeMap<SocketId, Arc<Pool>>,
     tsc_hz: u64,
     mode: Mode,
+    /// The slow path and its rings (l3fwd with own addresses only).
+    slow: Option<(SlowPath, Vec<SlowPathRings>)>,
 }
 
 /// A port's name, id, link and counters.
@@ -150,6 +157,19 @@ pub struct Snapshot {
     pub pools: Vec<PoolReport>,
     /// TSC ticks per second, to turn cycles into time.
     pub tsc_hz: u64,
+    /// The slow path's counters, when it runs.
+    pub slow_path: Option<SlowPathSnapshot>,
+}
+
+/// What the slow path did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SlowPathSnapshot {
+    /// Requests answered (the replies went back to the workers).
+    pub answered: u64,
+    /// Requests it could not answer (freed).
+    pub ignored: u64,
+    /// Replies dropped on a full inject ring.
+    pub inject_full: u64,
 }
 
 impl Snapshot {
@@ -163,6 +183,8 @@ impl Snapshot {
             t.idle_rounds += o.idle_rounds;
             t.time_squeeze += o.time_squeeze;
             t.busy_cycles += o.busy_cycles;
+            t.punted += o.punted;
+            t.injected += o.injected;
             for (a, b) in t.drops.iter_mut().zip(&o.drops) {
                 *a += b;
             }
@@ -269,6 +291,21 @@ impl Forwarder {
             pools,
             tsc_hz: eal.tsc_hz(),
             mode: config.forward.mode,
+            slow: None,
+        };
+        let slow_rings = match &forwarding {
+            Forwarding::L3fwd(t) if t.locals.iter().any(Option::is_some) => {
+                let ids: Vec<PortId> = fwd.ports.iter().map(|s| s.port.id()).collect();
+                let mut rings = Vec::new();
+                for w in &config.workers {
+                    let ring = |dir: &str| MbufRing::create(&format!("slow_{dir}_{}", w.lcore), 1024, home).map(Arc::new);
+                    rings.push(SlowPathRings { punt: ring("punt")?, inject: ring("inject")?, port_ids: ids.clone() });
+                }
+                let sp = SlowPath::spawn(rings.clone(), t.locals.clone()).map_err(StartError::SlowPath)?;
+                fwd.slow = Some((sp, rings.clone()));
+                Some(rings)
+            }
+            _ => None,
         };
         let us = |u: u32| u64::from(u) * fwd.tsc_hz / 1_000_000;
         let budget = Budget {
@@ -313,6 +350,7 @@ impl Forwarder {
                 stop: fwd.stop.clone(),
                 commands: cmd_rx,
                 done: done_tx.clone(),
+                slow: slow_rings.as_ref().map(|r| r[k].clone()),
             };
             let guard = StopOnPanic(fwd.stop.clone());
             let launched = launch(eal, lcore, move || {
@@ -351,6 +389,14 @@ impl Forwarder {
                 .collect(),
             pools: self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect(),
             tsc_hz: self.tsc_hz,
+            slow_path: self.slow.as_ref().map(|(sp, _)| {
+                let c = sp.counters();
+                SlowPathSnapshot {
+                    answered: c.answered.load(Ordering::Relaxed),
+                    ignored: c.ignored.load(Ordering::Relaxed),
+                    inject_full: c.inject_full.load(Ordering::Relaxed),
+                }
+            }),
         }
     }
 
@@ -382,11 +428,19 @@ impl Forwarder {
                 }
             }
         }
+        // The slow path stops after the workers (nothing more is punted) and its rings go
+        // before the pools are checked: dropping a ring frees what it still holds.
+        if let Some((sp, _)) = &mut self.slow {
+            sp.stop();
+        }
+        let slow_path = self.snapshot().slow_path;
+        self.slow = None;
         let mut histograms = Histograms::new();
         while let Ok((_, h)) = self.done.try_recv() {
             histograms.merge(&h);
         }
         let mut snapshot = self.snapshot();
+        snapshot.slow_path = slow_path;
         let port_errors: Vec<PortError> = self.ports.drain(..).filter_map(|s| s.port.close().err()).collect();
         snapshot.pools = self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect();
         // Pools drop here (the workers' references went with them): each frees its memory
@@ -442,7 +496,15 @@ fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3
         };
         res.map_err(|error| RouteError { index, error })?;
     }
-    Ok(L3Tables { v4, v6, next_hops })
+    let locals = config
+        .ports
+        .iter()
+        .zip(macs)
+        .map(|(pc, &mac)| {
+            (pc.ipv4.is_some() || pc.ipv6.is_some()).then(|| Local { mac, ipv4: pc.ipv4.map(|a| a.0), ipv6: pc.ipv6.map(|a| a.0) })
+        })
+        .collect();
+    Ok(L3Tables { v4, v6, next_hops, locals })
 }
 
 /// Creates each vdev (unless it already exists, e.g. given to EAL after `--`) and finds

@@ -10,6 +10,7 @@
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
+//! - [`slowpath`]: the thread that answers requests to the forwarder's own addresses.
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //!
@@ -32,6 +33,7 @@ pub mod net;
 #[allow(unsafe_code)]
 pub mod port;
 pub mod report;
+pub mod slowpath;
 pub mod stats;
 #[allow(unsafe_code)]
 pub mod telemetry;

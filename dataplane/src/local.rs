@@ -86,6 +86,16 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
     }
 }
 
+/// Whether an IP packet is addressed to one of `local`'s addresses.
+pub fn is_for(frame: &[u8], p: &Parsed, local: &Local) -> bool {
+    let l3 = usize::from(p.l3_offset);
+    match p.l3 {
+        L3::Ipv4 => local.ipv4.is_some() && Ipv4Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv4),
+        L3::Ipv6 => local.ipv6.is_some() && Ipv6Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv6),
+        _ => false,
+    }
+}
+
 /// Rewrites a request that [`classify`] accepted into its reply, in place, to be sent out
 /// of the port it arrived on. Returns `false` (and leaves nothing half-done that matters:
 /// the caller drops the frame) if the frame is not a request it can answer after all.

@@ -69,6 +69,8 @@ pub fn softnet_json(s: &Snapshot) -> Value {
                 "processed": t.processed(),
                 "tx_packets": t.tx_packets(),
                 "dropped": t.dropped(),
+                "punted": t.punted,
+                "injected": t.injected,
                 "time_squeeze": t.time_squeeze,
                 "rounds": t.rounds,
                 "idle_rounds": t.idle_rounds,
@@ -153,6 +155,7 @@ pub fn report_json(r: &Report, elapsed: Duration, mode: &str) -> Value {
         "softnet": softnet_json(s),
         "latency": latency_json(&r.histograms, s.tsc_hz),
         "pools": pools_json(s),
+        "slow_path": s.slow_path.map(|sp| json!({ "answered": sp.answered, "ignored": sp.ignored, "inject_full": sp.inject_full })),
         "clean": r.is_clean(),
         "errors": r.worker_errors.iter().map(ToString::to_string)
             .chain(r.port_errors.iter().map(ToString::to_string))
@@ -198,6 +201,13 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         for (l, (rx, bursts)) in w.lanes.iter().zip(wt.lane_rx.iter().zip(&wt.lane_bursts)) {
             let _ = writeln!(o, "    rx {} {}/{}: {} packets in {} bursts", s.ports[l.port].name, l.port_id, l.queue, rx, bursts);
         }
+    }
+    if let Some(sp) = s.slow_path {
+        let _ = writeln!(
+            o,
+            "  slow path: punted {} answered {} ignored {} inject_full {} replies sent {}",
+            t.punted, sp.answered, sp.ignored, sp.inject_full, t.injected
+        );
     }
     let reasons: Vec<String> =
         DropReason::ALL.iter().filter(|r| t.drops[r.index()] > 0).map(|r| format!("{} {}", r.name(), t.drops[r.index()])).collect();

@@ -33,6 +33,10 @@ pub struct WorkerTotals {
     pub busy_cycles: u64,
     /// Drops by [`DropReason::index`].
     pub drops: [u64; DropReason::COUNT],
+    /// Requests to the forwarder itself handed to the slow path.
+    pub punted: u64,
+    /// Replies from the slow path this worker sent (they count in `port_tx` too).
+    pub injected: u64,
     /// Per lane (index into the worker's lanes): packets received.
     pub lane_rx: Vec<u64>,
     /// Per lane: non-empty RX bursts.
@@ -50,6 +54,8 @@ impl WorkerTotals {
             time_squeeze: 0,
             busy_cycles: 0,
             drops: [0; DropReason::COUNT],
+            punted: 0,
+            injected: 0,
             lane_rx: vec![0; lanes],
             lane_bursts: vec![0; lanes],
             port_tx: vec![0; ports],
@@ -75,7 +81,7 @@ impl WorkerTotals {
 /// The published copy of a worker's totals.
 #[derive(Debug)]
 pub struct WorkerCounters {
-    core: Line<[AtomicU64; 4]>,
+    core: Line<[AtomicU64; 6]>,
     drops: Line<[AtomicU64; DropReason::COUNT]>,
     lane_rx: Box<[AtomicU64]>,
     lane_bursts: Box<[AtomicU64]>,
@@ -101,7 +107,9 @@ impl WorkerCounters {
     /// Stores the worker's totals (owner only).
     #[inline]
     pub fn publish(&self, t: &WorkerTotals) {
-        let [rounds, idle, squeeze, busy] = &self.core.0;
+        let [rounds, idle, squeeze, busy, punted, injected] = &self.core.0;
+        punted.store(t.punted, Relaxed);
+        injected.store(t.injected, Relaxed);
         rounds.store(t.rounds, Relaxed);
         idle.store(t.idle_rounds, Relaxed);
         squeeze.store(t.time_squeeze, Relaxed);
@@ -123,7 +131,7 @@ impl WorkerCounters {
     /// Reads the last published totals.
     pub fn read(&self) -> WorkerTotals {
         let load = |a: &[AtomicU64]| a.iter().map(|x| x.load(Relaxed)).collect::<Vec<_>>();
-        let [rounds, idle, squeeze, busy] = &self.core.0;
+        let [rounds, idle, squeeze, busy, punted, injected] = &self.core.0;
         let mut drops = [0; DropReason::COUNT];
         for (d, a) in drops.iter_mut().zip(&self.drops.0) {
             *d = a.load(Relaxed);
@@ -134,6 +142,8 @@ impl WorkerCounters {
             time_squeeze: squeeze.load(Relaxed),
             busy_cycles: busy.load(Relaxed),
             drops,
+            punted: punted.load(Relaxed),
+            injected: injected.load(Relaxed),
             lane_rx: load(&self.lane_rx),
             lane_bursts: load(&self.lane_bursts),
             port_tx: load(&self.port_tx),
@@ -169,7 +179,7 @@ mod tests {
 
     #[test]
     fn each_worker_starts_on_its_own_cache_line() {
-        assert_eq!(std::mem::align_of::<Line<[AtomicU64; 4]>>(), 64);
+        assert_eq!(std::mem::align_of::<Line<[AtomicU64; 6]>>(), 64);
         assert_eq!(std::mem::align_of::<WorkerCounters>(), 64);
     }
 

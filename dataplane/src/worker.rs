@@ -23,14 +23,15 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
-use mempool::{Burst, Mbuf, Pool, MAX_BURST};
+use mempool::{Burst, Mbuf, MbufRing, Pool, MAX_BURST};
 
 use crate::config::IdleBackoff;
 use crate::eal::{self, LcoreId};
 use crate::forward::{self, Action, DropReason, NextHop, Routes};
+use crate::local::Local;
 use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
-use crate::port::{RxQueue, TxQueue};
+use crate::port::{PortId, RxQueue, TxQueue};
 use crate::stats::{WorkerCounters, WorkerTotals};
 
 /// One polled RX queue and, in pair modes, where its packets go.
@@ -53,6 +54,8 @@ pub struct L3Tables {
     pub v6: Lpm6,
     /// The next hops.
     pub next_hops: Vec<NextHop>,
+    /// Per port (config index): the forwarder's own addresses there, if any.
+    pub locals: Vec<Option<Local>>,
 }
 
 impl Routes for L3Tables {
@@ -156,6 +159,25 @@ pub struct WorkerPlan {
     pub commands: Receiver<Command>,
     /// Where the final histograms go when the loop ends.
     pub done: Sender<(LcoreId, Histograms)>,
+    /// The rings to and from the slow path, when the forwarder answers requests itself.
+    pub slow: Option<SlowPathRings>,
+}
+
+/// A worker's two rings to the slow path: requests out, replies back.
+#[derive(Clone)]
+pub struct SlowPathRings {
+    /// Requests to the forwarder itself, worker to slow path.
+    pub punt: Arc<MbufRing>,
+    /// Replies, slow path to worker, sent by the worker on its own TX queues.
+    pub inject: Arc<MbufRing>,
+    /// The ethdev id of each port (config index order), to route replies by `mbuf.port`.
+    pub port_ids: Vec<PortId>,
+}
+
+impl std::fmt::Debug for SlowPathRings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlowPathRings").field("punt", &self.punt.name()).field("inject", &self.inject.name()).finish()
+    }
 }
 
 /// A TX buffer: packets waiting for one port, and when they started waiting.
@@ -197,7 +219,7 @@ impl TxBuf {
 /// Runs the poll loop until `stop` is set; then flushes and frees what it holds and sends
 /// its histograms on `done`.
 pub fn run(plan: WorkerPlan) {
-    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done } = plan;
+    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done, slow } = plan;
     let mut w = Worker {
         lanes,
         txbufs: tx.into_iter().map(TxBuf::new).collect(),
@@ -211,6 +233,8 @@ pub fn run(plan: WorkerPlan) {
         next_lane: 0,
         sample_in: 0,
         round_start: 0,
+        slow,
+        punted: Burst::new(),
     };
     if w.budget.sample_every == 0 {
         w.sample_in = u32::MAX;
@@ -253,6 +277,10 @@ struct Worker {
     sample_in: u32,
     /// TSC at the start of the current round.
     round_start: u64,
+    /// Rings to and from the slow path, if it runs.
+    slow: Option<SlowPathRings>,
+    /// Requests from the current RX burst, waiting to be handed to the slow path.
+    punted: Burst,
 }
 
 impl Worker {
@@ -266,6 +294,7 @@ impl Worker {
                 self.flush(p);
             }
         }
+        self.take_replies();
 
         // As net_rx_action: every poll asks for a whole burst, and the budget may be
         // overdrawn by less than one burst.
@@ -341,9 +370,10 @@ impl Worker {
             Forwarding::Macswap | Forwarding::L2fwd(_) | Forwarding::L3fwd(_) => {
                 let mut rx = std::mem::take(&mut self.rx);
                 for mut m in rx.drain() {
+                    let in_port = self.lanes[lane].port;
                     let action = match self.writable(&mut m) {
                         Err(r) => Action::Drop(r),
-                        Ok(data) => decide(&self.forwarding, data, out),
+                        Ok(data) => decide(&self.forwarding, data, in_port, out),
                     };
                     match action {
                         Action::Tx(p) => self.enqueue(p, m, rx_tsc),
@@ -351,9 +381,57 @@ impl Worker {
                             self.totals.drops[r.index()] += 1;
                             drop(m);
                         }
+                        Action::Punt => {
+                            // The slow path answers out of the input port: make sure the
+                            // mbuf says which one (not every PMD sets it).
+                            m.set_port(self.lanes[lane].rx.port.0);
+                            self.punt(m)
+                        }
                     }
                 }
                 self.rx = rx;
+                self.flush_punted();
+            }
+        }
+    }
+
+    /// Collects a request to the forwarder itself for the slow path.
+    fn punt(&mut self, m: Mbuf) {
+        if self.slow.is_none() {
+            self.totals.drops[DropReason::LocalUnhandled.index()] += 1;
+            return;
+        }
+        // The burst being forwarded is at most MAX_BURST packets, so this never fails.
+        let _ = self.punted.push(m);
+    }
+
+    /// Hands the requests collected from one RX burst to the slow path in one enqueue.
+    fn flush_punted(&mut self) {
+        let Some(slow) = &self.slow else { return };
+        if self.punted.is_empty() {
+            return;
+        }
+        let n = slow.punt.enqueue(&mut self.punted);
+        self.totals.punted += n as u64;
+        self.totals.drops[DropReason::PuntFull.index()] += self.punted.len() as u64;
+        self.punted.clear();
+    }
+
+    /// Moves the slow path's replies into the TX buffers of the ports they leave by.
+    fn take_replies(&mut self) {
+        let Some(slow) = &self.slow else { return };
+        let mut replies: Burst = Burst::new();
+        if slow.inject.dequeue(&mut replies) == 0 {
+            return;
+        }
+        for m in replies.drain() {
+            let port = self.slow.as_ref().and_then(|s| s.port_ids.iter().position(|id| id.0 == m.port()));
+            match port {
+                Some(p) => {
+                    self.totals.injected += 1;
+                    self.enqueue(p, m, 0);
+                }
+                None => self.totals.drops[DropReason::LocalUnhandled.index()] += 1,
             }
         }
     }
@@ -412,7 +490,7 @@ impl Worker {
 
 /// The per-packet decision of the modes that look at packets.
 #[inline]
-fn decide(forwarding: &Forwarding, data: &mut [u8], out: Option<usize>) -> Action {
+fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: usize, out: Option<usize>) -> Action {
     match forwarding {
         Forwarding::Io => Action::Tx(out.expect("pair modes have an out port")),
         Forwarding::Macswap => match forward::macswap(data) {
@@ -427,6 +505,6 @@ fn decide(forwarding: &Forwarding, data: &mut [u8], out: Option<usize>) -> Actio
                 Err(r) => Action::Drop(r),
             }
         }
-        Forwarding::L3fwd(t) => forward::l3fwd(data, t.as_ref(), &t.next_hops),
+        Forwarding::L3fwd(t) => forward::l3fwd(data, t.as_ref(), &t.next_hops, t.locals[in_port].as_ref()),
     }
 }

@@ -88,6 +88,13 @@ impl Mbuf {
         self.raw().port
     }
 
+    /// Records `port` as the packet's input port (PMDs set it at RX; software rings may
+    /// not).
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: &mut self is the only handle to this mbuf's metadata.
+        unsafe { self.0.as_mut().port = port };
+    }
+
     /// The number of references to this mbuf (more than one after [`Mbuf::clone_in`]).
     pub fn refcnt(&self) -> u16 {
         // SAFETY: reads the refcount field of a valid mbuf.

@@ -1,0 +1,177 @@
+//! The slow path through real ring ports: in l3fwd mode with its own addresses, the
+//! forwarder answers ARP requests, IPv6 neighbour solicitations and ICMP/ICMPv6 echo
+//! requests to them out of the port they came in on, drops other traffic to itself, and
+//! still routes the rest. Every pool is full at the end.
+
+mod common;
+
+use std::net::Ipv6Addr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataplane::eal::Eal;
+use dataplane::forward::DropReason;
+use dataplane::forwarder::Forwarder;
+use dataplane::net::{checksum, Ipv4Packet};
+use dataplane::{port, Config};
+use mempool::{MbufRing, Pool, PoolParams, SocketId};
+
+const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
+
+fn eth(dst: [u8; 6], ty: u16) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&HOST);
+    f.extend_from_slice(&ty.to_be_bytes());
+    f
+}
+
+fn arp_request(tpa: [u8; 4]) -> Vec<u8> {
+    let mut f = eth([0xff; 6], 0x0806);
+    f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&HOST);
+    f.extend_from_slice(&[10, 0, 0, 2, 0, 0, 0, 0, 0, 0]);
+    f.extend_from_slice(&tpa);
+    f.resize(60, 0);
+    f
+}
+
+fn ipv4(dst: [u8; 4], proto: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = eth(MAC_A, 0x0800);
+    let mut ip = vec![0x45, 0, 0, 0, 0, 7, 0, 0, 64, proto, 0, 0, 10, 0, 0, 2];
+    ip[2..4].copy_from_slice(&((20 + body.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&dst);
+    let c = checksum::checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(body);
+    f
+}
+
+fn echo_body() -> Vec<u8> {
+    let mut b = vec![8, 0, 0, 0, 0x42, 0x42, 0, 1, b'p', b'i', b'n', b'g'];
+    let c = checksum::checksum(&b);
+    b[2..4].copy_from_slice(&c.to_be_bytes());
+    b
+}
+
+fn icmpv6(src: &str, dst: &str, hops: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = eth(MAC_A, 0x86dd);
+    let s: Ipv6Addr = src.parse().unwrap();
+    let d: Ipv6Addr = dst.parse().unwrap();
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&[58, hops]);
+    ip.extend_from_slice(&s.octets());
+    ip.extend_from_slice(&d.octets());
+    let mut pseudo = ip[8..40].to_vec();
+    pseudo.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(body);
+    let c = checksum::checksum(&pseudo);
+    let mut body = body.to_vec();
+    body[2..4].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&body);
+    f
+}
+
+#[test]
+fn requests_to_the_forwarder_are_answered_and_the_rest_routed() {
+    let prefix = common::unique_prefix("slow");
+    let _runtime = common::RuntimeDir(prefix.clone());
+    let config = Config::from_toml_str(&format!(
+        r#"
+[eal]
+file_prefix = "{prefix}"
+args = {}
+[forward]
+mode = "l3fwd"
+[[port]]
+name = "a"
+device = "net_ring_sa"
+ipv4 = "10.0.0.1/24"
+ipv6 = "2001:db8::1/64"
+[[port]]
+name = "b"
+device = "net_ring_sb"
+[[route]]
+prefix = "10.0.1.0/24"
+port = "b"
+via_mac = "02:00:00:00:0b:02"
+[[worker]]
+lcore = 1
+rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
+"#,
+        common::eal_args_toml_with_memory(1024)
+    ))
+    .unwrap();
+    let eal = Eal::init(&config.eal_args("slowpath", &[])).expect("EAL starts");
+    let rings: Vec<MbufRing> =
+        ["sa_rx", "sa_tx", "sb_rx", "sb_tx"].iter().map(|n| MbufRing::create(n, 1024, SocketId::ANY).unwrap()).collect();
+    let a = port::create_ring_port("net_ring_sa", &rings[0], &rings[1], SocketId::ANY).unwrap();
+    let _b = port::create_ring_port("net_ring_sb", &rings[2], &rings[3], SocketId::ANY).unwrap();
+    common::set_ring_port_mac(a, MAC_A);
+    let pool = Pool::create(&PoolParams { name: "slow_test".into(), size: 256, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap();
+
+    let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
+    let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+    ns.extend_from_slice(&[1, 1]);
+    ns.extend_from_slice(&HOST);
+    let frames = vec![
+        arp_request([10, 0, 0, 1]),                                  // answered
+        arp_request([10, 0, 0, 9]),                                  // someone else's: not_ip
+        ipv4([10, 0, 0, 1], 1, &echo_body()),                        // answered
+        ipv4([10, 0, 0, 1], 17, &[0, 1, 0, 2, 0, 8, 0, 0]),         // UDP to us: local_unhandled
+        ipv4([10, 0, 1, 5], 17, &[0, 1, 0, 2, 0, 8, 0, 0]),         // routed to b
+        icmpv6("2001:db8::2", "2001:db8::1", 64, &[128, 0, 0, 0, 0, 1, 0, 1, 7, 7]), // answered
+        icmpv6("2001:db8::2", "ff02::1:ff00:1", 255, &ns),          // answered (NA)
+    ];
+    common::send_frames(&pool, &rings[0], &frames);
+    assert!(
+        common::wait_for(Duration::from_secs(10), || rings[1].len() >= 4 && rings[3].len() >= 1),
+        "replies: {} on a, routed: {} on b; {:?}",
+        rings[1].len(),
+        rings[3].len(),
+        (fwd.snapshot().total(), fwd.snapshot().slow_path)
+    );
+    let report = fwd.stop();
+    let replies = common::drain_frames(&rings[1]);
+    let routed = common::drain_frames(&rings[3]);
+
+    assert_eq!(routed.len(), 1);
+    assert_eq!(&routed[0][0..6], &[2, 0, 0, 0, 0xb, 2]);
+    assert_eq!(replies.len(), 4, "{replies:02x?}");
+    for r in &replies {
+        assert_eq!(&r[0..6], &HOST, "replies go back to the requester");
+        assert_eq!(&r[6..12], &MAC_A, "from the port's own MAC");
+    }
+    let arp = replies.iter().find(|r| r[12..14] == [8, 6]).expect("an ARP reply");
+    assert_eq!(&arp[20..22], &[0, 2], "ARP reply opcode");
+    assert_eq!(&arp[22..28], &MAC_A, "sender hardware address is ours");
+    assert_eq!(&arp[28..32], &[10, 0, 0, 1]);
+    let echo = replies.iter().find(|r| r[12..14] == [8, 0]).expect("an echo reply");
+    let ip = Ipv4Packet::new_checked(&echo[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(ip.dst_addr().octets(), [10, 0, 0, 2]);
+    assert_eq!(echo[34], 0, "echo reply type");
+    assert_eq!(checksum::sum(&echo[34..]), 0xffff, "ICMP checksum valid");
+    let v6: Vec<&Vec<u8>> = replies.iter().filter(|r| r[12..14] == [0x86, 0xdd]).collect();
+    assert_eq!(v6.len(), 2);
+    assert!(v6.iter().any(|r| r[54] == 129), "ICMPv6 echo reply");
+    assert!(v6.iter().any(|r| r[54] == 136 && r[54 + 26..54 + 32] == MAC_A), "neighbour advertisement with our MAC");
+
+    let t = report.snapshot.total();
+    assert_eq!(t.punted, 4);
+    assert_eq!(t.injected, 4);
+    assert_eq!(t.drops[DropReason::NotIp.index()], 1);
+    assert_eq!(t.drops[DropReason::LocalUnhandled.index()], 1);
+    assert_eq!(t.processed() + t.injected, t.tx_packets() + t.dropped() + t.punted, "{t:?}");
+    let sp = report.snapshot.slow_path.expect("the slow path ran");
+    assert_eq!((sp.answered, sp.ignored, sp.inject_full), (4, 0, 0));
+    assert!(report.is_clean(), "{report:?}");
+    drop(rings);
+    assert!(pool.is_full());
+}
