@@ -725,7 +725,8 @@ via_mac = "02:00:00:00:0b:06"
         body.extend_from_slice(&HOST_SRC);
         body.extend_from_slice(&[10, 1, 2, 9]);
         body.extend_from_slice(&[0; 6]);
-        body.extend_from_slice(&[10, 1, 2, 1]);
+        // Not one of the forwarder's addresses (those are answered: tests/slowpath.rs).
+        body.extend_from_slice(&[10, 1, 2, 77]);
         ether([0xff; 6], HOST_SRC, &[], 0x0806, &body, 60)
     };
     let total_len_past_frame = fix_ipv4_checksum(with_u16(good.clone(), 14 + 2, (good.len() - 14 + 1) as u16), 14);
