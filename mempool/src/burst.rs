@@ -3,7 +3,9 @@
 //! It never allocates: the storage is an inline array. The first `len` slots hold owned
 //! mbufs; the rest are uninitialised. DPDK's burst functions fill it directly
 //! ([`Burst::fill_raw`]) and take from its front ([`Burst::give_raw`]); whatever is left when
-//! it is cleared or dropped is freed in one `rte_pktmbuf_free_bulk` call.
+//! it is cleared or dropped is freed in one `rte_pktmbuf_free_bulk` call, after releasing
+//! the packets' extensions ([`crate::ext`]). A TX path calls [`Burst::release_extensions`]
+//! before handing the burst to `rte_eth_tx_burst`.
 
 use std::mem::MaybeUninit;
 
@@ -146,15 +148,26 @@ impl<const N: usize> Burst<N> {
         n
     }
 
-    /// Frees every mbuf held, in one bulk call.
+    /// Frees every mbuf held, in one bulk call (releasing their extensions first).
     pub fn clear(&mut self) {
         if self.len == 0 {
             return;
         }
+        crate::ext::release_all(self.as_mut_slice());
         // SAFETY: the first len slots are owned mbuf pointers (Mbuf is repr(transparent));
         // rte_pktmbuf_free_bulk drops one reference on each; len is reset so none is reused.
         unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.slots.as_mut_ptr().cast(), self.len as u32) };
         self.len = 0;
+    }
+
+    /// Releases the extensions of every mbuf held (masks become 0; areas are freed with
+    /// their last reference). Call it right before giving the burst to code that frees the
+    /// mbufs in C, above all `rte_eth_tx_burst`: the PMD frees them after TX completion with
+    /// plain `rte_pktmbuf_free`. Costs one static load while the framework has not started,
+    /// one bit test per packet without extensions.
+    #[inline]
+    pub fn release_extensions(&mut self) {
+        crate::ext::release_all(self.as_mut_slice());
     }
 
     /// Lets a DPDK function write mbuf pointers into the free slots: `f(slots, room)` must
@@ -173,7 +186,8 @@ impl<const N: usize> Burst<N> {
 
     /// Offers the held mbufs to a DPDK function that takes ownership of a prefix of them:
     /// `f(mbufs, len)` returns how many, `n`, it took from the front. The rest move to the
-    /// front and stay in the burst.
+    /// front and stay in the burst. Extensions go along; if `f` frees the mbufs in C (a TX
+    /// queue), call [`Burst::release_extensions`] first.
     ///
     /// # Safety
     /// `f` must take ownership of exactly the first `n` pointers it reports and must not keep
@@ -224,9 +238,12 @@ impl<const N: usize> Drop for Drain<'_, N> {
     fn drop(&mut self) {
         let rest = self.end - self.next;
         if rest > 0 {
-            // SAFETY: slots next..end are owned mbufs not yet yielded; freed once here.
+            // SAFETY: slots next..end are owned mbufs not yet yielded (initialised, with
+            // Mbuf's layout); they are released and then freed once here.
             unsafe {
-                dpdk_sys::rte_pktmbuf_free_bulk(self.burst.slots.as_mut_ptr().add(self.next).cast(), rest as u32)
+                let first = self.burst.slots.as_mut_ptr().add(self.next);
+                crate::ext::release_all(std::slice::from_raw_parts_mut(first.cast::<Mbuf>(), rest));
+                dpdk_sys::rte_pktmbuf_free_bulk(first.cast(), rest as u32)
             };
         }
     }

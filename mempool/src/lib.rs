@@ -6,14 +6,22 @@
 //! - [`Burst`]: a fixed array of up to `N` mbufs that never allocates and frees what is
 //!   left in it when dropped.
 //! - [`MbufRing`]: an `rte_ring` of mbufs that frees whatever it still holds when dropped.
+//! - [`ext`]: packet extensions, refcounted typed metadata that travels with a packet and
+//!   its clones (the kernel's `skb_ext`); every free path above releases them.
+//! - [`accounting`]: per-protocol memory accounts with tcp_mem-style limits and pressure,
+//!   per-lcore batching, group (memcg-like) budgets and the `bypass_prot_mem` consumer
+//!   flag. Pure Rust, no DPDK.
 //!
-//! Every `unsafe` block in this crate sits in one of those four modules and says why it holds.
+//! Every `unsafe` block in this crate sits in one of those modules (for `ext`, its `area`
+//! submodule) and says why it holds.
 //! EAL must be initialised before any of them is created.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+pub mod accounting;
 mod error;
+pub mod ext;
 #[allow(unsafe_code)]
 mod burst;
 #[allow(unsafe_code)]
@@ -25,6 +33,7 @@ mod ring;
 
 pub use burst::{Burst, Drain, MAX_BURST};
 pub use error::{DpdkError, PoolError};
+pub use ext::{ExtError, ExtId, ExtInfo, ExtParams, ExtRegistry, Extensions};
 pub use mbuf::Mbuf;
 pub use pool::{mbufs_needed, Pool, PoolParams, PoolSizing, PoolStats, SocketId};
 pub use ring::MbufRing;

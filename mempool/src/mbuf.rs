@@ -5,6 +5,11 @@
 //! which is how TX takes ownership. Packet bytes are reached through [`Mbuf::data`] and
 //! [`Mbuf::data_mut`], slices of the first segment's `data_len` bytes, so the borrow
 //! checker guards every access.
+//!
+//! Packet extensions ([`crate::ext`]) hook in here: [`Mbuf::clone_in`] shares the area,
+//! [`Mbuf::unshare`] moves it to the copy, and `Drop` releases it before the mbuf goes back
+//! to its pool. Each hook costs one static load while the framework has not started, one
+//! bit test for a packet without extensions.
 
 use std::ptr::NonNull;
 use std::slice;
@@ -52,6 +57,9 @@ impl Mbuf {
     }
 
     /// Gives the reference away without freeing it (to a TX queue, a ring, or C code).
+    ///
+    /// The packet's extensions go with it (it may come back through [`Mbuf::from_raw`]);
+    /// call [`crate::ext::release`] first if the C code that receives it frees it.
     pub fn into_raw(self) -> NonNull<rte_mbuf> {
         let raw = self.0;
         std::mem::forget(self);
@@ -136,8 +144,10 @@ impl Mbuf {
         if !self.is_exclusive() {
             // SAFETY: copies the whole packet (offset 0, all bytes) into new mbufs from
             // `pool`; returns an owned, exclusive chain or NULL. The old reference is
-            // then dropped by the assignment.
-            let copy = unsafe { dpdk_sys::rte_pktmbuf_copy(self.as_ptr(), pool.as_ptr(), 0, u32::MAX) };
+            // then dropped by the assignment. The extension area moves to the copy.
+            let copy = crate::ext::around_copy(self.as_ptr(), || unsafe {
+                dpdk_sys::rte_pktmbuf_copy(self.as_ptr(), pool.as_ptr(), 0, u32::MAX)
+            });
             let copy = NonNull::new(copy)
                 .ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
             *self = Mbuf(copy);
@@ -189,13 +199,17 @@ impl Mbuf {
 
     /// A second packet sharing this one's data (`rte_pktmbuf_clone`): an indirect mbuf taken
     /// from `pool`, and one more reference on the data. Neither may then write the data.
+    /// The clone inherits the packet's extensions and shares their area (copy-on-write).
     ///
     /// # Errors
     /// [`PoolError::Exhausted`] when `pool` is empty.
     pub fn clone_in(&self, pool: &Pool) -> Result<Mbuf, PoolError> {
         // SAFETY: self is a valid mbuf; rte_pktmbuf_clone returns a new mbuf (owned by us)
-        // attached to the same data, or NULL with rte_errno set.
-        let raw = unsafe { dpdk_sys::rte_pktmbuf_clone(self.as_ptr(), pool.as_ptr()) };
+        // attached to the same data, or NULL with rte_errno set. The hook gives the clone
+        // its own reference to the extension area.
+        let raw = crate::ext::around_clone(self.as_ptr(), || unsafe {
+            dpdk_sys::rte_pktmbuf_clone(self.as_ptr(), pool.as_ptr())
+        });
         NonNull::new(raw)
             .map(Mbuf)
             .ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })
@@ -204,6 +218,8 @@ impl Mbuf {
 
 impl Drop for Mbuf {
     fn drop(&mut self) {
+        // Extensions first: C's free knows nothing of them, and pooled mbufs keep mask 0.
+        crate::ext::release_one(self.as_ptr());
         // SAFETY: self owns one reference; rte_pktmbuf_free drops it (and the whole chain,
         // returning each segment to its pool when its refcount reaches zero).
         unsafe { dpdk_sys::dp_pktmbuf_free(self.as_ptr()) }
