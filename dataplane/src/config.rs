@@ -37,6 +37,51 @@ pub struct Config {
     pub workers: Vec<WorkerConfig>,
     /// `[[route]]`, in file order (`l3fwd` only).
     pub routes: Vec<RouteConfig>,
+    /// `[extensions]`: which packet extensions the workers attach.
+    pub extensions: ExtensionsConfig,
+    /// `[mirror]`: copies of matching packets to a port.
+    pub mirror: Option<MirrorConfig>,
+}
+
+/// `[extensions]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionsConfig {
+    /// One received packet in this many carries a trace extension (RX TSC, lcore, port,
+    /// queue), read at TX hand-off for the latency histogram; 0 = none.
+    pub trace_every: u32,
+    /// Every packet carries a flow-metadata extension filled by the parser.
+    pub flow: bool,
+    /// Extension areas in their pool.
+    pub areas: u32,
+}
+
+impl ExtensionsConfig {
+    /// Whether any feature attaches extensions (then the framework starts).
+    pub fn enabled(&self, mirror: bool) -> bool {
+        self.trace_every > 0 || self.flow || mirror
+    }
+}
+
+/// Which packets `[mirror]` copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorProto {
+    /// Every packet.
+    Any,
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP and ICMPv6.
+    Icmp,
+}
+
+/// `[mirror]`: a clone of each forwarded packet of `proto` also leaves by `port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorConfig {
+    /// Index into [`Config::ports`].
+    pub port: usize,
+    /// Which packets.
+    pub proto: MirrorProto,
 }
 
 /// `[poll]`: the budget of one worker round (seed 004, NAPI's net_rx_action).
@@ -401,6 +446,13 @@ pub enum ConfigError {
         why: &'static str,
     },
 
+    #[error("{key}: {value:?} is not one of {expected}")]
+    InvalidChoice {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+
     #[error("{key}: must not be above {other_key} ({value} > {other})")]
     OutOfOrder {
         key: String,
@@ -552,6 +604,29 @@ mod raw {
         pub port: Vec<Port>,
         pub worker: Vec<Worker>,
         pub route: Vec<Route>,
+        pub extensions: Extensions,
+        pub mirror: Option<Mirror>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Extensions {
+        pub trace_every: i64,
+        pub flow: bool,
+        pub areas: i64,
+    }
+
+    impl Default for Extensions {
+        fn default() -> Self {
+            Extensions { trace_every: 0, flow: false, areas: 8191 }
+        }
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Mirror {
+        pub port: Option<String>,
+        pub proto: Option<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -758,6 +833,12 @@ fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let poll = validate_poll(raw.poll)?;
     let workers = validate_workers(raw.worker, &eal, &ports)?;
     let routes = validate_routes(raw.route, &ports)?;
+    let extensions = ExtensionsConfig {
+        trace_every: int("extensions.trace_every", raw.extensions.trace_every, 0, 1_000_000)?,
+        flow: raw.extensions.flow,
+        areas: int("extensions.areas", raw.extensions.areas, 64, 1 << 24)?,
+    };
+    let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
     let config = Config {
         eal,
         pool,
@@ -766,6 +847,8 @@ fn validate(raw: raw::File) -> Result<Config, ConfigError> {
         ports,
         workers,
         routes,
+        extensions,
+        mirror,
     };
     check_traffic(&config)?;
     Ok(config)
@@ -956,6 +1039,21 @@ fn validate_poll(raw: raw::Poll) -> Result<PollConfig, ConfigError> {
         sample_every: int("poll.sample_every", raw.sample_every, 0, 1_000_000)?,
         idle,
     })
+}
+
+fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfig, ConfigError> {
+    let name = raw.port.ok_or_else(|| ConfigError::Missing { key: "mirror.port".to_owned() })?;
+    let port = port_index(ports, &name, "mirror.port".to_owned())?;
+    let proto = match raw.proto.as_deref().unwrap_or("any") {
+        "any" => MirrorProto::Any,
+        "tcp" => MirrorProto::Tcp,
+        "udp" => MirrorProto::Udp,
+        "icmp" => MirrorProto::Icmp,
+        other => {
+            return Err(ConfigError::InvalidChoice { key: "mirror.proto".to_owned(), value: other.to_owned(), expected: "any, tcp, udp or icmp" })
+        }
+    };
+    Ok(MirrorConfig { port, proto })
 }
 
 fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<RouteConfig>, ConfigError> {
@@ -1181,6 +1279,19 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
     }
     if !mode.uses_pairs() && !config.forward.pairs.is_empty() {
         return Err(ConfigError::NotUsedByMode { key: "forward.pairs".to_owned(), mode: mode.name(), why: "l3fwd sends by [[route]]" });
+    }
+    if let Some(m) = &config.mirror {
+        if mode == Mode::Io {
+            return Err(ConfigError::NotUsedByMode { key: "mirror".to_owned(), mode: mode.name(), why: "io moves whole bursts without looking at packets; use macswap, l2fwd or l3fwd" });
+        }
+        if usize::from(config.ports[m.port].tx_queues) < config.workers.len() {
+            return Err(ConfigError::TooFewTxQueues {
+                key: format!("port[{}].tx_queues", m.port),
+                port: config.ports[m.port].name.clone(),
+                workers: config.workers.len(),
+                tx_queues: config.ports[m.port].tx_queues,
+            });
+        }
     }
     if mode == Mode::L2fwd {
         for (i, port) in config.ports.iter().enumerate() {

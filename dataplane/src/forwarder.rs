@@ -24,7 +24,8 @@ use crate::slowpath::SlowPath;
 use crate::lpm::{Lpm4, Lpm6, LpmError};
 use crate::net::MacAddr;
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
-use crate::worker::{self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerPlan};
+use crate::exts::{self, PacketExts};
+use crate::worker::{self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerPlan};
 
 /// Why the forwarder could not start. Each names the config's port or lcore.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,9 @@ pub enum StartError {
     /// The slow-path thread could not be started.
     #[error("cannot start the slow-path thread: {0}")]
     SlowPath(std::io::Error),
+    /// The packet-extension framework could not be started.
+    #[error("extensions: {0}")]
+    Extensions(String),
 }
 
 /// Routes could not be loaded into DPDK's LPM tables.
@@ -122,6 +126,8 @@ pub struct Forwarder {
     mode: Mode,
     /// The slow path and its rings (l3fwd with own addresses only).
     slow: Option<(SlowPath, Vec<SlowPathRings>)>,
+    /// The packet-extension framework, when a feature uses it.
+    exts: Option<PacketExts>,
 }
 
 /// A port's name, id, link and counters.
@@ -185,6 +191,8 @@ impl Snapshot {
             t.busy_cycles += o.busy_cycles;
             t.punted += o.punted;
             t.injected += o.injected;
+            t.mirrored += o.mirrored;
+            t.ext_failures += o.ext_failures;
             for (a, b) in t.drops.iter_mut().zip(&o.drops) {
                 *a += b;
             }
@@ -292,6 +300,7 @@ impl Forwarder {
             tsc_hz: eal.tsc_hz(),
             mode: config.forward.mode,
             slow: None,
+            exts: None,
         };
         let slow_rings = match &forwarding {
             Forwarding::L3fwd(t) if t.locals.iter().any(Option::is_some) => {
@@ -314,6 +323,18 @@ impl Forwarder {
             drain_cycles: us(config.poll.tx_drain_usecs),
             idle: config.poll.idle.clone(),
             sample_every: config.poll.sample_every,
+        };
+        let worker_exts = if config.extensions.enabled(config.mirror.is_some()) {
+            let ids = exts::start(config.extensions.areas, home).map_err(StartError::Extensions)?;
+            fwd.exts = Some(ids);
+            Some(WorkerExts {
+                ids,
+                trace_every: config.extensions.trace_every,
+                flow: config.extensions.flow,
+                mirror: config.mirror.as_ref().map(|m| (m.port, m.proto)),
+            })
+        } else {
+            None
         };
         for (k, w) in config.workers.iter().enumerate() {
             let lcore = LcoreId(w.lcore);
@@ -351,6 +372,7 @@ impl Forwarder {
                 commands: cmd_rx,
                 done: done_tx.clone(),
                 slow: slow_rings.as_ref().map(|r| r[k].clone()),
+                exts: worker_exts,
             };
             let guard = StopOnPanic(fwd.stop.clone());
             let launched = launch(eal, lcore, move || {
@@ -387,7 +409,7 @@ impl Forwarder {
                 .iter()
                 .map(|s| PortReport { name: s.name.clone(), id: s.port.id(), driver: s.port.driver().to_owned(), stats: s.port.stats() })
                 .collect(),
-            pools: self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect(),
+            pools: self.pool_reports(),
             tsc_hz: self.tsc_hz,
             slow_path: self.slow.as_ref().map(|(sp, _)| {
                 let c = sp.counters();
@@ -398,6 +420,15 @@ impl Forwarder {
                 }
             }),
         }
+    }
+
+    /// The mbuf pools and, when extensions are on, the extension-area pool.
+    fn pool_reports(&self) -> Vec<PoolReport> {
+        let mut v: Vec<PoolReport> = self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect();
+        if let Some(x) = &self.exts {
+            v.push(PoolReport { name: x.ext.pool_name().to_owned(), stats: x.ext.stats() });
+        }
+        v
     }
 
     /// Every running worker's histograms, merged (each worker answers within a round).
@@ -442,7 +473,7 @@ impl Forwarder {
         let mut snapshot = self.snapshot();
         snapshot.slow_path = slow_path;
         let port_errors: Vec<PortError> = self.ports.drain(..).filter_map(|s| s.port.close().err()).collect();
-        snapshot.pools = self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect();
+        snapshot.pools = self.pool_reports();
         // Pools drop here (the workers' references went with them): each frees its memory
         // only if it is full (see mempool::Pool).
         self.pools.clear();

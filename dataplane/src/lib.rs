@@ -6,6 +6,7 @@
 //! - [`worker`]: the per-lcore poll loop.
 //! - [`report`]: the rate line, the final report, and their JSON form.
 //! - [`stats`]: counters written by one worker and read by the control thread.
+//! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
 //! - [`net`]: zero-copy header views and the one-pass packet classifier.
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
@@ -24,6 +25,7 @@
 pub mod config;
 #[allow(unsafe_code)]
 pub mod eal;
+pub mod exts;
 pub mod forward;
 pub mod forwarder;
 pub mod local;

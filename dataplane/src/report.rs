@@ -71,6 +71,8 @@ pub fn softnet_json(s: &Snapshot) -> Value {
                 "dropped": t.dropped(),
                 "punted": t.punted,
                 "injected": t.injected,
+                "mirrored": t.mirrored,
+                "ext_failures": t.ext_failures,
                 "time_squeeze": t.time_squeeze,
                 "rounds": t.rounds,
                 "idle_rounds": t.idle_rounds,
@@ -201,6 +203,9 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         for (l, (rx, bursts)) in w.lanes.iter().zip(wt.lane_rx.iter().zip(&wt.lane_bursts)) {
             let _ = writeln!(o, "    rx {} {}/{}: {} packets in {} bursts", s.ports[l.port].name, l.port_id, l.queue, rx, bursts);
         }
+    }
+    if t.mirrored + t.ext_failures > 0 {
+        let _ = writeln!(o, "  extensions: mirrored {} ext_failures {}", t.mirrored, t.ext_failures);
     }
     if let Some(sp) = s.slow_path {
         let _ = writeln!(

@@ -23,12 +23,15 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
-use mempool::{Burst, Mbuf, MbufRing, Pool, MAX_BURST};
+use mempool::{ext, Burst, Mbuf, MbufRing, Pool, MAX_BURST};
 
 use crate::config::IdleBackoff;
 use crate::eal::{self, LcoreId};
 use crate::forward::{self, Action, DropReason, NextHop, Routes};
+use crate::config::MirrorProto;
+use crate::exts::{FlowMeta, PacketExts, Trace};
 use crate::local::Local;
+use crate::net::{parse, Proto};
 use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
 use crate::port::{PortId, RxQueue, TxQueue};
@@ -161,6 +164,21 @@ pub struct WorkerPlan {
     pub done: Sender<(LcoreId, Histograms)>,
     /// The rings to and from the slow path, when the forwarder answers requests itself.
     pub slow: Option<SlowPathRings>,
+    /// Packet extensions to attach, when any feature uses them.
+    pub exts: Option<WorkerExts>,
+}
+
+/// What a worker does with packet extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerExts {
+    /// The framework and the ids.
+    pub ids: PacketExts,
+    /// One packet in this many gets a trace; 0 = none.
+    pub trace_every: u32,
+    /// Every packet gets flow metadata.
+    pub flow: bool,
+    /// Mirror: the port copies leave by, and which packets.
+    pub mirror: Option<(usize, MirrorProto)>,
 }
 
 /// A worker's two rings to the slow path: requests out, replies back.
@@ -180,6 +198,14 @@ impl std::fmt::Debug for SlowPathRings {
     }
 }
 
+/// Which packets of an io burst got extensions.
+enum Tagged {
+    None,
+    /// Bit `i` set: packet `i`.
+    Some(u32),
+    All,
+}
+
 /// A TX buffer: packets waiting for one port, and when they started waiting.
 struct TxBuf {
     q: TxQueue,
@@ -190,11 +216,13 @@ struct TxBuf {
     /// packet in `burst`, its RX TSC, count).
     timed: [(u8, u64, u8); MAX_BURST],
     ntimed: usize,
+    /// Whether a buffered packet carries extensions (then the flush walks the burst).
+    has_ext: bool,
 }
 
 impl TxBuf {
     fn new(q: TxQueue) -> Self {
-        TxBuf { q, burst: Burst::new(), since: None, timed: [(0, 0, 0); MAX_BURST], ntimed: 0 }
+        TxBuf { q, burst: Burst::new(), since: None, timed: [(0, 0, 0); MAX_BURST], ntimed: 0, has_ext: false }
     }
 
     /// Notes that the last `n` packets in the buffer came from an RX burst at `rx_tsc`
@@ -219,7 +247,7 @@ impl TxBuf {
 /// Runs the poll loop until `stop` is set; then flushes and frees what it holds and sends
 /// its histograms on `done`.
 pub fn run(plan: WorkerPlan) {
-    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done, slow } = plan;
+    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done, slow, exts } = plan;
     let mut w = Worker {
         lanes,
         txbufs: tx.into_iter().map(TxBuf::new).collect(),
@@ -235,6 +263,9 @@ pub fn run(plan: WorkerPlan) {
         round_start: 0,
         slow,
         punted: Burst::new(),
+        exts,
+        trace_in: 0,
+        lcore,
     };
     if w.budget.sample_every == 0 {
         w.sample_in = u32::MAX;
@@ -281,6 +312,12 @@ struct Worker {
     slow: Option<SlowPathRings>,
     /// Requests from the current RX burst, waiting to be handed to the slow path.
     punted: Burst,
+    /// Extensions to attach, if any.
+    exts: Option<WorkerExts>,
+    /// Packets until the next traced one.
+    trace_in: u32,
+    /// This worker's lcore (for traces).
+    lcore: LcoreId,
 }
 
 impl Worker {
@@ -359,6 +396,17 @@ impl Worker {
                 // testpmd's io engine does, with no copy into a TX buffer.
                 let out = out.expect("pair modes have an out port");
                 let n = self.rx.len();
+                if self.exts.is_some() {
+                    match self.attach_rx(lane, rx_tsc) {
+                        Tagged::None => {}
+                        Tagged::Some(mask) => self.hand_off_rx(mask),
+                        Tagged::All => {
+                            let mut rx = std::mem::take(&mut self.rx);
+                            self.hand_off(&mut rx);
+                            self.rx = rx;
+                        }
+                    }
+                }
                 let sent = self.txbufs[out].q.tx_burst(&mut self.rx);
                 if rx_tsc != 0 && sent > 0 {
                     self.hist.latency_cycles.saturating_record_n(eal::rdtsc().wrapping_sub(rx_tsc).max(1), sent as u64);
@@ -371,12 +419,18 @@ impl Worker {
                 let mut rx = std::mem::take(&mut self.rx);
                 for mut m in rx.drain() {
                     let in_port = self.lanes[lane].port;
+                    if self.exts.is_some() {
+                        self.attach(lane, &mut m, rx_tsc);
+                    }
                     let action = match self.writable(&mut m) {
                         Err(r) => Action::Drop(r),
                         Ok(data) => decide(&self.forwarding, data, in_port, out),
                     };
                     match action {
-                        Action::Tx(p) => self.enqueue(p, m, rx_tsc),
+                        Action::Tx(p) => {
+                            self.mirror(&m, rx_tsc);
+                            self.enqueue(p, m, rx_tsc)
+                        }
                         Action::Drop(r) => {
                             self.totals.drops[r.index()] += 1;
                             drop(m);
@@ -393,6 +447,137 @@ impl Worker {
                 self.flush_punted();
             }
         }
+    }
+
+    /// Attaches extensions to the whole io burst in `self.rx`, and says which packets may
+    /// carry one: without flow metadata only the sampled packets are touched, and only
+    /// they need the hand-off.
+    fn attach_rx(&mut self, lane: usize, rx_tsc: u64) -> Tagged {
+        let Some(x) = self.exts else { return Tagged::None };
+        if x.flow || x.mirror.is_some() {
+            let mut rx = std::mem::take(&mut self.rx);
+            for m in rx.as_mut_slice() {
+                self.attach(lane, m, rx_tsc);
+            }
+            self.rx = rx;
+            return Tagged::All;
+        }
+        if x.trace_every == 0 {
+            return Tagged::None;
+        }
+        let n = self.rx.len();
+        let mut mask = 0u32;
+        let mut i = self.trace_in as usize;
+        let t = self.trace(lane, rx_tsc);
+        while i < n {
+            if ext::set(&mut self.rx.as_mut_slice()[i], x.ids.trace, t).is_err() {
+                self.totals.ext_failures += 1;
+            }
+            mask |= 1 << i;
+            i += x.trace_every as usize;
+        }
+        self.trace_in = (i - n) as u32;
+        if mask == 0 { Tagged::None } else { Tagged::Some(mask) }
+    }
+
+    /// The trace of a packet received on `lane` by the burst at `rx_tsc`.
+    fn trace(&self, lane: usize, rx_tsc: u64) -> Trace {
+        let l = self.lanes[lane];
+        Trace { rx_tsc: if rx_tsc != 0 { rx_tsc } else { self.round_start }, lcore: self.lcore.0 as u16, port: l.rx.port.0, queue: l.rx.queue.0 }
+    }
+
+    fn add_trace(&mut self, lane: usize, m: &mut Mbuf, rx_tsc: u64) {
+        let Some(x) = self.exts else { return };
+        if ext::set(m, x.ids.trace, self.trace(lane, rx_tsc)).is_err() {
+            self.totals.ext_failures += 1;
+        }
+    }
+
+    /// [`Worker::hand_off`] for the io burst in `self.rx`, where only the packets in `mask`
+    /// carry a trace.
+    fn hand_off_rx(&mut self, mask: u32) {
+        let Some(x) = self.exts else { return };
+        let now = eal::rdtsc();
+        let mut bits = mask;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let m = &mut self.rx.as_mut_slice()[i];
+            if let Some(t) = ext::get(m, x.ids.trace) {
+                self.hist.latency_cycles.saturating_record(now.wrapping_sub(t.rx_tsc).max(1));
+            }
+            ext::release(m);
+        }
+    }
+
+    /// Attaches the configured extensions to a packet just received: a trace on one
+    /// packet in `trace_every`, flow metadata on every packet if asked for (or for the
+    /// mirror). A failure (no free area) is counted and the packet goes on without.
+    fn attach(&mut self, lane: usize, m: &mut Mbuf, rx_tsc: u64) {
+        let Some(x) = self.exts else { return };
+        if x.trace_every > 0 {
+            if self.trace_in == 0 {
+                self.trace_in = x.trace_every - 1;
+                self.add_trace(lane, m, rx_tsc);
+            } else {
+                self.trace_in -= 1;
+            }
+        }
+        if x.flow || x.mirror.is_some() {
+            let meta = match parse(m.data()) {
+                Ok(p) => FlowMeta::from_parsed(m.data(), &p),
+                Err(_) => FlowMeta::default(),
+            };
+            if ext::set(m, x.ids.flow, meta).is_err() {
+                self.totals.ext_failures += 1;
+            }
+        }
+    }
+
+    /// Sends a clone of a forwarded packet out of the mirror port, if it matches. The
+    /// clone shares the packet's data and extension area; marking it `mirrored` copies the
+    /// area first (copy-on-write), so the original's metadata is untouched.
+    fn mirror(&mut self, m: &Mbuf, rx_tsc: u64) {
+        let Some(WorkerExts { ids, mirror: Some((port, proto)), .. }) = self.exts else { return };
+        let Some(meta) = ext::get(m, ids.flow) else { return };
+        let wanted = match proto {
+            MirrorProto::Any => true,
+            MirrorProto::Tcp => meta.is(Proto::Tcp),
+            MirrorProto::Udp => meta.is(Proto::Udp),
+            MirrorProto::Icmp => meta.is(Proto::Icmp),
+        };
+        if !wanted {
+            return;
+        }
+        match m.clone_in(&self.pool) {
+            Ok(mut copy) => {
+                match ext::get_mut(&mut copy, ids.flow) {
+                    Ok(Some(f)) => f.mirrored = true,
+                    _ => self.totals.ext_failures += 1,
+                }
+                self.totals.mirrored += 1;
+                self.enqueue(port, copy, rx_tsc);
+            }
+            Err(_) => self.totals.drops[DropReason::NoBufForCopy.index()] += 1,
+        }
+    }
+
+    /// Right before packets go to the NIC: traced packets feed the latency histogram, and
+    /// every extension reference is released (the PMD frees the mbufs with plain C code).
+    fn hand_off(&mut self, burst: &mut Burst) {
+        let Some(x) = self.exts else { return };
+        if x.trace_every > 0 {
+            let mut now = 0;
+            for m in burst.as_slice() {
+                if let Some(t) = ext::get(m, x.ids.trace) {
+                    if now == 0 {
+                        now = eal::rdtsc();
+                    }
+                    self.hist.latency_cycles.saturating_record(now.wrapping_sub(t.rx_tsc).max(1));
+                }
+            }
+        }
+        burst.release_extensions();
     }
 
     /// Collects a request to the forwarder itself for the slow path.
@@ -444,6 +629,7 @@ impl Worker {
     #[inline]
     fn enqueue(&mut self, port: usize, m: Mbuf, rx_tsc: u64) {
         let buf = &mut self.txbufs[port];
+        buf.has_ext |= self.exts.is_some() && ext::active(&m) != 0;
         // A full buffer was flushed when it filled, so there is room.
         if buf.burst.push(m).is_ok() {
             buf.note(rx_tsc, 1, self.round_start);
@@ -456,11 +642,18 @@ impl Worker {
     /// Sends what buffer `port` holds; frees and counts what the NIC refused. Packets of
     /// timed bursts that were sent feed the RX-to-TX latency histogram.
     fn flush(&mut self, port: usize) {
-        let buf = &mut self.txbufs[port];
-        buf.since = None;
-        if buf.burst.is_empty() {
+        if self.txbufs[port].burst.is_empty() {
+            self.txbufs[port].since = None;
             return;
         }
+        if self.txbufs[port].has_ext {
+            self.txbufs[port].has_ext = false;
+            let mut b = std::mem::take(&mut self.txbufs[port].burst);
+            self.hand_off(&mut b);
+            self.txbufs[port].burst = b;
+        }
+        let buf = &mut self.txbufs[port];
+        buf.since = None;
         let sent = buf.q.tx_burst(&mut buf.burst);
         if buf.ntimed > 0 {
             let now = eal::rdtsc();

@@ -11,43 +11,13 @@
 
 mod common;
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter};
 use std::path::Path;
 use std::time::Duration;
 
 use dataplane::Config;
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-use pcap_file::DataLink;
 
 /// Frames in in.pcap.
 const FRAMES: u32 = 200;
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let file = File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut w = PcapWriter::new(BufWriter::new(file)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    for (i, f) in frames.iter().enumerate() {
-        let ts = Duration::from_millis(1_700_000_000_000 + i as u64);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    }
-    let mut inner = w.into_writer();
-    std::io::Write::flush(&mut inner).unwrap();
-}
-
-/// The packets of a pcap file (Ethernet), checking each was captured whole.
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut r =
-        PcapReader::new(BufReader::new(file)).unwrap_or_else(|e| panic!("{}: not a pcap file: {e}", path.display()));
-    assert_eq!(r.header().datalink, DataLink::ETHERNET, "{}", path.display());
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        let p = p.unwrap_or_else(|e| panic!("{}: packet {}: {e}", path.display(), out.len()));
-        assert_eq!(p.orig_len as usize, p.data.len(), "{}: packet {} truncated", path.display(), out.len());
-        out.push(p.data.into_owned());
-    }
-    out
-}
 
 /// configs/pcap.toml with its /tmp paths moved into `dir`, the test's EAL
 /// arguments and a unique file prefix.
@@ -80,8 +50,8 @@ fn pcap_in_comes_out_unchanged() {
     let frames: Vec<Vec<u8>> = (0..FRAMES).map(|seq| common::frame(0x5c, seq, common::frame_len(seq))).collect();
     let lens: Vec<usize> = frames.iter().map(Vec::len).collect();
     assert!(lens.iter().any(|&l| l < 100) && lens.iter().any(|&l| l > 1400), "sizes not mixed: {lens:?}");
-    write_pcap(&dir.join("in.pcap"), &frames);
-    write_pcap(&dir.join("empty.pcap"), &[]);
+    common::write_pcap(&dir.join("in.pcap"), &frames);
+    common::write_pcap(&dir.join("empty.pcap"), &[]);
 
     let cfg = dir.join("pcap.toml");
     std::fs::write(&cfg, config_text(&dir, &prefix)).unwrap();
@@ -121,10 +91,10 @@ fn pcap_in_comes_out_unchanged() {
         "pcap1 counters{context}"
     );
 
-    let got = read_pcap(&dir.join("out.pcap"));
+    let got = common::read_pcap(&dir.join("out.pcap"));
     if let Some(diff) = common::first_difference(&got, &frames) {
         panic!("out.pcap: {diff}{context}");
     }
-    let back = read_pcap(&dir.join("out0.pcap"));
+    let back = common::read_pcap(&dir.join("out0.pcap"));
     assert!(back.is_empty(), "out0.pcap should be empty (pcap1 reads an empty file), has {} packets", back.len());
 }

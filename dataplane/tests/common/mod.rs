@@ -5,10 +5,14 @@
 
 #![allow(dead_code)]
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use pcap_file::DataLink;
 
 /// EAL arguments for every test process: no hugepages (ordinary memory is
 /// enough for vdevs), no shared-config files under the runtime directory, no
@@ -242,3 +246,31 @@ pub fn set_ring_port_mac(port: dataplane::port::PortId, mac: [u8; 6]) {
     assert_eq!(ret, 0, "rte_eth_dev_mac_addr_add({port}, {mac:02x?})");
     assert_eq!(port_mac(port), mac, "{port}: slot 0 did not take the MAC (was it not all-zero?)");
 }
+
+/// Writes `frames` to an Ethernet pcap file.
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let file = File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut w = PcapWriter::new(BufWriter::new(file)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for (i, f) in frames.iter().enumerate() {
+        let ts = Duration::from_millis(1_700_000_000_000 + i as u64);
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    let mut inner = w.into_writer();
+    std::io::Write::flush(&mut inner).unwrap();
+}
+
+/// The packets of a pcap file (Ethernet), checking each was captured whole.
+pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut r =
+        PcapReader::new(BufReader::new(file)).unwrap_or_else(|e| panic!("{}: not a pcap file: {e}", path.display()));
+    assert_eq!(r.header().datalink, DataLink::ETHERNET, "{}", path.display());
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        let p = p.unwrap_or_else(|e| panic!("{}: packet {}: {e}", path.display(), out.len()));
+        assert_eq!(p.orig_len as usize, p.data.len(), "{}: packet {} truncated", path.display(), out.len());
+        out.push(p.data.into_owned());
+    }
+    out
+}
+

@@ -1,0 +1,120 @@
+//! The forwarder's packet extensions (see `mempool::ext` for the framework):
+//!
+//! - [`Trace`]: when a sampled packet was received and where; read when it is handed to
+//!   TX, it gives that packet's exact RX-to-TX latency.
+//! - [`FlowMeta`]: what the parser found (protocol class, L3/L4 offsets, a 5-tuple hash),
+//!   for features that act on a packet later (the mirror; memory accounting).
+//!
+//! The framework is process-wide: it is started once, the first time a forwarder needs
+//! it, and every later forwarder in the process shares it.
+
+use std::sync::OnceLock;
+
+use mempool::ext::{ExtError, ExtId, ExtParams, ExtRegistry, Extensions};
+use mempool::SocketId;
+
+use crate::net::{Parsed, Proto, L3};
+
+/// RX timestamp and origin of a sampled packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// TSC when its RX burst was received.
+    pub rx_tsc: u64,
+    /// Worker lcore.
+    pub lcore: u16,
+    /// RX port id.
+    pub port: u16,
+    /// RX queue.
+    pub queue: u16,
+}
+
+/// The parser's findings for one packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowMeta {
+    /// Protocol class: 0 other, 1 TCP, 2 UDP, 3 ICMP.
+    pub class: u8,
+    /// Whether this packet is a mirror copy.
+    pub mirrored: bool,
+    /// L3 header offset.
+    pub l3_offset: u16,
+    /// L4 header offset.
+    pub l4_offset: u16,
+    /// A hash of the 5-tuple (addresses, ports, protocol); 0 for non-IP.
+    pub hash: u32,
+}
+
+impl FlowMeta {
+    /// Fills the metadata from a parse result and the frame it came from.
+    pub fn from_parsed(frame: &[u8], p: &Parsed) -> FlowMeta {
+        let class = match p.proto {
+            Proto::Tcp => 1,
+            Proto::Udp => 2,
+            Proto::Icmp => 3,
+            Proto::Other(_) => 0,
+        };
+        FlowMeta { class, mirrored: false, l3_offset: p.l3_offset, l4_offset: p.l4_offset, hash: flow_hash(frame, p) }
+    }
+
+    /// The protocol class as the parser's [`Proto`] class name.
+    pub fn is(&self, class: Proto) -> bool {
+        matches!((self.class, class), (1, Proto::Tcp) | (2, Proto::Udp) | (3, Proto::Icmp))
+    }
+}
+
+/// FNV-1a over the addresses, the L4 ports (TCP/UDP) and the protocol class.
+fn flow_hash(frame: &[u8], p: &Parsed) -> u32 {
+    let l3 = usize::from(p.l3_offset);
+    let l4 = usize::from(p.l4_offset);
+    let addrs = match p.l3 {
+        L3::Ipv4 => frame.get(l3 + 12..l3 + 20),
+        L3::Ipv6 => frame.get(l3 + 8..l3 + 40),
+        _ => return 0,
+    };
+    let ports = match p.proto {
+        Proto::Tcp | Proto::Udp if !p.fragment => frame.get(l4..l4 + 4),
+        _ => None,
+    };
+    let proto = match p.proto {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+        Proto::Icmp => 1,
+        Proto::Other(n) => n,
+    };
+    let mut h: u32 = 0x811c_9dc5;
+    for b in addrs.unwrap_or(&[]).iter().chain(ports.unwrap_or(&[])).chain(&[proto]) {
+        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// The started framework and the forwarder's extension ids.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketExts {
+    /// The framework.
+    pub ext: Extensions,
+    /// The trace extension.
+    pub trace: ExtId<Trace>,
+    /// The flow-metadata extension.
+    pub flow: ExtId<FlowMeta>,
+}
+
+static EXTS: OnceLock<Result<PacketExts, String>> = OnceLock::new();
+
+/// Registers the forwarder's extension types and starts the framework with `areas`
+/// areas on `socket`, once per process; later calls return the same.
+///
+/// # Errors
+/// The framework's start-up error (as text: it is the same for every later call).
+pub fn start(areas: u32, socket: SocketId) -> Result<PacketExts, String> {
+    EXTS.get_or_init(|| {
+        let go = || -> Result<PacketExts, ExtError> {
+            let mut r = ExtRegistry::new();
+            let trace = r.register::<Trace>("trace")?;
+            let flow = r.register::<FlowMeta>("flow")?;
+            let ext = r.start(&ExtParams { name: "ext_areas".into(), areas, cache: 256.min(areas / 4), socket })?;
+            Ok(PacketExts { ext, trace, flow })
+        };
+        go().map_err(|e| e.to_string())
+    })
+    .clone()
+}
