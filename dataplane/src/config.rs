@@ -41,6 +41,32 @@ pub struct Config {
     pub extensions: ExtensionsConfig,
     /// `[mirror]`: copies of matching packets to a port.
     pub mirror: Option<MirrorConfig>,
+    /// `[accounting]`: per-protocol memory accounting of packets held past a round.
+    pub accounting: Option<AccountingConf>,
+}
+
+/// `[accounting]`: TX backlogs and the slow path charge what they hold to per-protocol
+/// accounts (tcp_mem-like limits) and per-port groups (memcg-like budgets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountingConf {
+    /// Limits in 4 KiB pages per protocol, in `mempool::accounting::Proto::ALL` order
+    /// (tcp, udp, icmp, other).
+    pub limits: [mempool::accounting::ProtoLimits; 4],
+    /// Pages a worker may hold back per protocol before folding into the global counter.
+    pub batch_pages: u32,
+    /// Packets a worker may hold per port when its TX ring is full.
+    pub backlog: u32,
+    /// The backlog's limit while its protocol is under memory pressure.
+    pub backlog_under_pressure: u32,
+    /// TX backlogs skip the protocol accounts (their group still applies).
+    pub backlog_bypass: bool,
+    /// The slow path's queue skips the protocol accounts (the default: control traffic
+    /// is never starved by data-plane pressure, as with sk_bypass_prot_mem).
+    pub punt_bypass: bool,
+    /// Byte budget of each port's group (what its backlogs hold); 0 = unlimited.
+    pub port_budget: u64,
+    /// Byte budget of the slow path's group; 0 = unlimited.
+    pub slow_path_budget: u64,
 }
 
 /// `[extensions]`.
@@ -457,7 +483,7 @@ pub enum ConfigError {
     OutOfOrder {
         key: String,
         value: u32,
-        other_key: &'static str,
+        other_key: String,
         other: u32,
     },
 }
@@ -606,6 +632,49 @@ mod raw {
         pub route: Vec<Route>,
         pub extensions: Extensions,
         pub mirror: Option<Mirror>,
+        pub accounting: Option<Accounting>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Accounting {
+        pub batch_pages: i64,
+        pub backlog: i64,
+        pub backlog_under_pressure: i64,
+        pub backlog_bypass: bool,
+        pub punt_bypass: bool,
+        pub port_budget: i64,
+        pub slow_path_budget: i64,
+        pub tcp: Option<Limits>,
+        pub udp: Option<Limits>,
+        pub icmp: Option<Limits>,
+        pub other: Option<Limits>,
+    }
+
+    impl Default for Accounting {
+        fn default() -> Self {
+            Accounting {
+                batch_pages: 64,
+                backlog: 512,
+                backlog_under_pressure: 64,
+                backlog_bypass: false,
+                punt_bypass: true,
+                port_budget: 0,
+                slow_path_budget: 4 << 20,
+                tcp: None,
+                udp: None,
+                icmp: None,
+                other: None,
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Limits {
+        pub min: i64,
+        pub pressure: i64,
+        pub max: i64,
     }
 
     #[derive(Debug, Deserialize)]
@@ -839,6 +908,7 @@ fn validate(raw: raw::File) -> Result<Config, ConfigError> {
         areas: int("extensions.areas", raw.extensions.areas, 64, 1 << 24)?,
     };
     let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
+    let accounting = raw.accounting.map(validate_accounting).transpose()?;
     let config = Config {
         eal,
         pool,
@@ -849,6 +919,7 @@ fn validate(raw: raw::File) -> Result<Config, ConfigError> {
         routes,
         extensions,
         mirror,
+        accounting,
     };
     check_traffic(&config)?;
     Ok(config)
@@ -1025,7 +1096,7 @@ fn validate_poll(raw: raw::Poll) -> Result<PollConfig, ConfigError> {
                 return Err(ConfigError::OutOfOrder {
                     key: "poll.idle_backoff.pause_after".to_owned(),
                     value: pause_after,
-                    other_key: "poll.idle_backoff.sleep_after",
+                    other_key: "poll.idle_backoff.sleep_after".to_owned(),
                     other: sleep_after,
                 });
             }
@@ -1038,6 +1109,44 @@ fn validate_poll(raw: raw::Poll) -> Result<PollConfig, ConfigError> {
         tx_drain_usecs: int("poll.tx_drain_usecs", raw.tx_drain_usecs, 0, 1_000_000)?,
         sample_every: int("poll.sample_every", raw.sample_every, 0, 1_000_000)?,
         idle,
+    })
+}
+
+fn validate_accounting(raw: raw::Accounting) -> Result<AccountingConf, ConfigError> {
+    use mempool::accounting::ProtoLimits;
+    let limits = |name: &'static str, l: Option<raw::Limits>| -> Result<ProtoLimits, ConfigError> {
+        let Some(l) = l else { return Ok(ProtoLimits::DEFAULT) };
+        let key = |f: &str| format!("accounting.{name}.{f}");
+        let min: u32 = int(&key("min"), l.min, 0, i64::from(u32::MAX))?;
+        let pressure: u32 = int(&key("pressure"), l.pressure, 0, i64::from(u32::MAX))?;
+        let max: u32 = int(&key("max"), l.max, 1, i64::from(u32::MAX))?;
+        if min > pressure {
+            return Err(ConfigError::OutOfOrder { key: key("min"), value: min, other_key: key("pressure"), other: pressure });
+        }
+        if pressure > max {
+            return Err(ConfigError::OutOfOrder { key: key("pressure"), value: pressure, other_key: key("max"), other: max });
+        }
+        Ok(ProtoLimits { min: min.into(), pressure: pressure.into(), max: max.into() })
+    };
+    let backlog = int("accounting.backlog", raw.backlog, 0, 1 << 20)?;
+    let backlog_under_pressure = int("accounting.backlog_under_pressure", raw.backlog_under_pressure, 0, 1 << 20)?;
+    if backlog_under_pressure > backlog {
+        return Err(ConfigError::OutOfOrder {
+            key: "accounting.backlog_under_pressure".to_owned(),
+            value: backlog_under_pressure,
+            other_key: "accounting.backlog".to_owned(),
+            other: backlog,
+        });
+    }
+    Ok(AccountingConf {
+        limits: [limits("tcp", raw.tcp)?, limits("udp", raw.udp)?, limits("icmp", raw.icmp)?, limits("other", raw.other)?],
+        batch_pages: int("accounting.batch_pages", raw.batch_pages, 0, 1 << 20)?,
+        backlog,
+        backlog_under_pressure,
+        backlog_bypass: raw.backlog_bypass,
+        punt_bypass: raw.punt_bypass,
+        port_budget: int("accounting.port_budget", raw.port_budget, 0, i64::MAX)?,
+        slow_path_budget: int("accounting.slow_path_budget", raw.slow_path_budget, 0, i64::MAX)?,
     })
 }
 

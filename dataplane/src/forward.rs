@@ -43,11 +43,14 @@ pub enum DropReason {
     LocalUnhandled,
     /// A request to the forwarder found the slow-path queue full.
     PuntFull,
+    /// Holding the packet (TX backlog, slow path) would exceed its protocol's memory
+    /// limit or its group's budget.
+    ProtoMem,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     /// Every reason, in [`index`](Self::index) order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -66,6 +69,7 @@ impl DropReason {
         DropReason::NoBufForCopy,
         DropReason::LocalUnhandled,
         DropReason::PuntFull,
+        DropReason::ProtoMem,
     ];
 
     /// Position in [`ALL`](Self::ALL).
@@ -92,11 +96,12 @@ impl DropReason {
             DropReason::NoBufForCopy => "no_buf_for_copy",
             DropReason::LocalUnhandled => "local_unhandled",
             DropReason::PuntFull => "punt_full",
+            DropReason::ProtoMem => "proto_mem",
         }
     }
 }
 
-const _: () = assert!(DropReason::PuntFull as usize + 1 == DropReason::COUNT);
+const _: () = assert!(DropReason::ProtoMem as usize + 1 == DropReason::COUNT);
 
 impl From<ParseError> for DropReason {
     fn from(e: ParseError) -> Self {

@@ -25,7 +25,8 @@ use crate::lpm::{Lpm4, Lpm6, LpmError};
 use crate::net::MacAddr;
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
 use crate::exts::{self, PacketExts};
-use crate::worker::{self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerPlan};
+use mempool::accounting::{Accounting, AccountingConfig, AccountingSnapshot, Group, LcoreSlot};
+use crate::worker::{self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerMemory, WorkerPlan};
 
 /// Why the forwarder could not start. Each names the config's port or lcore.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,9 @@ pub enum StartError {
     /// The packet-extension framework could not be started.
     #[error("extensions: {0}")]
     Extensions(String),
+    /// Memory accounting refused its configuration.
+    #[error("accounting: {0}")]
+    Accounting(String),
 }
 
 /// Routes could not be loaded into DPDK's LPM tables.
@@ -128,6 +132,8 @@ pub struct Forwarder {
     slow: Option<(SlowPath, Vec<SlowPathRings>)>,
     /// The packet-extension framework, when a feature uses it.
     exts: Option<PacketExts>,
+    /// Memory accounting, when configured.
+    accounting: Option<Arc<Accounting>>,
 }
 
 /// A port's name, id, link and counters.
@@ -165,6 +171,8 @@ pub struct Snapshot {
     pub tsc_hz: u64,
     /// The slow path's counters, when it runs.
     pub slow_path: Option<SlowPathSnapshot>,
+    /// Memory accounts, when configured.
+    pub memory: Option<AccountingSnapshot>,
 }
 
 /// What the slow path did.
@@ -193,6 +201,8 @@ impl Snapshot {
             t.injected += o.injected;
             t.mirrored += o.mirrored;
             t.ext_failures += o.ext_failures;
+            t.backlogged += o.backlogged;
+            t.backlog_sent += o.backlog_sent;
             for (a, b) in t.drops.iter_mut().zip(&o.drops) {
                 *a += b;
             }
@@ -235,9 +245,13 @@ impl Report {
         self.snapshot.pools.iter().filter(|p| p.stats.in_use > 0)
     }
 
-    /// Whether the run ended cleanly: no panic, no port error, every pool full.
+    /// Whether the run ended cleanly: no panic, no port error, every pool full, every
+    /// memory account back at zero.
     pub fn is_clean(&self) -> bool {
-        self.worker_errors.is_empty() && self.port_errors.is_empty() && self.leaks().next().is_none()
+        self.worker_errors.is_empty()
+            && self.port_errors.is_empty()
+            && self.leaks().next().is_none()
+            && self.snapshot.memory.as_ref().is_none_or(|m| m.is_drained())
     }
 }
 
@@ -301,6 +315,7 @@ impl Forwarder {
             mode: config.forward.mode,
             slow: None,
             exts: None,
+            accounting: None,
         };
         let slow_rings = match &forwarding {
             Forwarding::L3fwd(t) if t.locals.iter().any(Option::is_some) => {
@@ -335,6 +350,27 @@ impl Forwarder {
             })
         } else {
             None
+        };
+        // Memory accounting: one slot per worker, a group per port, one for the slow path.
+        let truesize = 128 + u32::from(config.pool.priv_size) + u32::from(config.pool.data_room);
+        let memory = match &config.accounting {
+            None => None,
+            Some(conf) => {
+                let budget = |b: u64| if b == 0 { Group::UNLIMITED } else { b };
+                let acct = Arc::new(
+                    Accounting::new(AccountingConfig { limits: conf.limits, batch_pages: conf.batch_pages, lcores: config.workers.len() })
+                        .map_err(|e| StartError::Accounting(e.to_string()))?,
+                );
+                let groups = config
+                    .ports
+                    .iter()
+                    .map(|p| acct.group(&format!("port_{}", p.name), budget(conf.port_budget)))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| StartError::Accounting(e.to_string()))?;
+                let slow_group = acct.group("slow_path", budget(conf.slow_path_budget)).map_err(|e| StartError::Accounting(e.to_string()))?;
+                fwd.accounting = Some(acct.clone());
+                Some((acct, groups, slow_group, conf.clone()))
+            }
         };
         for (k, w) in config.workers.iter().enumerate() {
             let lcore = LcoreId(w.lcore);
@@ -373,6 +409,14 @@ impl Forwarder {
                 done: done_tx.clone(),
                 slow: slow_rings.as_ref().map(|r| r[k].clone()),
                 exts: worker_exts,
+                memory: memory.as_ref().map(|(acct, groups, slow_group, conf)| WorkerMemory {
+                    accounting: acct.clone(),
+                    slot: LcoreSlot(k),
+                    port_groups: groups.clone(),
+                    slow_group: slow_group.clone(),
+                    conf: conf.clone(),
+                    truesize,
+                }),
             };
             let guard = StopOnPanic(fwd.stop.clone());
             let launched = launch(eal, lcore, move || {
@@ -411,6 +455,7 @@ impl Forwarder {
                 .collect(),
             pools: self.pool_reports(),
             tsc_hz: self.tsc_hz,
+            memory: self.accounting.as_ref().map(|a| a.snapshot()),
             slow_path: self.slow.as_ref().map(|(sp, _)| {
                 let c = sp.counters();
                 SlowPathSnapshot {
@@ -469,6 +514,9 @@ impl Forwarder {
         let mut histograms = Histograms::new();
         while let Ok((_, h)) = self.done.try_recv() {
             histograms.merge(&h);
+        }
+        if let Some(a) = &self.accounting {
+            a.flush_all();
         }
         let mut snapshot = self.snapshot();
         snapshot.slow_path = slow_path;

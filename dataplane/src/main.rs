@@ -132,6 +132,7 @@ fn publish_telemetry(snap: &dataplane::Snapshot, latency: serde_json::Value) {
     telemetry::publish("softnet", report::softnet_json(snap));
     telemetry::publish("latency", latency);
     telemetry::publish("pools", report::pools_json(snap));
+    telemetry::publish("memory", report::memory_json(snap));
 }
 
 /// Moves the control thread (this one, EAL's main lcore) to a core no worker uses, where

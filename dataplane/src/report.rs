@@ -73,6 +73,8 @@ pub fn softnet_json(s: &Snapshot) -> Value {
                 "injected": t.injected,
                 "mirrored": t.mirrored,
                 "ext_failures": t.ext_failures,
+                "backlogged": t.backlogged,
+                "backlog_sent": t.backlog_sent,
                 "time_squeeze": t.time_squeeze,
                 "rounds": t.rounds,
                 "idle_rounds": t.idle_rounds,
@@ -109,6 +111,34 @@ pub fn stats_json(s: &Snapshot) -> Value {
         "time_squeeze": t.time_squeeze,
         "drops": drops_json(&t.drops),
         "ports": ports,
+    })
+}
+
+/// `memory`: the protocol accounts (memory_allocated, memory_pressure, tcp_mem) and the
+/// groups (memcg-like budgets), when accounting is configured.
+pub fn memory_json(s: &Snapshot) -> Value {
+    let Some(m) = &s.memory else { return json!({}) };
+    let mut protos = Map::new();
+    for p in &m.protos {
+        protos.insert(
+            p.proto.name().to_owned(),
+            json!({
+                "pages": p.pages, "unflushed_pages": p.unflushed_pages, "under_pressure": p.under_pressure,
+                "min": p.limits.min, "pressure": p.limits.pressure, "max": p.limits.max,
+                "charges": p.charges, "failures": p.failures, "pressure_entries": p.pressure_entries,
+            }),
+        );
+    }
+    let mut groups = Map::new();
+    for g in &m.groups {
+        let limit = if g.limit_bytes == u64::MAX { Value::from("unlimited") } else { Value::from(g.limit_bytes) };
+        groups.insert(g.name.clone(), json!({ "bytes": g.bytes, "limit_bytes": limit, "failures": g.failures }));
+    }
+    let t = s.total();
+    json!({
+        "batch_pages": m.batch_pages, "error_bound_pages": m.batch_pages as u64 * m.lcores as u64,
+        "backlogged": t.backlogged, "backlog_sent": t.backlog_sent,
+        "protocols": protos, "groups": groups,
     })
 }
 
@@ -157,6 +187,7 @@ pub fn report_json(r: &Report, elapsed: Duration, mode: &str) -> Value {
         "softnet": softnet_json(s),
         "latency": latency_json(&r.histograms, s.tsc_hz),
         "pools": pools_json(s),
+        "memory": memory_json(s),
         "slow_path": s.slow_path.map(|sp| json!({ "answered": sp.answered, "ignored": sp.ignored, "inject_full": sp.inject_full })),
         "clean": r.is_clean(),
         "errors": r.worker_errors.iter().map(ToString::to_string)
@@ -206,6 +237,19 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
     }
     if t.mirrored + t.ext_failures > 0 {
         let _ = writeln!(o, "  extensions: mirrored {} ext_failures {}", t.mirrored, t.ext_failures);
+    }
+    if let Some(m) = &s.memory {
+        let _ = writeln!(o, "  memory: backlogged {} backlog_sent {} proto_mem drops {}", t.backlogged, t.backlog_sent, t.drops[DropReason::ProtoMem.index()]);
+        for p in &m.protos {
+            let _ = writeln!(
+                o,
+                "    {}: pages {} (+{} unflushed) limits {}/{}/{} pressure {} charges {} failures {}",
+                p.proto.name(), p.pages, p.unflushed_pages, p.limits.min, p.limits.pressure, p.limits.max, p.under_pressure, p.charges, p.failures
+            );
+        }
+        for g in &m.groups {
+            let _ = writeln!(o, "    group {}: bytes {} failures {}", g.name, g.bytes, g.failures);
+        }
     }
     if let Some(sp) = s.slow_path {
         let _ = writeln!(

@@ -87,15 +87,18 @@ fn run(rings: &[SlowPathRings], locals: &[Option<Local>], stop: &AtomicBool, c: 
                     (Some(l), Some(data)) => local::answer(data, l),
                     _ => false,
                 };
-                if answered {
-                    // At most one burst of requests at a time, so the replies fit.
-                    let _ = replies.push(m);
-                } else {
+                if !answered {
+                    // Back to the worker all the same, marked with no port, so that it
+                    // returns the packet's memory charge before freeing it.
+                    m.set_port(u16::MAX);
                     c.ignored.fetch_add(1, Relaxed);
                 }
+                // At most one burst of requests at a time, so the replies fit.
+                let _ = replies.push(m);
             }
+            let answered = replies.as_slice().iter().filter(|m| m.port() != u16::MAX).count();
             let n = r.inject.enqueue(&mut replies);
-            c.answered.fetch_add(n as u64, Relaxed);
+            c.answered.fetch_add(answered.min(n) as u64, Relaxed);
             c.inject_full.fetch_add(replies.len() as u64, Relaxed);
             replies.clear();
         }

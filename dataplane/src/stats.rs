@@ -41,6 +41,10 @@ pub struct WorkerTotals {
     pub mirrored: u64,
     /// Extensions that could not be attached (no free area); the packets went on without.
     pub ext_failures: u64,
+    /// Packets the NIC refused that waited in a TX backlog.
+    pub backlogged: u64,
+    /// Backlogged packets later sent (they count in `port_tx` too).
+    pub backlog_sent: u64,
     /// Per lane (index into the worker's lanes): packets received.
     pub lane_rx: Vec<u64>,
     /// Per lane: non-empty RX bursts.
@@ -62,6 +66,8 @@ impl WorkerTotals {
             injected: 0,
             mirrored: 0,
             ext_failures: 0,
+            backlogged: 0,
+            backlog_sent: 0,
             lane_rx: vec![0; lanes],
             lane_bursts: vec![0; lanes],
             port_tx: vec![0; ports],
@@ -87,7 +93,7 @@ impl WorkerTotals {
 /// The published copy of a worker's totals.
 #[derive(Debug)]
 pub struct WorkerCounters {
-    core: Line<[AtomicU64; 8]>,
+    core: Line<[AtomicU64; 10]>,
     drops: Line<[AtomicU64; DropReason::COUNT]>,
     lane_rx: Box<[AtomicU64]>,
     lane_bursts: Box<[AtomicU64]>,
@@ -113,7 +119,9 @@ impl WorkerCounters {
     /// Stores the worker's totals (owner only).
     #[inline]
     pub fn publish(&self, t: &WorkerTotals) {
-        let [rounds, idle, squeeze, busy, punted, injected, mirrored, ext_failures] = &self.core.0;
+        let [rounds, idle, squeeze, busy, punted, injected, mirrored, ext_failures, backlogged, backlog_sent] = &self.core.0;
+        backlogged.store(t.backlogged, Relaxed);
+        backlog_sent.store(t.backlog_sent, Relaxed);
         mirrored.store(t.mirrored, Relaxed);
         ext_failures.store(t.ext_failures, Relaxed);
         punted.store(t.punted, Relaxed);
@@ -139,7 +147,7 @@ impl WorkerCounters {
     /// Reads the last published totals.
     pub fn read(&self) -> WorkerTotals {
         let load = |a: &[AtomicU64]| a.iter().map(|x| x.load(Relaxed)).collect::<Vec<_>>();
-        let [rounds, idle, squeeze, busy, punted, injected, mirrored, ext_failures] = &self.core.0;
+        let [rounds, idle, squeeze, busy, punted, injected, mirrored, ext_failures, backlogged, backlog_sent] = &self.core.0;
         let mut drops = [0; DropReason::COUNT];
         for (d, a) in drops.iter_mut().zip(&self.drops.0) {
             *d = a.load(Relaxed);
@@ -154,6 +162,8 @@ impl WorkerCounters {
             injected: injected.load(Relaxed),
             mirrored: mirrored.load(Relaxed),
             ext_failures: ext_failures.load(Relaxed),
+            backlogged: backlogged.load(Relaxed),
+            backlog_sent: backlog_sent.load(Relaxed),
             lane_rx: load(&self.lane_rx),
             lane_bursts: load(&self.lane_bursts),
             port_tx: load(&self.port_tx),
@@ -189,7 +199,7 @@ mod tests {
 
     #[test]
     fn each_worker_starts_on_its_own_cache_line() {
-        assert_eq!(std::mem::align_of::<Line<[AtomicU64; 8]>>(), 64);
+        assert_eq!(std::mem::align_of::<Line<[AtomicU64; 10]>>(), 64);
         assert_eq!(std::mem::align_of::<WorkerCounters>(), 64);
     }
 

@@ -64,7 +64,7 @@ use mempool::DpdkError;
 use serde_json::Value;
 
 /// The sections [`publish`] accepts; section `s` is served as the command `/dataplane/s`.
-pub const SECTIONS: [&str; 4] = ["stats", "softnet", "latency", "pools"];
+pub const SECTIONS: [&str; 5] = ["stats", "softnet", "latency", "pools", "memory"];
 
 /// How many levels of nested dicts and arrays a reply may have below its top-level dict;
 /// anything deeper is flattened into `/`-joined names.
@@ -74,11 +74,12 @@ pub const MAX_DEPTH: usize = 3;
 pub const MAX_CONTAINERS: usize = 64;
 
 /// Each command and its help text, in [`SECTIONS`] order.
-const COMMANDS: [(&CStr, &CStr); 4] = [
+const COMMANDS: [(&CStr, &CStr); 5] = [
     (c"/dataplane/stats", c"Forwarder counters: ports, workers, drops. No parameters"),
     (c"/dataplane/softnet", c"Per-lcore poll loop counters. No parameters"),
     (c"/dataplane/latency", c"Per-packet latency histograms. No parameters"),
     (c"/dataplane/pools", c"Mbuf pool occupancy. No parameters"),
+    (c"/dataplane/memory", c"Protocol memory accounts and groups. No parameters"),
 ];
 
 /// The prefix every command shares.
@@ -105,9 +106,9 @@ const _: () = {
 const ENODEV: i32 = 19;
 
 /// The latest snapshot of each section, in [`SECTIONS`] order.
-static PUBLISHED: Mutex<[Option<Arc<Value>>; 4]> = Mutex::new([None, None, None, None]);
+static PUBLISHED: Mutex<[Option<Arc<Value>>; SECTIONS.len()]> = Mutex::new([const { None }; SECTIONS.len()]);
 /// Which commands telemetry has accepted (it does not refuse duplicates, so do not repeat).
-static REGISTERED: Mutex<[bool; 4]> = Mutex::new([false; 4]);
+static REGISTERED: Mutex<[bool; SECTIONS.len()]> = Mutex::new([false; SECTIONS.len()]);
 /// Whether `rte_pdump_init` has run without a matching `rte_pdump_uninit`.
 static PDUMP_ON: Mutex<bool> = Mutex::new(false);
 
@@ -117,7 +118,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Registers `/dataplane/stats`, `/dataplane/softnet`, `/dataplane/latency` and
-/// `/dataplane/pools` with DPDK telemetry (`rte_telemetry_register_cmd`).
+/// `/dataplane/pools` and `/dataplane/memory` with DPDK telemetry (`rte_telemetry_register_cmd`).
 ///
 /// Call it once after EAL init (telemetry also accepts commands registered before; it serves
 /// them once EAL has opened the socket). Calling it again registers nothing twice.

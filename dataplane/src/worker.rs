@@ -23,12 +23,15 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
+use std::collections::VecDeque;
+
+use mempool::accounting::{Accounting, Consumer, Group, LcoreSlot, Proto as AcctProto};
 use mempool::{ext, Burst, Mbuf, MbufRing, Pool, MAX_BURST};
 
 use crate::config::IdleBackoff;
 use crate::eal::{self, LcoreId};
 use crate::forward::{self, Action, DropReason, NextHop, Routes};
-use crate::config::MirrorProto;
+use crate::config::{AccountingConf, MirrorProto};
 use crate::exts::{FlowMeta, PacketExts, Trace};
 use crate::local::Local;
 use crate::net::{parse, Proto};
@@ -166,6 +169,73 @@ pub struct WorkerPlan {
     pub slow: Option<SlowPathRings>,
     /// Packet extensions to attach, when any feature uses them.
     pub exts: Option<WorkerExts>,
+    /// Memory accounting of what the worker holds past a round, when configured.
+    pub memory: Option<WorkerMemory>,
+}
+
+/// What a worker needs to account for the packets it holds: TX backlogs per port and
+/// requests waiting for the slow path.
+#[derive(Debug, Clone)]
+pub struct WorkerMemory {
+    /// The accounts.
+    pub accounting: Arc<Accounting>,
+    /// This worker's slot in the per-lcore batching.
+    pub slot: LcoreSlot,
+    /// Per port (config index): the group its backlogs charge.
+    pub port_groups: Vec<Arc<Group>>,
+    /// The slow path's group.
+    pub slow_group: Arc<Group>,
+    /// Limits and bypass choices.
+    pub conf: AccountingConf,
+    /// Bytes charged per packet: the mbuf, its private area and its data room.
+    pub truesize: u32,
+}
+
+/// A packet waiting in a TX backlog, with what it was charged.
+struct Held {
+    m: Mbuf,
+    proto: AcctProto,
+}
+
+/// A worker's consumers and backlogs.
+struct Memory {
+    slot: LcoreSlot,
+    /// Per port, per protocol class.
+    backlog: Vec<Vec<Consumer>>,
+    /// Per protocol class.
+    punt: Vec<Consumer>,
+    /// Per port.
+    held: Vec<VecDeque<Held>>,
+    limit: usize,
+    limit_under_pressure: usize,
+    truesize: u32,
+}
+
+impl Memory {
+    fn new(w: WorkerMemory, ports: usize) -> Memory {
+        let consumers = |group: &Arc<Group>, bypass: bool| -> Vec<Consumer> {
+            AcctProto::ALL.iter().map(|&p| Consumer::new(&w.accounting, p, group.clone(), bypass)).collect()
+        };
+        Memory {
+            slot: w.slot,
+            backlog: w.port_groups.iter().map(|g| consumers(g, w.conf.backlog_bypass)).collect(),
+            punt: consumers(&w.slow_group, w.conf.punt_bypass),
+            held: (0..ports).map(|_| VecDeque::with_capacity(w.conf.backlog as usize)).collect(),
+            limit: w.conf.backlog as usize,
+            limit_under_pressure: w.conf.backlog_under_pressure as usize,
+            truesize: w.truesize,
+        }
+    }
+}
+
+/// The accounting class of a frame.
+fn acct_proto(frame: &[u8]) -> AcctProto {
+    match parse(frame).map(|p| p.proto) {
+        Ok(Proto::Tcp) => AcctProto::Tcp,
+        Ok(Proto::Udp) => AcctProto::Udp,
+        Ok(Proto::Icmp) => AcctProto::Icmp,
+        _ => AcctProto::Other,
+    }
 }
 
 /// What a worker does with packet extensions.
@@ -247,7 +317,8 @@ impl TxBuf {
 /// Runs the poll loop until `stop` is set; then flushes and frees what it holds and sends
 /// its histograms on `done`.
 pub fn run(plan: WorkerPlan) {
-    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done, slow, exts } = plan;
+    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done, slow, exts, memory } = plan;
+    let ports = tx.len();
     let mut w = Worker {
         lanes,
         txbufs: tx.into_iter().map(TxBuf::new).collect(),
@@ -266,6 +337,7 @@ pub fn run(plan: WorkerPlan) {
         exts,
         trace_in: 0,
         lcore,
+        memory: memory.map(|m| Memory::new(m, ports)),
     };
     if w.budget.sample_every == 0 {
         w.sample_in = u32::MAX;
@@ -288,6 +360,7 @@ pub fn run(plan: WorkerPlan) {
     for p in 0..w.txbufs.len() {
         w.flush(p);
     }
+    w.free_backlogs();
     counters.publish(&w.totals);
     let _ = done.send((lcore, w.hist));
 }
@@ -318,6 +391,8 @@ struct Worker {
     trace_in: u32,
     /// This worker's lcore (for traces).
     lcore: LcoreId,
+    /// Accounting of held packets, if configured.
+    memory: Option<Memory>,
 }
 
 impl Worker {
@@ -332,6 +407,13 @@ impl Worker {
             }
         }
         self.take_replies();
+        if self.memory.is_some() {
+            for p in 0..self.txbufs.len() {
+                if self.backlogged(p) {
+                    self.flush(p);
+                }
+            }
+        }
 
         // As net_rx_action: every poll asks for a whole burst, and the budget may be
         // overdrawn by less than one burst.
@@ -395,7 +477,6 @@ impl Worker {
                 // A whole burst has one destination: hand it to the NIC as it is, as
                 // testpmd's io engine does, with no copy into a TX buffer.
                 let out = out.expect("pair modes have an out port");
-                let n = self.rx.len();
                 if self.exts.is_some() {
                     match self.attach_rx(lane, rx_tsc) {
                         Tagged::None => {}
@@ -407,13 +488,23 @@ impl Worker {
                         }
                     }
                 }
+                if self.backlogged(out) {
+                    // Packets already wait for this port: queue behind them, in order.
+                    let mut rx = std::mem::take(&mut self.rx);
+                    for m in rx.drain() {
+                        self.hold(out, m);
+                    }
+                    self.rx = rx;
+                    return;
+                }
                 let sent = self.txbufs[out].q.tx_burst(&mut self.rx);
                 if rx_tsc != 0 && sent > 0 {
                     self.hist.latency_cycles.saturating_record_n(eal::rdtsc().wrapping_sub(rx_tsc).max(1), sent as u64);
                 }
-                self.rx.clear();
                 self.totals.port_tx[out] += sent as u64;
-                self.totals.drops[DropReason::TxFull.index()] += (n - sent) as u64;
+                let mut rx = std::mem::take(&mut self.rx);
+                self.refused(out, &mut rx);
+                self.rx = rx;
             }
             Forwarding::Macswap | Forwarding::L2fwd(_) | Forwarding::L3fwd(_) => {
                 let mut rx = std::mem::take(&mut self.rx);
@@ -580,11 +671,19 @@ impl Worker {
         burst.release_extensions();
     }
 
-    /// Collects a request to the forwarder itself for the slow path.
+    /// Collects a request to the forwarder itself for the slow path, charged to the
+    /// slow path's consumer (which bypasses the protocol accounts by default).
     fn punt(&mut self, m: Mbuf) {
         if self.slow.is_none() {
             self.totals.drops[DropReason::LocalUnhandled.index()] += 1;
             return;
+        }
+        if let Some(mem) = &mut self.memory {
+            let proto = acct_proto(m.data());
+            if mem.punt[proto.index()].charge(mem.slot, mem.truesize).is_err() {
+                self.totals.drops[DropReason::ProtoMem.index()] += 1;
+                return;
+            }
         }
         // The burst being forwarded is at most MAX_BURST packets, so this never fails.
         let _ = self.punted.push(m);
@@ -599,7 +698,11 @@ impl Worker {
         let n = slow.punt.enqueue(&mut self.punted);
         self.totals.punted += n as u64;
         self.totals.drops[DropReason::PuntFull.index()] += self.punted.len() as u64;
-        self.punted.clear();
+        let mut left = std::mem::take(&mut self.punted);
+        for m in left.drain() {
+            self.unpunt(&m);
+        }
+        self.punted = left;
     }
 
     /// Moves the slow path's replies into the TX buffers of the ports they leave by.
@@ -610,6 +713,7 @@ impl Worker {
             return;
         }
         for m in replies.drain() {
+            self.unpunt(&m);
             let port = self.slow.as_ref().and_then(|s| s.port_ids.iter().position(|id| id.0 == m.port()));
             match port {
                 Some(p) => {
@@ -618,6 +722,15 @@ impl Worker {
                 }
                 None => self.totals.drops[DropReason::LocalUnhandled.index()] += 1,
             }
+        }
+    }
+
+    /// Returns the slow path's charge for a request that came back (as its reply, or
+    /// unanswered) or never left.
+    fn unpunt(&mut self, m: &Mbuf) {
+        if let Some(mem) = &mut self.memory {
+            let proto = acct_proto(m.data());
+            mem.punt[proto.index()].uncharge(mem.slot, mem.truesize);
         }
     }
 
@@ -642,6 +755,9 @@ impl Worker {
     /// Sends what buffer `port` holds; frees and counts what the NIC refused. Packets of
     /// timed bursts that were sent feed the RX-to-TX latency histogram.
     fn flush(&mut self, port: usize) {
+        if self.backlogged(port) {
+            self.drain_backlog(port);
+        }
         if self.txbufs[port].burst.is_empty() {
             self.txbufs[port].since = None;
             return;
@@ -651,6 +767,18 @@ impl Worker {
             let mut b = std::mem::take(&mut self.txbufs[port].burst);
             self.hand_off(&mut b);
             self.txbufs[port].burst = b;
+        }
+        if self.backlogged(port) {
+            // The NIC still refuses the backlog: new packets wait behind it, in order.
+            let mut b = std::mem::take(&mut self.txbufs[port].burst);
+            for m in b.drain() {
+                self.hold(port, m);
+            }
+            let buf = &mut self.txbufs[port];
+            buf.burst = b;
+            buf.since = None;
+            buf.ntimed = 0;
+            return;
         }
         let buf = &mut self.txbufs[port];
         buf.since = None;
@@ -665,10 +793,97 @@ impl Worker {
             }
             buf.ntimed = 0;
         }
-        let unsent = buf.burst.len();
-        buf.burst.clear();
         self.totals.port_tx[port] += sent as u64;
-        self.totals.drops[DropReason::TxFull.index()] += unsent as u64;
+        let mut unsent = std::mem::take(&mut self.txbufs[port].burst);
+        self.refused(port, &mut unsent);
+        self.txbufs[port].burst = unsent;
+    }
+
+    /// What the NIC refused: into the backlog when accounting is on, else freed and
+    /// counted `tx_full`.
+    fn refused(&mut self, port: usize, unsent: &mut Burst) {
+        if unsent.is_empty() {
+            return;
+        }
+        if self.memory.is_some() {
+            for m in unsent.drain() {
+                self.hold(port, m);
+            }
+        } else {
+            self.totals.drops[DropReason::TxFull.index()] += unsent.len() as u64;
+            unsent.clear();
+        }
+    }
+
+    fn backlogged(&self, port: usize) -> bool {
+        self.memory.as_ref().is_some_and(|m| !m.held[port].is_empty())
+    }
+
+    /// Queues a packet the NIC refused, charging its truesize to its protocol (unless the
+    /// backlog bypasses) and its port's group. A full backlog (shorter under memory
+    /// pressure) drops it as `tx_full`; a refused charge as `proto_mem`.
+    fn hold(&mut self, port: usize, m: Mbuf) {
+        let Some(mem) = &mut self.memory else { return };
+        let proto = acct_proto(m.data());
+        let consumer = &mut mem.backlog[port][proto.index()];
+        let limit = if consumer.under_pressure() { mem.limit_under_pressure } else { mem.limit };
+        if mem.held[port].len() >= limit {
+            self.totals.drops[DropReason::TxFull.index()] += 1;
+            return;
+        }
+        match consumer.charge(mem.slot, mem.truesize) {
+            Ok(()) => {
+                mem.held[port].push_back(Held { m, proto });
+                self.totals.backlogged += 1;
+            }
+            Err(_) => self.totals.drops[DropReason::ProtoMem.index()] += 1,
+        }
+    }
+
+    /// Sends as much of port `port`'s backlog as the NIC takes, oldest first, uncharging
+    /// what leaves.
+    fn drain_backlog(&mut self, port: usize) {
+        let q = self.txbufs[port].q;
+        let Some(mem) = &mut self.memory else { return };
+        loop {
+            let mut b: Burst = Burst::new();
+            let mut protos = [AcctProto::Other; MAX_BURST];
+            let mut n = 0;
+            while n < MAX_BURST {
+                let Some(h) = mem.held[port].pop_front() else { break };
+                protos[n] = h.proto;
+                let _ = b.push(h.m);
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            let sent = q.tx_burst(&mut b);
+            for p in &protos[..sent] {
+                mem.backlog[port][p.index()].uncharge(mem.slot, mem.truesize);
+            }
+            self.totals.port_tx[port] += sent as u64;
+            self.totals.backlog_sent += sent as u64;
+            let mut i = n;
+            while let Some(m) = b.pop() {
+                i -= 1;
+                mem.held[port].push_front(Held { m, proto: protos[i] });
+            }
+            if sent < n {
+                return;
+            }
+        }
+    }
+
+    /// At exit: frees every backlogged packet and returns its charge.
+    fn free_backlogs(&mut self) {
+        let Some(mem) = &mut self.memory else { return };
+        for (port, held) in mem.held.iter_mut().enumerate() {
+            for h in held.drain(..) {
+                mem.backlog[port][h.proto.index()].uncharge(mem.slot, mem.truesize);
+                self.totals.drops[DropReason::TxFull.index()] += 1;
+            }
+        }
     }
 
     fn back_off(&self, idle_streak: u32) {
