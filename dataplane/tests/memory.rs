@@ -1,0 +1,135 @@
+//! Memory accounting on a real path: a port whose TX ring nobody reads (a net_ring port
+//! with a small ring) fills its backlog, whose ICMP charges reach the protocol's `max`
+//! until packets are dropped as `proto_mem`; echo requests to the forwarder itself are
+//! still answered during that pressure, because the slow path's consumer bypasses the
+//! protocol account (sk_bypass_prot_mem). Once the ring is read again the backlog
+//! drains, and at shutdown every account reads zero and every pool is full.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataplane::eal::Eal;
+use dataplane::forward::DropReason;
+use dataplane::forwarder::Forwarder;
+use dataplane::net::checksum;
+use dataplane::{port, Config};
+use mempool::accounting::Proto;
+use mempool::{MbufRing, Pool, PoolParams, SocketId};
+
+const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
+
+fn echo(dst: [u8; 4], seq: u16) -> Vec<u8> {
+    let mut f = MAC_A.to_vec();
+    f.extend_from_slice(&HOST);
+    f.extend_from_slice(&[8, 0]);
+    let mut ip = vec![0x45, 0, 0, 48, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2];
+    ip.extend_from_slice(&dst);
+    let c = checksum::checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut icmp = vec![8, 0, 0, 0, 0, 9, 0, 0];
+    icmp[6..8].copy_from_slice(&seq.to_be_bytes());
+    icmp.extend_from_slice(&[0x55; 20]);
+    let c = checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&icmp);
+    f
+}
+
+#[test]
+fn backlog_pressure_drops_proto_mem_while_the_slow_path_still_answers() {
+    let prefix = common::unique_prefix("mem");
+    let _runtime = common::RuntimeDir(prefix.clone());
+    let config = Config::from_toml_str(&format!(
+        r#"
+[eal]
+file_prefix = "{prefix}"
+args = {}
+[forward]
+mode = "l3fwd"
+[accounting]
+batch_pages = 0
+backlog = 512
+backlog_under_pressure = 512
+icmp = {{ min = 2, pressure = 4, max = 8 }}
+[[port]]
+name = "a"
+device = "net_ring_ma"
+ipv4 = "10.0.0.1/24"
+[[port]]
+name = "b"
+device = "net_ring_mb"
+[[route]]
+prefix = "10.0.1.0/24"
+port = "b"
+via_mac = "02:00:00:00:0b:02"
+[[worker]]
+lcore = 1
+rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
+"#,
+        common::eal_args_toml_with_memory(1024)
+    ))
+    .unwrap();
+    let eal = Eal::init(&config.eal_args("memory", &[])).expect("EAL starts");
+    let a_rx = MbufRing::create("ma_rx", 1024, SocketId::ANY).unwrap();
+    let a_tx = MbufRing::create("ma_tx", 1024, SocketId::ANY).unwrap();
+    let b_rx = MbufRing::create("mb_rx", 64, SocketId::ANY).unwrap();
+    // Nobody reads port b's TX ring until later: it holds 31 packets.
+    let b_tx = MbufRing::create("mb_tx", 32, SocketId::ANY).unwrap();
+    let a = port::create_ring_port("net_ring_ma", &a_rx, &a_tx, SocketId::ANY).unwrap();
+    let _b = port::create_ring_port("net_ring_mb", &b_rx, &b_tx, SocketId::ANY).unwrap();
+    common::set_ring_port_mac(a, MAC_A);
+    let pool = Pool::create(&PoolParams { name: "mem_test".into(), size: 512, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap();
+    let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
+
+    // 120 echo requests routed towards b: 31 fit its ring, the rest wait in the backlog
+    // until ICMP's max (8 pages, ~14 packets of 2304 bytes) refuses them.
+    let routed: Vec<Vec<u8>> = (0..120).map(|i| echo([10, 0, 1, 5], i)).collect();
+    common::send_frames(&pool, &a_rx, &routed);
+    assert!(
+        common::wait_for(Duration::from_secs(10), || fwd.snapshot().total().drops[DropReason::ProtoMem.index()] > 0),
+        "no proto_mem drops: {:?}",
+        fwd.snapshot().total()
+    );
+    let snap = fwd.snapshot();
+    let icmp = snap.memory.as_ref().unwrap().proto(Proto::Icmp);
+    assert!(icmp.under_pressure, "ICMP under pressure: {icmp:?}");
+    assert!(icmp.failures > 0 && icmp.pages as u64 <= icmp.limits.max, "{icmp:?}");
+
+    // Pings to the forwarder itself still get answers: the slow path bypasses ICMP's account.
+    let pings: Vec<Vec<u8>> = (0..5).map(|i| echo([10, 0, 0, 1], 1000 + i)).collect();
+    common::send_frames(&pool, &a_rx, &pings);
+    assert!(common::wait_for(Duration::from_secs(10), || a_tx.len() >= 5), "replies: {}", a_tx.len());
+    let replies = common::drain_frames(&a_tx);
+    assert_eq!(replies.len(), 5);
+    assert!(replies.iter().all(|r| r[34] == 0 && r[26..30] == [10, 0, 0, 1]), "echo replies from 10.0.0.1");
+    let t = fwd.snapshot().total();
+    assert_eq!(t.punted, 5);
+    assert_eq!(t.drops[DropReason::ProtoMem.index()] + t.backlogged + 31, 120, "{t:?}");
+
+    // Read port b's ring again: the backlog drains out, in order, behind the first 31.
+    let mut out = Vec::new();
+    assert!(
+        common::wait_for(Duration::from_secs(10), || {
+            out.extend(common::drain_frames(&b_tx));
+            out.len() as u64 == 31 + t.backlogged
+        }),
+        "got {} of {}",
+        out.len(),
+        31 + t.backlogged
+    );
+    let seqs: Vec<u16> = out.iter().map(|f| u16::from_be_bytes([f[40], f[41]])).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    let report = fwd.stop();
+    let t = report.snapshot.total();
+    assert_eq!(t.backlog_sent, t.backlogged);
+    let memory = report.snapshot.memory.as_ref().unwrap();
+    assert!(memory.is_drained(), "every account back at zero: {memory:?}");
+    assert!(report.is_clean(), "{report:?}");
+    drop((a_rx, a_tx, b_rx, b_tx));
+    assert!(pool.is_full());
+}
