@@ -8,7 +8,8 @@ per-second statistics, skipping the first (warm-up) second.
 
     ci/bench.py [--reps 3] [--seconds 5] [--json target/bench.json] [--smoke]
 
-Cases (one worker lcore, 64-byte packets):
+Cases (one worker lcore, 64-byte packets; testpmd runs the same set-up without the
+forwarder's features, so rows with extensions or accounting show their cost):
   null-io         net_null pair, copy=0: pure loop cost; testpmd io
   null-io-copy    net_null pair, copy=1: packet data is touched on RX and TX; testpmd io
   null-macswap    net_null pair, copy=1, MACs swapped; testpmd macswap
@@ -38,11 +39,19 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release" / "dataplane"
 
 CASES = {
-    # name: (set-up, devargs, dataplane mode, testpmd forward mode)
-    "null-io": ("null", "size=64,copy=0", "io", "io"),
-    "null-io-copy": ("null", "size=64,copy=1", "io", "io"),
-    "null-macswap": ("null", "size=64,copy=1", "macswap", "macswap"),
-    "memif-l3fwd": ("memif", "", "l3fwd", "macswap"),
+    # name: (set-up, devargs, dataplane mode, testpmd forward mode, extra dataplane config)
+    "null-io": ("null", "size=64,copy=0", "io", "io", ""),
+    "null-io-copy": ("null", "size=64,copy=1", "io", "io", ""),
+    "null-macswap": ("null", "size=64,copy=1", "macswap", "macswap", ""),
+    # Packet extensions: a trace on one packet in 64, and on every packet.
+    "null-io-trace64": ("null", "size=64,copy=0", "io", "io", "[extensions]\ntrace_every = 64\n"),
+    "null-io-trace1": ("null", "size=64,copy=0", "io", "io", "[extensions]\ntrace_every = 1\n"),
+    "memif-l3fwd": ("memif", "", "l3fwd", "macswap", ""),
+    # Memory accounting: the generator never reads, so every routed packet the memif
+    # ring refuses goes to the TX backlog and is charged (protocol account + group), or
+    # with bypass only to the group; accounting off frees them at once (tx_full).
+    "memif-l3fwd-acct": ("memif", "", "l3fwd", "macswap", "[accounting]\n"),
+    "memif-l3fwd-acct-bypass": ("memif", "", "l3fwd", "macswap", "[accounting]\nbacklog_bypass = true\n"),
 }
 
 
@@ -131,7 +140,7 @@ class Generator:
 
 
 def dataplane_run(case, seconds, tag, tmp):
-    setup, devargs, mode, _ = CASES[case]
+    setup, devargs, mode, _, extra = CASES[case]
     gen = Generator(tmp, tag) if setup == "memif" else None
     ports = memif_ports(gen.sock) if gen else null_ports(devargs)
     cfg = f"""
@@ -141,7 +150,7 @@ file_prefix = "bench-dp-{tag}"
 args = {json.dumps(memory_args())}
 [forward]
 mode = "{mode}"
-""" + ports.replace("[forward]\n", "", 1)
+""" + ports.replace("[forward]\n", "", 1) + extra
     cfg_path, json_path = f"{tmp}/dp-{tag}.toml", f"{tmp}/dp-{tag}.json"
     Path(cfg_path).write_text(cfg)
     try:
@@ -164,7 +173,7 @@ mode = "{mode}"
 
 
 def testpmd_rate(case, seconds, tag, tmp):
-    setup, devargs, _, fwd_mode = CASES[case]
+    setup, devargs, _, fwd_mode, _ = CASES[case]
     gen = Generator(tmp, tag) if setup == "memif" else None
     if gen:
         ports = ["--vdev", f"net_memif0,role=client,socket={gen.sock},socket-abstract=no"]
