@@ -488,23 +488,31 @@ impl Worker {
                         }
                     }
                 }
-                if self.backlogged(out) {
-                    // Packets already wait for this port: queue behind them, in order.
-                    let mut rx = std::mem::take(&mut self.rx);
-                    for m in rx.drain() {
-                        self.hold(out, m);
-                    }
-                    self.rx = rx;
-                    return;
-                }
-                let sent = self.txbufs[out].q.tx_burst(&mut self.rx);
-                if rx_tsc != 0 && sent > 0 {
-                    self.hist.latency_cycles.saturating_record_n(eal::rdtsc().wrapping_sub(rx_tsc).max(1), sent as u64);
-                }
-                self.totals.port_tx[out] += sent as u64;
-                let mut rx = std::mem::take(&mut self.rx);
-                self.refused(out, &mut rx);
-                self.rx = rx;
+                self.send_rx(out, rx_tsc);
+            }
+            Forwarding::Macswap | Forwarding::L2fwd(_) if self.exts.is_none() => {
+                // Pair modes send the whole burst to one port too: rewrite it in place,
+                // drop what cannot be rewritten, and hand the rest over at once.
+                let out = out.expect("pair modes have an out port");
+                let Worker { rx, forwarding, pool, totals, lanes, .. } = self;
+                let in_port = lanes[lane].port;
+                rx.retain(
+                    |m| {
+                        let action = match m.unshare(pool) {
+                            Ok(data) => decide(forwarding, data, in_port, Some(out)),
+                            Err(_) => Action::Drop(DropReason::NoBufForCopy),
+                        };
+                        match action {
+                            Action::Drop(r) => {
+                                totals.drops[r.index()] += 1;
+                                false
+                            }
+                            _ => true,
+                        }
+                    },
+                    drop,
+                );
+                self.send_rx(out, rx_tsc);
             }
             Forwarding::Macswap | Forwarding::L2fwd(_) | Forwarding::L3fwd(_) => {
                 let mut rx = std::mem::take(&mut self.rx);
@@ -669,6 +677,31 @@ impl Worker {
             }
         }
         burst.release_extensions();
+    }
+
+    /// Hands the burst in `self.rx` to `out`'s TX queue; what the NIC refuses goes to the
+    /// backlog or is dropped (see [`Worker::refused`]).
+    #[inline]
+    fn send_rx(&mut self, out: usize, rx_tsc: u64) {
+        if self.backlogged(out) {
+            // Packets already wait for this port: queue behind them, in order.
+            let mut rx = std::mem::take(&mut self.rx);
+            for m in rx.drain() {
+                self.hold(out, m);
+            }
+            self.rx = rx;
+            return;
+        }
+        let sent = self.txbufs[out].q.tx_burst(&mut self.rx);
+        if rx_tsc != 0 && sent > 0 {
+            self.hist.latency_cycles.saturating_record_n(eal::rdtsc().wrapping_sub(rx_tsc).max(1), sent as u64);
+        }
+        self.totals.port_tx[out] += sent as u64;
+        if !self.rx.is_empty() {
+            let mut rx = std::mem::take(&mut self.rx);
+            self.refused(out, &mut rx);
+            self.rx = rx;
+        }
     }
 
     /// Collects a request to the forwarder itself for the slow path, charged to the
@@ -897,7 +930,7 @@ impl Worker {
 }
 
 /// The per-packet decision of the modes that look at packets.
-#[inline]
+#[inline(always)]
 fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: usize, out: Option<usize>) -> Action {
     match forwarding {
         Forwarding::Io => Action::Tx(out.expect("pair modes have an out port")),

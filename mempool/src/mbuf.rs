@@ -67,21 +67,34 @@ impl Mbuf {
     }
 
     /// The underlying pointer, still owned by this `Mbuf`.
+    #[inline]
     pub fn as_ptr(&self) -> *mut rte_mbuf {
         self.0.as_ptr()
     }
 
+    /// `rte_pktmbuf_mtod`: the buffer address plus the data offset (inline, not through
+    /// the C shim: it is on every packet's path).
+    #[inline]
+    fn data_ptr(&self) -> *mut u8 {
+        let raw = self.raw();
+        // SAFETY: buf_addr points at the mbuf's buffer and data_off is within it.
+        unsafe { raw.buf_addr.cast::<u8>().add(usize::from(raw.data_off)) }
+    }
+
+    #[inline]
     fn raw(&self) -> &rte_mbuf {
         // SAFETY: the pointer is valid while self owns a reference to the mbuf.
         unsafe { self.0.as_ref() }
     }
 
     /// Bytes of packet data in the first segment.
+    #[inline]
     pub fn data_len(&self) -> usize {
         usize::from(self.raw().data_len)
     }
 
     /// Bytes of packet data in all segments.
+    #[inline]
     pub fn pkt_len(&self) -> usize {
         self.raw().pkt_len as usize
     }
@@ -92,6 +105,7 @@ impl Mbuf {
     }
 
     /// The input port DPDK recorded at RX.
+    #[inline]
     pub fn port(&self) -> u16 {
         self.raw().port
     }
@@ -104,34 +118,40 @@ impl Mbuf {
     }
 
     /// The number of references to this mbuf (more than one after [`Mbuf::clone_in`]).
+    #[inline]
     pub fn refcnt(&self) -> u16 {
         // SAFETY: reads the refcount field of a valid mbuf.
-        unsafe { dpdk_sys::dp_mbuf_refcnt_read(self.as_ptr()) }
+        // (rte_mbuf_refcnt_read is a relaxed atomic load of this field; done here inline
+        // rather than through the C shim, since it is on every packet's path.)
+        unsafe { (*std::ptr::addr_of!((*self.as_ptr()).refcnt).cast::<std::sync::atomic::AtomicU16>()).load(std::sync::atomic::Ordering::Relaxed) }
     }
 
     /// Whether the data buffer is this mbuf's own and nobody else references it: only then
     /// may it be written.
+    #[inline]
     pub fn is_exclusive(&self) -> bool {
         self.raw().ol_flags & (RTE_MBUF_F_INDIRECT | RTE_MBUF_F_EXTERNAL) == 0 && self.refcnt() == 1
     }
 
     /// The packet bytes of the first segment.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         // SAFETY: buf_addr + data_off points at data_len initialised bytes inside the mbuf's
         // buffer, which lives as long as this reference; shared reads are always allowed.
-        unsafe { slice::from_raw_parts(dpdk_sys::dp_pktmbuf_data(self.as_ptr()).cast(), self.data_len()) }
+        unsafe { slice::from_raw_parts(self.data_ptr(), self.data_len()) }
     }
 
     /// The packet bytes of the first segment, writable; `None` when the buffer is shared
     /// with a clone (indirect or refcount above one), since writing would change the other
     /// packet too.
+    #[inline]
     pub fn data_mut(&mut self) -> Option<&mut [u8]> {
         if !self.is_exclusive() {
             return None;
         }
         // SAFETY: as in data(); the buffer is exclusively ours (checked above) and &mut self
         // guarantees no other slice of it exists.
-        Some(unsafe { slice::from_raw_parts_mut(dpdk_sys::dp_pktmbuf_data(self.as_ptr()).cast(), self.data_len()) })
+        Some(unsafe { slice::from_raw_parts_mut(self.data_ptr(), self.data_len()) })
     }
 
     /// The packet bytes of the first segment, writable, copying the packet into a new
@@ -140,6 +160,7 @@ impl Mbuf {
     ///
     /// # Errors
     /// [`PoolError::Exhausted`] when the copy cannot be allocated; the packet is unchanged.
+    #[inline]
     pub fn unshare(&mut self, pool: &Pool) -> Result<&mut [u8], PoolError> {
         if !self.is_exclusive() {
             // SAFETY: copies the whole packet (offset 0, all bytes) into new mbufs from
@@ -153,7 +174,7 @@ impl Mbuf {
             *self = Mbuf(copy);
         }
         // SAFETY: exclusive now (checked, or a fresh copy); &mut self makes the slice unique.
-        Ok(unsafe { slice::from_raw_parts_mut(dpdk_sys::dp_pktmbuf_data(self.as_ptr()).cast(), self.data_len()) })
+        Ok(unsafe { slice::from_raw_parts_mut(self.data_ptr(), self.data_len()) })
     }
 
     /// Grows the packet by `len` bytes at the tail of the last segment and returns the new
