@@ -121,7 +121,7 @@ pub struct PollConfig {
     pub tx_drain_usecs: u32,
     /// Back-off for rounds that find nothing; `None` = spin (the default).
     pub idle: Option<IdleBackoff>,
-    /// One non-empty RX burst in this many is timed for the histograms (cycles per
+    /// One RX poll in this many is timed for the histograms (cycles per
     /// burst, RX-to-TX latency); 0 turns timing off.
     pub sample_every: u32,
 }

@@ -99,7 +99,7 @@ pub struct Budget {
     pub drain_cycles: u64,
     /// Idle back-off, if any.
     pub idle: Option<IdleBackoff>,
-    /// Time one non-empty RX burst in this many for the histograms; 0 = never.
+    /// Time one RX poll in this many (the non-empty ones feed the histograms); 0 = never.
     pub sample_every: u32,
 }
 
@@ -377,7 +377,7 @@ struct Worker {
     hist: Histograms,
     /// The lane the next round polls first.
     next_lane: usize,
-    /// Non-empty bursts until the next timed one (`u32::MAX`: timing off).
+    /// Polls until the next timed one (`u32::MAX`: timing off).
     sample_in: u32,
     /// TSC at the start of the current round.
     round_start: u64,
@@ -427,7 +427,19 @@ impl Worker {
                 // Like NAPI's poll list, start after the lane where the last round ran out
                 // of budget, so that lane is not always first.
                 let lane = (self.next_lane + i) % lanes;
-                let t0 = if self.sample_in == 0 { eal::rdtsc() } else { 0 };
+                // One poll in `sample_every` is timed (counting empty polls too, so an
+                // idle worker does not read the TSC on every poll).
+                let t0 = match self.sample_in {
+                    0 => {
+                        self.sample_in = self.budget.sample_every - 1;
+                        eal::rdtsc()
+                    }
+                    u32::MAX => 0,
+                    _ => {
+                        self.sample_in -= 1;
+                        0
+                    }
+                };
                 let n = self.lanes[lane].rx.rx_burst(&mut self.rx, burst);
                 if n == 0 {
                     continue;
@@ -437,9 +449,6 @@ impl Worker {
                 self.forward(lane, t0);
                 if t0 != 0 {
                     self.hist.burst_cycles.saturating_record(eal::rdtsc().wrapping_sub(t0).max(1));
-                    self.sample_in = self.budget.sample_every - 1;
-                } else if self.sample_in != u32::MAX {
-                    self.sample_in -= 1;
                 }
                 work += n as u64;
                 left -= n as i64;

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Real traffic through the forwarder: two Linux hosts in network namespaces, in different
+# IPv4 and IPv6 subnets, routed by the forwarder in l3fwd mode over veth pairs.
+#
+#     ci/netns-test.sh [path/to/dataplane] [af_packet|af_xdp|all]
+#
+# (default: target/release/dataplane, else target/debug/dataplane; driver af_packet.)
+#
+#   h1 (netns dp-h1-PID)        root netns: dataplane            h2 (netns dp-h2-PID)
+#   10.0.1.2/24 2001:db8:1::2 -- dpa-PID [h1]  [h2] dpb-PID -- 10.0.2.2/24 2001:db8:2::2
+#   default via 10.0.1.1            10.0.1.1    10.0.2.1         default via 10.0.2.1
+#
+# The forwarder holds the root-side veth ends (up, no addresses, IPv6 off so the kernel
+# sends nothing on them) through net_af_packet (or net_af_xdp). The hosts resolve their
+# router address with ARP / neighbour discovery, which the forwarder's slow path answers
+# with the port's MAC; the forwarder resolves nothing: each route's via_mac is the host's
+# veth MAC, read here with `ip -j link`.
+#
+# Checks, in order: the hosts reach their router (ARP/NS and echo answered by the slow
+# path); ping and ping -6 h1 -> h2 with replies at TTL/hop limit 63 (one forwarding hop
+# from a host at 64); an iperf3 TCP stream h1 -> h2 for IPERF_SECONDS (default 3) s, its
+# throughput printed; then the forwarder is stopped and its --stats-json must show exit 0,
+# clean (pools full, no errors), each port's rx/tx above what ping and iperf3 sent, and
+# punted > 0. Prints "netns-test: PASS ..." / "netns-test: FAIL ..." and exits 0 / 1;
+# exits 77 with "SKIP: ..." when this machine cannot create network namespaces.
+#
+# Everything it creates (two namespaces, their veth pairs, the iperf3 server, the
+# forwarder, a temp dir, the EAL runtime dir) is removed on exit, also on failure or
+# Ctrl-C; it touches no other interface. Needs root, iproute2, iputils-ping, iperf3,
+# ethtool and python3 (ci/setup.sh installs them).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${1:-}
+DRIVER=${2:-${NETNS_DRIVER:-af_packet}}
+IPERF_SECONDS=${IPERF_SECONDS:-3}
+if [ -z "$BIN" ]; then
+  for b in "$ROOT/target/release/dataplane" "$ROOT/target/debug/dataplane"; do
+    if [ -x "$b" ]; then BIN=$b; break; fi
+  done
+fi
+if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
+  echo "netns-test: FAIL: no dataplane binary (give its path, or cargo build --release)" >&2
+  exit 1
+fi
+if [ "$DRIVER" = all ]; then
+  rc=0
+  for d in af_packet af_xdp; do "$0" "$BIN" "$d" || rc=1; done
+  exit $rc
+fi
+case "$DRIVER" in af_packet | af_xdp) ;; *) echo "netns-test: unknown driver $DRIVER (af_packet, af_xdp, all)" >&2; exit 2 ;; esac
+
+log() { echo "netns-test[$DRIVER]: $*"; }
+fail() { log "FAIL: $*"; exit 1; }
+
+for tool in ip ping iperf3 ethtool python3; do
+  command -v "$tool" >/dev/null || fail "$tool not found (run ci/setup.sh)"
+done
+
+ID=$$
+NS1=dp-h1-$ID NS2=dp-h2-$ID
+IF1=dpa-$ID IF2=dpb-$ID # root side, handed to the forwarder
+PREFIX=dp-netns-$DRIVER-$ID
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/dp-netns.XXXXXX")
+FWD_PID="" SRV_PID=""
+CREATED=()
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null; fi
+  if [ -n "$FWD_PID" ] && kill -0 "$FWD_PID" 2>/dev/null; then
+    kill -INT "$FWD_PID"
+    for _ in $(seq 50); do kill -0 "$FWD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$FWD_PID" 2>/dev/null && kill -KILL "$FWD_PID"
+    wait "$FWD_PID" 2>/dev/null
+  fi
+  for ns in "${CREATED[@]}"; do
+    # Anything still running inside our namespace (only ours), then the namespace: its
+    # veth end goes with it, and so does the peer in the root namespace.
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    ip netns del "$ns" 2>/dev/null
+  done
+  for ifc in "$IF1" "$IF2"; do ip link show "$ifc" >/dev/null 2>&1 && ip link del "$ifc"; done
+  rmdir "/var/run/dpdk/$PREFIX" 2>/dev/null
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+in1() { ip netns exec "$NS1" "$@"; }
+in2() { ip netns exec "$NS2" "$@"; }
+
+# --- namespaces and veth pairs -------------------------------------------------------
+if ! err=$(ip netns add "$NS1" 2>&1); then
+  echo "SKIP: cannot create network namespaces here (ip netns add: $err)"
+  exit 77
+fi
+CREATED+=("$NS1")
+ip netns add "$NS2"
+CREATED+=("$NS2")
+
+# $1 netns, $2 root-side name, $3 IPv4/len, $4 router IPv4, $5 IPv6/len, $6 router IPv6
+setup_host() {
+  local ns=$1 rif=$2
+  # Created inside the namespace, so no interface ever appears in the root namespace
+  # under a name we did not choose; the root side is then moved out.
+  ip -n "$ns" link add veth0 type veth peer name "$rif"
+  ip -n "$ns" link set "$rif" netns 1
+  # The forwarder's end: no addresses, no IPv6 (the kernel would send RS/MLD/DAD on it).
+  sysctl -qw "net.ipv6.conf.$rif.disable_ipv6=1"
+  ip link set "$rif" up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" link set veth0 up
+  ip -n "$ns" addr add "$3" dev veth0
+  ip -n "$ns" -6 addr add "$5" dev veth0 nodad
+  ip -n "$ns" route add default via "$4"
+  ip -n "$ns" -6 route add default via "$6"
+  # veth TX checksum offload leaves a partial checksum (CHECKSUM_PARTIAL) that nobody
+  # completes once the frame leaves through af_packet/af_xdp: compute it in software.
+  ip netns exec "$ns" ethtool -K veth0 tx off >/dev/null
+}
+setup_host "$NS1" "$IF1" 10.0.1.2/24 10.0.1.1 2001:db8:1::2/64 2001:db8:1::1
+setup_host "$NS2" "$IF2" 10.0.2.2/24 10.0.2.1 2001:db8:2::2/64 2001:db8:2::1
+
+mac_of() { ip -n "$1" -j link show dev veth0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])'; }
+MAC1=$(mac_of "$NS1")
+MAC2=$(mac_of "$NS2")
+log "h1 $NS1 veth0 $MAC1 <-> $IF1 | h2 $NS2 veth0 $MAC2 <-> $IF2"
+
+# --- the forwarder ---------------------------------------------------------------------
+CFG=$TMP/netns-$DRIVER.toml
+sed -e "s/@PREFIX@/$PREFIX/g" -e "s/@H1_IF@/$IF1/g" -e "s/@H2_IF@/$IF2/g" \
+  -e "s/@H1_MAC@/$MAC1/g" -e "s/@H2_MAC@/$MAC2/g" "$ROOT/configs/netns-$DRIVER.toml" >"$CFG"
+if [ "$DRIVER" = af_xdp ]; then
+  ulimit -l unlimited 2>/dev/null || true # UMEM is locked memory (older kernels count it)
+fi
+JSON=$TMP/stats.json
+"$BIN" --config "$CFG" --duration 120 --stats-interval 0 --stats-json "$JSON" \
+  </dev/null >"$TMP/fwd.out" 2>"$TMP/fwd.err" &
+FWD_PID=$!
+
+fwd_log() { log "forwarder stdout:"; sed 's/^/  /' "$TMP/fwd.out"; log "forwarder stderr:"; sed 's/^/  /' "$TMP/fwd.err"; }
+
+# Ready when each host gets an echo reply from its router (which needs ARP first).
+ready=0
+for _ in $(seq 100); do
+  kill -0 "$FWD_PID" 2>/dev/null || { fwd_log; fail "the forwarder exited early"; }
+  if in1 ping -c 1 -W 0.2 10.0.1.1 >/dev/null 2>&1 && in2 ping -c 1 -W 0.2 10.0.2.1 >/dev/null 2>&1; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$ready" = 1 ] || { fwd_log; fail "hosts got no echo reply from their router within 10 s"; }
+log "router answers ARP and ping on both ports"
+in1 ping -6 -c 1 -W 2 2001:db8:1::1 >/dev/null || fail "h1 gets no ping -6 reply from its router 2001:db8:1::1"
+in2 ping -6 -c 1 -W 2 2001:db8:2::1 >/dev/null || fail "h2 gets no ping -6 reply from its router 2001:db8:2::1"
+log "router answers NS and ping -6 on both ports"
+
+# --- ping through the forwarder ----------------------------------------------------------
+PINGS=10
+check_ping() { # $1 family flag, $2 destination
+  local out
+  out=$(in1 ping "$1" -c "$PINGS" -i 0.05 -W 2 "$2" 2>&1) || { echo "$out"; fail "ping $1 h1 -> $2 failed"; }
+  echo "$out" | sed 's/^/  /'
+  local got; got=$(echo "$out" | grep -c 'ttl=63' || true)
+  [ "$got" -eq "$PINGS" ] || fail "ping $1 $2: $got of $PINGS replies with ttl=63 (one hop decrements TTL 64 to 63)"
+  RTT=$(echo "$out" | sed -n 's/^rtt min\/avg\/max\/mdev = [0-9.]*\/\([0-9.]*\)\/.*/\1/p')
+  log "ping $1 h1 -> $2: $PINGS/$PINGS replies, ttl=63, avg rtt $RTT ms"
+}
+check_ping -4 10.0.2.2
+RTT4=$RTT
+check_ping -6 2001:db8:2::2
+RTT6=$RTT
+
+# --- iperf3 TCP stream through the forwarder -----------------------------------------------
+in2 iperf3 -s -1 -B 10.0.2.2 >"$TMP/iperf3-server.out" 2>&1 &
+SRV_PID=$!
+for _ in $(seq 50); do in2 ss -ltn 2>/dev/null | grep -q ':5201 ' && break; sleep 0.1; done
+in1 iperf3 -c 10.0.2.2 -t "$IPERF_SECONDS" -J >"$TMP/iperf3.json" 2>&1 ||
+  { cat "$TMP/iperf3.json"; fail "iperf3 h1 -> 10.0.2.2 failed"; }
+wait "$SRV_PID" 2>/dev/null || true
+SRV_PID=""
+read -r GBPS SEGS RETR < <(python3 - "$TMP/iperf3.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+e = r["end"]
+sent = e["sum_sent"]
+# Every byte the server received crossed the forwarder in segments of at most 1460 bytes
+# (MTU 1500; TSO is off), so received bytes / 1460 is a lower bound on the data packets.
+recv = e["sum_received"]
+print(f'{recv["bits_per_second"] / 1e9:.2f}', recv["bytes"] // 1460, sent.get("retransmits", 0))
+EOF
+)
+log "iperf3 TCP h1 -> h2 for ${IPERF_SECONDS}s: $GBPS Gbit/s (>= $SEGS segments, $RETR retransmits)"
+
+# --- stop the forwarder and check its counters ---------------------------------------------
+kill -INT "$FWD_PID"
+status=0
+wait "$FWD_PID" || status=$?
+FWD_PID=""
+[ "$status" -eq 0 ] || { fwd_log; fail "the forwarder exited with status $status"; }
+sed -n '/--- dataplane report/,$p' "$TMP/fwd.out" | sed 's/^/  /'
+python3 - "$JSON" "$SEGS" "$PINGS" <<'EOF' || fail "the forwarder's counters do not account for the traffic"
+import json, sys
+r = json.load(open(sys.argv[1]))
+segs, pings = int(sys.argv[2]), int(sys.argv[3])
+bad = []
+if not r["clean"]:
+    bad.append(f"run not clean: {r['errors']}")
+for name, p in r["pools"].items():
+    if p["in_use"] != 0:
+        bad.append(f"pool {name}: {p['in_use']} mbufs in use")
+ports = r["stats"]["ports"]
+# h1 receives the data segments and the echo requests; h2 sends them on.
+need = segs + 2 * pings
+for name in ("h1", "h2"):
+    p = ports[name]
+    for key in ("rx_packets", "tx_packets", "ipackets", "opackets"):
+        if p[key] <= pings * 2:
+            bad.append(f"port {name}: {key} {p[key]} <= {pings * 2} echo requests/replies")
+for key, port in (("rx_packets", "h1"), ("tx_packets", "h2")):
+    if ports[port][key] < need:
+        bad.append(f"port {port}: {key} {ports[port][key]} < {need} (iperf3 segments + pings)")
+punted = sum(w["punted"] for w in r["softnet"].values())
+injected = sum(w["injected"] for w in r["softnet"].values())
+if punted == 0:
+    bad.append("punted 0: no ARP/NS/echo reached the slow path")
+sp = r.get("slow_path") or {}
+if sp.get("answered", 0) == 0:
+    bad.append("slow path answered nothing")
+s = r["stats"]
+print(f"  counters: h1 rx {ports['h1']['rx_packets']} tx {ports['h1']['tx_packets']} | "
+      f"h2 rx {ports['h2']['rx_packets']} tx {ports['h2']['tx_packets']} | punted {punted} "
+      f"injected {injected} answered {sp.get('answered')} | dropped {s['dropped']} "
+      f"({', '.join(f'{k} {v}' for k, v in s['drops'].items() if v) or 'none'}) | clean {r['clean']}")
+for b in bad:
+    print("  " + b)
+sys.exit(1 if bad else 0)
+EOF
+
+log "PASS: ping rtt avg $RTT4 ms (IPv4) / $RTT6 ms (IPv6), ttl=63; iperf3 TCP $GBPS Gbit/s; counters account for the traffic; clean exit"
