@@ -9,6 +9,8 @@ PACKAGES=(
   libclang-dev pkg-config     # bindgen over DPDK's headers; finding libdpdk
   libpcap-dev                 # net_pcap's headers (its library comes with dpdk)
   python3                     # dpdk-telemetry.py, ci/bench.py
+  iproute2 iputils-ping       # ci/netns-test.sh: namespaces and veth pairs; ping through the forwarder
+  iperf3 ethtool              # ci/netns-test.sh: a TCP stream; veth TX checksum offload off
 )
 HUGEPAGES_2M=${HUGEPAGES_2M:-1024}   # 2 GiB of 2 MiB pages
 
