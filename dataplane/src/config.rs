@@ -1753,7 +1753,7 @@ rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
 
     #[test]
     fn all_shipped_configs_load() {
-        for name in ["null.toml", "pcap.toml", "l3fwd.toml", "mlx5.toml", "e1000.toml"] {
+        for name in ["null.toml", "pcap.toml", "l3fwd.toml", "mlx5.toml", "e1000.toml", "l2fwd-2port.toml", "l3fwd-2port.toml"] {
             load(name);
         }
     }
