@@ -1,14 +1,129 @@
 #!/usr/bin/env bash
 # Sets up this machine and runs the whole test suite: unit tests, EAL integration tests on
-# vdevs (net_null, net_ring, net_pcap), and the binary's behaviour on bad input.
+# vdevs (net_null, net_ring, net_pcap), the binary's behaviour on bad input, malformed
+# traffic, exhaustion and signals, then a short run of every fuzz target.
 # Ends with one line totalling every test binary's results.
+#
+# Variables:
+#   LONG=1             long mode: each fuzz target for LONG_FUZZ_SECONDS (default 300) and
+#                      a soak of SOAK_SECONDS (default 300) that checks for leaks and growth
+#   FUZZ_SECONDS=N     per fuzz target in the normal mode (default 10; 0 skips fuzzing)
+#   TEST_THREADS=N     cargo test threads (default 2)
+# Fuzzing needs cargo-fuzz (installed here if missing) and runs on stable Rust through
+# RUSTC_BOOTSTRAP=1; when cargo-fuzz cannot be installed, fuzzing is skipped with a note.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh
 cargo build --locked --workspace --all-targets
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 status=0
 cargo test --locked --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
-awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+# The total of every test binary's results is printed last, after fuzzing and the soak.
+summary() {
+    awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+    rm -f "$log"
+}
+trap summary EXIT
+
+# --- Fuzzing (fuzz/, its own workspace: builds only the dataplane library, no EAL) ---------
+if [[ "${LONG:-0}" == 1 ]]; then
+    fuzz_seconds=${LONG_FUZZ_SECONDS:-300}
+else
+    fuzz_seconds=${FUZZ_SECONDS:-10}
+fi
+if (( fuzz_seconds > 0 )); then
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        cargo install --locked cargo-fuzz >/dev/null 2>&1 || echo "fuzz: cannot install cargo-fuzz; fuzzing skipped"
+    fi
+    if cargo fuzz --version >/dev/null 2>&1; then
+        export RUSTC_BOOTSTRAP=1
+        # New inputs go to a scratch corpus; fuzz/corpus/<target> holds the seeds only.
+        scratch=target/fuzz-corpus
+        for t in parse forward local config; do
+            mkdir -p "$scratch/$t"
+            dirs=("$scratch/$t" "fuzz/corpus/$t")
+            [[ -d fuzz/regressions/$t ]] && dirs+=("fuzz/regressions/$t")
+            if (cd fuzz && cargo fuzz run -O "$t" "${dirs[@]/#/../}" -- \
+                    -max_total_time="$fuzz_seconds" -max_len=4096 -print_final_stats=1) >"$scratch/$t.log" 2>&1; then
+                echo "fuzz $t: $(grep -m1 -o 'Done [0-9]* runs in [0-9]* second(s)' "$scratch/$t.log"), no crash"
+            else
+                echo "fuzz $t: FAILED (crash input in fuzz/artifacts/$t/; log $scratch/$t.log):"
+                grep -m3 -E "panicked at|^[^ ].*(ERROR|error)" "$scratch/$t.log" || tail -5 "$scratch/$t.log"
+                status=1
+            fi
+        done
+    fi
+fi
+
+# --- Soak (LONG=1): l3fwd with extensions and accounting on endless pcap traffic -----------
+if [[ "${LONG:-0}" == 1 ]]; then
+    soak=${SOAK_SECONDS:-300}
+    dir=$(mktemp -d)
+    python3 - "$dir" <<'PY'
+import struct, sys
+d = sys.argv[1]
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+open(f"{d}/empty.pcap", "wb").write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+with open(f"{d}/in.pcap", "wb") as out:
+    out.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    for i in range(4000):
+        proto = (17, 6, 1)[i % 3]
+        l4 = struct.pack("!HHHH", 1000 + i % 100, 53, 26, 0) + bytes(18) if proto == 17 else \
+             struct.pack("!HHIIBBHHH", 1000, 80, i, 0, 0x50, 0x10, 512, 0, 0) + bytes(6) if proto == 6 else \
+             struct.pack("!BBHHH", 8, 0, 0, 1, i & 0xffff) + bytes(18)
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), i & 0xffff, 0, 64, proto, 0, bytes([10, 0, 0, 2]), bytes([10, 1, i % 250 // 10, i % 10 + 1])))
+        ip[10:12] = struct.pack("!H", csum(bytes(ip)))
+        f = bytes([2, 0, 0, 0, 0, 0x10, 2, 0, 0, 0, 0, 0x99, 8, 0]) + bytes(ip) + l4
+        out.write(struct.pack("<IIII", 0, i, len(f), len(f)) + f)
+PY
+    cat >"$dir/soak.toml" <<TOML
+[eal]
+file_prefix = "dp-soak-$$"
+args = ["--no-huge", "--no-shconf", "--no-telemetry", "-m", "1024"]
+[forward]
+mode = "l3fwd"
+[extensions]
+trace_every = 4
+flow = true
+[accounting]
+[[port]]
+name = "src"
+device = "net_pcap0"
+args = "rx_pcap=$dir/in.pcap,tx_pcap=/dev/null,infinite_rx=1"
+[[port]]
+name = "dst"
+device = "net_pcap1"
+args = "rx_pcap=$dir/empty.pcap,tx_pcap=/dev/null"
+[[route]]
+prefix = "10.1.0.0/16"
+port = "dst"
+via_mac = "02:00:00:00:01:02"
+[[worker]]
+lcore = 1
+rx = [{ port = "src", queue = 0 }, { port = "dst", queue = 0 }]
+TOML
+    echo "soak: ${soak}s of l3fwd with extensions and accounting (net_pcap infinite_rx, UDP/TCP/ICMP)"
+    target/debug/dataplane --config "$dir/soak.toml" --duration "$soak" --stats-interval 10 \
+        --stats-json "$dir/soak.json" >"$dir/soak.out" 2>&1 &
+    pid=$!
+    rss() { awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0; }
+    sleep $(( soak / 10 + 2 )); early=$(rss)
+    sleep $(( soak * 8 / 10 )); late=$(rss)
+    soak_status=0
+    wait "$pid" || soak_status=$?
+    python3 - "$dir/soak.json" "$early" "$late" "$soak_status" <<'PY' || status=1
+import json, sys
+r = json.load(open(sys.argv[1])); early, late, rc = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+pools = {k: v["in_use"] for k, v in r["pools"].items()}
+pages = {k: v["pages"] for k, v in r.get("memory", {}).get("protocols", {}).items()}
+fwd = r["stats"]["tx_packets"]
+print(f"soak: exit {rc}, forwarded {fwd}, outstanding mbufs/areas {pools}, charged pages {pages}, RSS {early} kB -> {late} kB")
+ok = rc == 0 and r["clean"] and not any(pools.values()) and not any(pages.values()) and fwd > 0 and late <= early * 1.05 + 1024
+sys.exit(0 if ok else 1)
+PY
+    rm -rf "$dir"
+fi
 exit "$status"

@@ -106,6 +106,7 @@ pub struct RouteError {
 struct PortSlot {
     name: String,
     port: Port,
+    rx_queues: u16,
 }
 
 /// A launched worker and what the control thread keeps of it.
@@ -467,6 +468,25 @@ impl Forwarder {
         }
     }
 
+    /// Receives and frees what is still queued on every RX queue: not every PMD frees the
+    /// mbufs its rings hold when the port closes (net_ring does not). Bounded, since some
+    /// PMDs (net_null) never run dry.
+    fn drain_rx(&self) {
+        let mut burst: mempool::Burst = mempool::Burst::new();
+        for slot in &self.ports {
+            for q in 0..slot.rx_queues {
+                let rxq = RxQueue { port: slot.port.id(), queue: QueueId(q) };
+                for _ in 0..256 {
+                    burst.clear();
+                    if rxq.rx_burst(&mut burst, mempool::MAX_BURST as u16) == 0 {
+                        break;
+                    }
+                }
+                burst.clear();
+            }
+        }
+    }
+
     /// The mbuf pools and, when extensions are on, the extension-area pool.
     fn pool_reports(&self) -> Vec<PoolReport> {
         let mut v: Vec<PoolReport> = self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect();
@@ -520,6 +540,7 @@ impl Forwarder {
         }
         let mut snapshot = self.snapshot();
         snapshot.slow_path = slow_path;
+        self.drain_rx();
         let port_errors: Vec<PortError> = self.ports.drain(..).filter_map(|s| s.port.close().err()).collect();
         snapshot.pools = self.pool_reports();
         // Pools drop here (the workers' references went with them): each frees its memory
@@ -607,7 +628,7 @@ fn open_ports(config: &Config) -> Result<Vec<PortSlot>, StartError> {
         if matches!(pc.rx_buffer, RxBuffer::MultiPacket(_)) && !port.driver().starts_with("mlx5") {
             return Err(StartError::MultiPacketNeedsMlx5 { port: pc.name.clone(), driver: port.driver().to_owned() });
         }
-        slots.push(PortSlot { name: pc.name.clone(), port });
+        slots.push(PortSlot { name: pc.name.clone(), port, rx_queues: pc.rx_queues });
     }
     Ok(slots)
 }

@@ -9,7 +9,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::net::checksum;
+use crate::net::{checksum, ipv6};
 use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, Parsed, Proto, L3};
 
 /// The forwarder's own addresses on one port.
@@ -74,9 +74,13 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
         L3::Ipv6 if p.proto == Proto::Icmp && !p.fragment => {
             let ip = Ipv6Packet::new_checked(&frame[l3..]).ok()?;
             let ours = local.ipv6?;
-            match *frame.get(l4)? {
+            // The ICMPv6 message runs from l4 to the end of the datagram (not of the
+            // frame, which may carry padding).
+            let end = l3 + ipv6::HEADER_LEN + usize::from(ip.payload_len());
+            let icmp = frame.get(l4..end)?;
+            match *icmp.first()? {
                 ICMPV6_ECHO_REQUEST if ip.dst_addr() == ours => Some(Request::Echo6),
-                ICMPV6_NS if frame.get(l4 + 8..l4 + 24)? == ours.octets() && ip.hop_limit() == 255 => {
+                ICMPV6_NS if icmp.get(8..24)? == ours.octets() && ip.hop_limit() == 255 => {
                     Some(Request::NeighborSolicit)
                 }
                 _ => None,
@@ -148,8 +152,9 @@ pub fn answer(frame: &mut [u8], local: &Local) -> bool {
             ip[24..40].copy_from_slice(&src);
             ip[8..24].copy_from_slice(&ours);
             ip[7] = 255;
-            let payload_len = usize::from(read16(ip, 4));
-            let icmp = &mut frame[l4..l4 + payload_len];
+            // `classify` checked that the message holds 24 bytes and ends inside the frame.
+            let end = l3 + ipv6::HEADER_LEN + usize::from(read16(ip, 4));
+            let icmp = &mut frame[l4..end];
             icmp[0] = ICMPV6_NA;
             icmp[1] = 0;
             // Router, Solicited, Override.
@@ -165,7 +170,7 @@ pub fn answer(frame: &mut [u8], local: &Local) -> bool {
                 opts.fill(0);
             }
             icmp[2..4].fill(0);
-            let c = icmpv6_checksum(&frame[l3 + 8..l3 + 40], &frame[l4..l4 + payload_len]);
+            let c = icmpv6_checksum(&frame[l3 + 8..l3 + 40], &frame[l4..end]);
             frame[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
         }
     }

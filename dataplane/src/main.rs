@@ -61,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     let config = Config::load(&cli.config)?;
+    check_lcores(&config)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -119,6 +120,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         problems.extend(report.port_errors.iter().map(ToString::to_string));
         problems.extend(report.leaks().map(|p| format!("pool {} leaked {} mbufs", p.name, p.stats.in_use)));
         bail!("{}", problems.join("; "));
+    }
+    Ok(())
+}
+
+/// Refuses, before EAL starts, lcores this process cannot run on (EAL would print its
+/// usage text and a vague error instead). Lcore ids are core ids (EAL's `-l`).
+fn check_lcores(config: &Config) -> anyhow::Result<()> {
+    let Some(cores) = core_affinity::get_core_ids() else { return Ok(()) };
+    let have: std::collections::BTreeSet<usize> = cores.iter().map(|c| c.id).collect();
+    let all = std::iter::once(("eal.main_lcore".to_owned(), config.eal.main_lcore))
+        .chain(config.workers.iter().enumerate().map(|(i, w)| (format!("worker[{i}].lcore"), w.lcore)));
+    for (key, lcore) in all {
+        if !have.contains(&(lcore as usize)) {
+            bail!("{key}: lcore {lcore} is not available on this machine (this process may run on cores {have:?})");
+        }
     }
     Ok(())
 }

@@ -24,30 +24,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// Two net_null ports and one worker, like configs/null.toml; `prefix` is the
 /// EAL file prefix.
 fn valid(prefix: &str) -> String {
-    format!(
-        r#"[eal]
-file_prefix = "{prefix}"
-args = {args}
-
-[forward]
-pairs = [["null0", "null1"]]
-
-[[port]]
-name = "null0"
-device = "net_null0"
-args = "size=64,copy=0"
-
-[[port]]
-name = "null1"
-device = "net_null1"
-args = "size=64,copy=0"
-
-[[worker]]
-lcore = 1
-rx = [{{ port = "null0", queue = 0 }}, {{ port = "null1", queue = 0 }}]
-"#,
-        args = common::eal_args_toml()
-    )
+    common::null_pair_config(prefix)
 }
 
 /// `text` with `from` replaced by `to`, which must be there.

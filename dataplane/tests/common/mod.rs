@@ -274,3 +274,32 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     out
 }
 
+
+/// Two net_null ports in an io pair and one worker on lcore 1 polling both (like
+/// configs/null.toml), with the tests' EAL arguments and `prefix` as file prefix.
+pub fn null_pair_config(prefix: &str) -> String {
+    format!(
+        r#"[eal]
+file_prefix = "{prefix}"
+args = {args}
+
+[forward]
+pairs = [["null0", "null1"]]
+
+[[port]]
+name = "null0"
+device = "net_null0"
+args = "size=64,copy=0"
+
+[[port]]
+name = "null1"
+device = "net_null1"
+args = "size=64,copy=0"
+
+[[worker]]
+lcore = 1
+rx = [{{ port = "null0", queue = 0 }}, {{ port = "null1", queue = 0 }}]
+"#,
+        args = eal_args_toml()
+    )
+}
