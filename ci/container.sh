@@ -133,8 +133,23 @@ ensure_base() {
     run as_root rm -rf "$rootfs"
     run as_root mkdir -p "$rootfs"
     run as_root debootstrap --variant=minbase bookworm "$rootfs" "$mirror"
-    # Lighter image: no downloaded .debs, no apt lists (the builder runs apt-get update).
-    as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    # Lighter image, as Debian's -slim images: no docs, man pages or translations (now or
+    # from packages installed later), no downloaded .debs, no apt lists (every stage
+    # runs apt-get update).
+    as_root tee "$rootfs/etc/dpkg/dpkg.cfg.d/01-slim" >/dev/null <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/lintian/*
+EOF
+    as_root find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+    as_root find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+    as_root rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/lintian/* \
+      "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/* \
+      "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/*
     run as_root sh -c "tar -C '$rootfs' -c . >'$tarball.tmp' && mv '$tarball.tmp' '$tarball'"
     run as_root rm -rf "$rootfs"
   fi
@@ -146,7 +161,12 @@ build_image() {
     --build-context "rust-toolchain=$RUST_TOOLCHAIN"
     --build-context "cargo-registry=$CARGO_REGISTRY")
   if [ "$ENGINE" = docker ]; then
-    # --build-context needs BuildKit (docker buildx); the base is a local image, so no pull.
+    # --build-context and RUN --mount need BuildKit: docker buildx (the legacy builder has
+    # neither). --load puts the result in the engine's images.
+    docker buildx version >/dev/null 2>&1 || {
+      log "docker buildx (BuildKit) is missing: install the docker-buildx plugin, or use podman"
+      exit 1
+    }
     args=(buildx "${args[@]}" --load)
   fi
   run "$ENGINE" "${args[@]}" "$ROOT"
@@ -156,9 +176,12 @@ check_image() {
   local out=$BASE_CACHE/run.log status=0
   mkdir -p "$BASE_CACHE"
   log "running $IMAGE for ${DURATION}s"
-  # Same resources as docker/compose.yaml's dataplane service.
-  run "$ENGINE" run --name "$CONTAINER" --shm-size 1g "$IMAGE" \
-    --config configs/null.toml --duration "$DURATION" >"$out" 2>&1 || status=$?
+  # As docker/compose.yaml's dataplane service: no capabilities, default /dev/shm.
+  # No --rm: the docker CLI against podman's service loses the exit status with it.
+  local cmd=("$ENGINE" run --name "$CONTAINER" --cap-drop ALL "$IMAGE"
+    --config configs/null.toml --duration "$DURATION")
+  echo "+ ${cmd[*]} >$out 2>&1" >&2
+  "${cmd[@]}" >"$out" 2>&1 || status=$?
   run "$ENGINE" rm -f "$CONTAINER" >/dev/null
   tail -n 25 "$out"
   local fails=()
@@ -171,7 +194,7 @@ check_image() {
   full=$(grep -c '^ *pool .*: full$' "$out" || true)
   [ "$pools" -gt 0 ] && [ "$pools" -eq "$full" ] || fails+=("pools full: $full of $pools")
   if [ ${#fails[@]} -gt 0 ]; then
-    log "FAILED: ${fails[*]} (whole output: $out)"
+    log "FAILED: $(IFS=";"; echo "${fails[*]}") (whole output: $out)"
     exit 1
   fi
   log "OK: $fwd packets forwarded, $full/$pools pools full, exit 0 ($(image_size))"
@@ -183,6 +206,8 @@ image_size() {
 }
 
 pick_engine
+# The test container goes even when the script is interrupted.
+trap '"$ENGINE" rm -f "$CONTAINER" >/dev/null 2>&1 || true' EXIT
 log "engine: $ENGINE; base: $BASE_IMAGE; toolchain: $RUST_TOOLCHAIN"
 configure_podman
 ensure_base

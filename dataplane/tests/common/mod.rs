@@ -43,9 +43,10 @@ impl Drop for RuntimeDir {
     }
 }
 
-/// Removes the (empty, thanks to `--no-shconf`) EAL runtime directory that a
-/// process with this file prefix left behind. Only ever removes an empty
-/// directory of exactly that name.
+/// Removes what an EAL process with this (unique, per-pid) file prefix left behind: its
+/// runtime directory, and the hugepage files a primary on hugepages keeps after exit so
+/// that secondaries could attach (without this each run would strand its hugepages).
+/// Only paths named after exactly this prefix are touched.
 pub fn remove_runtime_dir(prefix: &str) {
     let mut bases = vec![PathBuf::from("/var/run/dpdk")];
     if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR") {
@@ -53,7 +54,15 @@ pub fn remove_runtime_dir(prefix: &str) {
     }
     bases.push(PathBuf::from("/tmp/dpdk"));
     for base in bases {
-        let _ = std::fs::remove_dir(base.join(prefix));
+        let _ = std::fs::remove_dir_all(base.join(prefix));
+    }
+    let hugepage_file = format!("{prefix}map_");
+    if let Ok(entries) = std::fs::read_dir("/dev/hugepages") {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&hugepage_file) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
