@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -65,6 +66,11 @@ def hugepages_ready():
 
 def memory_args():
     return ["--in-memory", "-m", "1024"] if hugepages_ready() else ["--no-huge", "-m", "1024"]
+
+
+def remove_runtime_dir(prefix):
+    """EAL leaves /var/run/dpdk/PREFIX behind even with --in-memory: remove ours."""
+    shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
 
 
 def run_bounded(cmd, seconds, **kw):
@@ -121,6 +127,7 @@ class Generator:
 
     def __init__(self, tmp, tag):
         self.sock = f"{tmp}/memif-{tag}.sock"
+        self.prefix = f"bench-gen-{tag}"
         cmd = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-pci", "--file-prefix", f"bench-gen-{tag}",
                *memory_args(), "--vdev", f"net_memif0,role=server,socket={self.sock},socket-abstract=no", "--",
                "--forward-mode=txonly", "--txpkts=64", "--stats-period", "1", "--total-num-mbufs", "16384"]
@@ -137,6 +144,7 @@ class Generator:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        remove_runtime_dir(self.prefix)
 
 
 def dataplane_run(case, seconds, tag, tmp):
@@ -158,6 +166,7 @@ mode = "{mode}"
     finally:
         if gen:
             gen.stop()
+        remove_runtime_dir(f"bench-dp-{tag}")
     if rc != 0:
         raise RuntimeError(f"dataplane exited {rc}:\n{out}")
     rates = [float(m.group(1)) for m in re.finditer(r"^\s*[\d.]+s\s+rx\s+([\d.]+) Mpps", out, re.M)]
@@ -189,6 +198,7 @@ def testpmd_rate(case, seconds, tag, tmp):
     finally:
         if gen:
             gen.stop()
+        remove_runtime_dir(f"bench-tp-{tag}")
     # Each stats period prints one "Rx-pps:" line per port; sum them per period.
     nports = 1 if gen else 2
     pps = [int(x) for x in re.findall(r"Rx-pps:\s+(\d+)", out)]

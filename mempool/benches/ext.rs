@@ -77,7 +77,7 @@ impl Bench {
 
 fn eal() {
     let prefix = format!("ext-bench-{}", std::process::id());
-    let args = ["ext-bench", "--no-huge", "-m", "512", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
+    let args = ["ext-bench", "--no-huge", "--no-shconf", "-m", "512", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
     let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
     let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
     // SAFETY: argv points at NUL-terminated strings that outlive the call (leaked below).

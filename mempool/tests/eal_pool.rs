@@ -10,7 +10,7 @@ fn eal() {
     static EAL: OnceLock<()> = OnceLock::new();
     EAL.get_or_init(|| {
         let prefix = format!("mempool-test-{}", std::process::id());
-        let args = ["mempool-test", "--no-huge", "-m", "256", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
+        let args = ["mempool-test", "--no-huge", "--no-shconf", "-m", "256", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
         let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
         let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
         // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
