@@ -8,7 +8,10 @@ per-second statistics, skipping the first (warm-up) second.
 
     ci/bench.py [--reps 3] [--seconds 5] [--json target/bench.json] [--smoke]
 
-Cases (one worker lcore, 64-byte packets; testpmd runs the same set-up without the
+Scaling from 1 to 2 worker lcores is not measured: this machine has 2 cores, and a main
+lcore plus 2 workers needs 3.
+
+Cases (one worker lcore, 64-byte packets unless named; testpmd runs the same set-up without the
 forwarder's features, so rows with extensions or accounting show their cost):
   null-io         net_null pair, copy=0: pure loop cost; testpmd io
   null-io-copy    net_null pair, copy=1: packet data is touched on RX and TX; testpmd io
@@ -37,7 +40,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release" / "dataplane"
+DEFAULT_BIN = ROOT / "target" / "release" / "dataplane"
+BIN = DEFAULT_BIN
 
 CASES = {
     # name: (set-up, devargs, dataplane mode, testpmd forward mode, extra dataplane config)
@@ -47,6 +51,11 @@ CASES = {
     # Packet extensions: a trace on one packet in 64, and on every packet.
     "null-io-trace64": ("null", "size=64,copy=0", "io", "io", "[extensions]\ntrace_every = 64\n"),
     "null-io-trace1": ("null", "size=64,copy=0", "io", "io", "[extensions]\ntrace_every = 1\n"),
+    # A dpdk-testpmd peer (memif server, io, loop topology, `start tx_first 32`) and the
+    # DUT (memif client) send the same packets back and forth: the rate the DUT forwards.
+    "memif-io-64": ("memif-loop", "64", "io", "io", ""),
+    "memif-io-512": ("memif-loop", "512", "io", "io", ""),
+    "memif-io-1518": ("memif-loop", "1518", "io", "io", ""),
     "memif-l3fwd": ("memif", "", "l3fwd", "macswap", ""),
     # Memory accounting: the generator never reads, so every routed packet the memif
     # ring refuses goes to the TX backlog and is charged (protocol account + group), or
@@ -122,6 +131,92 @@ rx = [{{ port = "m0", queue = 0 }}]
 """
 
 
+def memif_loop_port(sock):
+    return f"""
+[forward]
+pairs = [["m0", "m0"]]
+[[port]]
+name = "m0"
+device = "net_memif0"
+args = "role=client,socket={sock},socket-abstract=no"
+[[worker]]
+lcore = 1
+rx = [{{ port = "m0", queue = 0 }}]
+"""
+
+
+class LoopPeer:
+    """dpdk-testpmd as memif server in io mode with loop topology, driven interactively:
+    once the DUT is connected, `start tx_first 32` puts packets in flight, which then
+    circulate between the peer and the DUT; `stop` before either side exits."""
+
+    WARMUP = 2.0
+
+    def __init__(self, tmp, tag, size):
+        self.sock = f"{tmp}/memif-loop-{tag}.sock"
+        self.prefix = f"bench-peer-{tag}"
+        self.size = size
+        cmd = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-pci", "--file-prefix", self.prefix,
+               *memory_args(), "--vdev", f"net_memif0,role=server,socket={self.sock},socket-abstract=no", "--",
+               "-i", "--forward-mode=io", "--port-topology=loop", "--total-num-mbufs", "16384"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True)
+        for _ in range(100):
+            if os.path.exists(self.sock):
+                break
+            time.sleep(0.1)
+
+    def send(self, line):
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def kick(self):
+        self.send(f"set txpkts {self.size}")
+        self.send("start tx_first 32")
+
+    def stop_traffic(self):
+        self.send("stop")
+
+    def stop(self):
+        self.send("stop")
+        self.send("quit")
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        remove_runtime_dir(self.prefix)
+
+
+def memif_loop_run(cmd, peer, seconds):
+    """Runs the DUT `cmd` against `peer`: connect, kick, measure `seconds`, stop the peer
+    first, then the DUT (SIGINT). Returns the DUT's output."""
+    dut = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(LoopPeer.WARMUP)
+        peer.kick()
+        time.sleep(seconds)
+        peer.stop_traffic()
+        time.sleep(0.5)
+        dut.send_signal(signal.SIGINT)
+        out, _ = dut.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        dut.kill()
+        out, _ = dut.communicate()
+    finally:
+        peer.stop()
+    return dut.returncode, out
+
+
+def busy_median(rates):
+    """The median of the per-second rates while traffic ran (the non-zero ones, less the
+    first and last, which are partial seconds)."""
+    busy = [r for r in rates if r > 0.01]
+    return statistics.median(busy[1:-1] or busy or [0.0])
+
+
 class Generator:
     """dpdk-testpmd txonly as memif server on core 0 (its main thread on core 1)."""
 
@@ -149,6 +244,26 @@ class Generator:
 
 def dataplane_run(case, seconds, tag, tmp):
     setup, devargs, mode, _, extra = CASES[case]
+    if setup == "memif-loop":
+        peer = LoopPeer(tmp, tag, devargs)
+        cfg = f"""
+[eal]
+main_lcore = 0
+file_prefix = "bench-dp-{tag}"
+args = {json.dumps(memory_args())}
+""" + memif_loop_port(peer.sock) + extra
+        cfg_path, json_path = f"{tmp}/dp-{tag}.toml", f"{tmp}/dp-{tag}.json"
+        Path(cfg_path).write_text(cfg)
+        rc, out = memif_loop_run([str(BIN), "--config", cfg_path, "--stats-json", json_path], peer, seconds)
+        remove_runtime_dir(f"bench-dp-{tag}")
+        if rc != 0:
+            raise RuntimeError(f"dataplane exited {rc}:\n{out}")
+        rates = [float(m.group(1)) for m in re.finditer(r"^\s*[\d.]+s\s+rx\s+([\d.]+) Mpps", out, re.M)]
+        report = json.loads(Path(json_path).read_text())
+        lcore = next(iter(report["softnet"].values()))
+        lat = report["latency"]["rx_to_tx"]
+        return {"mpps": busy_median(rates), "cycles_per_packet": lcore["cycles_per_packet"],
+                "latency_p50_ns": lat.get("p50"), "latency_p99_ns": lat.get("p99")}
     gen = Generator(tmp, tag) if setup == "memif" else None
     ports = memif_ports(gen.sock) if gen else null_ports(devargs)
     cfg = f"""
@@ -183,6 +298,18 @@ mode = "{mode}"
 
 def testpmd_rate(case, seconds, tag, tmp):
     setup, devargs, _, fwd_mode, _ = CASES[case]
+    if setup == "memif-loop":
+        peer = LoopPeer(tmp, tag, devargs)
+        cmd = ["dpdk-testpmd", "-l", "0,1", "--no-pci", "--file-prefix", f"bench-tp-{tag}", *memory_args(),
+               "--vdev", f"net_memif0,role=client,socket={peer.sock},socket-abstract=no", "--",
+               "--forward-mode=io", "--port-topology=loop", "--stats-period", "1", "--total-num-mbufs", "8192",
+               "--rxd", "1024", "--txd", "1024", "--burst", "32"]
+        rc, out = memif_loop_run(cmd, peer, seconds)
+        remove_runtime_dir(f"bench-tp-{tag}")
+        rates = [int(x) / 1e6 for x in re.findall(r"Rx-pps:\s+(\d+)", out)]
+        if not rates:
+            raise RuntimeError(f"testpmd printed no rates (exit {rc}):\n{out[-2000:]}")
+        return busy_median(rates)
     gen = Generator(tmp, tag) if setup == "memif" else None
     if gen:
         ports = ["--vdev", f"net_memif0,role=client,socket={gen.sock},socket-abstract=no"]
@@ -215,7 +342,10 @@ def main():
     ap.add_argument("--json", default=str(ROOT / "target" / "bench.json"))
     ap.add_argument("--smoke", action="store_true", help="one short repetition per case")
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ",".join(CASES))
+    ap.add_argument("--bin", default=str(DEFAULT_BIN), help="the dataplane binary (default: the release build)")
     a = ap.parse_args()
+    global BIN
+    BIN = Path(a.bin)
     if a.smoke:
         a.reps, a.seconds = 1, 3
     if not BIN.exists():
@@ -242,6 +372,8 @@ def main():
             results.append(r)
 
     mem = "hugepages" if hugepages_ready() else "--no-huge"
+    if os.cpu_count() < 3:
+        print(f"scaling (1 vs 2 workers): not measured, {os.cpu_count()} cores (a main lcore and 2 workers need 3)")
     print(f"{'case':<14} {'dataplane':>9} {'testpmd':>8} {'ratio':>6} {'cyc/pkt':>8} {'p50 ns':>7} {'p99 ns':>7}   "
           f"dataplane / testpmd min-max Mpps   ({mem}, {a.reps}x{a.seconds}s)")
     for r in results:

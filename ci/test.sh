@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up this machine and runs the whole test suite: unit tests, EAL integration tests on
 # vdevs (net_null, net_ring, net_pcap), the binary's behaviour on bad input, malformed
-# traffic, exhaustion and signals, then a short run of every fuzz target.
+# traffic, exhaustion and signals, a smoke run of the bench against dpdk-testpmd, then a
+# short run of every fuzz target.
 # Ends with one line totalling every test binary's results.
 #
 # Variables:
@@ -24,6 +25,10 @@ summary() {
     rm -f "$log"
 }
 trap summary EXIT
+
+# --- Bench smoke run: one short repetition of two cases against dpdk-testpmd -------------
+echo "bench smoke run (ci/bench.py --smoke; the real measurement is ci/bench.py):"
+ci/bench.py --smoke --cases null-io,memif-io-64 --bin target/debug/dataplane --json target/bench-smoke.json || status=1
 
 # --- Fuzzing (fuzz/, its own workspace: builds only the dataplane library, no EAL) ---------
 if [[ "${LONG:-0}" == 1 ]]; then
