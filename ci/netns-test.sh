@@ -198,6 +198,22 @@ EOF
 )
 log "iperf3 TCP h1 -> h2 for ${IPERF_SECONDS}s: $GBPS Gbit/s (>= $SEGS segments, $RETR retransmits)"
 
+# --- link down and up again: forwarding resumes ----------------------------------------------
+# The forwarder's side of h2's veth goes down (the kernel drops what af_packet sends on
+# it), then up again; the same worker keeps polling, and pings get through once more.
+ip link set "$IF2" down
+if in1 ping -c 1 -W 1 10.0.2.2 >/dev/null 2>&1; then
+  fail "ping h1 -> h2 got through while $IF2 was down"
+fi
+ip link set "$IF2" up
+flapped=0
+for _ in $(seq 50); do
+  if in1 ping -c 1 -W 0.2 10.0.2.2 >/dev/null 2>&1; then flapped=1; break; fi
+  sleep 0.1
+done
+[ "$flapped" = 1 ] || fail "forwarding did not resume within 10 s after $IF2 came back up"
+log "link flap: no traffic while $IF2 was down, forwarding resumed after it came back up"
+
 # --- stop the forwarder and check its counters ---------------------------------------------
 kill -INT "$FWD_PID"
 status=0
@@ -258,4 +274,4 @@ EOF
 
 exit_note="clean exit"
 [ "$status" -eq 0 ] || exit_note="exit 1 only for the known af_xdp fill-queue leak"
-log "PASS: ping rtt min/avg/max $RTT4 ms (IPv4), $RTT6 ms (IPv6), ttl=63; iperf3 TCP $GBPS Gbit/s; counters account for the traffic; $exit_note"
+log "PASS: ping rtt min/avg/max $RTT4 ms (IPv4), $RTT6 ms (IPv6), ttl=63; iperf3 TCP $GBPS Gbit/s; forwarding resumed after a link flap; counters account for the traffic; $exit_note"
