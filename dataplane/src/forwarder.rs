@@ -373,6 +373,11 @@ impl Forwarder {
                 Some((acct, groups, slow_group, conf.clone()))
             }
         };
+        // Fault injection for tests (worker::FAULT_ENV): "LCORE:ROUNDS".
+        let fault_panic: Option<(u32, u64)> = std::env::var(worker::FAULT_ENV).ok().and_then(|v| {
+            let (l, n) = v.split_once(':')?;
+            Some((l.parse().ok()?, n.parse().ok()?))
+        });
         for (k, w) in config.workers.iter().enumerate() {
             let lcore = LcoreId(w.lcore);
             let lanes: Vec<Lane> = w
@@ -410,6 +415,7 @@ impl Forwarder {
                 done: done_tx.clone(),
                 slow: slow_rings.as_ref().map(|r| r[k].clone()),
                 exts: worker_exts,
+                panic_after: fault_panic.filter(|(l, _)| *l == w.lcore).map(|(_, n)| n),
                 memory: memory.as_ref().map(|(acct, groups, slow_group, conf)| WorkerMemory {
                     accounting: acct.clone(),
                     slot: LcoreSlot(k),

@@ -40,6 +40,10 @@ use crate::net::MacAddr;
 use crate::port::{PortId, RxQueue, TxQueue};
 use crate::stats::{WorkerCounters, WorkerTotals};
 
+/// The environment variable that makes a worker panic, for testing how the forwarder
+/// handles it: `LCORE:ROUNDS` (the worker on lcore LCORE panics after ROUNDS rounds).
+pub const FAULT_ENV: &str = "DATAPLANE_FAULT_PANIC";
+
 /// One polled RX queue and, in pair modes, where its packets go.
 #[derive(Debug, Clone, Copy)]
 pub struct Lane {
@@ -171,6 +175,8 @@ pub struct WorkerPlan {
     pub exts: Option<WorkerExts>,
     /// Memory accounting of what the worker holds past a round, when configured.
     pub memory: Option<WorkerMemory>,
+    /// Fault injection for tests: panic after this many rounds.
+    pub panic_after: Option<u64>,
 }
 
 /// What a worker needs to account for the packets it holds: TX backlogs per port and
@@ -317,7 +323,8 @@ impl TxBuf {
 /// Runs the poll loop until `stop` is set; then flushes and frees what it holds and sends
 /// its histograms on `done`.
 pub fn run(plan: WorkerPlan) {
-    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done, slow, exts, memory } = plan;
+    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done, slow, exts, memory, panic_after } =
+        plan;
     let ports = tx.len();
     let mut w = Worker {
         lanes,
@@ -353,6 +360,9 @@ pub fn run(plan: WorkerPlan) {
             w.back_off(idle_streak);
         }
         counters.publish(&w.totals);
+        if panic_after.is_some_and(|n| w.totals.rounds >= n) {
+            panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals.rounds);
+        }
         if let Ok(Command::Histograms(reply)) = commands.try_recv() {
             let _ = reply.send((lcore, w.hist.clone()));
         }

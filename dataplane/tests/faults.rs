@@ -113,3 +113,33 @@ fn sigint_at_full_rate_exits_cleanly() {
     let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     signal_while_forwarding("INT");
 }
+
+/// A panic inside a worker (injected with `DATAPLANE_FAULT_PANIC=LCORE:ROUNDS`) stops the
+/// process quickly, with a non-zero exit and one error line naming the lcore; the other
+/// steps of shutdown still run (the report is printed, every pool is full).
+#[test]
+fn a_panicking_worker_stops_the_process_naming_its_lcore() {
+    let dir = common::TempDir::new("panic");
+    let prefix = common::unique_prefix("panic");
+    let _runtime = common::RuntimeDir(prefix.clone());
+    let cfg = dir.join("panic.toml");
+    std::fs::write(&cfg, config(&prefix)).unwrap();
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_dataplane"))
+        .args(["--config", cfg.to_str().unwrap(), "--duration", "30", "--stats-interval", "0"])
+        .env(dataplane::worker::FAULT_ENV, "1:1000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}, not the 30 s of --duration: the panic did not stop it");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: worker on lcore1 panicked: fault injection"), "{stderr}");
+    assert!(stdout.contains("pool mbuf_pool_s0:") && stdout.lines().filter(|l| l.contains("  pool ")).all(|l| l.ends_with(": full")), "{stdout}");
+}
