@@ -1,0 +1,91 @@
+//! Extension-area exhaustion on a real path: with flow metadata on every packet and only
+//! 64 areas, a flood of echo requests to the forwarder holds areas while the requests wait
+//! for the slow path, so later packets find none. Each such failure is counted
+//! (`ext_failures`) and the packet goes on without its extension: every request is still
+//! answered, and at shutdown every area and every mbuf is back.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataplane::eal::Eal;
+use dataplane::forwarder::Forwarder;
+use dataplane::net::checksum;
+use dataplane::{port, Config};
+use mempool::{MbufRing, Pool, PoolParams, SocketId};
+
+const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
+const REQUESTS: u16 = 600;
+
+fn echo_to_router(seq: u16) -> Vec<u8> {
+    let mut f = MAC_A.to_vec();
+    f.extend_from_slice(&HOST);
+    f.extend_from_slice(&[8, 0]);
+    let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1];
+    let c = checksum::checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut icmp = vec![8, 0, 0, 0, 0, 3, 0, 0];
+    icmp[6..8].copy_from_slice(&seq.to_be_bytes());
+    let c = checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&icmp);
+    f
+}
+
+#[test]
+fn too_few_areas_are_counted_and_nothing_leaks() {
+    let prefix = common::unique_prefix("extx");
+    let _runtime = common::RuntimeDir(prefix.clone());
+    let config = Config::from_toml_str(&format!(
+        r#"
+[eal]
+file_prefix = "{prefix}"
+args = {}
+[forward]
+mode = "l3fwd"
+[extensions]
+flow = true
+areas = 64
+[[port]]
+name = "a"
+device = "net_ring_xa"
+ipv4 = "10.0.0.1/24"
+[[worker]]
+lcore = 1
+rx = [{{ port = "a", queue = 0 }}]
+"#,
+        common::eal_args_toml_with_memory(1024)
+    ))
+    .unwrap();
+    let eal = Eal::init(&config.eal_args("ext_exhaustion", &[])).expect("EAL starts");
+    let a_rx = MbufRing::create("xa_rx", 1024, SocketId::ANY).unwrap();
+    let a_tx = MbufRing::create("xa_tx", 1024, SocketId::ANY).unwrap();
+    let a = port::create_ring_port("net_ring_xa", &a_rx, &a_tx, SocketId::ANY).unwrap();
+    common::set_ring_port_mac(a, MAC_A);
+    let pool = Pool::create(&PoolParams { name: "extx_test".into(), size: 1024, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap();
+    let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
+
+    let frames: Vec<Vec<u8>> = (0..REQUESTS).map(echo_to_router).collect();
+    common::send_frames(&pool, &a_rx, &frames);
+    assert!(
+        common::wait_for(Duration::from_secs(10), || a_tx.len() >= usize::from(REQUESTS)),
+        "{} of {REQUESTS} replies",
+        a_tx.len()
+    );
+    let report = fwd.stop();
+    let replies = common::drain_frames(&a_tx);
+    assert_eq!(replies.len(), usize::from(REQUESTS), "every request answered, with or without its extension");
+    assert!(replies.iter().all(|r| r[34] == 0), "echo replies");
+    let t = report.snapshot.total();
+    assert!(t.ext_failures > 0, "64 areas should run out under this flood: {t:?}");
+    assert_eq!(t.punted, u64::from(REQUESTS));
+    let areas = report.snapshot.pools.iter().find(|p| p.name == "ext_areas").expect("the area pool is reported");
+    assert_eq!((areas.stats.in_use, areas.stats.size), (0, 64), "every area back: {:?}", areas.stats);
+    assert!(report.is_clean(), "{report:?}");
+    drop((a_rx, a_tx));
+    assert!(pool.is_full());
+}
