@@ -14,7 +14,6 @@ use std::time::Duration;
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
 use dataplane::forwarder::Forwarder;
-use dataplane::net::checksum;
 use dataplane::{port, Config};
 use mempool::accounting::Proto;
 use mempool::{MbufRing, Pool, PoolParams, SocketId};
@@ -23,21 +22,7 @@ const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
 
 fn echo(dst: [u8; 4], seq: u16) -> Vec<u8> {
-    let mut f = MAC_A.to_vec();
-    f.extend_from_slice(&HOST);
-    f.extend_from_slice(&[8, 0]);
-    let mut ip = vec![0x45, 0, 0, 48, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2];
-    ip.extend_from_slice(&dst);
-    let c = checksum::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut icmp = vec![8, 0, 0, 0, 0, 9, 0, 0];
-    icmp[6..8].copy_from_slice(&seq.to_be_bytes());
-    icmp.extend_from_slice(&[0x55; 20]);
-    let c = checksum::checksum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&icmp);
-    f
+    common::icmp_echo_request(MAC_A, HOST, dst, 9, seq, 20)
 }
 
 #[test]
