@@ -29,8 +29,8 @@ punted. Prints "e1000-test: PASS ..." and exits 0, or "FAIL" and 1; "SKIP: ..." 
 when QEMU cannot start at all or network namespaces cannot be made.
 
 Everything it makes (the guest, its taps, the namespaces and what runs in them, the share under
-target/guest/) is removed on exit, failure, Ctrl-C or SIGTERM. Takes about 2-4 minutes under
-TCG on a 2-core machine.
+target/guest/) is removed on exit, failure, Ctrl-C or SIGTERM. Takes 40-90 s under TCG on a
+loaded 2-core machine.
 """
 
 import argparse
