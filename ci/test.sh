@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Sets up this machine and runs the whole test suite: unit tests, EAL integration tests on
 # vdevs (net_null, net_ring, net_pcap), the binary's behaviour on bad input, malformed
-# traffic, exhaustion and signals, a smoke run of the bench against dpdk-testpmd, then a
+# traffic, exhaustion and signals, a smoke run of the bench against dpdk-testpmd, the
+# e1000 and vhost-user checks in QEMU guests (ci/e1000-test.py, ci/vhost-test.py), then a
 # short run of every fuzz target.
-# Ends with one line totalling every test binary's results.
+# Ends with one line totalling every test binary's (and VM check's) results.
 #
 # Variables:
 #   LONG=1             long mode: each fuzz target for LONG_FUZZ_SECONDS (default 300) and
 #                      a soak of SOAK_SECONDS (default 300) that checks for leaks and growth
 #   FUZZ_SECONDS=N     per fuzz target in the normal mode (default 10; 0 skips fuzzing)
 #   TEST_THREADS=N     cargo test threads (default 2)
+#   DP_GUEST_ACCEL=tcg|kvm  force the guests' accelerator (default: KVM where a probe boot works)
 # Fuzzing needs cargo-fuzz (installed here if missing) and runs on stable Rust through
 # RUSTC_BOOTSTRAP=1; when cargo-fuzz cannot be installed, fuzzing is skipped with a note.
 set -euo pipefail
@@ -29,6 +31,28 @@ trap summary EXIT
 # --- Bench smoke run: one short repetition of two cases against dpdk-testpmd -------------
 echo "bench smoke run (ci/bench.py --smoke; the real measurement is ci/bench.py):"
 ci/bench.py --smoke --cases null-io,memif-io-64 --bin target/debug/dataplane --json target/bench-smoke.json || status=1
+
+# --- Real NICs and VMs: QEMU guests (ci/guest.py installs QEMU and caches a guest kernel) ---
+# DPDK's e1000 PMD on emulated e1000/e1000e NICs inside a guest, and a guest's virtio-net on the
+# forwarder's vhost-user port. Each is counted in the closing line as one test; exit 77 (QEMU
+# cannot start at all) counts as skipped. Full output in target/<check>.log.
+for check in e1000 vhost; do
+    rc=0
+    ci/$check-test.py --bin target/debug/dataplane >"target/$check-test.log" 2>&1 || rc=$?
+    case $rc in
+    0)
+        grep -E "^$check-test(\[.*\])?: " "target/$check-test.log"
+        echo "test result: ok. 1 passed; 0 failed; 0 ignored ($check-test)" >>"$log" ;;
+    77)
+        echo "$check-test: $(grep -m1 '^SKIP' "target/$check-test.log")"
+        echo "test result: ok. 0 passed; 0 failed; 1 ignored ($check-test)" >>"$log" ;;
+    *)
+        echo "$check-test: FAILED (exit $rc; full log target/$check-test.log), its last lines:"
+        tail -60 "target/$check-test.log"
+        echo "test result: FAILED. 0 passed; 1 failed; 0 ignored ($check-test)" >>"$log"
+        status=1 ;;
+    esac
+done
 
 # --- Fuzzing (fuzz/, its own workspace: builds only the dataplane library, no EAL) ---------
 if [[ "${LONG:-0}" == 1 ]]; then

@@ -107,6 +107,8 @@ struct PortSlot {
     name: String,
     port: Port,
     rx_queues: u16,
+    /// The config's `rx_buffer`, as the report names it.
+    rx_buffer: &'static str,
 }
 
 /// A launched worker and what the control thread keeps of it.
@@ -146,6 +148,10 @@ pub struct PortReport {
     pub id: PortId,
     /// The PMD.
     pub driver: String,
+    /// The RX buffer model: `per_packet` or `multi_packet` (the config's `rx_buffer`).
+    pub rx_buffer: &'static str,
+    /// The link as the PMD reports it now (`rte_eth_link_get_nowait`).
+    pub link: LinkStatus,
     /// The device's counters.
     pub stats: PortStats,
 }
@@ -458,7 +464,14 @@ impl Forwarder {
             ports: self
                 .ports
                 .iter()
-                .map(|s| PortReport { name: s.name.clone(), id: s.port.id(), driver: s.port.driver().to_owned(), stats: s.port.stats() })
+                .map(|s| PortReport {
+                    name: s.name.clone(),
+                    id: s.port.id(),
+                    driver: s.port.driver().to_owned(),
+                    rx_buffer: s.rx_buffer,
+                    link: s.port.link(),
+                    stats: s.port.stats(),
+                })
                 .collect(),
             pools: self.pool_reports(),
             tsc_hz: self.tsc_hz,
@@ -634,7 +647,11 @@ fn open_ports(config: &Config) -> Result<Vec<PortSlot>, StartError> {
         if matches!(pc.rx_buffer, RxBuffer::MultiPacket(_)) && !port.driver().starts_with("mlx5") {
             return Err(StartError::MultiPacketNeedsMlx5 { port: pc.name.clone(), driver: port.driver().to_owned() });
         }
-        slots.push(PortSlot { name: pc.name.clone(), port, rx_queues: pc.rx_queues });
+        let rx_buffer = match pc.rx_buffer {
+            RxBuffer::PerPacket => "per_packet",
+            RxBuffer::MultiPacket(_) => "multi_packet",
+        };
+        slots.push(PortSlot { name: pc.name.clone(), port, rx_queues: pc.rx_queues, rx_buffer });
     }
     Ok(slots)
 }

@@ -97,7 +97,8 @@ pub fn stats_json(s: &Snapshot) -> Value {
         ports.insert(
             p.name.clone(),
             json!({
-                "port_id": p.id.0, "driver": p.driver,
+                "port_id": p.id.0, "driver": p.driver, "rx_buffer": p.rx_buffer,
+                "link": { "up": p.link.up, "text": p.link.text },
                 "rx_packets": s.port_rx(i), "tx_packets": t.port_tx[i],
                 "ipackets": st.ipackets, "opackets": st.opackets, "ibytes": st.ibytes, "obytes": st.obytes,
                 "imissed": st.imissed, "ierrors": st.ierrors, "oerrors": st.oerrors, "rx_nombuf": st.rx_nombuf,
@@ -265,8 +266,8 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         let st = p.stats;
         let _ = writeln!(
             o,
-            "  {} ({}, {}): rx {} tx {} | ipackets {} opackets {} ibytes {} obytes {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
-            p.name, p.id, p.driver, s.port_rx(i), t.port_tx[i], st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
+            "  {} ({}, {}, {} RX buffers, {}): rx {} tx {} | ipackets {} opackets {} ibytes {} obytes {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
+            p.name, p.id, p.driver, p.rx_buffer, p.link.text, s.port_rx(i), t.port_tx[i], st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
         );
     }
     let lat = latency_json(&r.histograms, s.tsc_hz);

@@ -83,6 +83,8 @@ fn null_ports_forward_both_ways_and_every_mbuf_comes_back() {
     assert_eq!(names, ["null0", "null1"]);
     for p in &snap.ports {
         assert_eq!(p.driver, "net_null", "{}", p.name);
+        assert_eq!(p.rx_buffer, "per_packet", "{}: the config's default RX buffer model", p.name);
+        assert!(p.link.up, "{}: {}", p.name, p.link.text);
     }
 
     // One worker, one lane per port, each forwarding, nothing unaccounted for.
