@@ -2,13 +2,15 @@
 # Sets up this machine and runs the whole test suite: unit tests, EAL integration tests on
 # vdevs (net_null, net_ring, net_pcap), the binary's behaviour on bad input, malformed
 # traffic, exhaustion and signals, a smoke run of the bench against dpdk-testpmd, the
-# e1000 and vhost-user checks in QEMU guests (ci/e1000-test.py, ci/vhost-test.py), then a
-# short run of every fuzz target.
+# e1000 and vhost-user checks in QEMU guests (ci/e1000-test.py, ci/vhost-test.py), the
+# container image with Docker, then a short run of every fuzz target.
 # Ends with one line totalling every test binary's (and VM check's) results.
 #
 # Variables:
-#   LONG=1             long mode: each fuzz target for LONG_FUZZ_SECONDS (default 300) and
-#                      a soak of SOAK_SECONDS (default 300) that checks for leaks and growth
+#   LONG=1             long mode: each fuzz target for LONG_FUZZ_SECONDS (default 300), a
+#                      soak of SOAK_SECONDS (default 300) that checks for leaks and growth, and
+#                      the full container build (compile in the builder image) with docker
+#                      and with podman instead of the quick container check
 #   FUZZ_SECONDS=N     per fuzz target in the normal mode (default 10; 0 skips fuzzing)
 #   TEST_THREADS=N     cargo test threads (default 2)
 #   DP_GUEST_ACCEL=tcg|kvm  force the guests' accelerator (default: KVM where a probe boot works)
@@ -53,6 +55,28 @@ for check in e1000 vhost; do
         status=1 ;;
     esac
 done
+
+# --- Container image (ci/container.sh: Docker, starting and stopping its own dockerd when none
+# runs). Always: the image around the binary built above (no compile in the builder image), run
+# on net_null without and with hugepages; about 15 s once the base image and the layers are
+# cached, 1 to 2 min on a fresh machine (docker.io installed, bookworm debootstrapped).
+# LONG=1: the full build (builder image, release compile inside it) with docker and podman.
+container_check() {
+    local what=$1 rc=0 log=target/container-$1.log
+    shift
+    env "$@" ci/container.sh >"$log" 2>&1 || rc=$?
+    case $rc in
+        0) grep -E '^container: (engine|built|OK)' "$log" ;;
+        77) echo "container ($what): $(grep -m1 -o 'SKIP.*' "$log")" ;;
+        *) echo "container ($what): FAILED (whole log: $log):"; grep '^container:' "$log" | tail -n 5; status=1 ;;
+    esac
+}
+if [[ "${LONG:-0}" == 1 ]]; then
+    container_check docker ENGINE=docker
+    container_check podman ENGINE=podman
+else
+    container_check docker-quick ENGINE=docker BINARY=target/debug/dataplane DURATION=3
+fi
 
 # --- Fuzzing (fuzz/, its own workspace: builds only the dataplane library, no EAL) ---------
 if [[ "${LONG:-0}" == 1 ]]; then

@@ -111,7 +111,7 @@ rx = [{{ port = "p0", queue = 0 }}, {{ port = "p1", queue = 0 }}]
         assert!(text.contains("NIC statistics for port 0") && text.contains("RX-packets"), "{text}");
 
         let cap = dir.join("cap.pcapng");
-        let out = Command::new("dpdk-dumpcap")
+        let out = common::dumpcap_command()
             .args(["--file-prefix", &prefix, "-i", "0", "-c", "64", "-w", cap.to_str().unwrap()])
             .output()
             .unwrap();

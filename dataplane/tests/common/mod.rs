@@ -335,3 +335,26 @@ pub fn icmp_echo_request(dst_mac: [u8; 6], src_mac: [u8; 6], dst: [u8; 4], id: u
     f.extend_from_slice(&icmp);
     f
 }
+
+/// A `dpdk-dumpcap` command (package dpdk) that cannot see the host's PCI devices.
+///
+/// dpdk-dumpcap 22.11 builds its own EAL arguments (only `--file-prefix` is passed
+/// through: no `--no-pci`, no allow-list), so its EAL would scan the host's PCI bus and
+/// try its NIC. It runs instead in a private mount namespace (`unshare --mount`, which
+/// makes every mount private) where an empty tmpfs covers `/sys/bus/pci/devices`: the
+/// scan finds nothing. The forwarders in the tests have vdev ports only, so nothing is
+/// lost. Needs CAP_SYS_ADMIN (the tests that run dumpcap need root for hugepages anyway).
+pub fn dumpcap_command() -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--",
+        "sh",
+        "-c",
+        "if [ -d /sys/bus/pci/devices ]; then \
+           mount -t tmpfs -o size=4k,mode=0555 dp-no-pci /sys/bus/pci/devices || exit 125; \
+         fi; exec dpdk-dumpcap \"$@\"",
+        "dpdk-dumpcap",
+    ]);
+    cmd
+}
