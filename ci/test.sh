@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Sets up this machine and runs the whole test suite: unit tests, EAL integration tests on
-# vdevs (net_null, net_ring, net_pcap), the binary's behaviour on bad input, malformed
-# traffic, exhaustion and signals, a smoke run of the bench against dpdk-testpmd, then a
-# short run of every fuzz target.
+# Sets up this machine and runs the whole test suite: rustfmt and clippy, unit tests, EAL
+# integration tests on vdevs (net_null, net_ring, net_pcap), the binary's behaviour on bad
+# input, malformed traffic, exhaustion and signals, a smoke run of the bench against
+# dpdk-testpmd, then a short run of every fuzz target.
 # Ends with one line totalling every test binary's results.
 #
 # Variables:
@@ -18,6 +18,12 @@ ci/setup.sh
 cargo build --locked --workspace --all-targets
 log=$(mktemp)
 status=0
+# Style and lints (rustfmt.toml; clippy with every `unsafe` block's SAFETY comment required by
+# [workspace.lints] in Cargo.toml). A failure fails the run but the tests still run.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo fmt --all --check && rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs || { echo "cargo fmt: not formatted (run cargo fmt --all)"; status=1; }
+cargo clippy --locked --workspace --all-targets -- -D warnings || { echo "cargo clippy: warnings"; status=1; }
 cargo test --locked --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
 # The total of every test binary's results is printed last, after fuzzing and the soak.
 summary() {

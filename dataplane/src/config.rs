@@ -310,10 +310,7 @@ pub struct RxQueueRef {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{}: cannot read config file: {error}", path.display())]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Io { path: PathBuf, error: std::io::Error },
 
     /// The file is not TOML, or does not fit the schema (unknown key, wrong
     /// type). `message` is toml's, flattened to one line.
@@ -340,11 +337,7 @@ pub enum ConfigError {
     TooLarge { key: String, max: i64, got: i64 },
 
     #[error("{key}: must be a multiple of {multiple}, got {got}")]
-    NotMultiple {
-        key: String,
-        multiple: i64,
-        got: i64,
-    },
+    NotMultiple { key: String, multiple: i64, got: i64 },
 
     #[error("pool.mbufs: must be 0 (sized at run time) or at least {min}, got {got}")]
     TooFewMbufs { min: i64, got: i64 },
@@ -356,29 +349,17 @@ pub enum ConfigError {
     InvalidName { key: String, value: String },
 
     #[error("{key}: {arg:?} is derived from {from}; remove it")]
-    ForbiddenEalArg {
-        key: String,
-        arg: String,
-        from: &'static str,
-    },
+    ForbiddenEalArg { key: String, arg: String, from: &'static str },
 
     #[error("{key}: {value:?} is neither a vdev name (\"net_\" + driver + instance, e.g. net_null0) nor a PCI address (DDDD:BB:DD.F, e.g. 0000:03:00.0)")]
     InvalidDevice { key: String, value: String },
 
     #[error("{key}: {value:?}: {problem} (expected key=value items separated by ',')")]
-    InvalidDevargs {
-        key: String,
-        value: String,
-        problem: String,
-    },
+    InvalidDevargs { key: String, value: String, problem: String },
 
     /// `value` is already formatted (quoted if it is a string).
     #[error("{key}: {value} is already used by {first}")]
-    Duplicate {
-        key: String,
-        value: String,
-        first: String,
-    },
+    Duplicate { key: String, value: String, first: String },
 
     #[error("{key}: port {name:?} is not defined in [[port]]")]
     UnknownPort { key: String, name: String },
@@ -387,56 +368,28 @@ pub enum ConfigError {
     NotAPair { key: String, len: usize },
 
     #[error("{key}: port {name:?} is already in {first}; a port can be in at most one pair")]
-    PortInTwoPairs {
-        key: String,
-        name: String,
-        first: String,
-    },
+    PortInTwoPairs { key: String, name: String, first: String },
 
     #[error("{key}: rx queue {queue} of port {port:?} does not exist ({port_key}.rx_queues = {rx_queues})")]
-    NoSuchQueue {
-        key: String,
-        port: String,
-        queue: i64,
-        port_key: String,
-        rx_queues: u16,
-    },
+    NoSuchQueue { key: String, port: String, queue: i64, port_key: String, rx_queues: u16 },
 
     #[error("{key}: rx queue {queue} of port {port:?} is already polled by {first}")]
-    QueuePolledTwice {
-        key: String,
-        port: String,
-        queue: u16,
-        first: String,
-    },
+    QueuePolledTwice { key: String, port: String, queue: u16, first: String },
 
     #[error("{key}: rx queue {queue} of port {port:?} is polled by no [[worker]]")]
-    QueueNotPolled {
-        key: String,
-        port: String,
-        queue: u16,
-    },
+    QueueNotPolled { key: String, port: String, queue: u16 },
 
     #[error("{key}: port {port:?} is polled but is in no forward.pairs entry, so its packets have nowhere to go")]
     PortNotPaired { key: String, port: String },
 
     #[error("{key}: port {port:?} is sent to by {workers} [[worker]]s, each on its own TX queue, so it needs at least {workers}, got {tx_queues}")]
-    TooFewTxQueues {
-        key: String,
-        port: String,
-        workers: usize,
-        tx_queues: u16,
-    },
+    TooFewTxQueues { key: String, port: String, workers: usize, tx_queues: u16 },
 
     #[error("{key}: lcore {lcore} is eal.main_lcore (the control thread); give the worker another lcore")]
     WorkerOnMainLcore { key: String, lcore: u32 },
 
     #[error("{key}: multi_packet needs the mlx5 driver (Multi-Packet RQ); device {device:?} is a {driver} vdev")]
-    MprqOnVdev {
-        key: String,
-        device: String,
-        driver: String,
-    },
+    MprqOnVdev { key: String, device: String, driver: String },
 
     #[error("{key}: only allowed with rx_buffer = \"multi_packet\"")]
     MprqWithoutMultiPacket { key: String },
@@ -445,47 +398,22 @@ pub enum ConfigError {
     InvalidMac { key: String, value: String },
 
     #[error("{key}: {value:?} is not {expected}")]
-    InvalidPrefix {
-        key: String,
-        value: String,
-        expected: &'static str,
-    },
+    InvalidPrefix { key: String, value: String, expected: &'static str },
 
     #[error("{key}: {value:?} has host bits set; did you mean \"{suggestion}\"?")]
-    HostBitsSet {
-        key: String,
-        value: String,
-        suggestion: String,
-    },
+    HostBitsSet { key: String, value: String, suggestion: String },
 
     #[error("{key}: is required with forward.mode = \"{mode}\" ({why})")]
-    RequiredByMode {
-        key: String,
-        mode: &'static str,
-        why: &'static str,
-    },
+    RequiredByMode { key: String, mode: &'static str, why: &'static str },
 
     #[error("{key}: not used with forward.mode = \"{mode}\"; remove it ({why})")]
-    NotUsedByMode {
-        key: String,
-        mode: &'static str,
-        why: &'static str,
-    },
+    NotUsedByMode { key: String, mode: &'static str, why: &'static str },
 
     #[error("{key}: {value:?} is not one of {expected}")]
-    InvalidChoice {
-        key: String,
-        value: String,
-        expected: &'static str,
-    },
+    InvalidChoice { key: String, value: String, expected: &'static str },
 
     #[error("{key}: must not be above {other_key} ({value} > {other})")]
-    OutOfOrder {
-        key: String,
-        value: u32,
-        other_key: String,
-        other: u32,
-    },
+    OutOfOrder { key: String, value: u32, other_key: String, other: u32 },
 }
 
 fn location(file: Option<&Path>, line: usize, column: usize) -> String {
@@ -502,10 +430,7 @@ impl Config {
     /// [`ConfigError::Io`] if the file cannot be read, otherwise as
     /// [`Config::from_toml_str`] (parse errors then carry the path).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
-            path: path.to_owned(),
-            error,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io { path: path.to_owned(), error })?;
         validate(parse(&text, Some(path))?)
     }
 
@@ -746,11 +671,7 @@ mod raw {
 
     impl Default for Eal {
         fn default() -> Self {
-            Eal {
-                main_lcore: 0,
-                file_prefix: "dataplane".to_owned(),
-                args: Vec::new(),
-            }
+            Eal { main_lcore: 0, file_prefix: "dataplane".to_owned(), args: Vec::new() }
         }
     }
 
@@ -765,12 +686,7 @@ mod raw {
 
     impl Default for Pool {
         fn default() -> Self {
-            Pool {
-                mbufs: 0,
-                cache: 256,
-                data_room: 2176,
-                priv_size: 0,
-            }
+            Pool { mbufs: 0, cache: 256, data_room: 2176, priv_size: 0 }
         }
     }
 
@@ -785,11 +701,7 @@ mod raw {
 
     impl Default for Forward {
         fn default() -> Self {
-            Forward {
-                mode: Mode::Io,
-                burst: 32,
-                pairs: Vec::new(),
-            }
+            Forward { mode: Mode::Io, burst: 32, pairs: Vec::new() }
         }
     }
 
@@ -852,12 +764,7 @@ mod raw {
 
     impl Default for Mprq {
         fn default() -> Self {
-            Mprq {
-                log_stride_num: 6,
-                log_stride_size: 11,
-                max_memcpy_len: 128,
-                rxqs_min: 1,
-            }
+            Mprq { log_stride_num: 6, log_stride_size: 11, max_memcpy_len: 128, rxqs_min: 1 }
         }
     }
 
@@ -909,56 +816,27 @@ fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     };
     let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
     let accounting = raw.accounting.map(validate_accounting).transpose()?;
-    let config = Config {
-        eal,
-        pool,
-        forward,
-        poll,
-        ports,
-        workers,
-        routes,
-        extensions,
-        mirror,
-        accounting,
-    };
+    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting };
     check_traffic(&config)?;
     Ok(config)
 }
 
 fn validate_eal(raw: raw::Eal) -> Result<EalConfig, ConfigError> {
-    let main_lcore = int(
-        "eal.main_lcore",
-        raw.main_lcore,
-        0,
-        i64::from(MAX_LCORES) - 1,
-    )?;
+    let main_lcore = int("eal.main_lcore", raw.main_lcore, 0, i64::from(MAX_LCORES) - 1)?;
     check_name("eal.file_prefix", &raw.file_prefix)?;
     for (i, arg) in raw.args.iter().enumerate() {
         if let Some(from) = derived_eal_option(arg) {
-            return Err(ConfigError::ForbiddenEalArg {
-                key: format!("eal.args[{i}]"),
-                arg: arg.clone(),
-                from,
-            });
+            return Err(ConfigError::ForbiddenEalArg { key: format!("eal.args[{i}]"), arg: arg.clone(), from });
         }
     }
-    Ok(EalConfig {
-        main_lcore,
-        file_prefix: raw.file_prefix,
-        args: raw.args,
-    })
+    Ok(EalConfig { main_lcore, file_prefix: raw.file_prefix, args: raw.args })
 }
 
 fn validate_pool(raw: raw::Pool) -> Result<PoolConfig, ConfigError> {
     const MIN_MBUFS: i64 = 1024;
     let mbufs = match raw.mbufs {
         0 => None,
-        n if n < MIN_MBUFS => {
-            return Err(ConfigError::TooFewMbufs {
-                min: MIN_MBUFS,
-                got: n,
-            })
-        }
+        n if n < MIN_MBUFS => return Err(ConfigError::TooFewMbufs { min: MIN_MBUFS, got: n }),
         n => Some(int("pool.mbufs", n, MIN_MBUFS, i64::from(u32::MAX))?),
     };
     let cache: u32 = int("pool.cache", raw.cache, 0, 512)?;
@@ -972,26 +850,14 @@ fn validate_pool(raw: raw::Pool) -> Result<PoolConfig, ConfigError> {
     let data_room = int("pool.data_room", raw.data_room, 256, 65535)?;
     let priv_size = int("pool.priv_size", raw.priv_size, 0, 65535)?;
     if priv_size % 8 != 0 {
-        return Err(ConfigError::NotMultiple {
-            key: "pool.priv_size".to_owned(),
-            multiple: 8,
-            got: raw.priv_size,
-        });
+        return Err(ConfigError::NotMultiple { key: "pool.priv_size".to_owned(), multiple: 8, got: raw.priv_size });
     }
-    Ok(PoolConfig {
-        mbufs,
-        cache,
-        data_room,
-        priv_size,
-    })
+    Ok(PoolConfig { mbufs, cache, data_room, priv_size })
 }
 
 fn validate_ports(raw: Vec<raw::Port>) -> Result<Vec<PortConfig>, ConfigError> {
     if raw.is_empty() {
-        return Err(ConfigError::Empty {
-            key: "port".to_owned(),
-            what: "[[port]] table",
-        });
+        return Err(ConfigError::Empty { key: "port".to_owned(), what: "[[port]] table" });
     }
     let mut ports: Vec<PortConfig> = Vec::with_capacity(raw.len());
     for (i, raw_port) in raw.into_iter().enumerate() {
@@ -1018,37 +884,20 @@ fn validate_ports(raw: Vec<raw::Port>) -> Result<Vec<PortConfig>, ConfigError> {
 fn validate_port(i: usize, raw: raw::Port) -> Result<PortConfig, ConfigError> {
     let key = |field: &str| format!("port[{i}].{field}");
 
-    let name = raw
-        .name
-        .ok_or_else(|| ConfigError::Missing { key: key("name") })?;
+    let name = raw.name.ok_or_else(|| ConfigError::Missing { key: key("name") })?;
     check_name(&key("name"), &name)?;
-    let device_str = raw
-        .device
-        .ok_or_else(|| ConfigError::Missing { key: key("device") })?;
-    let device = parse_device(&device_str).ok_or_else(|| ConfigError::InvalidDevice {
-        key: key("device"),
-        value: device_str,
-    })?;
+    let device_str = raw.device.ok_or_else(|| ConfigError::Missing { key: key("device") })?;
+    let device = parse_device(&device_str).ok_or_else(|| ConfigError::InvalidDevice { key: key("device"), value: device_str })?;
     if let Err(problem) = check_devargs(&raw.args) {
-        return Err(ConfigError::InvalidDevargs {
-            key: key("args"),
-            value: raw.args,
-            problem,
-        });
+        return Err(ConfigError::InvalidDevargs { key: key("args"), value: raw.args, problem });
     }
 
     let rx_buffer = match (raw.rx_buffer, raw.mprq) {
         (raw::RxBuffer::PerPacket, None) => RxBuffer::PerPacket,
-        (raw::RxBuffer::PerPacket, Some(_)) => {
-            return Err(ConfigError::MprqWithoutMultiPacket { key: key("mprq") })
-        }
+        (raw::RxBuffer::PerPacket, Some(_)) => return Err(ConfigError::MprqWithoutMultiPacket { key: key("mprq") }),
         (raw::RxBuffer::MultiPacket, mprq) => {
             if let Device::Vdev { name, driver } = &device {
-                return Err(ConfigError::MprqOnVdev {
-                    key: key("rx_buffer"),
-                    device: name.clone(),
-                    driver: driver.clone(),
-                });
+                return Err(ConfigError::MprqOnVdev { key: key("rx_buffer"), device: name.clone(), driver: driver.clone() });
             }
             RxBuffer::MultiPacket(validate_mprq(i, mprq.unwrap_or_default())?)
         }
@@ -1063,24 +912,29 @@ fn validate_port(i: usize, raw: raw::Port) -> Result<PortConfig, ConfigError> {
         rx_desc: int(&key("rx_desc"), raw.rx_desc, 32, 32768)?,
         tx_desc: int(&key("tx_desc"), raw.tx_desc, 32, 32768)?,
         promiscuous: raw.promiscuous,
-        mtu: raw
-            .mtu
-            .map(|mtu| int(&key("mtu"), mtu, 68, 9600))
-            .transpose()?,
+        mtu: raw.mtu.map(|mtu| int(&key("mtu"), mtu, 68, 9600)).transpose()?,
         rx_buffer,
         peer_mac: raw.peer_mac.map(|m| parse_mac(&key("peer_mac"), &m)).transpose()?,
         ipv4: raw
             .ipv4
             .map(|a| match parse_prefix(&key("ipv4"), &a, false)? {
                 (IpAddr::V4(v4), len) => Ok((v4, len)),
-                _ => Err(ConfigError::InvalidPrefix { key: key("ipv4"), value: a, expected: "an IPv4 address with prefix length, like 10.0.0.1/24" }),
+                _ => Err(ConfigError::InvalidPrefix {
+                    key: key("ipv4"),
+                    value: a,
+                    expected: "an IPv4 address with prefix length, like 10.0.0.1/24",
+                }),
             })
             .transpose()?,
         ipv6: raw
             .ipv6
             .map(|a| match parse_prefix(&key("ipv6"), &a, false)? {
                 (IpAddr::V6(v6), len) => Ok((v6, len)),
-                _ => Err(ConfigError::InvalidPrefix { key: key("ipv6"), value: a, expected: "an IPv6 address with prefix length, like 2001:db8::1/64" }),
+                _ => Err(ConfigError::InvalidPrefix {
+                    key: key("ipv6"),
+                    value: a,
+                    expected: "an IPv6 address with prefix length, like 2001:db8::1/64",
+                }),
             })
             .transpose()?,
     })
@@ -1100,7 +954,11 @@ fn validate_poll(raw: raw::Poll) -> Result<PollConfig, ConfigError> {
                     other: sleep_after,
                 });
             }
-            Some(IdleBackoff { pause_after, sleep_after, sleep_usecs: int("poll.idle_backoff.sleep_usecs", b.sleep_usecs, 1, 1_000_000)? })
+            Some(IdleBackoff {
+                pause_after,
+                sleep_after,
+                sleep_usecs: int("poll.idle_backoff.sleep_usecs", b.sleep_usecs, 1, 1_000_000)?,
+            })
         }
     };
     Ok(PollConfig {
@@ -1159,7 +1017,11 @@ fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfi
         "udp" => MirrorProto::Udp,
         "icmp" => MirrorProto::Icmp,
         other => {
-            return Err(ConfigError::InvalidChoice { key: "mirror.proto".to_owned(), value: other.to_owned(), expected: "any, tcp, udp or icmp" })
+            return Err(ConfigError::InvalidChoice {
+                key: "mirror.proto".to_owned(),
+                value: other.to_owned(),
+                expected: "any, tcp, udp or icmp",
+            })
         }
     };
     Ok(MirrorConfig { port, proto })
@@ -1177,7 +1039,11 @@ fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<Rou
         let via_mac = parse_mac(&key("via_mac"), &mac)?;
         let prefix = Prefix { addr, len };
         if let Some(j) = routes.iter().position(|other| other.prefix == prefix) {
-            return Err(ConfigError::Duplicate { key: key("prefix"), value: format!("{prefix:?}"), first: format!("route[{j}]") });
+            return Err(ConfigError::Duplicate {
+                key: key("prefix"),
+                value: format!("{prefix:?}"),
+                first: format!("route[{j}]"),
+            });
         }
         routes.push(RouteConfig { prefix, port, via_mac });
     }
@@ -1219,7 +1085,11 @@ fn parse_prefix(key: &str, s: &str, network: bool) -> Result<(IpAddr, u8), Confi
     if network {
         let masked = mask(addr, len);
         if masked != addr {
-            return Err(ConfigError::HostBitsSet { key: key.to_owned(), value: s.to_owned(), suggestion: format!("{masked}/{len}") });
+            return Err(ConfigError::HostBitsSet {
+                key: key.to_owned(),
+                value: s.to_owned(),
+                suggestion: format!("{masked}/{len}"),
+            });
         }
     }
     Ok((addr, len))
@@ -1256,10 +1126,7 @@ fn validate_forward(raw: raw::Forward, ports: &[PortConfig]) -> Result<ForwardCo
     let mut paired: HashMap<usize, usize> = HashMap::new();
     for (p, names) in raw.pairs.iter().enumerate() {
         let [a, b] = names.as_slice() else {
-            return Err(ConfigError::NotAPair {
-                key: format!("forward.pairs[{p}]"),
-                len: names.len(),
-            });
+            return Err(ConfigError::NotAPair { key: format!("forward.pairs[{p}]"), len: names.len() });
         };
         let a = port_index(ports, a, format!("forward.pairs[{p}][0]"))?;
         let b = port_index(ports, b, format!("forward.pairs[{p}][1]"))?;
@@ -1277,49 +1144,29 @@ fn validate_forward(raw: raw::Forward, ports: &[PortConfig]) -> Result<ForwardCo
         }
         pairs.push((a, b));
     }
-    Ok(ForwardConfig {
-        mode: raw.mode,
-        burst,
-        pairs,
-    })
+    Ok(ForwardConfig { mode: raw.mode, burst, pairs })
 }
 
-fn validate_workers(
-    raw: Vec<raw::Worker>,
-    eal: &EalConfig,
-    ports: &[PortConfig],
-) -> Result<Vec<WorkerConfig>, ConfigError> {
+fn validate_workers(raw: Vec<raw::Worker>, eal: &EalConfig, ports: &[PortConfig]) -> Result<Vec<WorkerConfig>, ConfigError> {
     if raw.is_empty() {
-        return Err(ConfigError::Empty {
-            key: "worker".to_owned(),
-            what: "[[worker]] table",
-        });
+        return Err(ConfigError::Empty { key: "worker".to_owned(), what: "[[worker]] table" });
     }
     let mut workers: Vec<WorkerConfig> = Vec::with_capacity(raw.len());
     // Which worker rx entry polls each queue, for the "exactly once" check.
     let mut polled_by: HashMap<RxQueueRef, String> = HashMap::new();
     for (w, raw_worker) in raw.into_iter().enumerate() {
         let key = format!("worker[{w}].lcore");
-        let lcore = raw_worker
-            .lcore
-            .ok_or_else(|| ConfigError::Missing { key: key.clone() })?;
+        let lcore = raw_worker.lcore.ok_or_else(|| ConfigError::Missing { key: key.clone() })?;
         let lcore: u32 = int(&key, lcore, 0, i64::from(MAX_LCORES) - 1)?;
         if lcore == eal.main_lcore {
             return Err(ConfigError::WorkerOnMainLcore { key, lcore });
         }
         if let Some(first) = workers.iter().position(|other| other.lcore == lcore) {
-            return Err(ConfigError::Duplicate {
-                key,
-                value: lcore.to_string(),
-                first: format!("worker[{first}]"),
-            });
+            return Err(ConfigError::Duplicate { key, value: lcore.to_string(), first: format!("worker[{first}]") });
         }
 
         if raw_worker.rx.is_empty() {
-            return Err(ConfigError::Empty {
-                key: format!("worker[{w}].rx"),
-                what: "{ port, queue } entry",
-            });
+            return Err(ConfigError::Empty { key: format!("worker[{w}].rx"), what: "{ port, queue } entry" });
         }
         let mut rx = Vec::with_capacity(raw_worker.rx.len());
         for (j, raw_ref) in raw_worker.rx.into_iter().enumerate() {
@@ -1341,41 +1188,20 @@ fn validate_workers(
 }
 
 /// One `{ port, queue }` entry of a worker's `rx`; `here` is its key path.
-fn validate_rx_ref(
-    here: &str,
-    raw: raw::RxRef,
-    ports: &[PortConfig],
-) -> Result<RxQueueRef, ConfigError> {
+fn validate_rx_ref(here: &str, raw: raw::RxRef, ports: &[PortConfig]) -> Result<RxQueueRef, ConfigError> {
     let port_key = format!("{here}.port");
     let queue_key = format!("{here}.queue");
-    let name = raw.port.ok_or_else(|| ConfigError::Missing {
-        key: port_key.clone(),
-    })?;
-    let queue = raw.queue.ok_or_else(|| ConfigError::Missing {
-        key: queue_key.clone(),
-    })?;
+    let name = raw.port.ok_or_else(|| ConfigError::Missing { key: port_key.clone() })?;
+    let queue = raw.queue.ok_or_else(|| ConfigError::Missing { key: queue_key.clone() })?;
     let port = port_index(ports, &name, port_key)?;
     let rx_queues = ports[port].rx_queues;
     if queue < 0 {
-        return Err(ConfigError::TooSmall {
-            key: queue_key,
-            min: 0,
-            got: queue,
-        });
+        return Err(ConfigError::TooSmall { key: queue_key, min: 0, got: queue });
     }
     if queue >= i64::from(rx_queues) {
-        return Err(ConfigError::NoSuchQueue {
-            key: queue_key,
-            port: name,
-            queue,
-            port_key: format!("port[{port}]"),
-            rx_queues,
-        });
+        return Err(ConfigError::NoSuchQueue { key: queue_key, port: name, queue, port_key: format!("port[{port}]"), rx_queues });
     }
-    Ok(RxQueueRef {
-        port,
-        queue: int(&queue_key, queue, 0, 65535)?,
-    })
+    Ok(RxQueueRef { port, queue: int(&queue_key, queue, 0, 65535)? })
 }
 
 /// Cross checks once everything is resolved: every RX queue is polled, every
@@ -1387,11 +1213,19 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::NotUsedByMode { key: "route[0]".to_owned(), mode: mode.name(), why: "only l3fwd routes" });
     }
     if !mode.uses_pairs() && !config.forward.pairs.is_empty() {
-        return Err(ConfigError::NotUsedByMode { key: "forward.pairs".to_owned(), mode: mode.name(), why: "l3fwd sends by [[route]]" });
+        return Err(ConfigError::NotUsedByMode {
+            key: "forward.pairs".to_owned(),
+            mode: mode.name(),
+            why: "l3fwd sends by [[route]]",
+        });
     }
     if let Some(m) = &config.mirror {
         if mode == Mode::Io {
-            return Err(ConfigError::NotUsedByMode { key: "mirror".to_owned(), mode: mode.name(), why: "io moves whole bursts without looking at packets; use macswap, l2fwd or l3fwd" });
+            return Err(ConfigError::NotUsedByMode {
+                key: "mirror".to_owned(),
+                mode: mode.name(),
+                why: "io moves whole bursts without looking at packets; use macswap, l2fwd or l3fwd",
+            });
         }
         if usize::from(config.ports[m.port].tx_queues) < config.workers.len() {
             return Err(ConfigError::TooFewTxQueues {
@@ -1427,11 +1261,7 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
         for queue in 0..port.rx_queues {
             let queue_ref = RxQueueRef { port: i, queue };
             if !config.workers.iter().any(|w| w.rx.contains(&queue_ref)) {
-                return Err(ConfigError::QueueNotPolled {
-                    key: format!("port[{i}].rx_queues"),
-                    port: port.name.clone(),
-                    queue,
-                });
+                return Err(ConfigError::QueueNotPolled { key: format!("port[{i}].rx_queues"), port: port.name.clone(), queue });
             }
         }
     }
@@ -1455,50 +1285,26 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
 /// `got` as a `T`, if within `min..=max`.
 fn int<T: TryFrom<i64>>(key: &str, got: i64, min: i64, max: i64) -> Result<T, ConfigError> {
     if got < min {
-        return Err(ConfigError::TooSmall {
-            key: key.to_owned(),
-            min,
-            got,
-        });
+        return Err(ConfigError::TooSmall { key: key.to_owned(), min, got });
     }
     if got > max {
-        return Err(ConfigError::TooLarge {
-            key: key.to_owned(),
-            max,
-            got,
-        });
+        return Err(ConfigError::TooLarge { key: key.to_owned(), max, got });
     }
     // Cannot fail when min..=max fits in T, as at every call site.
-    T::try_from(got).map_err(|_| ConfigError::TooLarge {
-        key: key.to_owned(),
-        max,
-        got,
-    })
+    T::try_from(got).map_err(|_| ConfigError::TooLarge { key: key.to_owned(), max, got })
 }
 
 fn port_index(ports: &[PortConfig], name: &str, key: String) -> Result<usize, ConfigError> {
-    ports
-        .iter()
-        .position(|p| p.name == name)
-        .ok_or_else(|| ConfigError::UnknownPort {
-            key,
-            name: name.to_owned(),
-        })
+    ports.iter().position(|p| p.name == name).ok_or_else(|| ConfigError::UnknownPort { key, name: name.to_owned() })
 }
 
 /// Names (ports, file prefix): non-empty `[A-Za-z0-9_-]+`.
 fn check_name(key: &str, value: &str) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::InvalidName {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        })
+        Err(ConfigError::InvalidName { key: key.to_owned(), value: value.to_owned() })
     }
 }
 
@@ -1507,17 +1313,12 @@ fn check_name(key: &str, value: &str) -> Result<(), ConfigError> {
 fn parse_device(s: &str) -> Option<Device> {
     if let Some(rest) = s.strip_prefix("net_") {
         let ok = rest.starts_with(|c: char| c.is_ascii_lowercase())
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !ok {
             return None;
         }
         let driver = s.trim_end_matches(|c: char| c.is_ascii_digit());
-        return Some(Device::Vdev {
-            name: s.to_owned(),
-            driver: driver.to_owned(),
-        });
+        return Some(Device::Vdev { name: s.to_owned(), driver: driver.to_owned() });
     }
     parse_pci(s).map(|addr| Device::Pci { addr })
 }
@@ -1553,16 +1354,10 @@ fn check_devargs(s: &str) -> Result<(), String> {
     for (n, item) in s.split(',').enumerate() {
         let n = n + 1;
         let Some((key, value)) = item.split_once('=') else {
-            return Err(if item.is_empty() {
-                format!("item {n} is empty")
-            } else {
-                format!("item {n} ({item:?}) has no '='")
-            });
+            return Err(if item.is_empty() { format!("item {n} is empty") } else { format!("item {n} ({item:?}) has no '='") });
         };
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            return Err(format!(
-                "item {n}: key {key:?} must be letters, digits, '_' and '-'"
-            ));
+            return Err(format!("item {n}: key {key:?} must be letters, digits, '_' and '-'"));
         }
         if value.is_empty() {
             return Err(format!("item {n}: {key} has an empty value"));
@@ -1586,10 +1381,7 @@ const DERIVED_EAL_OPTIONS: &[(&str, &str)] = &[
     ("--allow", "[[port]] device"),
     ("-b", "[[port]] device"),
     ("--block", "[[port]] device"),
-    (
-        "--no-pci",
-        "[[port]] device (added when no port is a PCI device)",
-    ),
+    ("--no-pci", "[[port]] device (added when no port is a PCI device)"),
 ];
 
 /// Where `arg` is derived from, if it is one of [`DERIVED_EAL_OPTIONS`], in
@@ -1649,39 +1441,14 @@ rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
     #[test]
     fn minimal_config_gets_the_documented_defaults() {
         let config = Config::from_toml_str(&valid()).unwrap();
-        assert_eq!(
-            config.eal,
-            EalConfig {
-                main_lcore: 0,
-                file_prefix: "dataplane".into(),
-                args: vec![]
-            }
-        );
-        assert_eq!(
-            config.pool,
-            PoolConfig {
-                mbufs: None,
-                cache: 256,
-                data_room: 2176,
-                priv_size: 0
-            }
-        );
-        assert_eq!(
-            config.forward,
-            ForwardConfig {
-                mode: Mode::Io,
-                burst: 32,
-                pairs: vec![(0, 1)]
-            }
-        );
+        assert_eq!(config.eal, EalConfig { main_lcore: 0, file_prefix: "dataplane".into(), args: vec![] });
+        assert_eq!(config.pool, PoolConfig { mbufs: None, cache: 256, data_room: 2176, priv_size: 0 });
+        assert_eq!(config.forward, ForwardConfig { mode: Mode::Io, burst: 32, pairs: vec![(0, 1)] });
         assert_eq!(
             config.ports[1],
             PortConfig {
                 name: "null1".into(),
-                device: Device::Vdev {
-                    name: "net_null1".into(),
-                    driver: "net_null".into()
-                },
+                device: Device::Vdev { name: "net_null1".into(), driver: "net_null".into() },
                 args: String::new(),
                 rx_queues: 1,
                 tx_queues: 1,
@@ -1697,13 +1464,7 @@ rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
         );
         assert_eq!(
             config.workers,
-            vec![WorkerConfig {
-                lcore: 1,
-                rx: vec![
-                    RxQueueRef { port: 0, queue: 0 },
-                    RxQueueRef { port: 1, queue: 0 }
-                ],
-            }]
+            vec![WorkerConfig { lcore: 1, rx: vec![RxQueueRef { port: 0, queue: 0 }, RxQueueRef { port: 1, queue: 0 }] }]
         );
     }
 
@@ -1745,10 +1506,7 @@ device = "net_null1"
 lcore = 1
 rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
 "#;
-        assert_eq!(
-            Config::from_toml_str(explicit).unwrap(),
-            Config::from_toml_str(&valid()).unwrap()
-        );
+        assert_eq!(Config::from_toml_str(explicit).unwrap(), Config::from_toml_str(&valid()).unwrap());
     }
 
     #[test]
@@ -1827,19 +1585,8 @@ rx = [{ port = "p0", queue = 0 }, { port = "p1", queue = 0 }, { port = "v", queu
 "#,
         )
         .unwrap();
-        assert_eq!(
-            config.ports[0].device,
-            Device::Pci {
-                addr: "0000:03:00.0".into()
-            }
-        );
-        assert_eq!(
-            config.ports[2].device,
-            Device::Vdev {
-                name: "net_ring_a".into(),
-                driver: "net_ring_a".into()
-            }
-        );
+        assert_eq!(config.ports[0].device, Device::Pci { addr: "0000:03:00.0".into() });
+        assert_eq!(config.ports[2].device, Device::Vdev { name: "net_ring_a".into(), driver: "net_ring_a".into() });
         assert_eq!(config.out_port(2), Some(2));
         let args = config.eal_args("dp", &[]);
         assert_eq!(
@@ -1876,18 +1623,10 @@ rx = [{ port = "p0", queue = 0 }, { port = "p1", queue = 0 }, { port = "v", queu
 
     #[test]
     fn device_syntax() {
-        let vdev = |name: &str, driver: &str| {
-            Some(Device::Vdev {
-                name: name.into(),
-                driver: driver.into(),
-            })
-        };
+        let vdev = |name: &str, driver: &str| Some(Device::Vdev { name: name.into(), driver: driver.into() });
         let pci = |addr: &str| Some(Device::Pci { addr: addr.into() });
         assert_eq!(parse_device("net_null0"), vdev("net_null0", "net_null"));
-        assert_eq!(
-            parse_device("net_af_packet12"),
-            vdev("net_af_packet12", "net_af_packet")
-        );
+        assert_eq!(parse_device("net_af_packet12"), vdev("net_af_packet12", "net_af_packet"));
         assert_eq!(parse_device("0000:03:00.0"), pci("0000:03:00.0"));
         assert_eq!(parse_device("AB:1F.7"), pci("0000:ab:1f.7"));
         for bad in [
@@ -1915,9 +1654,7 @@ rx = [{ port = "p0", queue = 0 }, { port = "p1", queue = 0 }, { port = "v", queu
         for good in ["", "size=64", "size=64,copy=0", "rx_pcap=/tmp/a=b.pcap", "socket-abstract=no"] {
             assert_eq!(check_devargs(good), Ok(()), "{good:?}");
         }
-        for bad in [
-            "copy", "a=1,,b=2", ",a=1", "a=1,", "=1", "a=", "a b=1", "a=x y", "a.b=1",
-        ] {
+        for bad in ["copy", "a=1,,b=2", ",a=1", "a=1,", "=1", "a=", "a b=1", "a=x y", "a.b=1"] {
             assert!(check_devargs(bad).is_err(), "{bad:?}");
         }
     }
@@ -1946,11 +1683,7 @@ rx = [{ port = "p0", queue = 0 }, { port = "p1", queue = 0 }, { port = "v", queu
 
     /// `valid()` with `extra` added to port null0 (it is followed by null1).
     fn with_port0(extra: &str) -> String {
-        with_ports(&PORTS.replacen(
-            "device = \"net_null0\"\n",
-            &format!("device = \"net_null0\"\n{extra}\n"),
-            1,
-        ))
+        with_ports(&PORTS.replacen("device = \"net_null0\"\n", &format!("device = \"net_null0\"\n{extra}\n"), 1))
     }
 
     /// `valid()` with `extra` added to port null1 (the last port).
@@ -1971,14 +1704,8 @@ lcore = 2
 rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
 {extra}"#
             ))
-            .replace(
-                "device = \"net_null0\"",
-                "device = \"net_null0\"\nrx_queues = 2",
-            )
-            .replace(
-                "device = \"net_null1\"",
-                "device = \"net_null1\"\nrx_queues = 2",
-            )
+            .replace("device = \"net_null0\"", "device = \"net_null0\"\nrx_queues = 2")
+            .replace("device = \"net_null1\"", "device = \"net_null1\"\nrx_queues = 2")
         };
         let cases: Vec<(&str, String, &str)> = vec![
             ("unknown top-level key", format!("bogus = 1\n{}", valid()), "unknown field `bogus`"),
@@ -2095,10 +1822,7 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
                 Ok(_) => panic!("{what}: accepted\n{text}"),
                 Err(e) => {
                     let msg = e.to_string();
-                    assert!(
-                        msg.contains(expected),
-                        "{what}: {msg:?} does not contain {expected:?}\n{text}"
-                    );
+                    assert!(msg.contains(expected), "{what}: {msg:?} does not contain {expected:?}\n{text}");
                     assert!(!msg.contains('\n'), "{what}: not one line: {msg:?}");
                 }
             }
@@ -2107,16 +1831,7 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
 
     #[test]
     fn harmless_eal_args_pass() {
-        for arg in [
-            "--no-huge",
-            "-m",
-            "512",
-            "--in-memory",
-            "--log-level=lib.eal:debug",
-            "-n",
-            "4",
-            "--no-telemetry",
-        ] {
+        for arg in ["--no-huge", "-m", "512", "--in-memory", "--log-level=lib.eal:debug", "-n", "4", "--no-telemetry"] {
             assert_eq!(derived_eal_option(arg), None, "{arg}");
         }
     }

@@ -330,36 +330,54 @@ mod tests {
             (ipv4_udp([10, 9, 0, 1], 64), DropReason::NoRoute),
             (ipv4_udp([10, 1, 2, 3], 1), DropReason::TtlExpired),
             (ipv4_udp([10, 1, 2, 3], 0), DropReason::TtlExpired),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[24] ^= 0xff;
-                f
-            }, DropReason::BadIpv4Checksum),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[14] = 0x44;
-                f
-            }, DropReason::BadIpv4HeaderLen),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[14] = 0x55;
-                f
-            }, DropReason::BadIpVersion),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[16..18].copy_from_slice(&100u16.to_be_bytes());
-                f
-            }, DropReason::Truncated),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[16..18].copy_from_slice(&10u16.to_be_bytes());
-                f
-            }, DropReason::BadIpv4TotalLen),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[12..14].copy_from_slice(&[0x08, 0x06]);
-                f
-            }, DropReason::NotIp),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[24] ^= 0xff;
+                    f
+                },
+                DropReason::BadIpv4Checksum,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[14] = 0x44;
+                    f
+                },
+                DropReason::BadIpv4HeaderLen,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[14] = 0x55;
+                    f
+                },
+                DropReason::BadIpVersion,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[16..18].copy_from_slice(&100u16.to_be_bytes());
+                    f
+                },
+                DropReason::Truncated,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[16..18].copy_from_slice(&10u16.to_be_bytes());
+                    f
+                },
+                DropReason::BadIpv4TotalLen,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[12..14].copy_from_slice(&[0x08, 0x06]);
+                    f
+                },
+                DropReason::NotIp,
+            ),
             (ipv4_udp([10, 1, 2, 3], 64)[..20].to_vec(), DropReason::Truncated),
         ] {
             let before = f.clone();

@@ -17,16 +17,18 @@ use mempool::{mbufs_needed, MbufRing, Pool, PoolError, PoolParams, PoolSizing, P
 
 use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
-use crate::port::{self, LinkStatus, Port, PortError, PortId, PortSetup, PortStats, QueueId, RxQueue, TxQueue};
+use crate::exts::{self, PacketExts};
 use crate::forward::NextHop;
 use crate::local::Local;
-use crate::slowpath::SlowPath;
 use crate::lpm::{Lpm4, Lpm6, LpmError};
 use crate::net::MacAddr;
+use crate::port::{self, LinkStatus, Port, PortError, PortId, PortSetup, PortStats, QueueId, RxQueue, TxQueue};
+use crate::slowpath::SlowPath;
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
-use crate::exts::{self, PacketExts};
+use crate::worker::{
+    self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerMemory, WorkerPlan,
+};
 use mempool::accounting::{Accounting, AccountingConfig, AccountingSnapshot, Group, LcoreSlot};
-use crate::worker::{self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerMemory, WorkerPlan};
 
 /// Why the forwarder could not start. Each names the config's port or lcore.
 #[derive(Debug, thiserror::Error)]
@@ -359,8 +361,12 @@ impl Forwarder {
             Some(conf) => {
                 let budget = |b: u64| if b == 0 { Group::UNLIMITED } else { b };
                 let acct = Arc::new(
-                    Accounting::new(AccountingConfig { limits: conf.limits, batch_pages: conf.batch_pages, lcores: config.workers.len() })
-                        .map_err(|e| StartError::Accounting(e.to_string()))?,
+                    Accounting::new(AccountingConfig {
+                        limits: conf.limits,
+                        batch_pages: conf.batch_pages,
+                        lcores: config.workers.len(),
+                    })
+                    .map_err(|e| StartError::Accounting(e.to_string()))?,
                 );
                 let groups = config
                     .ports
@@ -368,7 +374,8 @@ impl Forwarder {
                     .map(|p| acct.group(&format!("port_{}", p.name), budget(conf.port_budget)))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| StartError::Accounting(e.to_string()))?;
-                let slow_group = acct.group("slow_path", budget(conf.slow_path_budget)).map_err(|e| StartError::Accounting(e.to_string()))?;
+                let slow_group =
+                    acct.group("slow_path", budget(conf.slow_path_budget)).map_err(|e| StartError::Accounting(e.to_string()))?;
                 fwd.accounting = Some(acct.clone());
                 Some((acct, groups, slow_group, conf.clone()))
             }
@@ -380,15 +387,14 @@ impl Forwarder {
         });
         for (k, w) in config.workers.iter().enumerate() {
             let lcore = LcoreId(w.lcore);
-            let lanes: Vec<Lane> = w
-                .rx
-                .iter()
-                .map(|r| Lane {
-                    rx: RxQueue { port: fwd.ports[r.port].port.id(), queue: QueueId(r.queue) },
-                    port: r.port,
-                    out: config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten(),
-                })
-                .collect();
+            let lanes: Vec<Lane> =
+                w.rx.iter()
+                    .map(|r| Lane {
+                        rx: RxQueue { port: fwd.ports[r.port].port.id(), queue: QueueId(r.queue) },
+                        port: r.port,
+                        out: config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten(),
+                    })
+                    .collect();
             // Worker k sends on TX queue k of every port that has one (validated for
             // every port it can send to).
             let tx: Vec<TxQueue> = fwd
@@ -458,7 +464,12 @@ impl Forwarder {
             ports: self
                 .ports
                 .iter()
-                .map(|s| PortReport { name: s.name.clone(), id: s.port.id(), driver: s.port.driver().to_owned(), stats: s.port.stats() })
+                .map(|s| PortReport {
+                    name: s.name.clone(),
+                    id: s.port.id(),
+                    driver: s.port.driver().to_owned(),
+                    stats: s.port.stats(),
+                })
                 .collect(),
             pools: self.pool_reports(),
             tsc_hz: self.tsc_hz,
@@ -495,7 +506,8 @@ impl Forwarder {
 
     /// The mbuf pools and, when extensions are on, the extension-area pool.
     fn pool_reports(&self) -> Vec<PoolReport> {
-        let mut v: Vec<PoolReport> = self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect();
+        let mut v: Vec<PoolReport> =
+            self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect();
         if let Some(x) = &self.exts {
             v.push(PoolReport { name: x.ext.pool_name().to_owned(), stats: x.ext.stats() });
         }
@@ -584,8 +596,12 @@ impl Drop for Forwarder {
 /// Builds the l3fwd tables: one next hop per distinct (port, MAC) among the routes.
 fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3Tables, StartError> {
     let max_rules = (config.routes.len() as u32).max(1024);
-    let mut v4 = Lpm4::create("l3fwd_v4", max_rules, 1024, socket).map_err(LpmError::from).map_err(|error| RouteError { index: 0, error })?;
-    let mut v6 = Lpm6::create("l3fwd_v6", max_rules, 1 << 16, socket).map_err(LpmError::from).map_err(|error| RouteError { index: 0, error })?;
+    let mut v4 = Lpm4::create("l3fwd_v4", max_rules, 1024, socket)
+        .map_err(LpmError::from)
+        .map_err(|error| RouteError { index: 0, error })?;
+    let mut v6 = Lpm6::create("l3fwd_v6", max_rules, 1 << 16, socket)
+        .map_err(LpmError::from)
+        .map_err(|error| RouteError { index: 0, error })?;
     let mut next_hops: Vec<NextHop> = Vec::new();
     for (index, r) in config.routes.iter().enumerate() {
         let nh = NextHop { port: r.port, src: macs[r.port], dst: MacAddr(r.via_mac) };
@@ -607,7 +623,11 @@ fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3
         .iter()
         .zip(macs)
         .map(|(pc, &mac)| {
-            (pc.ipv4.is_some() || pc.ipv6.is_some()).then(|| Local { mac, ipv4: pc.ipv4.map(|a| a.0), ipv6: pc.ipv6.map(|a| a.0) })
+            (pc.ipv4.is_some() || pc.ipv6.is_some()).then(|| Local {
+                mac,
+                ipv4: pc.ipv4.map(|a| a.0),
+                ipv6: pc.ipv6.map(|a| a.0),
+            })
         })
         .collect();
     Ok(L3Tables { v4, v6, next_hops, locals })

@@ -20,7 +20,6 @@
 //! every block there says why it holds.
 
 #![deny(unsafe_code)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
 #[allow(unsafe_code)]

@@ -80,9 +80,7 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
             let icmp = frame.get(l4..end)?;
             match *icmp.first()? {
                 ICMPV6_ECHO_REQUEST if ip.dst_addr() == ours => Some(Request::Echo6),
-                ICMPV6_NS if icmp.get(8..24)? == ours.octets() && ip.hop_limit() == 255 => {
-                    Some(Request::NeighborSolicit)
-                }
+                ICMPV6_NS if icmp.get(8..24)? == ours.octets() && ip.hop_limit() == 255 => Some(Request::NeighborSolicit),
                 _ => None,
             }
         }
@@ -94,8 +92,12 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
 pub fn is_for(frame: &[u8], p: &Parsed, local: &Local) -> bool {
     let l3 = usize::from(p.l3_offset);
     match p.l3 {
-        L3::Ipv4 => local.ipv4.is_some() && Ipv4Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv4),
-        L3::Ipv6 => local.ipv6.is_some() && Ipv6Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv6),
+        L3::Ipv4 => {
+            local.ipv4.is_some() && Ipv4Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv4)
+        }
+        L3::Ipv6 => {
+            local.ipv6.is_some() && Ipv6Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv6)
+        }
         _ => false,
     }
 }

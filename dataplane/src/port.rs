@@ -269,7 +269,10 @@ impl Port {
         // SAFETY: writes link for a valid port without waiting.
         let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id.0, &mut link) };
         if ret < 0 {
-            return LinkStatus { up: false, text: format!("link unknown ({})", DpdkError::from_ret("rte_eth_link_get_nowait", ret)) };
+            return LinkStatus {
+                up: false,
+                text: format!("link unknown ({})", DpdkError::from_ret("rte_eth_link_get_nowait", ret)),
+            };
         }
         let mut buf = [0 as std::ffi::c_char; 64];
         // SAFETY: rte_eth_link_to_str writes a NUL-terminated string of at most len bytes.
@@ -327,7 +330,12 @@ impl Drop for Port {
 ///
 /// # Errors
 /// When the net_ring driver refuses (for example a duplicate name).
-pub fn create_ring_port(name: &str, rx: &mempool::MbufRing, tx: &mempool::MbufRing, socket: SocketId) -> Result<PortId, DpdkError> {
+pub fn create_ring_port(
+    name: &str,
+    rx: &mempool::MbufRing,
+    tx: &mempool::MbufRing,
+    socket: SocketId,
+) -> Result<PortId, DpdkError> {
     let invalid = DpdkError { op: "rte_eth_from_rings", errno: 22 };
     // rte_eth_from_rings names the ethdev "net_ring_" + its argument: pass the rest.
     let suffix = name.strip_prefix("net_ring_").filter(|s| !s.is_empty()).ok_or(invalid)?;
@@ -336,9 +344,7 @@ pub fn create_ring_port(name: &str, rx: &mempool::MbufRing, tx: &mempool::MbufRi
     let mut txs = [tx.as_ptr()];
     // SAFETY: the arrays hold one valid ring each and are read during the call only; the
     // driver keeps the ring pointers, which the caller keeps alive (documented above).
-    let ret = unsafe {
-        dpdk_sys::rte_eth_from_rings(cname.as_ptr(), rxs.as_mut_ptr(), 1, txs.as_mut_ptr(), 1, socket.0 as u32)
-    };
+    let ret = unsafe { dpdk_sys::rte_eth_from_rings(cname.as_ptr(), rxs.as_mut_ptr(), 1, txs.as_mut_ptr(), 1, socket.0 as u32) };
     if ret < 0 {
         Err(DpdkError::last("rte_eth_from_rings"))
     } else {
@@ -386,9 +392,7 @@ impl RxQueue {
         // SAFETY: rx_burst writes n <= room owned mbufs into the spare slots. The port was
         // started and this lcore is the queue's only poller (the config assigns each RX
         // queue to exactly one worker).
-        unsafe {
-            burst.fill_raw(|slots, room| dpdk_sys::dp_eth_rx_burst(self.port.0, self.queue.0, slots, room.min(max)))
-        }
+        unsafe { burst.fill_raw(|slots, room| dpdk_sys::dp_eth_rx_burst(self.port.0, self.queue.0, slots, room.min(max))) }
     }
 }
 

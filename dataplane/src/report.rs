@@ -146,7 +146,10 @@ pub fn memory_json(s: &Snapshot) -> Value {
 pub fn pools_json(s: &Snapshot) -> Value {
     let mut m = Map::new();
     for p in &s.pools {
-        m.insert(p.name.clone(), json!({ "size": p.stats.size, "available": p.stats.available, "in_use": p.stats.in_use, "cached": p.stats.cached }));
+        m.insert(
+            p.name.clone(),
+            json!({ "size": p.stats.size, "available": p.stats.available, "in_use": p.stats.in_use, "cached": p.stats.cached }),
+        );
     }
     Value::Object(m)
 }
@@ -229,7 +232,15 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         let _ = writeln!(
             o,
             "  {}: processed {} tx {} dropped {} time_squeeze {} rounds {} idle_rounds {} busy_cycles {} ({:.1} cycles/packet)",
-            w.lcore, wt.processed(), wt.tx_packets(), wt.dropped(), wt.time_squeeze, wt.rounds, wt.idle_rounds, wt.busy_cycles, cpp
+            w.lcore,
+            wt.processed(),
+            wt.tx_packets(),
+            wt.dropped(),
+            wt.time_squeeze,
+            wt.rounds,
+            wt.idle_rounds,
+            wt.busy_cycles,
+            cpp
         );
         for (l, (rx, bursts)) in w.lanes.iter().zip(wt.lane_rx.iter().zip(&wt.lane_bursts)) {
             let _ = writeln!(o, "    rx {} {}/{}: {} packets in {} bursts", s.ports[l.port].name, l.port_id, l.queue, rx, bursts);
@@ -239,12 +250,26 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         let _ = writeln!(o, "  extensions: mirrored {} ext_failures {}", t.mirrored, t.ext_failures);
     }
     if let Some(m) = &s.memory {
-        let _ = writeln!(o, "  memory: backlogged {} backlog_sent {} proto_mem drops {}", t.backlogged, t.backlog_sent, t.drops[DropReason::ProtoMem.index()]);
+        let _ = writeln!(
+            o,
+            "  memory: backlogged {} backlog_sent {} proto_mem drops {}",
+            t.backlogged,
+            t.backlog_sent,
+            t.drops[DropReason::ProtoMem.index()]
+        );
         for p in &m.protos {
             let _ = writeln!(
                 o,
                 "    {}: pages {} (+{} unflushed) limits {}/{}/{} pressure {} charges {} failures {}",
-                p.proto.name(), p.pages, p.unflushed_pages, p.limits.min, p.limits.pressure, p.limits.max, p.under_pressure, p.charges, p.failures
+                p.proto.name(),
+                p.pages,
+                p.unflushed_pages,
+                p.limits.min,
+                p.limits.pressure,
+                p.limits.max,
+                p.under_pressure,
+                p.charges,
+                p.failures
             );
         }
         for g in &m.groups {
@@ -258,8 +283,11 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
             t.punted, sp.answered, sp.ignored, sp.inject_full, t.injected
         );
     }
-    let reasons: Vec<String> =
-        DropReason::ALL.iter().filter(|r| t.drops[r.index()] > 0).map(|r| format!("{} {}", r.name(), t.drops[r.index()])).collect();
+    let reasons: Vec<String> = DropReason::ALL
+        .iter()
+        .filter(|r| t.drops[r.index()] > 0)
+        .map(|r| format!("{} {}", r.name(), t.drops[r.index()]))
+        .collect();
     let _ = writeln!(o, "  drops: {}", if reasons.is_empty() { "none".to_owned() } else { reasons.join(", ") });
     for (i, p) in s.ports.iter().enumerate() {
         let st = p.stats;

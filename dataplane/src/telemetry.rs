@@ -199,10 +199,7 @@ extern "C" fn on_command(cmd: *const c_char, _params: *const c_char, d: *mut rte
         }
         // SAFETY: DPDK passes the NUL-terminated command it matched, valid for this call.
         let cmd = unsafe { CStr::from_ptr(cmd) }.to_bytes();
-        let Some(section) = cmd
-            .strip_prefix(PREFIX)
-            .and_then(|name| SECTIONS.iter().position(|s| s.as_bytes() == name))
-        else {
+        let Some(section) = cmd.strip_prefix(PREFIX).and_then(|name| SECTIONS.iter().position(|s| s.as_bytes() == name)) else {
             return -1;
         };
         let snapshot = lock(&PUBLISHED)[section].clone();
@@ -351,11 +348,8 @@ fn scalar_array(items: &[Value]) -> Option<TelEntry> {
 
 /// A dict name DPDK 22.11 accepts: ASCII letters, digits, `_` and `/`, 1 to 127 bytes.
 fn tel_name(raw: &str) -> String {
-    let mut name: String = raw
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '/' { c } else { '_' })
-        .take(MAX_STR)
-        .collect();
+    let mut name: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '/' { c } else { '_' }).take(MAX_STR).collect();
     if name.is_empty() {
         name.push('_');
     }

@@ -29,14 +29,14 @@ use mempool::accounting::{Accounting, Consumer, Group, LcoreSlot, Proto as AcctP
 use mempool::{ext, Burst, Mbuf, MbufRing, Pool, MAX_BURST};
 
 use crate::config::IdleBackoff;
-use crate::eal::{self, LcoreId};
-use crate::forward::{self, Action, DropReason, NextHop, Routes};
 use crate::config::{AccountingConf, MirrorProto};
+use crate::eal::{self, LcoreId};
 use crate::exts::{FlowMeta, PacketExts, Trace};
+use crate::forward::{self, Action, DropReason, NextHop, Routes};
 use crate::local::Local;
-use crate::net::{parse, Proto};
 use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
+use crate::net::{parse, Proto};
 use crate::port::{PortId, RxQueue, TxQueue};
 use crate::stats::{WorkerCounters, WorkerTotals};
 
@@ -323,8 +323,23 @@ impl TxBuf {
 /// Runs the poll loop until `stop` is set; then flushes and frees what it holds and sends
 /// its histograms on `done`.
 pub fn run(plan: WorkerPlan) {
-    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done, slow, exts, memory, panic_after } =
-        plan;
+    let WorkerPlan {
+        lcore,
+        lanes,
+        tx,
+        burst,
+        budget,
+        forwarding,
+        pool,
+        counters,
+        stop,
+        commands,
+        done,
+        slow,
+        exts,
+        memory,
+        panic_after,
+    } = plan;
     let ports = tx.len();
     let mut w = Worker {
         lanes,
@@ -595,13 +610,22 @@ impl Worker {
             i += x.trace_every as usize;
         }
         self.trace_in = (i - n) as u32;
-        if mask == 0 { Tagged::None } else { Tagged::Some(mask) }
+        if mask == 0 {
+            Tagged::None
+        } else {
+            Tagged::Some(mask)
+        }
     }
 
     /// The trace of a packet received on `lane` by the burst at `rx_tsc`.
     fn trace(&self, lane: usize, rx_tsc: u64) -> Trace {
         let l = self.lanes[lane];
-        Trace { rx_tsc: if rx_tsc != 0 { rx_tsc } else { self.round_start }, lcore: self.lcore.0 as u16, port: l.rx.port.0, queue: l.rx.queue.0 }
+        Trace {
+            rx_tsc: if rx_tsc != 0 { rx_tsc } else { self.round_start },
+            lcore: self.lcore.0 as u16,
+            port: l.rx.port.0,
+            queue: l.rx.queue.0,
+        }
     }
 
     fn add_trace(&mut self, lane: usize, m: &mut Mbuf, rx_tsc: u64) {

@@ -107,7 +107,13 @@ fn check_common(name: &str, report: &Report) {
     assert_eq!(t.processed(), t.tx_packets() + t.dropped(), "{name}: rx != tx + dropped: {t:?}");
     assert_eq!(t.dropped(), 0, "{name}: {t:?}");
     for pool in &snap.pools {
-        assert_eq!((pool.stats.in_use, pool.stats.available), (0, pool.stats.size), "{name}: pool {} not full: {:?}", pool.name, pool.stats);
+        assert_eq!(
+            (pool.stats.in_use, pool.stats.available),
+            (0, pool.stats.size),
+            "{name}: pool {} not full: {:?}",
+            pool.name,
+            pool.stats
+        );
     }
     assert!(report.is_clean(), "{name}: {report:?}");
 }
@@ -207,11 +213,19 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     let (a_rx, a_tx, b_rx, b_tx) = (ring("t_bud_a_rx"), ring("t_bud_a_tx"), ring("t_bud_b_rx"), ring("t_bud_b_tx"));
     port::create_ring_port("net_ring_bud_a", &a_rx, &a_tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port a: {e}"));
     port::create_ring_port("net_ring_bud_b", &b_rx, &b_tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port b: {e}"));
-    let pool = Pool::create(&PoolParams { name: "t_bud_pkts".into(), size: 256, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY })
-        .unwrap_or_else(|e| panic!("test pool: {e}"));
+    let pool = Pool::create(&PoolParams {
+        name: "t_bud_pkts".into(),
+        size: 256,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: SocketId::ANY,
+    })
+    .unwrap_or_else(|e| panic!("test pool: {e}"));
 
     let frames: Vec<Vec<u8>> = (0..40).map(|seq| common::frame(0xbd, seq, common::frame_len(seq))).collect();
-    let fwd = Forwarder::start(eal, &config, Arc::new(AtomicBool::new(false))).unwrap_or_else(|e| panic!("forwarder did not start: {e}"));
+    let fwd = Forwarder::start(eal, &config, Arc::new(AtomicBool::new(false)))
+        .unwrap_or_else(|e| panic!("forwarder did not start: {e}"));
     common::send_frames(&pool, &a_rx, &frames); // enqueues 32, then 8
     let through = common::wait_for(Duration::from_secs(10), || b_tx.len() >= frames.len());
     let report = fwd.stop();
@@ -223,7 +237,10 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert!(a_tx.is_empty() && a_rx.is_empty() && b_rx.is_empty());
 
     let w = &report.snapshot.workers[0].totals;
-    eprintln!("budget = 1, 40 frames: {} rounds ({} idle), {} squeezed, bursts {:?}", w.rounds, w.idle_rounds, w.time_squeeze, w.lane_bursts);
+    eprintln!(
+        "budget = 1, 40 frames: {} rounds ({} idle), {} squeezed, bursts {:?}",
+        w.rounds, w.idle_rounds, w.time_squeeze, w.lane_bursts
+    );
     assert_eq!(w.lane_rx, [40, 0], "{w:?}");
     assert_eq!(w.lane_bursts, [2, 0], "a full burst of 32, then 8: {w:?}");
     assert_eq!(w.time_squeeze, 1, "only the round that took a full burst is squeezed: {w:?}");

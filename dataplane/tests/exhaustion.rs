@@ -104,7 +104,16 @@ rx = [{{ port = "src", queue = 0 }}, {{ port = "loop", queue = 0 }}{extra_rx}]
     std::fs::write(&cfg, config).unwrap();
     let json_path = dir.join("stats.json");
     let out = common::run_dataplane(
-        &["--config", cfg.to_str().unwrap(), "--duration", &seconds.to_string(), "--stats-interval", "0", "--stats-json", json_path.to_str().unwrap()],
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            &seconds.to_string(),
+            "--stats-interval",
+            "0",
+            "--stats-json",
+            json_path.to_str().unwrap(),
+        ],
         Duration::from_secs(30),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -123,7 +132,8 @@ rx = [{{ port = "src", queue = 0 }}, {{ port = "loop", queue = 0 }}{extra_rx}]
         assert!(line.ends_with(": full"), "{line}{context}");
     }
     let w = json["softnet"].as_object().unwrap().values().next().unwrap().clone();
-    let (processed, tx, dropped) = (w["processed"].as_u64().unwrap(), w["tx_packets"].as_u64().unwrap(), w["dropped"].as_u64().unwrap());
+    let (processed, tx, dropped) =
+        (w["processed"].as_u64().unwrap(), w["tx_packets"].as_u64().unwrap(), w["dropped"].as_u64().unwrap());
     // Mirrored clones are sent too: rx + mirrored = tx + dropped.
     let mirrored = w["mirrored"].as_u64().unwrap();
     assert_eq!(processed + mirrored, tx + dropped, "rx + mirrored = tx + dropped{context}");

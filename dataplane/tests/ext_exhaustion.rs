@@ -53,7 +53,15 @@ rx = [{{ port = "a", queue = 0 }}]
     let a_tx = MbufRing::create("xa_tx", 1024, SocketId::ANY).unwrap();
     let a = port::create_ring_port("net_ring_xa", &a_rx, &a_tx, SocketId::ANY).unwrap();
     common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams { name: "extx_test".into(), size: 1024, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap();
+    let pool = Pool::create(&PoolParams {
+        name: "extx_test".into(),
+        size: 1024,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: SocketId::ANY,
+    })
+    .unwrap();
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
 
     let frames: Vec<Vec<u8>> = (0..REQUESTS).map(echo_to_router).collect();

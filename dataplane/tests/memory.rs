@@ -68,7 +68,15 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     let a = port::create_ring_port("net_ring_ma", &a_rx, &a_tx, SocketId::ANY).unwrap();
     let _b = port::create_ring_port("net_ring_mb", &b_rx, &b_tx, SocketId::ANY).unwrap();
     common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams { name: "mem_test".into(), size: 512, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap();
+    let pool = Pool::create(&PoolParams {
+        name: "mem_test".into(),
+        size: 512,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: SocketId::ANY,
+    })
+    .unwrap();
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
 
     // 120 echo requests routed towards b: 31 fit its ring, the rest wait in the backlog

@@ -83,7 +83,10 @@ rx = [{{ port = "west", queue = 0 }}, {{ port = "east", queue = 0 }}, {{ port = 
     );
     let cfg = dir.join("mirror.toml");
     std::fs::write(&cfg, config).unwrap();
-    let out = common::run_dataplane(&["--config", cfg.to_str().unwrap(), "--duration", "2", "--stats-interval", "0"], Duration::from_secs(30));
+    let out = common::run_dataplane(
+        &["--config", cfg.to_str().unwrap(), "--duration", "2", "--stats-interval", "0"],
+        Duration::from_secs(30),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("pool mbuf_pool_s0:") && stdout.contains("pool ext_areas:"), "{stdout}");

@@ -425,7 +425,16 @@ struct Outcome {
 /// injects `in_b` on port b, waits for `want_a` + `want_b` packets out of a and b (at most
 /// 10 s), stops the forwarder and collects what came out.
 #[allow(clippy::too_many_arguments)]
-fn run(eal: &Eal, config: &Config, ports: &RingPorts, pool: &Pool, in_a: &[Vec<u8>], in_b: &[Vec<u8>], want_a: usize, want_b: usize) -> Outcome {
+fn run(
+    eal: &Eal,
+    config: &Config,
+    ports: &RingPorts,
+    pool: &Pool,
+    in_a: &[Vec<u8>],
+    in_b: &[Vec<u8>],
+    want_a: usize,
+    want_b: usize,
+) -> Outcome {
     let name = config.forward.mode.name();
     let fwd = Forwarder::start(eal, config, Arc::new(AtomicBool::new(false)))
         .unwrap_or_else(|e| panic!("{name}: forwarder did not start: {e}"));
@@ -464,7 +473,13 @@ fn check_counts(name: &str, report: &Report, rx: [usize; 2], tx: [usize; 2], dro
         assert_eq!(p.driver, "net_ring", "{name}: {}", p.name);
         assert_eq!(snap.port_rx(i), rx[i] as u64, "{name}: worker rx on {}", p.name);
         assert_eq!(t.port_tx[i], tx[i] as u64, "{name}: worker tx on {}", p.name);
-        assert_eq!((p.stats.ipackets, p.stats.opackets), (rx[i] as u64, tx[i] as u64), "{name}: {} device counters: {:?}", p.name, p.stats);
+        assert_eq!(
+            (p.stats.ipackets, p.stats.opackets),
+            (rx[i] as u64, tx[i] as u64),
+            "{name}: {} device counters: {:?}",
+            p.name,
+            p.stats
+        );
         assert_eq!((p.stats.ierrors, p.stats.oerrors), (0, 0), "{name}: {}: {:?}", p.name, p.stats);
     }
     let mut want = [0u64; DropReason::COUNT];
@@ -482,7 +497,13 @@ fn check_counts(name: &str, report: &Report, rx: [usize; 2], tx: [usize; 2], dro
     }
     assert!(!snap.pools.is_empty(), "{name}: no pool in the report");
     for pool in &snap.pools {
-        assert_eq!((pool.stats.in_use, pool.stats.available), (0, pool.stats.size), "{name}: pool {} not full: {:?}", pool.name, pool.stats);
+        assert_eq!(
+            (pool.stats.in_use, pool.stats.available),
+            (0, pool.stats.size),
+            "{name}: pool {} not full: {:?}",
+            pool.name,
+            pool.stats
+        );
     }
     assert!(report.is_clean(), "{name}: {report:?}");
 }

@@ -113,7 +113,15 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     let a = port::create_ring_port("net_ring_sa", &rings[0], &rings[1], SocketId::ANY).unwrap();
     let _b = port::create_ring_port("net_ring_sb", &rings[2], &rings[3], SocketId::ANY).unwrap();
     common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams { name: "slow_test".into(), size: 256, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap();
+    let pool = Pool::create(&PoolParams {
+        name: "slow_test".into(),
+        size: 256,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: SocketId::ANY,
+    })
+    .unwrap();
 
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
     let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
@@ -121,13 +129,13 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     ns.extend_from_slice(&[1, 1]);
     ns.extend_from_slice(&HOST);
     let frames = vec![
-        arp_request([10, 0, 0, 1]),                                  // answered
-        arp_request([10, 0, 0, 9]),                                  // someone else's: not_ip
-        ipv4([10, 0, 0, 1], 1, &echo_body()),                        // answered
-        ipv4([10, 0, 0, 1], 17, &[0, 1, 0, 2, 0, 8, 0, 0]),         // UDP to us: local_unhandled
-        ipv4([10, 0, 1, 5], 17, &[0, 1, 0, 2, 0, 8, 0, 0]),         // routed to b
+        arp_request([10, 0, 0, 1]),                                                  // answered
+        arp_request([10, 0, 0, 9]),                                                  // someone else's: not_ip
+        ipv4([10, 0, 0, 1], 1, &echo_body()),                                        // answered
+        ipv4([10, 0, 0, 1], 17, &[0, 1, 0, 2, 0, 8, 0, 0]),                          // UDP to us: local_unhandled
+        ipv4([10, 0, 1, 5], 17, &[0, 1, 0, 2, 0, 8, 0, 0]),                          // routed to b
         icmpv6("2001:db8::2", "2001:db8::1", 64, &[128, 0, 0, 0, 0, 1, 0, 1, 7, 7]), // answered
-        icmpv6("2001:db8::2", "ff02::1:ff00:1", 255, &ns),          // answered (NA)
+        icmpv6("2001:db8::2", "ff02::1:ff00:1", 255, &ns),                           // answered (NA)
     ];
     common::send_frames(&pool, &rings[0], &frames);
     assert!(

@@ -17,13 +17,13 @@
 //! EAL must be initialised before any of them is created.
 
 #![deny(unsafe_code)]
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod accounting;
-mod error;
-pub mod ext;
 #[allow(unsafe_code)]
 mod burst;
+mod error;
+pub mod ext;
 #[allow(unsafe_code)]
 mod mbuf;
 #[allow(unsafe_code)]

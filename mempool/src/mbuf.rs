@@ -41,10 +41,7 @@ impl Mbuf {
         // SAFETY: the pool pointer is valid for the pool's lifetime; alloc returns an mbuf
         // with refcnt 1 that nobody else references, or NULL.
         let raw = unsafe { dpdk_sys::dp_pktmbuf_alloc(pool.as_ptr()) };
-        NonNull::new(raw).map(Mbuf).ok_or_else(|| PoolError::Exhausted {
-            pool: pool.name().to_owned(),
-            wanted: 1,
-        })
+        NonNull::new(raw).map(Mbuf).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })
     }
 
     /// Wraps a raw mbuf, taking over one reference to it.
@@ -123,7 +120,10 @@ impl Mbuf {
         // SAFETY: reads the refcount field of a valid mbuf.
         // (rte_mbuf_refcnt_read is a relaxed atomic load of this field; done here inline
         // rather than through the C shim, since it is on every packet's path.)
-        unsafe { (*std::ptr::addr_of!((*self.as_ptr()).refcnt).cast::<std::sync::atomic::AtomicU16>()).load(std::sync::atomic::Ordering::Relaxed) }
+        unsafe {
+            (*std::ptr::addr_of!((*self.as_ptr()).refcnt).cast::<std::sync::atomic::AtomicU16>())
+                .load(std::sync::atomic::Ordering::Relaxed)
+        }
     }
 
     /// Whether the data buffer is this mbuf's own and nobody else references it: only then
@@ -169,8 +169,7 @@ impl Mbuf {
             let copy = crate::ext::around_copy(self.as_ptr(), || unsafe {
                 dpdk_sys::rte_pktmbuf_copy(self.as_ptr(), pool.as_ptr(), 0, u32::MAX)
             });
-            let copy = NonNull::new(copy)
-                .ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
+            let copy = NonNull::new(copy).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
             *self = Mbuf(copy);
         }
         // SAFETY: exclusive now (checked, or a fresh copy); &mut self makes the slice unique.
@@ -201,10 +200,8 @@ impl Mbuf {
     /// # Errors
     /// [`PoolError::Invalid`] when the buffer is shared or `bytes` does not fit.
     pub fn set_data(&mut self, bytes: &[u8]) -> Result<(), PoolError> {
-        let too_big = || PoolError::Invalid {
-            pool: "mbuf".into(),
-            reason: format!("{} bytes do not fit in the buffer", bytes.len()),
-        };
+        let too_big =
+            || PoolError::Invalid { pool: "mbuf".into(), reason: format!("{} bytes do not fit in the buffer", bytes.len()) };
         let len = u16::try_from(bytes.len()).map_err(|_| too_big())?;
         let current = self.data_len() as u16;
         if current > 0 {
@@ -228,12 +225,9 @@ impl Mbuf {
         // SAFETY: self is a valid mbuf; rte_pktmbuf_clone returns a new mbuf (owned by us)
         // attached to the same data, or NULL with rte_errno set. The hook gives the clone
         // its own reference to the extension area.
-        let raw = crate::ext::around_clone(self.as_ptr(), || unsafe {
-            dpdk_sys::rte_pktmbuf_clone(self.as_ptr(), pool.as_ptr())
-        });
-        NonNull::new(raw)
-            .map(Mbuf)
-            .ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })
+        let raw =
+            crate::ext::around_clone(self.as_ptr(), || unsafe { dpdk_sys::rte_pktmbuf_clone(self.as_ptr(), pool.as_ptr()) });
+        NonNull::new(raw).map(Mbuf).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })
     }
 }
 

@@ -67,7 +67,10 @@ impl PoolParams {
             return invalid(format!("priv_size {} is not a multiple of 8", self.priv_size));
         }
         if u32::from(self.data_room) <= RTE_PKTMBUF_HEADROOM {
-            return invalid(format!("data_room {} leaves no room after the {RTE_PKTMBUF_HEADROOM}-byte headroom", self.data_room));
+            return invalid(format!(
+                "data_room {} leaves no room after the {RTE_PKTMBUF_HEADROOM}-byte headroom",
+                self.data_room
+            ));
         }
         Ok(())
     }
@@ -97,10 +100,8 @@ pub struct PoolSizing {
 /// l3fwd's formula: every RX descriptor filled, every TX descriptor in flight, a burst per
 /// lcore and port in hand, every lcore cache full; and never fewer than 8192.
 pub fn mbufs_needed(s: PoolSizing) -> u32 {
-    let n = s.ports * s.rx_queues * s.rx_desc
-        + s.ports * s.lcores * s.burst
-        + s.ports * s.tx_queues * s.tx_desc
-        + s.lcores * s.cache;
+    let n =
+        s.ports * s.rx_queues * s.rx_desc + s.ports * s.lcores * s.burst + s.ports * s.tx_queues * s.tx_desc + s.lcores * s.cache;
     n.max(8192)
 }
 
@@ -138,15 +139,12 @@ impl Pool {
     /// fails (ENOMEM when the socket's memory is short, EEXIST for a duplicate name).
     pub fn create(p: &PoolParams) -> Result<Pool, PoolError> {
         p.check()?;
-        let cname = CString::new(p.name.as_str()).map_err(|_| PoolError::Invalid {
-            pool: p.name.clone(),
-            reason: "name contains NUL".into(),
-        })?;
+        let cname = CString::new(p.name.as_str())
+            .map_err(|_| PoolError::Invalid { pool: p.name.clone(), reason: "name contains NUL".into() })?;
         // SAFETY: cname outlives the call; the numbers were checked above. DPDK copies the
         // name and returns a pool we own, or NULL with rte_errno set.
-        let raw = unsafe {
-            dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), p.size, p.cache, p.priv_size, p.data_room, p.socket.0)
-        };
+        let raw =
+            unsafe { dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), p.size, p.cache, p.priv_size, p.data_room, p.socket.0) };
         let raw = NonNull::new(raw).ok_or_else(|| DpdkError::last("rte_pktmbuf_pool_create"))?;
         Ok(Pool { raw, name: p.name.clone(), socket: p.socket })
     }
@@ -223,10 +221,18 @@ impl Pool {
         unsafe {
             burst.fill_raw(|slots, _room| {
                 ok = dpdk_sys::dp_pktmbuf_alloc_bulk(self.raw.as_ptr(), slots, n as u32) == 0;
-                if ok { n as u16 } else { 0 }
+                if ok {
+                    n as u16
+                } else {
+                    0
+                }
             });
         }
-        if ok { Ok(()) } else { Err(exhausted()) }
+        if ok {
+            Ok(())
+        } else {
+            Err(exhausted())
+        }
     }
 
     /// The name DPDK holds for this pool (for checking it is registered).
@@ -260,7 +266,8 @@ mod tests {
 
     #[test]
     fn l3fwd_formula() {
-        let s = PoolSizing { ports: 2, rx_queues: 2, rx_desc: 2048, tx_queues: 2, tx_desc: 2048, lcores: 2, burst: 32, cache: 256 };
+        let s =
+            PoolSizing { ports: 2, rx_queues: 2, rx_desc: 2048, tx_queues: 2, tx_desc: 2048, lcores: 2, burst: 32, cache: 256 };
         assert_eq!(mbufs_needed(s), 2 * 2 * 2048 + 2 * 2 * 32 + 2 * 2 * 2048 + 2 * 256);
         let tiny = PoolSizing { ports: 1, rx_queues: 1, rx_desc: 64, tx_queues: 1, tx_desc: 64, lcores: 1, burst: 32, cache: 32 };
         assert_eq!(mbufs_needed(tiny), 8192);

@@ -10,7 +10,20 @@ fn eal() {
     static EAL: OnceLock<()> = OnceLock::new();
     EAL.get_or_init(|| {
         let prefix = format!("mempool-test-{}", std::process::id());
-        let args = ["mempool-test", "--no-huge", "--no-shconf", "-m", "256", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
+        let args = [
+            "mempool-test",
+            "--no-huge",
+            "--no-shconf",
+            "-m",
+            "256",
+            "--no-pci",
+            "-l",
+            "0",
+            "--log-level",
+            "lib.eal:error",
+            "--file-prefix",
+            &prefix,
+        ];
         let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
         let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
         // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
@@ -143,7 +156,15 @@ fn ring_moves_mbufs_and_frees_leftovers() {
 #[test]
 fn pool_errors_come_from_dpdk() {
     let p = pool("t_dup", 16);
-    let err = Pool::create(&PoolParams { name: "t_dup".into(), size: 16, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap_err();
+    let err = Pool::create(&PoolParams {
+        name: "t_dup".into(),
+        size: 16,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: SocketId::ANY,
+    })
+    .unwrap_err();
     match err {
         PoolError::Dpdk(e) => assert_eq!(e.errno, 17, "EEXIST: {e}"),
         other => panic!("unexpected {other}"),

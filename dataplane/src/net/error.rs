@@ -90,11 +90,7 @@ mod tests {
         let names = ParseError::ALL.map(|e| e.name());
         for (i, n) in names.iter().enumerate() {
             assert!(!n.is_empty());
-            assert!(
-                n.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-                "{n}"
-            );
+            assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{n}");
             assert!(!names[..i].contains(n), "duplicate name {n}");
         }
     }

@@ -214,42 +214,21 @@ mod tests {
         assert_eq!(f.dst(), MacAddr([2, 0, 0, 0, 0, 2]));
         assert_eq!(f.src(), MacAddr([2, 0, 0, 0, 0, 1]));
         assert_eq!(f.ethertype(), ethertype::IPV4);
-        assert_eq!(
-            f.l2_info(),
-            Ok(L2Info {
-                ethertype: ethertype::IPV4,
-                l2_len: 14,
-                vlan_tags: 0
-            })
-        );
+        assert_eq!(f.l2_info(), Ok(L2Info { ethertype: ethertype::IPV4, l2_len: 14, vlan_tags: 0 }));
     }
 
     #[test]
     fn one_vlan_tag() {
         let f = EthernetFrame::new_checked(&VLAN_IPV4_TCP[..]).unwrap();
         assert_eq!(f.ethertype(), ethertype::VLAN);
-        assert_eq!(
-            f.l2_info(),
-            Ok(L2Info {
-                ethertype: ethertype::IPV4,
-                l2_len: 18,
-                vlan_tags: 1
-            })
-        );
+        assert_eq!(f.l2_info(), Ok(L2Info { ethertype: ethertype::IPV4, l2_len: 18, vlan_tags: 1 }));
     }
 
     #[test]
     fn qinq() {
         let f = EthernetFrame::new_checked(&QINQ_IPV4_OPTS_ICMP[..]).unwrap();
         assert_eq!(f.ethertype(), ethertype::QINQ);
-        assert_eq!(
-            f.l2_info(),
-            Ok(L2Info {
-                ethertype: ethertype::IPV4,
-                l2_len: 22,
-                vlan_tags: 2
-            })
-        );
+        assert_eq!(f.l2_info(), Ok(L2Info { ethertype: ethertype::IPV4, l2_len: 22, vlan_tags: 2 }));
     }
 
     #[test]
@@ -257,10 +236,7 @@ mod tests {
         let mut frame = QINQ_IPV4_OPTS_ICMP;
         frame[12..14].copy_from_slice(&[0x91, 0x00]);
         let f = EthernetFrame::new_checked(&frame[..]).unwrap();
-        assert_eq!(
-            f.l2_info().map(|i| (i.ethertype, i.l2_len)),
-            Ok((ethertype::IPV4, 22))
-        );
+        assert_eq!(f.l2_info().map(|i| (i.ethertype, i.l2_len)), Ok((ethertype::IPV4, 22)));
     }
 
     #[test]
@@ -276,10 +252,7 @@ mod tests {
     #[test]
     fn truncated_header_or_tag() {
         for len in 0..HEADER_LEN {
-            assert_eq!(
-                EthernetFrame::new_checked(&VLAN_IPV4_TCP[..len]).err(),
-                Some(ParseError::Truncated)
-            );
+            assert_eq!(EthernetFrame::new_checked(&VLAN_IPV4_TCP[..len]).err(), Some(ParseError::Truncated));
         }
         for len in HEADER_LEN..18 {
             let f = EthernetFrame::new_checked(&VLAN_IPV4_TCP[..len]).unwrap();
@@ -312,10 +285,7 @@ mod tests {
 
     #[test]
     fn mac_display_and_multicast() {
-        assert_eq!(
-            MacAddr([0, 1, 0x0a, 0xbc, 0xff, 0x10]).to_string(),
-            "00:01:0a:bc:ff:10"
-        );
+        assert_eq!(MacAddr([0, 1, 0x0a, 0xbc, 0xff, 0x10]).to_string(), "00:01:0a:bc:ff:10");
         assert!(MacAddr::BROADCAST.is_multicast());
         assert!(MacAddr([0x01, 0, 0x5e, 0, 0, 1]).is_multicast());
         assert!(!MacAddr([2, 0, 0, 0, 0, 1]).is_multicast());

@@ -266,28 +266,19 @@ mod tests {
         assert_eq!(t.header_len(), 24);
         assert_eq!(t.flags(), tcp_flags::SYN | tcp_flags::ACK);
         // The MSS option is announced: 23 bytes are not enough.
-        assert_eq!(
-            TcpHeader::new_checked(&IPV4_TCP_OPTS[34..57]).err(),
-            Some(ParseError::Truncated)
-        );
+        assert_eq!(TcpHeader::new_checked(&IPV4_TCP_OPTS[34..57]).err(), Some(ParseError::Truncated));
     }
 
     #[test]
     fn tcp_errors() {
         let good = &VLAN_IPV4_TCP[38..];
         for len in 0..good.len() {
-            assert_eq!(
-                TcpHeader::new_checked(&good[..len]).err(),
-                Some(ParseError::Truncated)
-            );
+            assert_eq!(TcpHeader::new_checked(&good[..len]).err(), Some(ParseError::Truncated));
         }
         for data_off in 0..5u8 {
             let mut d = good.to_vec();
             d[12] = data_off << 4;
-            assert_eq!(
-                TcpHeader::new_checked(d).err(),
-                Some(ParseError::BadL4Header)
-            );
+            assert_eq!(TcpHeader::new_checked(d).err(), Some(ParseError::BadL4Header));
         }
         let mut d = good.to_vec();
         d[12] = 0xf0; // 60 bytes announced, 20 there
@@ -298,22 +289,13 @@ mod tests {
     fn udp_fields_and_errors() {
         let datagram = &IPV4_UDP_PADDED[34..46];
         let u = UdpHeader::new_checked(datagram).unwrap();
-        assert_eq!(
-            (u.src_port(), u.dst_port(), u.length(), u.checksum()),
-            (1234, 5678, 12, 0)
-        );
+        assert_eq!((u.src_port(), u.dst_port(), u.length(), u.checksum()), (1234, 5678, 12, 0));
         for len in 0..datagram.len() {
-            assert_eq!(
-                UdpHeader::new_checked(&datagram[..len]).err(),
-                Some(ParseError::Truncated)
-            );
+            assert_eq!(UdpHeader::new_checked(&datagram[..len]).err(), Some(ParseError::Truncated));
         }
         let mut d = datagram.to_vec();
         d[5] = 7;
-        assert_eq!(
-            UdpHeader::new_checked(d).err(),
-            Some(ParseError::BadL4Header)
-        );
+        assert_eq!(UdpHeader::new_checked(d).err(), Some(ParseError::BadL4Header));
     }
 
     #[test]
@@ -323,10 +305,7 @@ mod tests {
         let i = IcmpHeader::new_checked(&VLAN_IPV6_ICMPV6[58..]).unwrap();
         assert_eq!((i.msg_type(), i.code()), (128, 0));
         for len in 0..ICMP_HEADER_LEN {
-            assert_eq!(
-                IcmpHeader::new_checked(&VLAN_IPV6_ICMPV6[58..58 + len]).err(),
-                Some(ParseError::Truncated)
-            );
+            assert_eq!(IcmpHeader::new_checked(&VLAN_IPV6_ICMPV6[58..58 + len]).err(), Some(ParseError::Truncated));
         }
     }
 }

@@ -110,11 +110,7 @@ mod tests {
     #[test]
     fn drops_count_by_reason() {
         let mut drops = [0u64; ParseError::COUNT];
-        for frame in [
-            &[0u8; 10][..],
-            &testdata::VLAN_IPV4_TCP[..57],
-            &testdata::ARP_REQUEST,
-        ] {
+        for frame in [&[0u8; 10][..], &testdata::VLAN_IPV4_TCP[..57], &testdata::ARP_REQUEST] {
             if let Err(e) = parse(frame) {
                 drops[e.index()] += 1;
             }

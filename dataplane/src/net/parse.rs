@@ -174,78 +174,18 @@ mod tests {
             fragment,
         };
         vec![
-            (
-                "IPV4_UDP_PADDED",
-                &IPV4_UDP_PADDED[..],
-                ip(14, L3::Ipv4, 20, 34, Proto::Udp, false),
-                46,
-            ),
-            (
-                "VLAN_IPV4_TCP",
-                &VLAN_IPV4_TCP[..],
-                ip(18, L3::Ipv4, 20, 38, Proto::Tcp, false),
-                58,
-            ),
-            (
-                "QINQ_IPV4_OPTS_ICMP",
-                &QINQ_IPV4_OPTS_ICMP[..],
-                ip(22, L3::Ipv4, 24, 46, Proto::Icmp, false),
-                54,
-            ),
-            (
-                "IPV4_TCP_OPTS",
-                &IPV4_TCP_OPTS[..],
-                ip(14, L3::Ipv4, 20, 34, Proto::Tcp, false),
-                60,
-            ),
-            (
-                "IPV4_LATER_FRAGMENT",
-                &IPV4_LATER_FRAGMENT[..],
-                ip(14, L3::Ipv4, 20, 34, Proto::Udp, true),
-                37,
-            ),
-            (
-                "IPV4_FIRST_FRAGMENT",
-                &IPV4_FIRST_FRAGMENT[..],
-                ip(14, L3::Ipv4, 20, 34, Proto::Udp, true),
-                46,
-            ),
-            (
-                "IPV6_EXT_CHAIN_UDP",
-                &IPV6_EXT_CHAIN_UDP[..],
-                ip(14, L3::Ipv6, 40, 14 + 40 + 24, Proto::Udp, true),
-                94,
-            ),
-            (
-                "VLAN_IPV6_ICMPV6",
-                &VLAN_IPV6_ICMPV6[..],
-                ip(18, L3::Ipv6, 40, 58, Proto::Icmp, false),
-                66,
-            ),
-            (
-                "IPV6_ROUTING_AH_TCP",
-                &IPV6_ROUTING_AH_TCP[..],
-                ip(14, L3::Ipv6, 40, 14 + 40 + 48, Proto::Tcp, false),
-                122,
-            ),
-            (
-                "IPV6_LATER_FRAGMENT",
-                &IPV6_LATER_FRAGMENT[..],
-                ip(14, L3::Ipv6, 40, 62, Proto::Udp, true),
-                66,
-            ),
-            (
-                "IPV6_NO_NEXT_PADDED",
-                &IPV6_NO_NEXT_PADDED[..],
-                ip(14, L3::Ipv6, 40, 54, Proto::Other(59), false),
-                54,
-            ),
-            (
-                "ARP_REQUEST",
-                &ARP_REQUEST[..],
-                ip(14, L3::Arp, 0, 14, Proto::Other(0), false),
-                14,
-            ),
+            ("IPV4_UDP_PADDED", &IPV4_UDP_PADDED[..], ip(14, L3::Ipv4, 20, 34, Proto::Udp, false), 46),
+            ("VLAN_IPV4_TCP", &VLAN_IPV4_TCP[..], ip(18, L3::Ipv4, 20, 38, Proto::Tcp, false), 58),
+            ("QINQ_IPV4_OPTS_ICMP", &QINQ_IPV4_OPTS_ICMP[..], ip(22, L3::Ipv4, 24, 46, Proto::Icmp, false), 54),
+            ("IPV4_TCP_OPTS", &IPV4_TCP_OPTS[..], ip(14, L3::Ipv4, 20, 34, Proto::Tcp, false), 60),
+            ("IPV4_LATER_FRAGMENT", &IPV4_LATER_FRAGMENT[..], ip(14, L3::Ipv4, 20, 34, Proto::Udp, true), 37),
+            ("IPV4_FIRST_FRAGMENT", &IPV4_FIRST_FRAGMENT[..], ip(14, L3::Ipv4, 20, 34, Proto::Udp, true), 46),
+            ("IPV6_EXT_CHAIN_UDP", &IPV6_EXT_CHAIN_UDP[..], ip(14, L3::Ipv6, 40, 14 + 40 + 24, Proto::Udp, true), 94),
+            ("VLAN_IPV6_ICMPV6", &VLAN_IPV6_ICMPV6[..], ip(18, L3::Ipv6, 40, 58, Proto::Icmp, false), 66),
+            ("IPV6_ROUTING_AH_TCP", &IPV6_ROUTING_AH_TCP[..], ip(14, L3::Ipv6, 40, 14 + 40 + 48, Proto::Tcp, false), 122),
+            ("IPV6_LATER_FRAGMENT", &IPV6_LATER_FRAGMENT[..], ip(14, L3::Ipv6, 40, 62, Proto::Udp, true), 66),
+            ("IPV6_NO_NEXT_PADDED", &IPV6_NO_NEXT_PADDED[..], ip(14, L3::Ipv6, 40, 54, Proto::Other(59), false), 54),
+            ("ARP_REQUEST", &ARP_REQUEST[..], ip(14, L3::Arp, 0, 14, Proto::Other(0), false), 14),
         ]
     }
 
@@ -262,10 +202,7 @@ mod tests {
         let mut frame = VLAN_IPV4_TCP;
         frame[16..18].copy_from_slice(&[0x88, 0xcc]); // LLDP
         let p = parse(&frame).unwrap();
-        assert_eq!(
-            (p.l3, p.l3_offset, p.l4_offset),
-            (L3::Other(0x88cc), 18, 18)
-        );
+        assert_eq!((p.l3, p.l3_offset, p.l4_offset), (L3::Other(0x88cc), 18, 18));
         assert_eq!((p.l3_len, p.proto, p.fragment), (0, Proto::Other(0), false));
     }
 
@@ -344,10 +281,7 @@ mod tests {
     #[test]
     fn ipv6_errors() {
         let f = &IPV6_EXT_CHAIN_UDP[..];
-        assert_eq!(
-            parse(&edited(f, &[(14, 0x40)])),
-            Err(ParseError::BadVersion)
-        );
+        assert_eq!(parse(&edited(f, &[(14, 0x40)])), Err(ParseError::BadVersion));
         // Payload length one more than the frame holds.
         assert_eq!(parse(&edited(f, &[(19, 41)])), Err(ParseError::Truncated));
         // Payload length 20: the chain (24 bytes) runs off the end of the payload.
@@ -419,10 +353,7 @@ mod tests {
             }
         }
         // Most flips land in addresses and payload and still parse.
-        assert!(
-            outcomes[ParseError::COUNT] > outcomes.iter().sum::<usize>() / 2,
-            "{outcomes:?}"
-        );
+        assert!(outcomes[ParseError::COUNT] > outcomes.iter().sum::<usize>() / 2, "{outcomes:?}");
     }
 
     /// xorshift64*, so the test needs no dependency and is reproducible.
@@ -445,11 +376,7 @@ mod tests {
                 let at = next(&mut state) as usize % f.len();
                 f[at] = next(&mut state) as u8;
             }
-            let len = if next(&mut state) & 3 == 0 {
-                next(&mut state) as usize % (f.len() + 1)
-            } else {
-                f.len()
-            };
+            let len = if next(&mut state) & 3 == 0 { next(&mut state) as usize % (f.len() + 1) } else { f.len() };
             if let Ok(p) = parse(&f[..len]) {
                 ok += 1;
                 // Offsets are in order and inside the frame.

@@ -271,8 +271,7 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 /// The packets of a pcap file (Ethernet), checking each was captured whole.
 pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut r =
-        PcapReader::new(BufReader::new(file)).unwrap_or_else(|e| panic!("{}: not a pcap file: {e}", path.display()));
+    let mut r = PcapReader::new(BufReader::new(file)).unwrap_or_else(|e| panic!("{}: not a pcap file: {e}", path.display()));
     assert_eq!(r.header().datalink, DataLink::ETHERNET, "{}", path.display());
     let mut out = Vec::new();
     while let Some(p) = r.next_packet() {
@@ -282,7 +281,6 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     }
     out
 }
-
 
 /// Two net_null ports in an io pair and one worker on lcore 1 polling both (like
 /// configs/null.toml), with the tests' EAL arguments and `prefix` as file prefix.

@@ -71,11 +71,7 @@ pub struct ProtoLimits {
 impl ProtoLimits {
     /// 16 MiB, 24 MiB, 32 MiB in 4 KiB pages: the same 2:3:4 spread as the kernel's
     /// default `tcp_mem`, sized for a forwarder whose pools hold tens of MiB.
-    pub const DEFAULT: ProtoLimits = ProtoLimits {
-        min: 4096,
-        pressure: 6144,
-        max: 8192,
-    };
+    pub const DEFAULT: ProtoLimits = ProtoLimits { min: 4096, pressure: 6144, max: 8192 };
 
     /// Checks `min <= pressure <= max <= i64::MAX`.
     ///
@@ -86,10 +82,7 @@ impl ProtoLimits {
         if self.min <= self.pressure && self.pressure <= self.max && self.max <= i64::MAX as u64 {
             Ok(())
         } else {
-            Err(AccountingError::InvalidLimits {
-                proto,
-                limits: *self,
-            })
+            Err(AccountingError::InvalidLimits { proto, limits: *self })
         }
     }
 }
@@ -333,13 +326,7 @@ impl ProtoAccount {
     }
 
     fn enter_pressure(&self) {
-        if !self.global.pressure.load(Relaxed)
-            && self
-                .global
-                .pressure
-                .compare_exchange(false, true, Relaxed, Relaxed)
-                .is_ok()
-        {
+        if !self.global.pressure.load(Relaxed) && self.global.pressure.compare_exchange(false, true, Relaxed, Relaxed).is_ok() {
             self.global.pressure_entries.fetch_add(1, Relaxed);
         }
     }
@@ -367,16 +354,7 @@ mod tests {
     const S1: LcoreSlot = LcoreSlot(1);
 
     fn account(batch: u32, lcores: usize) -> ProtoAccount {
-        ProtoAccount::new(
-            Proto::Tcp,
-            ProtoLimits {
-                min: 10,
-                pressure: 20,
-                max: 30,
-            },
-            batch,
-            lcores,
-        )
+        ProtoAccount::new(Proto::Tcp, ProtoLimits { min: 10, pressure: 20, max: 30 }, batch, lcores)
     }
 
     #[test]
@@ -396,46 +374,12 @@ mod tests {
     #[test]
     fn limits_must_be_ordered() {
         assert!(ProtoLimits::DEFAULT.check(Proto::Tcp).is_ok());
-        assert!(ProtoLimits {
-            min: 5,
-            pressure: 5,
-            max: 5
-        }
-        .check(Proto::Tcp)
-        .is_ok());
-        assert!(ProtoLimits {
-            min: 0,
-            pressure: 0,
-            max: 0
-        }
-        .check(Proto::Tcp)
-        .is_ok());
-        let bad = ProtoLimits {
-            min: 6,
-            pressure: 5,
-            max: 9,
-        };
-        assert_eq!(
-            bad.check(Proto::Udp),
-            Err(AccountingError::InvalidLimits {
-                proto: Proto::Udp,
-                limits: bad
-            })
-        );
-        assert!(ProtoLimits {
-            min: 1,
-            pressure: 9,
-            max: 8
-        }
-        .check(Proto::Tcp)
-        .is_err());
-        assert!(ProtoLimits {
-            min: 1,
-            pressure: 2,
-            max: u64::MAX
-        }
-        .check(Proto::Tcp)
-        .is_err());
+        assert!(ProtoLimits { min: 5, pressure: 5, max: 5 }.check(Proto::Tcp).is_ok());
+        assert!(ProtoLimits { min: 0, pressure: 0, max: 0 }.check(Proto::Tcp).is_ok());
+        let bad = ProtoLimits { min: 6, pressure: 5, max: 9 };
+        assert_eq!(bad.check(Proto::Udp), Err(AccountingError::InvalidLimits { proto: Proto::Udp, limits: bad }));
+        assert!(ProtoLimits { min: 1, pressure: 9, max: 8 }.check(Proto::Tcp).is_err());
+        assert!(ProtoLimits { min: 1, pressure: 2, max: u64::MAX }.check(Proto::Tcp).is_err());
     }
 
     #[test]
@@ -461,25 +405,13 @@ mod tests {
         assert_eq!(a.error_bound_pages(), 8);
         a.add(S0, 3);
         a.add(S0, 1);
-        assert_eq!(
-            (a.pages(), a.slot_pages(S0)),
-            (0, 4),
-            "exactly batch stays local"
-        );
+        assert_eq!((a.pages(), a.slot_pages(S0)), (0, 4), "exactly batch stays local");
         a.add(S0, 1);
-        assert_eq!(
-            (a.pages(), a.slot_pages(S0)),
-            (5, 0),
-            "cell and change fold together"
-        );
+        assert_eq!((a.pages(), a.slot_pages(S0)), (5, 0), "cell and change fold together");
         a.add(S1, -4);
         assert_eq!((a.pages(), a.slot_pages(S1)), (5, -4));
         a.add(S1, -2);
-        assert_eq!(
-            (a.pages(), a.slot_pages(S1)),
-            (-1, 0),
-            "negative side folds too"
-        );
+        assert_eq!((a.pages(), a.slot_pages(S1)), (-1, 0), "negative side folds too");
         assert_eq!(a.exact_pages(), -1);
     }
 
@@ -548,10 +480,7 @@ mod tests {
         a.add(S0, -8);
         a.after_reduce();
         assert_eq!((a.pages(), a.exact_pages()), (25, 9));
-        assert!(
-            a.under_pressure(),
-            "the estimate (25) still hides the returned pages"
-        );
+        assert!(a.under_pressure(), "the estimate (25) still hides the returned pages");
         a.flush(S1);
         assert!(a.under_pressure(), "17 is not below min");
         a.flush_all();
