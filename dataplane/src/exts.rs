@@ -98,14 +98,15 @@ pub struct PacketExts {
     pub flow: ExtId<FlowMeta>,
 }
 
-static EXTS: OnceLock<Result<PacketExts, String>> = OnceLock::new();
+static EXTS: OnceLock<Result<PacketExts, ExtError>> = OnceLock::new();
 
 /// Registers the forwarder's extension types and starts the framework with `areas`
 /// areas on `socket`, once per process; later calls return the same.
 ///
 /// # Errors
-/// The framework's start-up error (as text: it is the same for every later call).
-pub fn start(areas: u32, socket: SocketId) -> Result<PacketExts, String> {
+/// The framework's start-up error ([`ExtError::InvalidParams`] for an area count the pool
+/// refuses, [`ExtError::Dpdk`] when DPDK fails); every later call returns the same.
+pub fn start(areas: u32, socket: SocketId) -> Result<PacketExts, ExtError> {
     EXTS.get_or_init(|| {
         let go = || -> Result<PacketExts, ExtError> {
             let mut r = ExtRegistry::new();
@@ -114,7 +115,7 @@ pub fn start(areas: u32, socket: SocketId) -> Result<PacketExts, String> {
             let ext = r.start(&ExtParams { name: "ext_areas".into(), areas, cache: 256.min(areas / 4), socket })?;
             Ok(PacketExts { ext, trace, flow })
         };
-        go().map_err(|e| e.to_string())
+        go()
     })
     .clone()
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use mempool::{mbufs_needed, MbufRing, Pool, PoolError, PoolParams, PoolSizing, PoolStats, SocketId};
+use mempool::{mbufs_needed, ExtError, MbufRing, Pool, PoolError, PoolParams, PoolSizing, PoolStats, RingError, SocketId};
 
 use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
@@ -28,7 +28,7 @@ use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
 use crate::worker::{
     self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerMemory, WorkerPlan,
 };
-use mempool::accounting::{Accounting, AccountingConfig, AccountingSnapshot, Group, LcoreSlot};
+use mempool::accounting::{Accounting, AccountingConfig, AccountingError, AccountingSnapshot, Group, LcoreSlot};
 
 /// Why the forwarder could not start. Each names the config's port or lcore.
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +85,15 @@ pub enum StartError {
     /// The slow-path thread could not be started.
     #[error("cannot start the slow-path thread: {0}")]
     SlowPath(std::io::Error),
+    /// A slow-path ring could not be created.
+    #[error(transparent)]
+    Ring(#[from] RingError),
     /// The packet-extension framework could not be started.
     #[error("extensions: {0}")]
-    Extensions(String),
+    Extensions(#[from] ExtError),
     /// Memory accounting refused its configuration.
     #[error("accounting: {0}")]
-    Accounting(String),
+    Accounting(#[from] AccountingError),
 }
 
 /// Routes could not be loaded into DPDK's LPM tables.
@@ -343,7 +346,7 @@ impl Forwarder {
             sample_every: config.poll.sample_every,
         };
         let worker_exts = if config.extensions.enabled(config.mirror.is_some()) {
-            let ids = exts::start(config.extensions.areas, home).map_err(StartError::Extensions)?;
+            let ids = exts::start(config.extensions.areas, home)?;
             fwd.exts = Some(ids);
             Some(WorkerExts {
                 ids,
@@ -355,27 +358,24 @@ impl Forwarder {
             None
         };
         // Memory accounting: one slot per worker, a group per port, one for the slow path.
-        let truesize = 128 + u32::from(config.pool.priv_size) + u32::from(config.pool.data_room);
+        let truesize = std::mem::size_of::<dpdk_sys::rte_mbuf>() as u32
+            + u32::from(config.pool.priv_size)
+            + u32::from(config.pool.data_room);
         let memory = match &config.accounting {
             None => None,
             Some(conf) => {
                 let budget = |b: u64| if b == 0 { Group::UNLIMITED } else { b };
-                let acct = Arc::new(
-                    Accounting::new(AccountingConfig {
-                        limits: conf.limits,
-                        batch_pages: conf.batch_pages,
-                        lcores: config.workers.len(),
-                    })
-                    .map_err(|e| StartError::Accounting(e.to_string()))?,
-                );
+                let acct = Arc::new(Accounting::new(AccountingConfig {
+                    limits: conf.limits,
+                    batch_pages: conf.batch_pages,
+                    lcores: config.workers.len(),
+                })?);
                 let groups = config
                     .ports
                     .iter()
                     .map(|p| acct.group(&format!("port_{}", p.name), budget(conf.port_budget)))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| StartError::Accounting(e.to_string()))?;
-                let slow_group =
-                    acct.group("slow_path", budget(conf.slow_path_budget)).map_err(|e| StartError::Accounting(e.to_string()))?;
+                    .collect::<Result<Vec<_>, _>>()?;
+                let slow_group = acct.group("slow_path", budget(conf.slow_path_budget))?;
                 fwd.accounting = Some(acct.clone());
                 Some((acct, groups, slow_group, conf.clone()))
             }

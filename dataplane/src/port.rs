@@ -103,8 +103,8 @@ fn check(port: PortId, op: &'static str, ret: i32) -> Result<(), PortError> {
 /// [`VdevError`] with DPDK's return value: no driver matches the name, or the driver
 /// refused its arguments (DPDK returns a bare -1 for both, so there is no errno to give).
 pub fn create_vdev(name: &str, args: &str) -> Result<(), VdevError> {
-    let cname = CString::new(name).map_err(|_| VdevError { ret: -22 })?;
-    let cargs = CString::new(args).map_err(|_| VdevError { ret: -22 })?;
+    let cname = CString::new(name).map_err(|_| VdevError { ret: -libc::EINVAL })?;
+    let cargs = CString::new(args).map_err(|_| VdevError { ret: -libc::EINVAL })?;
     // SAFETY: both strings outlive the call; the driver copies what it keeps.
     let ret = unsafe { dpdk_sys::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
     if ret < 0 {
@@ -123,7 +123,7 @@ pub struct VdevError {
 
 impl std::fmt::Display for VdevError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.ret == -17 {
+        if self.ret == -libc::EEXIST {
             write!(f, "a device of this name already exists (rte_vdev_init returned -EEXIST)")
         } else {
             write!(
@@ -244,7 +244,7 @@ impl Port {
         if setup.promiscuous {
             // SAFETY: a plain call on a started port. -ENOTSUP is fine: some vdevs have no filter.
             let ret = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id.0) };
-            if ret < 0 && ret != -95 {
+            if ret < 0 && ret != -libc::ENOTSUP {
                 check(id, "rte_eth_promiscuous_enable", ret)?;
             }
         }
@@ -336,7 +336,7 @@ pub fn create_ring_port(
     tx: &mempool::MbufRing,
     socket: SocketId,
 ) -> Result<PortId, DpdkError> {
-    let invalid = DpdkError { op: "rte_eth_from_rings", errno: 22 };
+    let invalid = DpdkError { op: "rte_eth_from_rings", errno: libc::EINVAL };
     // rte_eth_from_rings names the ethdev "net_ring_" + its argument: pass the rest.
     let suffix = name.strip_prefix("net_ring_").filter(|s| !s.is_empty()).ok_or(invalid)?;
     let cname = CString::new(suffix).map_err(|_| invalid)?;

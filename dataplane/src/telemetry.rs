@@ -102,9 +102,6 @@ const _: () = {
     }
 };
 
-/// `ENODEV`: EAL has not been started.
-const ENODEV: i32 = 19;
-
 /// The latest snapshot of each section, in [`SECTIONS`] order.
 static PUBLISHED: Mutex<[Option<Arc<Value>>; SECTIONS.len()]> = Mutex::new([const { None }; SECTIONS.len()]);
 /// Which commands telemetry has accepted (it does not refuse duplicates, so do not repeat).
@@ -168,7 +165,7 @@ pub fn pdump_init() -> Result<(), DpdkError> {
     }
     // SAFETY: reads EAL's configuration (a static, zero before rte_eal_init).
     if unsafe { dpdk_sys::rte_lcore_count() } == 0 {
-        return Err(DpdkError { op: "rte_pdump_init", errno: ENODEV });
+        return Err(DpdkError { op: "rte_pdump_init", errno: libc::ENODEV });
     }
     // SAFETY: EAL is running (checked above); this reserves a memzone and registers an IPC
     // action, serialised with pdump_uninit by PDUMP_ON's lock.

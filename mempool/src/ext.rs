@@ -107,7 +107,7 @@ pub const AREA_HEADER_SIZE: usize = 8;
 pub const DYNFIELD_NAME: &str = "dataplane_ext";
 
 /// Errors of the extension framework.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ExtError {
     /// The registry already holds [`MAX_TYPES`] types.
     #[error("at most {max} extension types can be registered")]

@@ -32,7 +32,7 @@ mod pool;
 mod ring;
 
 pub use burst::{Burst, Drain, MAX_BURST};
-pub use error::{DpdkError, PoolError};
+pub use error::{DpdkError, MbufError, PoolError, RingError};
 pub use ext::{ExtError, ExtId, ExtInfo, ExtParams, ExtRegistry, Extensions};
 pub use mbuf::Mbuf;
 pub use pool::{mbufs_needed, Pool, PoolParams, PoolSizing, PoolStats, SocketId};

@@ -16,7 +16,7 @@ use std::slice;
 
 use dpdk_sys::{rte_mbuf, RTE_MBUF_F_EXTERNAL, RTE_MBUF_F_INDIRECT};
 
-use crate::error::PoolError;
+use crate::error::{MbufError, PoolError};
 use crate::pool::Pool;
 
 /// An owned packet buffer. `repr(transparent)` over a non-null `rte_mbuf` pointer, so an
@@ -198,20 +198,27 @@ impl Mbuf {
     /// Sets the packet to a copy of `bytes` (single segment).
     ///
     /// # Errors
-    /// [`PoolError::Invalid`] when the buffer is shared or `bytes` does not fit.
-    pub fn set_data(&mut self, bytes: &[u8]) -> Result<(), PoolError> {
-        let too_big =
-            || PoolError::Invalid { pool: "mbuf".into(), reason: format!("{} bytes do not fit in the buffer", bytes.len()) };
-        let len = u16::try_from(bytes.len()).map_err(|_| too_big())?;
+    /// [`MbufError::Shared`] when the buffer is shared with a clone, [`MbufError::DoesNotFit`]
+    /// when `bytes` is longer than the buffer after its headroom; the packet is unchanged.
+    pub fn set_data(&mut self, bytes: &[u8]) -> Result<(), MbufError> {
+        if !self.is_exclusive() {
+            return Err(MbufError::Shared);
+        }
+        let too_big = MbufError::DoesNotFit { len: bytes.len() };
+        let len = u16::try_from(bytes.len()).map_err(|_| too_big)?;
+        let raw = self.raw();
+        if usize::from(len) > usize::from(raw.buf_len) - usize::from(raw.data_off) {
+            return Err(too_big);
+        }
         let current = self.data_len() as u16;
         if current > 0 {
-            // SAFETY: trimming the whole data length of a valid single-owner mbuf.
+            // SAFETY: trims the whole data length of a valid mbuf that is exclusively ours.
             let ret = unsafe { dpdk_sys::dp_pktmbuf_trim(self.as_ptr(), current) };
             if ret != 0 {
-                return Err(too_big());
+                return Err(too_big);
             }
         }
-        self.append(len).ok_or_else(too_big)?.copy_from_slice(bytes);
+        self.append(len).ok_or(too_big)?.copy_from_slice(bytes);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::sync::OnceLock;
 
-use mempool::{Burst, Mbuf, MbufRing, Pool, PoolError, PoolParams, SocketId};
+use mempool::{Burst, Mbuf, MbufError, MbufRing, Pool, PoolError, PoolParams, RingError, SocketId};
 
 fn eal() {
     static EAL: OnceLock<()> = OnceLock::new();
@@ -126,6 +126,8 @@ fn clone_shares_data_and_blocks_writes() {
     assert_eq!(c.data(), b"hello");
     assert_eq!(a.refcnt(), 2);
     assert!(a.data_mut().is_none(), "shared data is read-only");
+    assert_eq!(a.set_data(b"x"), Err(MbufError::Shared));
+    assert_eq!(a.data(), b"hello", "a refused set_data leaves the packet alone");
     assert_eq!(p.stats().in_use, 2);
     drop(a);
     assert_eq!(c.data(), b"hello", "the clone keeps the data alive");
@@ -150,7 +152,16 @@ fn ring_moves_mbufs_and_frees_leftovers() {
     assert_eq!(p.stats().in_use, 11);
     drop(ring);
     assert!(p.is_full(), "dropping a ring frees what it holds");
-    assert!(MbufRing::create("t_ring_bad", 10, SocketId::ANY).is_err());
+    assert!(matches!(MbufRing::create("t_ring_bad", 10, SocketId::ANY), Err(RingError::Invalid { .. })));
+    let _dup = MbufRing::create("t_ring_dup", 16, SocketId::ANY).unwrap();
+    match MbufRing::create("t_ring_dup", 16, SocketId::ANY) {
+        Err(RingError::Dpdk { ring, error }) => assert_eq!((ring.as_str(), error.errno), ("t_ring_dup", libc::EEXIST)),
+        other => panic!("a duplicate ring name: {other:?}"),
+    }
+    let mut m = Mbuf::alloc(&p).unwrap();
+    assert_eq!(m.set_data(&[0; 70_000]), Err(MbufError::DoesNotFit { len: 70_000 }));
+    assert_eq!(m.set_data(&[0; 2049]), Err(MbufError::DoesNotFit { len: 2049 }), "2048 bytes after the headroom");
+    m.set_data(&[7; 2048]).unwrap();
 }
 
 #[test]
@@ -166,7 +177,7 @@ fn pool_errors_come_from_dpdk() {
     })
     .unwrap_err();
     match err {
-        PoolError::Dpdk(e) => assert_eq!(e.errno, 17, "EEXIST: {e}"),
+        PoolError::Dpdk(e) => assert_eq!(e.errno, libc::EEXIST, "{e}"),
         other => panic!("unexpected {other}"),
     }
     assert_eq!(p.dpdk_name(), "t_dup");
