@@ -10,8 +10,12 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::local::Local;
 use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
 
-/// Why a packet was dropped. Indexes the per-lcore drop counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Why a packet was dropped. Indexes the per-lcore drop counters; its counter name is the
+/// variant's name in snake_case (`TxFull` is `tx_full`).
+///
+/// To add a reason, add a variant: the counters, reports and telemetry follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumCount, strum::VariantArray, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum DropReason {
     /// The TX ring was full: `rte_eth_tx_burst` did not take it.
     TxFull,
@@ -50,27 +54,10 @@ pub enum DropReason {
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
 
     /// Every reason, in [`index`](Self::index) order.
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::TxFull,
-        DropReason::Truncated,
-        DropReason::TooManyVlanTags,
-        DropReason::BadIpVersion,
-        DropReason::BadIpv4HeaderLen,
-        DropReason::BadIpv4TotalLen,
-        DropReason::TooManyIpv6ExtHeaders,
-        DropReason::BadL4Header,
-        DropReason::NotIp,
-        DropReason::BadIpv4Checksum,
-        DropReason::TtlExpired,
-        DropReason::NoRoute,
-        DropReason::NoBufForCopy,
-        DropReason::LocalUnhandled,
-        DropReason::PuntFull,
-        DropReason::ProtoMem,
-    ];
+    pub const ALL: &'static [DropReason] = <Self as strum::VariantArray>::VARIANTS;
 
     /// Position in [`ALL`](Self::ALL).
     #[inline]
@@ -78,30 +65,11 @@ impl DropReason {
         self as usize
     }
 
-    /// A stable snake_case counter name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::TxFull => "tx_full",
-            DropReason::Truncated => "truncated",
-            DropReason::TooManyVlanTags => "too_many_vlan_tags",
-            DropReason::BadIpVersion => "bad_ip_version",
-            DropReason::BadIpv4HeaderLen => "bad_ipv4_header_len",
-            DropReason::BadIpv4TotalLen => "bad_ipv4_total_len",
-            DropReason::TooManyIpv6ExtHeaders => "too_many_ipv6_ext_headers",
-            DropReason::BadL4Header => "bad_l4_header",
-            DropReason::NotIp => "not_ip",
-            DropReason::BadIpv4Checksum => "bad_ipv4_checksum",
-            DropReason::TtlExpired => "ttl_expired",
-            DropReason::NoRoute => "no_route",
-            DropReason::NoBufForCopy => "no_buf_for_copy",
-            DropReason::LocalUnhandled => "local_unhandled",
-            DropReason::PuntFull => "punt_full",
-            DropReason::ProtoMem => "proto_mem",
-        }
+    /// The counter name: the variant in snake_case.
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 }
-
-const _: () = assert!(DropReason::ProtoMem as usize + 1 == DropReason::COUNT);
 
 impl From<ParseError> for DropReason {
     fn from(e: ParseError) -> Self {
@@ -433,8 +401,32 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
-        for e in ParseError::ALL {
-            assert_ne!(DropReason::from(e), DropReason::TxFull);
+        // The names the README's table and the JSON reports use.
+        let names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "tx_full",
+                "truncated",
+                "too_many_vlan_tags",
+                "bad_ip_version",
+                "bad_ipv4_header_len",
+                "bad_ipv4_total_len",
+                "too_many_ipv6_ext_headers",
+                "bad_l4_header",
+                "not_ip",
+                "bad_ipv4_checksum",
+                "ttl_expired",
+                "no_route",
+                "no_buf_for_copy",
+                "local_unhandled",
+                "punt_full",
+                "proto_mem",
+            ]
+        );
+        for &e in ParseError::ALL {
+            // A parse error is counted as the drop reason of the same name.
+            assert_eq!(DropReason::from(e).name(), e.name());
         }
     }
 }

@@ -198,25 +198,9 @@ impl Snapshot {
         let ports = self.ports.len();
         let mut t = WorkerTotals::new(0, ports);
         for w in &self.workers {
-            let o = &w.totals;
-            t.rounds += o.rounds;
-            t.idle_rounds += o.idle_rounds;
-            t.time_squeeze += o.time_squeeze;
-            t.busy_cycles += o.busy_cycles;
-            t.punted += o.punted;
-            t.injected += o.injected;
-            t.mirrored += o.mirrored;
-            t.ext_failures += o.ext_failures;
-            t.backlogged += o.backlogged;
-            t.backlog_sent += o.backlog_sent;
-            for (a, b) in t.drops.iter_mut().zip(&o.drops) {
-                *a += b;
-            }
-            t.lane_rx.push(o.processed());
-            t.lane_bursts.push(o.lane_bursts.iter().sum());
-            for (a, b) in t.port_tx.iter_mut().zip(&o.port_tx) {
-                *a += b;
-            }
+            t.add(&w.totals);
+            t.lane_rx.push(w.totals.processed());
+            t.lane_bursts.push(w.totals.lane_bursts.iter().sum());
         }
         t
     }

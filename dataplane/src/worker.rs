@@ -38,7 +38,7 @@ use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
 use crate::net::{parse, Proto};
 use crate::port::{PortId, RxQueue, TxQueue};
-use crate::stats::{WorkerCounters, WorkerTotals};
+use crate::stats::{Counter, WorkerCounters, WorkerTotals};
 
 /// The environment variable that makes a worker panic, for testing how the forwarder
 /// handles it: `LCORE:ROUNDS` (the worker on lcore LCORE panics after ROUNDS rounds).
@@ -375,8 +375,8 @@ pub fn run(plan: WorkerPlan) {
             w.back_off(idle_streak);
         }
         counters.publish(&w.totals);
-        if panic_after.is_some_and(|n| w.totals.rounds >= n) {
-            panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals.rounds);
+        if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
+            panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
         }
         if let Ok(Command::Histograms(reply)) = commands.try_recv() {
             let _ = reply.send((lcore, w.hist.clone()));
@@ -425,7 +425,7 @@ impl Worker {
     fn round(&mut self) -> bool {
         let start = eal::rdtsc();
         self.round_start = start;
-        self.totals.rounds += 1;
+        self.totals[Counter::Rounds] += 1;
         for p in 0..self.txbufs.len() {
             if self.txbufs[p].since.is_some_and(|t| start.wrapping_sub(t) >= self.budget.drain_cycles) {
                 self.flush(p);
@@ -481,7 +481,7 @@ impl Worker {
                 any_full |= full;
                 if left <= 0 {
                     self.next_lane = (lane + 1) % lanes;
-                    self.totals.time_squeeze += u64::from(full);
+                    self.totals[Counter::TimeSqueeze] += u64::from(full);
                     break 'round;
                 }
             }
@@ -490,15 +490,15 @@ impl Worker {
             }
             // netdev_budget_usecs: checked once per pass over the lanes.
             if eal::rdtsc().wrapping_sub(start) >= self.budget.cycles {
-                self.totals.time_squeeze += 1;
+                self.totals[Counter::TimeSqueeze] += 1;
                 break;
             }
         }
         if work == 0 {
-            self.totals.idle_rounds += 1;
+            self.totals[Counter::IdleRounds] += 1;
             return false;
         }
-        self.totals.busy_cycles += eal::rdtsc().wrapping_sub(start);
+        self.totals[Counter::BusyCycles] += eal::rdtsc().wrapping_sub(start);
         true
     }
 
@@ -538,7 +538,7 @@ impl Worker {
                         };
                         match action {
                             Action::Drop(r) => {
-                                totals.drops[r.index()] += 1;
+                                totals[r] += 1;
                                 false
                             }
                             _ => true,
@@ -565,7 +565,7 @@ impl Worker {
                             self.enqueue(p, m, rx_tsc)
                         }
                         Action::Drop(r) => {
-                            self.totals.drops[r.index()] += 1;
+                            self.totals[r] += 1;
                             drop(m);
                         }
                         Action::Punt => {
@@ -604,7 +604,7 @@ impl Worker {
         let t = self.trace(lane, rx_tsc);
         while i < n {
             if ext::set(&mut self.rx.as_mut_slice()[i], x.ids.trace, t).is_err() {
-                self.totals.ext_failures += 1;
+                self.totals[Counter::ExtFailures] += 1;
             }
             mask |= 1 << i;
             i += x.trace_every as usize;
@@ -631,7 +631,7 @@ impl Worker {
     fn add_trace(&mut self, lane: usize, m: &mut Mbuf, rx_tsc: u64) {
         let Some(x) = self.exts else { return };
         if ext::set(m, x.ids.trace, self.trace(lane, rx_tsc)).is_err() {
-            self.totals.ext_failures += 1;
+            self.totals[Counter::ExtFailures] += 1;
         }
     }
 
@@ -671,7 +671,7 @@ impl Worker {
                 Err(_) => FlowMeta::default(),
             };
             if ext::set(m, x.ids.flow, meta).is_err() {
-                self.totals.ext_failures += 1;
+                self.totals[Counter::ExtFailures] += 1;
             }
         }
     }
@@ -695,12 +695,12 @@ impl Worker {
             Ok(mut copy) => {
                 match ext::get_mut(&mut copy, ids.flow) {
                     Ok(Some(f)) => f.mirrored = true,
-                    _ => self.totals.ext_failures += 1,
+                    _ => self.totals[Counter::ExtFailures] += 1,
                 }
-                self.totals.mirrored += 1;
+                self.totals[Counter::Mirrored] += 1;
                 self.enqueue(port, copy, rx_tsc);
             }
-            Err(_) => self.totals.drops[DropReason::NoBufForCopy.index()] += 1,
+            Err(_) => self.totals[DropReason::NoBufForCopy] += 1,
         }
     }
 
@@ -751,13 +751,13 @@ impl Worker {
     /// slow path's consumer (which bypasses the protocol accounts by default).
     fn punt(&mut self, m: Mbuf) {
         if self.slow.is_none() {
-            self.totals.drops[DropReason::LocalUnhandled.index()] += 1;
+            self.totals[DropReason::LocalUnhandled] += 1;
             return;
         }
         if let Some(mem) = &mut self.memory {
             let proto = acct_proto(m.data());
             if mem.punt[proto.index()].charge(mem.slot, mem.truesize).is_err() {
-                self.totals.drops[DropReason::ProtoMem.index()] += 1;
+                self.totals[DropReason::ProtoMem] += 1;
                 return;
             }
         }
@@ -772,8 +772,8 @@ impl Worker {
             return;
         }
         let n = slow.punt.enqueue(&mut self.punted);
-        self.totals.punted += n as u64;
-        self.totals.drops[DropReason::PuntFull.index()] += self.punted.len() as u64;
+        self.totals[Counter::Punted] += n as u64;
+        self.totals[DropReason::PuntFull] += self.punted.len() as u64;
         let mut left = std::mem::take(&mut self.punted);
         for m in left.drain() {
             self.unpunt(&m);
@@ -793,10 +793,10 @@ impl Worker {
             let port = self.slow.as_ref().and_then(|s| s.port_ids.iter().position(|id| id.0 == m.port()));
             match port {
                 Some(p) => {
-                    self.totals.injected += 1;
+                    self.totals[Counter::Injected] += 1;
                     self.enqueue(p, m, 0);
                 }
-                None => self.totals.drops[DropReason::LocalUnhandled.index()] += 1,
+                None => self.totals[DropReason::LocalUnhandled] += 1,
             }
         }
     }
@@ -886,7 +886,7 @@ impl Worker {
                 self.hold(port, m);
             }
         } else {
-            self.totals.drops[DropReason::TxFull.index()] += unsent.len() as u64;
+            self.totals[DropReason::TxFull] += unsent.len() as u64;
             unsent.clear();
         }
     }
@@ -904,15 +904,15 @@ impl Worker {
         let consumer = &mut mem.backlog[port][proto.index()];
         let limit = if consumer.under_pressure() { mem.limit_under_pressure } else { mem.limit };
         if mem.held[port].len() >= limit {
-            self.totals.drops[DropReason::TxFull.index()] += 1;
+            self.totals[DropReason::TxFull] += 1;
             return;
         }
         match consumer.charge(mem.slot, mem.truesize) {
             Ok(()) => {
                 mem.held[port].push_back(Held { m, proto });
-                self.totals.backlogged += 1;
+                self.totals[Counter::Backlogged] += 1;
             }
-            Err(_) => self.totals.drops[DropReason::ProtoMem.index()] += 1,
+            Err(_) => self.totals[DropReason::ProtoMem] += 1,
         }
     }
 
@@ -939,7 +939,7 @@ impl Worker {
                 mem.backlog[port][p.index()].uncharge(mem.slot, mem.truesize);
             }
             self.totals.port_tx[port] += sent as u64;
-            self.totals.backlog_sent += sent as u64;
+            self.totals[Counter::BacklogSent] += sent as u64;
             let mut i = n;
             while let Some(m) = b.pop() {
                 i -= 1;
@@ -957,7 +957,7 @@ impl Worker {
         for (port, held) in mem.held.iter_mut().enumerate() {
             for h in held.drain(..) {
                 mem.backlog[port][h.proto.index()].uncharge(mem.slot, mem.truesize);
-                self.totals.drops[DropReason::TxFull.index()] += 1;
+                self.totals[DropReason::TxFull] += 1;
             }
         }
     }

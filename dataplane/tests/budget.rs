@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::eal::Eal;
 use dataplane::port;
+use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder, Report};
 use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
@@ -133,17 +134,28 @@ fn a_tiny_budget_squeezes_every_round_and_a_huge_one_almost_never() {
     let (report, _) = run(&eal, &tiny, Duration::from_millis(500));
     check_common("budget = 1", &report);
     let w = &report.snapshot.workers[0].totals;
-    let busy = w.rounds - w.idle_rounds;
-    eprintln!("budget = 1: {} rounds ({} idle), {} squeezed, {} packets", w.rounds, w.idle_rounds, w.time_squeeze, w.processed());
-    assert!(w.time_squeeze > 0, "{w:?}");
-    assert_eq!(w.time_squeeze, busy, "every round that found packets must end squeezed: {w:?}");
-    assert!(w.idle_rounds * 100 <= w.rounds, "net_null is never empty, yet {} of {} rounds were idle", w.idle_rounds, w.rounds);
-    assert_eq!(w.processed(), BURST * w.time_squeeze, "one full burst per round: {w:?}");
+    let busy = w[Counter::Rounds] - w[Counter::IdleRounds];
+    eprintln!(
+        "budget = 1: {} rounds ({} idle), {} squeezed, {} packets",
+        w[Counter::Rounds],
+        w[Counter::IdleRounds],
+        w[Counter::TimeSqueeze],
+        w.processed()
+    );
+    assert!(w[Counter::TimeSqueeze] > 0, "{w:?}");
+    assert_eq!(w[Counter::TimeSqueeze], busy, "every round that found packets must end squeezed: {w:?}");
+    assert!(
+        w[Counter::IdleRounds] * 100 <= w[Counter::Rounds],
+        "net_null is never empty, yet {} of {} rounds were idle",
+        w[Counter::IdleRounds],
+        w[Counter::Rounds]
+    );
+    assert_eq!(w.processed(), BURST * w[Counter::TimeSqueeze], "one full burst per round: {w:?}");
     let bursts: Vec<u64> = w.lane_bursts.clone();
     assert_eq!(bursts.iter().sum::<u64>(), busy, "one poll per round: {w:?}");
     assert!(bursts[0].abs_diff(bursts[1]) <= 1, "the lanes must take turns: {bursts:?}");
     let tiny_processed = w.processed();
-    let tiny_squeeze = w.time_squeeze;
+    let tiny_squeeze = w[Counter::TimeSqueeze];
 
     // budget = 1 000 000 packets / 1 s: a squeeze needs a million packets or a second.
     let (report, elapsed) = run(&eal, &big, Duration::from_millis(500));
@@ -151,24 +163,24 @@ fn a_tiny_budget_squeezes_every_round_and_a_huge_one_almost_never() {
     let w = &report.snapshot.workers[0].totals;
     eprintln!(
         "budget = {BIG_PACKETS}: {} rounds ({} idle), {} squeezed, {} packets in {elapsed:?}",
-        w.rounds,
-        w.idle_rounds,
-        w.time_squeeze,
+        w[Counter::Rounds],
+        w[Counter::IdleRounds],
+        w[Counter::TimeSqueeze],
         w.processed()
     );
     let bound = w.processed() / BIG_PACKETS + elapsed.as_micros() as u64 / BIG_USECS + 1;
     assert!(
-        w.time_squeeze <= bound,
+        w[Counter::TimeSqueeze] <= bound,
         "{} squeezes, but each needs {BIG_PACKETS} packets or {BIG_USECS} us: at most {bound} in {} packets and {elapsed:?}",
-        w.time_squeeze,
+        w[Counter::TimeSqueeze],
         w.processed()
     );
-    assert!(w.time_squeeze <= w.rounds, "{w:?}");
+    assert!(w[Counter::TimeSqueeze] <= w[Counter::Rounds], "{w:?}");
     // Per packet, at least three orders of magnitude below the tiny budget's 1/32.
     assert!(
-        w.time_squeeze * 1000 * tiny_processed <= tiny_squeeze * w.processed(),
+        w[Counter::TimeSqueeze] * 1000 * tiny_processed <= tiny_squeeze * w.processed(),
         "squeezes per packet: {} / {} with the huge budget vs {tiny_squeeze} / {tiny_processed} with budget = 1",
-        w.time_squeeze,
+        w[Counter::TimeSqueeze],
         w.processed()
     );
 
@@ -239,12 +251,15 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     let w = &report.snapshot.workers[0].totals;
     eprintln!(
         "budget = 1, 40 frames: {} rounds ({} idle), {} squeezed, bursts {:?}",
-        w.rounds, w.idle_rounds, w.time_squeeze, w.lane_bursts
+        w[Counter::Rounds],
+        w[Counter::IdleRounds],
+        w[Counter::TimeSqueeze],
+        w.lane_bursts
     );
     assert_eq!(w.lane_rx, [40, 0], "{w:?}");
     assert_eq!(w.lane_bursts, [2, 0], "a full burst of 32, then 8: {w:?}");
-    assert_eq!(w.time_squeeze, 1, "only the round that took a full burst is squeezed: {w:?}");
-    assert_eq!(w.rounds - w.idle_rounds, 2, "{w:?}");
+    assert_eq!(w[Counter::TimeSqueeze], 1, "only the round that took a full burst is squeezed: {w:?}");
+    assert_eq!(w[Counter::Rounds] - w[Counter::IdleRounds], 2, "{w:?}");
     assert_eq!(w.processed(), w.tx_packets() + w.dropped(), "{w:?}");
     assert!(report.is_clean(), "{report:?}");
     drop(got);

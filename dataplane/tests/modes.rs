@@ -40,6 +40,7 @@ use std::time::Duration;
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
 use dataplane::port::{self, PortId};
+use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder, Report};
 use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
@@ -486,14 +487,14 @@ fn check_counts(name: &str, report: &Report, rx: [usize; 2], tx: [usize; 2], dro
     for &(r, n) in drops {
         want[r.index()] += n;
     }
-    for r in DropReason::ALL {
-        assert_eq!(t.drops[r.index()], want[r.index()], "{name}: drops[{}] (all drops: {:?})", r.name(), t.drops);
+    for &r in DropReason::ALL {
+        assert_eq!(t[r], want[r.index()], "{name}: drops[{}] (all drops: {:?})", r.name(), t.drops);
     }
     assert_eq!(t.processed(), t.tx_packets() + t.dropped(), "{name}: rx != tx + dropped: {t:?}");
     // Fewer frames per port than a burst, each port's enqueued at once: no poll returned a
     // full burst, so no round can have ended squeezed (the default budget is 300).
     if rx.iter().all(|&n| n < mempool::MAX_BURST) {
-        assert_eq!(t.time_squeeze, 0, "{name}: {t:?}");
+        assert_eq!(t[Counter::TimeSqueeze], 0, "{name}: {t:?}");
     }
     assert!(!snap.pools.is_empty(), "{name}: no pool in the report");
     for pool in &snap.pools {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataplane::eal::Eal;
+use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder};
 
 fn config(prefix: &str) -> Config {
@@ -97,7 +98,7 @@ fn null_ports_forward_both_ways_and_every_mbuf_comes_back() {
         assert!(bursts > 0 && bursts <= rx, "lane {l:?}: {bursts} bursts for {rx} packets");
     }
     assert_eq!(t.processed(), t.tx_packets() + t.dropped(), "rx != tx + dropped: {t:?}");
-    assert!(t.rounds > 0 && t.busy_cycles > 0, "{t:?}");
+    assert!(t[Counter::Rounds] > 0 && t[Counter::BusyCycles] > 0, "{t:?}");
 
     // The devices counted what the worker counted: each port received what its lane
     // received and sent what its pair partner received (io mode).

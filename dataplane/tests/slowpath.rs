@@ -14,6 +14,7 @@ use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
 use dataplane::forwarder::Forwarder;
 use dataplane::net::{checksum, Ipv4Packet};
+use dataplane::stats::Counter;
 use dataplane::{port, Config};
 use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
@@ -172,11 +173,11 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert!(v6.iter().any(|r| r[54] == 136 && r[54 + 26..54 + 32] == MAC_A), "neighbour advertisement with our MAC");
 
     let t = report.snapshot.total();
-    assert_eq!(t.punted, 4);
-    assert_eq!(t.injected, 4);
-    assert_eq!(t.drops[DropReason::NotIp.index()], 1);
-    assert_eq!(t.drops[DropReason::LocalUnhandled.index()], 1);
-    assert_eq!(t.processed() + t.injected, t.tx_packets() + t.dropped() + t.punted, "{t:?}");
+    assert_eq!(t[Counter::Punted], 4);
+    assert_eq!(t[Counter::Injected], 4);
+    assert_eq!(t[DropReason::NotIp], 1);
+    assert_eq!(t[DropReason::LocalUnhandled], 1);
+    assert_eq!(t.processed() + t[Counter::Injected], t.tx_packets() + t.dropped() + t[Counter::Punted], "{t:?}");
     let sp = report.snapshot.slow_path.expect("the slow path ran");
     assert_eq!((sp.answered, sp.ignored, sp.inject_full), (4, 0, 0));
     assert!(report.is_clean(), "{report:?}");
