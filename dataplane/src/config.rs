@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+use mempool::accounting::Proto;
 use serde::Deserialize;
 
 /// Lcore ids must be below EAL's default `RTE_MAX_LCORE`.
@@ -88,26 +89,13 @@ impl ExtensionsConfig {
     }
 }
 
-/// Which packets `[mirror]` copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MirrorProto {
-    /// Every packet.
-    Any,
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// ICMP and ICMPv6.
-    Icmp,
-}
-
 /// `[mirror]`: a clone of each forwarded packet of `proto` also leaves by `port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MirrorConfig {
     /// Index into [`Config::ports`].
     pub port: usize,
-    /// Which packets.
-    pub proto: MirrorProto,
+    /// Which packets: one protocol class, or `None` for every packet (`proto = "any"`).
+    pub proto: Option<Proto>,
 }
 
 /// `[poll]`: the budget of one worker round (seed 004, NAPI's net_rx_action).
@@ -1012,17 +1000,12 @@ fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfi
     let name = raw.port.ok_or_else(|| ConfigError::Missing { key: "mirror.port".to_owned() })?;
     let port = port_index(ports, &name, "mirror.port".to_owned())?;
     let proto = match raw.proto.as_deref().unwrap_or("any") {
-        "any" => MirrorProto::Any,
-        "tcp" => MirrorProto::Tcp,
-        "udp" => MirrorProto::Udp,
-        "icmp" => MirrorProto::Icmp,
-        other => {
-            return Err(ConfigError::InvalidChoice {
-                key: "mirror.proto".to_owned(),
-                value: other.to_owned(),
-                expected: "any, tcp, udp or icmp",
-            })
-        }
+        "any" => None,
+        name => Some(Proto::from_name(name).ok_or_else(|| ConfigError::InvalidChoice {
+            key: "mirror.proto".to_owned(),
+            value: name.to_owned(),
+            expected: "any, tcp, udp, icmp or other",
+        })?),
     };
     Ok(MirrorConfig { port, proto })
 }
@@ -1806,7 +1789,7 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
             ("accounting pressure > max", format!("{}[accounting]\nudp = {{ min = 1, pressure = 40, max = 10 }}\n", valid()), "accounting.udp.pressure: must not be above accounting.udp.max"),
             ("accounting backlog order", format!("{}[accounting]\nbacklog = 8\nbacklog_under_pressure = 9\n", valid()), "accounting.backlog_under_pressure"),
             ("accounting unknown key", format!("{}[accounting]\nbogus = 1\n", valid()), "unknown field `bogus`"),
-            ("mirror proto", format!("{}[mirror]\nport = \"null1\"\nproto = \"sctp\"\n", valid().replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")), "mirror.proto: \"sctp\" is not one of any, tcp, udp or icmp"),
+            ("mirror proto", format!("{}[mirror]\nport = \"null1\"\nproto = \"sctp\"\n", valid().replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")), "mirror.proto: \"sctp\" is not one of any, tcp, udp, icmp or other"),
             ("mirror in io", format!("{}[mirror]\nport = \"null1\"\n", valid()), "mirror: not used with forward.mode = \"io\""),
             ("mirror port missing", format!("{}[mirror]\nport = \"nope\"\n", valid()), "mirror.port: port \"nope\" is not defined"),
             ("route outside l3fwd", format!("{}[[route]]\nprefix = \"10.0.0.0/8\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n", valid()), "route[0]: not used with forward.mode = \"io\""),

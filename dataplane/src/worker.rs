@@ -25,11 +25,11 @@ use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 
-use mempool::accounting::{Accounting, Consumer, Group, LcoreSlot, Proto as AcctProto};
+use mempool::accounting::{Accounting, Consumer, Group, LcoreSlot};
 use mempool::{ext, Burst, Mbuf, MbufRing, Pool, MAX_BURST};
 
+use crate::config::AccountingConf;
 use crate::config::IdleBackoff;
-use crate::config::{AccountingConf, MirrorProto};
 use crate::eal::{self, LcoreId};
 use crate::exts::{FlowMeta, PacketExts, Trace};
 use crate::forward::{self, Action, DropReason, NextHop, Routes};
@@ -200,7 +200,7 @@ pub struct WorkerMemory {
 /// A packet waiting in a TX backlog, with what it was charged.
 struct Held {
     m: Mbuf,
-    proto: AcctProto,
+    proto: Proto,
 }
 
 /// A worker's consumers and backlogs.
@@ -220,7 +220,7 @@ struct Memory {
 impl Memory {
     fn new(w: WorkerMemory, ports: usize) -> Memory {
         let consumers = |group: &Arc<Group>, bypass: bool| -> Vec<Consumer> {
-            AcctProto::ALL.iter().map(|&p| Consumer::new(&w.accounting, p, group.clone(), bypass)).collect()
+            Proto::ALL.iter().map(|&p| Consumer::new(&w.accounting, p, group.clone(), bypass)).collect()
         };
         Memory {
             slot: w.slot,
@@ -235,13 +235,8 @@ impl Memory {
 }
 
 /// The accounting class of a frame.
-fn acct_proto(frame: &[u8]) -> AcctProto {
-    match parse(frame).map(|p| p.proto) {
-        Ok(Proto::Tcp) => AcctProto::Tcp,
-        Ok(Proto::Udp) => AcctProto::Udp,
-        Ok(Proto::Icmp) => AcctProto::Icmp,
-        _ => AcctProto::Other,
-    }
+fn acct_proto(frame: &[u8]) -> Proto {
+    parse(frame).map_or(Proto::Other, |p| p.proto)
 }
 
 /// What a worker does with packet extensions.
@@ -254,7 +249,7 @@ pub struct WorkerExts {
     /// Every packet gets flow metadata.
     pub flow: bool,
     /// Mirror: the port copies leave by, and which packets.
-    pub mirror: Option<(usize, MirrorProto)>,
+    pub mirror: Option<(usize, Option<Proto>)>,
 }
 
 /// A worker's two rings to the slow path: requests out, replies back.
@@ -682,12 +677,7 @@ impl Worker {
     fn mirror(&mut self, m: &Mbuf, rx_tsc: u64) {
         let Some(WorkerExts { ids, mirror: Some((port, proto)), .. }) = self.exts else { return };
         let Some(meta) = ext::get(m, ids.flow) else { return };
-        let wanted = match proto {
-            MirrorProto::Any => true,
-            MirrorProto::Tcp => meta.is(Proto::Tcp),
-            MirrorProto::Udp => meta.is(Proto::Udp),
-            MirrorProto::Icmp => meta.is(Proto::Icmp),
-        };
+        let wanted = proto.is_none_or(|p| meta.class == p);
         if !wanted {
             return;
         }
@@ -923,7 +913,7 @@ impl Worker {
         let Some(mem) = &mut self.memory else { return };
         loop {
             let mut b: Burst = Burst::new();
-            let mut protos = [AcctProto::Other; MAX_BURST];
+            let mut protos = [Proto::Other; MAX_BURST];
             let mut n = 0;
             while n < MAX_BURST {
                 let Some(h) = mem.held[port].pop_front() else { break };

@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use super::{AccountingError, LcoreSlot};
 
-/// A protocol class with its own memory account (the kernel's `struct proto`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A transport protocol class: what the parser classifies a packet as, what the mirror
+/// selects and what each memory account (the kernel's `struct proto`) is kept for. The one
+/// type for the concept across the workspace (`dataplane::net::Proto` is this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Proto {
     /// TCP (IP protocol 6).
     Tcp,
@@ -16,6 +18,7 @@ pub enum Proto {
     /// ICMP and ICMPv6 (IP protocols 1 and 58).
     Icmp,
     /// Everything else, non-IP included.
+    #[default]
     Other,
 }
 
@@ -40,14 +43,20 @@ impl Proto {
         }
     }
 
-    /// The class of an IPv4 `protocol` or IPv6 `next header` number.
-    pub const fn from_ip_protocol(protocol: u8) -> Proto {
-        match protocol {
-            6 => Proto::Tcp,
-            17 => Proto::Udp,
-            1 | 58 => Proto::Icmp,
+    /// The class of IP protocol number `protocol` (IPv4 protocol, IPv6 next header) carried
+    /// over IPv4 (`v6 == false`) or IPv6: ICMP is 1 over IPv4 and 58 (ICMPv6) over IPv6.
+    pub const fn from_ip(protocol: u8, v6: bool) -> Proto {
+        match (protocol, v6) {
+            (6, _) => Proto::Tcp,
+            (17, _) => Proto::Udp,
+            (1, false) | (58, true) => Proto::Icmp,
             _ => Proto::Other,
         }
+    }
+
+    /// The class named `name` ([`Proto::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Proto> {
+        Proto::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -364,11 +373,15 @@ mod tests {
         }
         assert_eq!(Proto::ALL.map(Proto::name), ["tcp", "udp", "icmp", "other"]);
         assert_eq!(Proto::Icmp.to_string(), "icmp");
-        assert_eq!(Proto::from_ip_protocol(6), Proto::Tcp);
-        assert_eq!(Proto::from_ip_protocol(17), Proto::Udp);
-        assert_eq!(Proto::from_ip_protocol(1), Proto::Icmp);
-        assert_eq!(Proto::from_ip_protocol(58), Proto::Icmp);
-        assert_eq!(Proto::from_ip_protocol(47), Proto::Other);
+        assert_eq!(Proto::from_ip(6, false), Proto::Tcp);
+        assert_eq!(Proto::from_ip(17, true), Proto::Udp);
+        assert_eq!(Proto::from_ip(1, false), Proto::Icmp);
+        assert_eq!(Proto::from_ip(58, true), Proto::Icmp);
+        assert_eq!(Proto::from_ip(58, false), Proto::Other);
+        assert_eq!(Proto::from_ip(1, true), Proto::Other);
+        assert_eq!(Proto::from_ip(47, false), Proto::Other);
+        assert_eq!(Proto::from_name("udp"), Some(Proto::Udp));
+        assert_eq!(Proto::from_name("any"), None);
     }
 
     #[test]
