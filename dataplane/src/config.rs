@@ -16,11 +16,14 @@
 //! queue `k` of [`Config::out_port`]`(p)`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mempool::accounting::Proto;
 use serde::Deserialize;
+
+use crate::net::MacAddr;
+use crate::port::PortIdx;
 
 /// Lcore ids must be below EAL's default `RTE_MAX_LCORE`.
 pub const MAX_LCORES: u32 = 128;
@@ -32,7 +35,7 @@ pub struct Config {
     pub pool: PoolConfig,
     pub forward: ForwardConfig,
     pub poll: PollConfig,
-    /// In file order; everything else refers to ports by index into this.
+    /// In file order; everything else refers to ports by their [`PortIdx`] in this.
     pub ports: Vec<PortConfig>,
     /// In file order; worker `k` sends on TX queue `k`.
     pub workers: Vec<WorkerConfig>,
@@ -92,8 +95,8 @@ impl ExtensionsConfig {
 /// `[mirror]`: a clone of each forwarded packet of `proto` also leaves by `port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MirrorConfig {
-    /// Index into [`Config::ports`].
-    pub port: usize,
+    /// The port the copies leave by.
+    pub port: PortIdx,
     /// Which packets: one protocol class, or `None` for every packet (`proto = "any"`).
     pub proto: Option<Proto>,
 }
@@ -123,21 +126,15 @@ pub struct IdleBackoff {
     pub sleep_usecs: u32,
 }
 
-/// An IPv4 or IPv6 prefix, host bits zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Prefix {
-    pub addr: IpAddr,
-    pub len: u8,
-}
-
 /// One `[[route]]`: packets to `prefix` leave by `port` towards `via_mac`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
-    pub prefix: Prefix,
-    /// Index into [`Config::ports`].
-    pub port: usize,
+    /// The destination prefix, host bits zero.
+    pub prefix: IpNet,
+    /// The out port.
+    pub port: PortIdx,
     /// Destination MAC of the next hop.
-    pub via_mac: [u8; 6],
+    pub via_mac: MacAddr,
 }
 
 /// `[eal]`: how EAL is started (see [`Config::eal_args`]).
@@ -206,9 +203,9 @@ pub struct ForwardConfig {
     pub mode: Mode,
     /// RX/TX burst size, 1..=32 (the worker's burst array, `mempool::MAX_BURST`).
     pub burst: u16,
-    /// Port index pairs; traffic goes from one to the other and back. `(a, a)`
-    /// sends back out of the same port. A port is in at most one pair.
-    pub pairs: Vec<(usize, usize)>,
+    /// Port pairs; traffic goes from one to the other and back. `(a, a)` sends back out
+    /// of the same port. A port is in at most one pair.
+    pub pairs: Vec<(PortIdx, PortIdx)>,
 }
 
 /// `port.device`: what EAL is told to probe.
@@ -269,11 +266,11 @@ pub struct PortConfig {
     pub mtu: Option<u16>,
     pub rx_buffer: RxBuffer,
     /// `l2fwd`: destination MAC for packets sent out of this port.
-    pub peer_mac: Option<[u8; 6]>,
-    /// The forwarder's own IPv4 address and prefix on this port.
-    pub ipv4: Option<(Ipv4Addr, u8)>,
-    /// The forwarder's own IPv6 address and prefix on this port.
-    pub ipv6: Option<(Ipv6Addr, u8)>,
+    pub peer_mac: Option<MacAddr>,
+    /// The forwarder's own IPv4 address and prefix length on this port (`10.0.0.1/24`).
+    pub ipv4: Option<Ipv4Net>,
+    /// The forwarder's own IPv6 address and prefix length on this port.
+    pub ipv6: Option<Ipv6Net>,
 }
 
 /// One `[[worker]]`.
@@ -288,8 +285,8 @@ pub struct WorkerConfig {
 /// One RX queue of one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RxQueueRef {
-    /// Index into [`Config::ports`].
-    pub port: usize,
+    /// The port.
+    pub port: PortIdx,
     /// Below that port's `rx_queues`.
     pub queue: u16,
 }
@@ -431,8 +428,16 @@ impl Config {
         validate(parse(text, None)?)
     }
 
+    /// The port at `p`.
+    ///
+    /// # Panics
+    /// If `p` is not one of this config's ports (every `PortIdx` in it is).
+    pub fn port(&self, p: PortIdx) -> &PortConfig {
+        &self.ports[p.index()]
+    }
+
     /// The pair partner of `port`: where packets received on it are sent.
-    pub fn out_port(&self, port: usize) -> Option<usize> {
+    pub fn out_port(&self, port: PortIdx) -> Option<PortIdx> {
         self.forward.pairs.iter().find_map(|&(a, b)| {
             if a == port {
                 Some(b)
@@ -905,24 +910,22 @@ fn validate_port(i: usize, raw: raw::Port) -> Result<PortConfig, ConfigError> {
         peer_mac: raw.peer_mac.map(|m| parse_mac(&key("peer_mac"), &m)).transpose()?,
         ipv4: raw
             .ipv4
-            .map(|a| match parse_prefix(&key("ipv4"), &a, false)? {
-                (IpAddr::V4(v4), len) => Ok((v4, len)),
-                _ => Err(ConfigError::InvalidPrefix {
+            .map(|a| {
+                a.parse::<Ipv4Net>().map_err(|_| ConfigError::InvalidPrefix {
                     key: key("ipv4"),
                     value: a,
                     expected: "an IPv4 address with prefix length, like 10.0.0.1/24",
-                }),
+                })
             })
             .transpose()?,
         ipv6: raw
             .ipv6
-            .map(|a| match parse_prefix(&key("ipv6"), &a, false)? {
-                (IpAddr::V6(v6), len) => Ok((v6, len)),
-                _ => Err(ConfigError::InvalidPrefix {
+            .map(|a| {
+                a.parse::<Ipv6Net>().map_err(|_| ConfigError::InvalidPrefix {
                     key: key("ipv6"),
                     value: a,
                     expected: "an IPv6 address with prefix length, like 2001:db8::1/64",
-                }),
+                })
             })
             .transpose()?,
     })
@@ -1014,19 +1017,14 @@ fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<Rou
     let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("route[{i}].{field}");
-        let prefix = r.prefix.ok_or_else(|| ConfigError::Missing { key: key("prefix") })?;
-        let (addr, len) = parse_prefix(&key("prefix"), &prefix, true)?;
+        let text = r.prefix.ok_or_else(|| ConfigError::Missing { key: key("prefix") })?;
+        let prefix = parse_prefix(&key("prefix"), &text)?;
         let port_name = r.port.ok_or_else(|| ConfigError::Missing { key: key("port") })?;
         let port = port_index(ports, &port_name, key("port"))?;
         let mac = r.via_mac.ok_or_else(|| ConfigError::Missing { key: key("via_mac") })?;
         let via_mac = parse_mac(&key("via_mac"), &mac)?;
-        let prefix = Prefix { addr, len };
         if let Some(j) = routes.iter().position(|other| other.prefix == prefix) {
-            return Err(ConfigError::Duplicate {
-                key: key("prefix"),
-                value: format!("{prefix:?}"),
-                first: format!("route[{j}]"),
-            });
+            return Err(ConfigError::Duplicate { key: key("prefix"), value: prefix.to_string(), first: format!("route[{j}]") });
         }
         routes.push(RouteConfig { prefix, port, via_mac });
     }
@@ -1034,62 +1032,21 @@ fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<Rou
 }
 
 /// `aa:bb:cc:dd:ee:ff` (or with `-`).
-fn parse_mac(key: &str, s: &str) -> Result<[u8; 6], ConfigError> {
-    let bad = || ConfigError::InvalidMac { key: key.to_owned(), value: s.to_owned() };
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return Err(bad());
-    }
-    let mut mac = [0u8; 6];
-    for (b, part) in mac.iter_mut().zip(parts) {
-        if part.len() != 2 {
-            return Err(bad());
-        }
-        *b = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-    }
-    Ok(mac)
+fn parse_mac(key: &str, s: &str) -> Result<MacAddr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::InvalidMac { key: key.to_owned(), value: s.to_owned() })
 }
 
-/// `ADDR/LEN`, IPv4 or IPv6. A route prefix (`network`) must have its host bits clear;
-/// an interface address (`!network`) is a host address inside its prefix.
-fn parse_prefix(key: &str, s: &str, network: bool) -> Result<(IpAddr, u8), ConfigError> {
-    let bad = || ConfigError::InvalidPrefix {
+/// A route's `ADDR/LEN`, IPv4 or IPv6, with its host bits clear.
+fn parse_prefix(key: &str, s: &str) -> Result<IpNet, ConfigError> {
+    let net: IpNet = s.parse().map_err(|_| ConfigError::InvalidPrefix {
         key: key.to_owned(),
         value: s.to_owned(),
         expected: "an address with a prefix length, like 10.1.0.0/16 or 2001:db8::/32",
-    };
-    let (addr, len) = s.split_once('/').ok_or_else(bad)?;
-    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-    let len: u8 = len.parse().map_err(|_| bad())?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    if len > max {
-        return Err(bad());
+    })?;
+    if net.trunc() != net {
+        return Err(ConfigError::HostBitsSet { key: key.to_owned(), value: s.to_owned(), suggestion: net.trunc().to_string() });
     }
-    if network {
-        let masked = mask(addr, len);
-        if masked != addr {
-            return Err(ConfigError::HostBitsSet {
-                key: key.to_owned(),
-                value: s.to_owned(),
-                suggestion: format!("{masked}/{len}"),
-            });
-        }
-    }
-    Ok((addr, len))
-}
-
-/// `addr` with everything past the first `len` bits cleared.
-pub fn mask(addr: IpAddr, len: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
-            IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
-        }
-        IpAddr::V6(a) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
-            IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
-        }
-    }
+    Ok(net)
 }
 
 fn validate_mprq(i: usize, raw: raw::Mprq) -> Result<Mprq, ConfigError> {
@@ -1106,7 +1063,7 @@ fn validate_forward(raw: raw::Forward, ports: &[PortConfig]) -> Result<ForwardCo
     let burst = int("forward.burst", raw.burst, 1, mempool::MAX_BURST as i64)?;
     let mut pairs = Vec::with_capacity(raw.pairs.len());
     // Port index -> the pair it is in, for the "at most one pair" check.
-    let mut paired: HashMap<usize, usize> = HashMap::new();
+    let mut paired: HashMap<PortIdx, usize> = HashMap::new();
     for (p, names) in raw.pairs.iter().enumerate() {
         let [a, b] = names.as_slice() else {
             return Err(ConfigError::NotAPair { key: format!("forward.pairs[{p}]"), len: names.len() });
@@ -1120,7 +1077,7 @@ fn validate_forward(raw: raw::Forward, ports: &[PortConfig]) -> Result<ForwardCo
             if let Some(first) = paired.insert(port, p) {
                 return Err(ConfigError::PortInTwoPairs {
                     key: format!("forward.pairs[{p}][{side}]"),
-                    name: ports[port].name.clone(),
+                    name: ports[port.index()].name.clone(),
                     first: format!("forward.pairs[{first}]"),
                 });
             }
@@ -1158,7 +1115,7 @@ fn validate_workers(raw: Vec<raw::Worker>, eal: &EalConfig, ports: &[PortConfig]
             if let Some(first) = polled_by.insert(queue_ref, here.clone()) {
                 return Err(ConfigError::QueuePolledTwice {
                     key: here,
-                    port: ports[queue_ref.port].name.clone(),
+                    port: ports[queue_ref.port.index()].name.clone(),
                     queue: queue_ref.queue,
                     first,
                 });
@@ -1177,12 +1134,12 @@ fn validate_rx_ref(here: &str, raw: raw::RxRef, ports: &[PortConfig]) -> Result<
     let name = raw.port.ok_or_else(|| ConfigError::Missing { key: port_key.clone() })?;
     let queue = raw.queue.ok_or_else(|| ConfigError::Missing { key: queue_key.clone() })?;
     let port = port_index(ports, &name, port_key)?;
-    let rx_queues = ports[port].rx_queues;
+    let rx_queues = ports[port.index()].rx_queues;
     if queue < 0 {
         return Err(ConfigError::TooSmall { key: queue_key, min: 0, got: queue });
     }
     if queue >= i64::from(rx_queues) {
-        return Err(ConfigError::NoSuchQueue { key: queue_key, port: name, queue, port_key: format!("port[{port}]"), rx_queues });
+        return Err(ConfigError::NoSuchQueue { key: queue_key, port: name, queue, port_key: port.to_string(), rx_queues });
     }
     Ok(RxQueueRef { port, queue: int(&queue_key, queue, 0, 65535)? })
 }
@@ -1210,20 +1167,20 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
                 why: "io moves whole bursts without looking at packets; use macswap, l2fwd or l3fwd",
             });
         }
-        if usize::from(config.ports[m.port].tx_queues) < config.workers.len() {
+        if usize::from(config.port(m.port).tx_queues) < config.workers.len() {
             return Err(ConfigError::TooFewTxQueues {
-                key: format!("port[{}].tx_queues", m.port),
-                port: config.ports[m.port].name.clone(),
+                key: format!("{}.tx_queues", m.port),
+                port: config.port(m.port).name.clone(),
                 workers: config.workers.len(),
-                tx_queues: config.ports[m.port].tx_queues,
+                tx_queues: config.port(m.port).tx_queues,
             });
         }
     }
     if mode == Mode::L2fwd {
-        for (i, port) in config.ports.iter().enumerate() {
+        for (i, port) in PortIdx::all(config.ports.len()).zip(&config.ports) {
             if config.out_port(i).is_some() && port.peer_mac.is_none() {
                 return Err(ConfigError::RequiredByMode {
-                    key: format!("port[{i}].peer_mac"),
+                    key: format!("{i}.peer_mac"),
                     mode: mode.name(),
                     why: "the destination MAC of packets sent out of this port",
                 });
@@ -1235,27 +1192,27 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
             if mode.uses_pairs() && config.out_port(queue_ref.port).is_none() {
                 return Err(ConfigError::PortNotPaired {
                     key: format!("worker[{w}].rx[{j}].port"),
-                    port: config.ports[queue_ref.port].name.clone(),
+                    port: config.ports[queue_ref.port.index()].name.clone(),
                 });
             }
         }
     }
-    for (i, port) in config.ports.iter().enumerate() {
+    for (i, port) in PortIdx::all(config.ports.len()).zip(&config.ports) {
         for queue in 0..port.rx_queues {
             let queue_ref = RxQueueRef { port: i, queue };
             if !config.workers.iter().any(|w| w.rx.contains(&queue_ref)) {
-                return Err(ConfigError::QueueNotPolled { key: format!("port[{i}].rx_queues"), port: port.name.clone(), queue });
+                return Err(ConfigError::QueueNotPolled { key: format!("{i}.rx_queues"), port: port.name.clone(), queue });
             }
         }
     }
     // Both ends of a pair, and every route's port, are sent to; worker k sends on TX
     // queue k.
     let workers = config.workers.len();
-    for (i, port) in config.ports.iter().enumerate() {
+    for (i, port) in PortIdx::all(config.ports.len()).zip(&config.ports) {
         let sent_to = config.out_port(i).is_some() || config.routes.iter().any(|r| r.port == i);
         if sent_to && usize::from(port.tx_queues) < workers {
             return Err(ConfigError::TooFewTxQueues {
-                key: format!("port[{i}].tx_queues"),
+                key: format!("{i}.tx_queues"),
                 port: port.name.clone(),
                 workers,
                 tx_queues: port.tx_queues,
@@ -1277,8 +1234,9 @@ fn int<T: TryFrom<i64>>(key: &str, got: i64, min: i64, max: i64) -> Result<T, Co
     T::try_from(got).map_err(|_| ConfigError::TooLarge { key: key.to_owned(), max, got })
 }
 
-fn port_index(ports: &[PortConfig], name: &str, key: String) -> Result<usize, ConfigError> {
-    ports.iter().position(|p| p.name == name).ok_or_else(|| ConfigError::UnknownPort { key, name: name.to_owned() })
+fn port_index(ports: &[PortConfig], name: &str, key: String) -> Result<PortIdx, ConfigError> {
+    let i = ports.iter().position(|p| p.name == name).ok_or_else(|| ConfigError::UnknownPort { key, name: name.to_owned() })?;
+    Ok(PortIdx(i as u16))
 }
 
 /// Names (ports, file prefix): non-empty `[A-Za-z0-9_-]+`.
@@ -1426,7 +1384,7 @@ rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
         let config = Config::from_toml_str(&valid()).unwrap();
         assert_eq!(config.eal, EalConfig { main_lcore: 0, file_prefix: "dataplane".into(), args: vec![] });
         assert_eq!(config.pool, PoolConfig { mbufs: None, cache: 256, data_room: 2176, priv_size: 0 });
-        assert_eq!(config.forward, ForwardConfig { mode: Mode::Io, burst: 32, pairs: vec![(0, 1)] });
+        assert_eq!(config.forward, ForwardConfig { mode: Mode::Io, burst: 32, pairs: vec![(PortIdx(0), PortIdx(1))] });
         assert_eq!(
             config.ports[1],
             PortConfig {
@@ -1447,7 +1405,10 @@ rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
         );
         assert_eq!(
             config.workers,
-            vec![WorkerConfig { lcore: 1, rx: vec![RxQueueRef { port: 0, queue: 0 }, RxQueueRef { port: 1, queue: 0 }] }]
+            vec![WorkerConfig {
+                lcore: 1,
+                rx: vec![RxQueueRef { port: PortIdx(0), queue: 0 }, RxQueueRef { port: PortIdx(1), queue: 0 }]
+            }]
         );
     }
 
@@ -1504,10 +1465,10 @@ rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
         let config = load("null.toml");
         assert_eq!(config.ports.len(), 2);
         assert_eq!(config.ports[0].args, "size=64,copy=0");
-        assert_eq!(config.forward.pairs, vec![(0, 1)]);
-        assert_eq!(config.out_port(0), Some(1));
-        assert_eq!(config.out_port(1), Some(0));
-        assert_eq!(config.out_port(2), None);
+        assert_eq!(config.forward.pairs, vec![(PortIdx(0), PortIdx(1))]);
+        assert_eq!(config.out_port(PortIdx(0)), Some(PortIdx(1)));
+        assert_eq!(config.out_port(PortIdx(1)), Some(PortIdx(0)));
+        assert_eq!(config.out_port(PortIdx(2)), None);
         // Load and from_toml_str agree.
         let text = std::fs::read_to_string(config_path("null.toml")).unwrap();
         assert_eq!(Config::from_toml_str(&text).unwrap(), config);
@@ -1570,7 +1531,7 @@ rx = [{ port = "p0", queue = 0 }, { port = "p1", queue = 0 }, { port = "v", queu
         .unwrap();
         assert_eq!(config.ports[0].device, Device::Pci { addr: "0000:03:00.0".into() });
         assert_eq!(config.ports[2].device, Device::Vdev { name: "net_ring_a".into(), driver: "net_ring_a".into() });
-        assert_eq!(config.out_port(2), Some(2));
+        assert_eq!(config.out_port(PortIdx(2)), Some(PortIdx(2)));
         let args = config.eal_args("dp", &[]);
         assert_eq!(
             args,

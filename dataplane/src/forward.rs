@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::local::Local;
 use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
+use crate::port::PortIdx;
 
 /// Why a packet was dropped. Indexes the per-lcore drop counters; its counter name is the
 /// variant's name in snake_case (`TxFull` is `tx_full`).
@@ -88,8 +89,8 @@ impl From<ParseError> for DropReason {
 /// What to do with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Send it out of this port (index into the config's ports).
-    Tx(usize),
+    /// Send it out of this port.
+    Tx(PortIdx),
     /// Free it and count the reason.
     Drop(DropReason),
     /// A request to the forwarder itself (ARP, neighbour solicitation, echo): hand it to
@@ -125,8 +126,8 @@ pub trait Routes {
 /// Where a next hop is: the out port and the MACs to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
-    /// Out port (index into the config's ports).
-    pub port: usize,
+    /// Out port.
+    pub port: PortIdx,
     /// Source MAC: the out port's own.
     pub src: MacAddr,
     /// Destination MAC: the next hop's.
@@ -238,7 +239,7 @@ mod tests {
                 (v6("2001:db8::"), 32, true, 0),
                 (v6("2001:db8:1::"), 48, true, 1),
             ]),
-            vec![NextHop { port: 0, src: P0, dst: GW1 }, NextHop { port: 1, src: P1, dst: GW2 }],
+            vec![NextHop { port: PortIdx(0), src: P0, dst: GW1 }, NextHop { port: PortIdx(1), src: P1, dst: GW2 }],
         )
     }
 
@@ -280,14 +281,14 @@ mod tests {
     fn ipv4_longest_prefix_ttl_checksum_and_macs() {
         let (t, nh) = tables();
         let mut f = ipv4_udp([10, 1, 2, 3], 64);
-        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(1), "/24 beats /16");
+        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(PortIdx(1)), "/24 beats /16");
         assert_eq!(&f[0..6], &GW2.0);
         assert_eq!(&f[6..12], &P1.0);
         let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
         assert_eq!(ip.ttl(), 63);
         assert!(ip.verify_checksum(), "incremental update keeps the checksum valid");
         let mut g = ipv4_udp([10, 1, 3, 3], 2);
-        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(0));
+        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(PortIdx(0)));
         assert_eq!(Ipv4Packet::new_checked(&g[14..]).unwrap().ttl(), 1);
     }
 
@@ -358,11 +359,11 @@ mod tests {
     fn ipv6_routes_and_hop_limit() {
         let (t, nh) = tables();
         let mut f = ipv6_udp("2001:db8:1::7", 64);
-        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(1));
+        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(PortIdx(1)));
         assert_eq!(f[14 + 7], 63);
         assert_eq!(&f[0..6], &GW2.0);
         let mut g = ipv6_udp("2001:db8:2::7", 64);
-        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(0));
+        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(PortIdx(0)));
         assert_eq!(l3fwd(&mut ipv6_udp("2001:db9::1", 64), &t, &nh, None), Action::Drop(DropReason::NoRoute));
         assert_eq!(l3fwd(&mut ipv6_udp("2001:db8::1", 1), &t, &nh, None), Action::Drop(DropReason::TtlExpired));
     }

@@ -5,8 +5,8 @@
 //! then reads [`Forwarder::snapshot`] while the workers run, and [`Forwarder::stop`] tears
 //! everything down and returns the final [`Report`].
 
+use ipnet::IpNet;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,9 @@ use crate::forward::NextHop;
 use crate::local::Local;
 use crate::lpm::{Lpm4, Lpm6, LpmError};
 use crate::net::MacAddr;
-use crate::port::{self, LinkStatus, Port, PortError, PortId, PortSetup, PortStats, QueueId, RxQueue, TxQueue};
+use crate::port::{
+    self, LinkStatus, Port, PortError, PortId, PortIdx, PortSetup, PortStats, PortTable, QueueId, RxQueue, TxQueue,
+};
 use crate::slowpath::SlowPath;
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
 use crate::worker::{
@@ -205,8 +207,8 @@ impl Snapshot {
         t
     }
 
-    /// Packets received from port `port` (index) by all workers.
-    pub fn port_rx(&self, port: usize) -> u64 {
+    /// Packets received from port `port` by all workers.
+    pub fn port_rx(&self, port: PortIdx) -> u64 {
         self.workers
             .iter()
             .flat_map(|w| w.lanes.iter().zip(&w.totals.lane_rx))
@@ -284,12 +286,12 @@ impl Forwarder {
             let LinkStatus { text, .. } = slot.port.wait_link(Duration::from_secs(3));
             eprintln!("{} ({}, {}): {}", slot.name, slot.port.id(), slot.port.driver(), text);
         }
-        let macs: Vec<MacAddr> = ports.iter().map(|s| MacAddr(s.port.mac())).collect();
+        let macs: Vec<MacAddr> = ports.iter().map(|s| s.port.mac()).collect();
         let forwarding = match config.forward.mode {
             Mode::Io => Forwarding::Io,
             Mode::Macswap => Forwarding::Macswap,
             Mode::L2fwd => Forwarding::L2fwd(
-                config.ports.iter().zip(&macs).map(|(pc, &own)| (own, MacAddr(pc.peer_mac.unwrap_or([0xff; 6])))).collect(),
+                config.ports.iter().zip(&macs).map(|(pc, &own)| (own, pc.peer_mac.unwrap_or(MacAddr::BROADCAST))).collect(),
             ),
             Mode::L3fwd => Forwarding::L3fwd(Arc::new(load_routes(config, &macs, home)?)),
         };
@@ -309,11 +311,11 @@ impl Forwarder {
         };
         let slow_rings = match &forwarding {
             Forwarding::L3fwd(t) if t.locals.iter().any(Option::is_some) => {
-                let ids: Vec<PortId> = fwd.ports.iter().map(|s| s.port.id()).collect();
+                let table = Arc::new(PortTable::new(fwd.ports.iter().map(|s| s.port.id()).collect()));
                 let mut rings = Vec::new();
                 for w in &config.workers {
                     let ring = |dir: &str| MbufRing::create(&format!("slow_{dir}_{}", w.lcore), 1024, home).map(Arc::new);
-                    rings.push(SlowPathRings { punt: ring("punt")?, inject: ring("inject")?, port_ids: ids.clone() });
+                    rings.push(SlowPathRings { punt: ring("punt")?, inject: ring("inject")?, ports: table.clone() });
                 }
                 let sp = SlowPath::spawn(rings.clone(), t.locals.clone()).map_err(StartError::SlowPath)?;
                 fwd.slow = Some((sp, rings.clone()));
@@ -374,7 +376,7 @@ impl Forwarder {
             let lanes: Vec<Lane> =
                 w.rx.iter()
                     .map(|r| Lane {
-                        rx: RxQueue { port: fwd.ports[r.port].port.id(), queue: QueueId(r.queue) },
+                        rx: RxQueue { port: fwd.ports[r.port.index()].port.id(), queue: QueueId(r.queue) },
                         port: r.port,
                         out: config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten(),
                     })
@@ -588,7 +590,7 @@ fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3
         .map_err(|error| RouteError { index: 0, error })?;
     let mut next_hops: Vec<NextHop> = Vec::new();
     for (index, r) in config.routes.iter().enumerate() {
-        let nh = NextHop { port: r.port, src: macs[r.port], dst: MacAddr(r.via_mac) };
+        let nh = NextHop { port: r.port, src: macs[r.port.index()], dst: r.via_mac };
         let id = match next_hops.iter().position(|n| *n == nh) {
             Some(i) => i,
             None => {
@@ -596,9 +598,9 @@ fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3
                 next_hops.len() - 1
             }
         } as u32;
-        let res = match r.prefix.addr {
-            IpAddr::V4(a) => v4.add(a, r.prefix.len, id),
-            IpAddr::V6(a) => v6.add(a, r.prefix.len, id),
+        let res = match r.prefix {
+            IpNet::V4(p) => v4.add(p.addr(), p.prefix_len(), id),
+            IpNet::V6(p) => v6.add(p.addr(), p.prefix_len(), id),
         };
         res.map_err(|error| RouteError { index, error })?;
     }
@@ -609,8 +611,8 @@ fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3
         .map(|(pc, &mac)| {
             (pc.ipv4.is_some() || pc.ipv6.is_some()).then(|| Local {
                 mac,
-                ipv4: pc.ipv4.map(|a| a.0),
-                ipv6: pc.ipv6.map(|a| a.0),
+                ipv4: pc.ipv4.map(|a| a.addr()),
+                ipv6: pc.ipv6.map(|a| a.addr()),
             })
         })
         .collect();

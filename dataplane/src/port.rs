@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use mempool::{Burst, DpdkError, Pool, SocketId};
 
+use crate::net::MacAddr;
+
 /// An ethdev port id; prints as `port0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortId(pub u16);
@@ -17,6 +19,88 @@ pub struct PortId(pub u16);
 impl fmt::Display for PortId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "port{}", self.0)
+    }
+}
+
+/// A port's position in the config's `[[port]]` list: what the config, the workers' TX
+/// buffers and the counters index ports by. Prints as the config key, `port[0]`. The
+/// ethdev id EAL gave the device is a [`PortId`]; a [`PortTable`] maps one to the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct PortIdx(pub u16);
+
+impl PortIdx {
+    /// The position, for indexing per-port arrays.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// Every index below `ports`, in config order.
+    pub fn all(ports: usize) -> impl Iterator<Item = PortIdx> {
+        (0..ports).map(|i| PortIdx(i as u16))
+    }
+}
+
+impl fmt::Display for PortIdx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "port[{}]", self.0)
+    }
+}
+
+/// The one map between config order ([`PortIdx`]) and ethdev ids ([`PortId`]), both ways
+/// in O(1): built once the ports are found, then shared read-only (the slow path and the
+/// workers turn an mbuf's `port` field into the config's port with it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortTable {
+    /// By `PortIdx`.
+    ids: Vec<PortId>,
+    /// By ethdev id.
+    idx: Vec<Option<PortIdx>>,
+}
+
+impl PortTable {
+    /// The table for ports whose ethdev ids, in config order, are `ids`.
+    ///
+    /// # Panics
+    /// If an id appears twice (one device cannot be two config ports).
+    pub fn new(ids: Vec<PortId>) -> PortTable {
+        let mut idx = vec![None; ids.iter().map(|id| usize::from(id.0) + 1).max().unwrap_or(0)];
+        for (i, id) in ids.iter().enumerate() {
+            let slot = &mut idx[usize::from(id.0)];
+            assert!(slot.is_none(), "{id} is two config ports");
+            *slot = Some(PortIdx(i as u16));
+        }
+        PortTable { ids, idx }
+    }
+
+    /// The ethdev id of config port `p`.
+    ///
+    /// # Panics
+    /// If `p` is not below [`PortTable::len`].
+    #[inline]
+    pub fn id(&self, p: PortIdx) -> PortId {
+        self.ids[p.index()]
+    }
+
+    /// The config port of ethdev `id`, if it is one.
+    #[inline]
+    pub fn idx(&self, id: PortId) -> Option<PortIdx> {
+        self.idx.get(usize::from(id.0)).copied().flatten()
+    }
+
+    /// Number of ports.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there is no port.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Every port, in config order.
+    pub fn iter(&self) -> impl Iterator<Item = (PortIdx, PortId)> + '_ {
+        self.ids.iter().enumerate().map(|(i, &id)| (PortIdx(i as u16), id))
     }
 }
 
@@ -189,11 +273,11 @@ impl Port {
     }
 
     /// The port's MAC address.
-    pub fn mac(&self) -> [u8; 6] {
+    pub fn mac(&self) -> MacAddr {
         let mut addr = dpdk_sys::rte_ether_addr::default();
         // SAFETY: writes 6 bytes into addr for a valid port.
         unsafe { dpdk_sys::rte_eth_macaddr_get(self.id.0, &mut addr) };
-        addr.addr_bytes
+        MacAddr(addr.addr_bytes)
     }
 
     /// Configures queues (RSS when more than one RX queue), sets the MTU, sets every RX queue
@@ -413,5 +497,30 @@ impl TxQueue {
         // SAFETY: tx_burst takes ownership of exactly the first n mbufs it reports. This
         // lcore is the only sender on the queue (one TX queue per worker).
         unsafe { burst.give_raw(|mbufs, len| dpdk_sys::dp_eth_tx_burst(self.port.0, self.queue.0, mbufs, len)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_table_maps_both_ways() {
+        let t = PortTable::new(vec![PortId(3), PortId(0), PortId(7)]);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.id(PortIdx(0)), PortId(3));
+        assert_eq!(t.idx(PortId(7)), Some(PortIdx(2)));
+        assert_eq!(t.idx(PortId(0)), Some(PortIdx(1)));
+        assert_eq!(t.idx(PortId(1)), None);
+        assert_eq!(t.idx(PortId(u16::MAX)), None);
+        assert_eq!(t.iter().map(|(i, id)| (i.0, id.0)).collect::<Vec<_>>(), [(0, 3), (1, 0), (2, 7)]);
+        assert_eq!(PortIdx(2).to_string(), "port[2]");
+        assert_eq!(PortId(2).to_string(), "port2");
+    }
+
+    #[test]
+    #[should_panic(expected = "two config ports")]
+    fn one_device_is_one_port() {
+        PortTable::new(vec![PortId(1), PortId(1)]);
     }
 }

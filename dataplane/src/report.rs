@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::forward::DropReason;
 use crate::forwarder::{Report, Snapshot};
+use crate::port::PortIdx;
 use crate::stats::Counter;
 use crate::worker::Histograms;
 
@@ -62,7 +63,7 @@ pub fn softnet_json(s: &Snapshot) -> Value {
             .lanes
             .iter()
             .zip(t.lane_rx.iter().zip(&t.lane_bursts))
-            .map(|(l, (rx, bursts))| json!({ "port": s.ports[l.port].name, "queue": l.queue.0, "rx_packets": rx, "rx_bursts": bursts }))
+            .map(|(l, (rx, bursts))| json!({ "port": s.ports[l.port.index()].name, "queue": l.queue.0, "rx_packets": rx, "rx_bursts": bursts }))
             .collect();
         let mut worker = json!({
             "processed": t.processed(),
@@ -90,7 +91,7 @@ pub fn stats_json(s: &Snapshot) -> Value {
             p.name.clone(),
             json!({
                 "port_id": p.id.0, "driver": p.driver,
-                "rx_packets": s.port_rx(i), "tx_packets": t.port_tx[i],
+                "rx_packets": s.port_rx(PortIdx(i as u16)), "tx_packets": t.port_tx[i],
                 "ipackets": st.ipackets, "opackets": st.opackets, "ibytes": st.ibytes, "obytes": st.obytes,
                 "imissed": st.imissed, "ierrors": st.ierrors, "oerrors": st.oerrors, "rx_nombuf": st.rx_nombuf,
             }),
@@ -235,7 +236,15 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
             cpp
         );
         for (l, (rx, bursts)) in w.lanes.iter().zip(wt.lane_rx.iter().zip(&wt.lane_bursts)) {
-            let _ = writeln!(o, "    rx {} {}/{}: {} packets in {} bursts", s.ports[l.port].name, l.port_id, l.queue, rx, bursts);
+            let _ = writeln!(
+                o,
+                "    rx {} {}/{}: {} packets in {} bursts",
+                s.ports[l.port.index()].name,
+                l.port_id,
+                l.queue,
+                rx,
+                bursts
+            );
         }
     }
     if t[Counter::Mirrored] + t[Counter::ExtFailures] > 0 {
@@ -286,7 +295,7 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         let _ = writeln!(
             o,
             "  {} ({}, {}): rx {} tx {} | ipackets {} opackets {} ibytes {} obytes {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
-            p.name, p.id, p.driver, s.port_rx(i), t.port_tx[i], st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
+            p.name, p.id, p.driver, s.port_rx(PortIdx(i as u16)), t.port_tx[i], st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
         );
     }
     let lat = latency_json(&r.histograms, s.tsc_hz);

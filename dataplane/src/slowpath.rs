@@ -15,6 +15,7 @@ use std::time::Duration;
 use mempool::Burst;
 
 use crate::local::{self, Local};
+use crate::port::PortId;
 use crate::worker::SlowPathRings;
 
 /// The slow path's counters.
@@ -41,7 +42,7 @@ const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 impl SlowPath {
     /// Starts the thread over the workers' rings; `locals` are the ports' own addresses,
-    /// in config order (the order of `SlowPathRings::port_ids`).
+    /// in config order.
     pub fn spawn(rings: Vec<SlowPathRings>, locals: Vec<Option<Local>>) -> std::io::Result<SlowPath> {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(SlowPathCounters::default());
@@ -82,7 +83,7 @@ fn run(rings: &[SlowPathRings], locals: &[Option<Local>], stop: &AtomicBool, c: 
             }
             busy = true;
             for mut m in requests.drain() {
-                let local = r.port_ids.iter().position(|id| id.0 == m.port()).and_then(|i| locals[i].as_ref());
+                let local = r.ports.idx(PortId(m.port())).and_then(|i| locals[i.index()].as_ref());
                 let answered = match (local, m.data_mut()) {
                     (Some(l), Some(data)) => local::answer(data, l),
                     _ => false,

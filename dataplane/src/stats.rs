@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::eal::LcoreId;
 use crate::forward::DropReason;
-use crate::port::{PortId, QueueId};
+use crate::port::{PortId, PortIdx, QueueId};
 
 /// A value on a cache line of its own.
 #[repr(align(64))]
@@ -211,8 +211,8 @@ impl WorkerCounters {
 /// Where a lane's packets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaneId {
-    /// RX port (index into the config's ports).
-    pub port: usize,
+    /// RX port.
+    pub port: PortIdx,
     /// Its ethdev id.
     pub port_id: PortId,
     /// RX queue.

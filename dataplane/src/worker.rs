@@ -37,7 +37,7 @@ use crate::local::Local;
 use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
 use crate::net::{parse, Proto};
-use crate::port::{PortId, RxQueue, TxQueue};
+use crate::port::{PortId, PortIdx, PortTable, RxQueue, TxQueue};
 use crate::stats::{Counter, WorkerCounters, WorkerTotals};
 
 /// The environment variable that makes a worker panic, for testing how the forwarder
@@ -49,10 +49,10 @@ pub const FAULT_ENV: &str = "DATAPLANE_FAULT_PANIC";
 pub struct Lane {
     /// Where packets come from.
     pub rx: RxQueue,
-    /// The RX port's index in the config.
-    pub port: usize,
+    /// The RX port.
+    pub port: PortIdx,
     /// Pair modes: the out port's index. `None` in l3fwd, which routes per packet.
-    pub out: Option<usize>,
+    pub out: Option<PortIdx>,
 }
 
 /// The routing tables shared read-only by every worker in l3fwd mode.
@@ -249,7 +249,7 @@ pub struct WorkerExts {
     /// Every packet gets flow metadata.
     pub flow: bool,
     /// Mirror: the port copies leave by, and which packets.
-    pub mirror: Option<(usize, Option<Proto>)>,
+    pub mirror: Option<(PortIdx, Option<Proto>)>,
 }
 
 /// A worker's two rings to the slow path: requests out, replies back.
@@ -259,8 +259,8 @@ pub struct SlowPathRings {
     pub punt: Arc<MbufRing>,
     /// Replies, slow path to worker, sent by the worker on its own TX queues.
     pub inject: Arc<MbufRing>,
-    /// The ethdev id of each port (config index order), to route replies by `mbuf.port`.
-    pub port_ids: Vec<PortId>,
+    /// The ports, to route replies by `mbuf.port`.
+    pub ports: Arc<PortTable>,
 }
 
 impl std::fmt::Debug for SlowPathRings {
@@ -377,7 +377,7 @@ pub fn run(plan: WorkerPlan) {
             let _ = reply.send((lcore, w.hist.clone()));
         }
     }
-    for p in 0..w.txbufs.len() {
+    for p in PortIdx::all(w.txbufs.len()) {
         w.flush(p);
     }
     w.free_backlogs();
@@ -421,14 +421,14 @@ impl Worker {
         let start = eal::rdtsc();
         self.round_start = start;
         self.totals[Counter::Rounds] += 1;
-        for p in 0..self.txbufs.len() {
-            if self.txbufs[p].since.is_some_and(|t| start.wrapping_sub(t) >= self.budget.drain_cycles) {
+        for p in PortIdx::all(self.txbufs.len()) {
+            if self.txbufs[p.index()].since.is_some_and(|t| start.wrapping_sub(t) >= self.budget.drain_cycles) {
                 self.flush(p);
             }
         }
         self.take_replies();
         if self.memory.is_some() {
-            for p in 0..self.txbufs.len() {
+            for p in PortIdx::all(self.txbufs.len()) {
                 if self.backlogged(p) {
                     self.flush(p);
                 }
@@ -715,7 +715,7 @@ impl Worker {
     /// Hands the burst in `self.rx` to `out`'s TX queue; what the NIC refuses goes to the
     /// backlog or is dropped (see [`Worker::refused`]).
     #[inline]
-    fn send_rx(&mut self, out: usize, rx_tsc: u64) {
+    fn send_rx(&mut self, out: PortIdx, rx_tsc: u64) {
         if self.backlogged(out) {
             // Packets already wait for this port: queue behind them, in order.
             let mut rx = std::mem::take(&mut self.rx);
@@ -725,11 +725,11 @@ impl Worker {
             self.rx = rx;
             return;
         }
-        let sent = self.txbufs[out].q.tx_burst(&mut self.rx);
+        let sent = self.txbufs[out.index()].q.tx_burst(&mut self.rx);
         if rx_tsc != 0 && sent > 0 {
             self.hist.latency_cycles.saturating_record_n(eal::rdtsc().wrapping_sub(rx_tsc).max(1), sent as u64);
         }
-        self.totals.port_tx[out] += sent as u64;
+        self.totals.port_tx[out.index()] += sent as u64;
         if !self.rx.is_empty() {
             let mut rx = std::mem::take(&mut self.rx);
             self.refused(out, &mut rx);
@@ -780,7 +780,7 @@ impl Worker {
         }
         for m in replies.drain() {
             self.unpunt(&m);
-            let port = self.slow.as_ref().and_then(|s| s.port_ids.iter().position(|id| id.0 == m.port()));
+            let port = self.slow.as_ref().and_then(|s| s.ports.idx(PortId(m.port())));
             match port {
                 Some(p) => {
                     self.totals[Counter::Injected] += 1;
@@ -806,8 +806,8 @@ impl Worker {
     }
 
     #[inline]
-    fn enqueue(&mut self, port: usize, m: Mbuf, rx_tsc: u64) {
-        let buf = &mut self.txbufs[port];
+    fn enqueue(&mut self, port: PortIdx, m: Mbuf, rx_tsc: u64) {
+        let buf = &mut self.txbufs[port.index()];
         buf.has_ext |= self.exts.is_some() && ext::active(&m) != 0;
         // A full buffer was flushed when it filled, so there is room.
         if buf.burst.push(m).is_ok() {
@@ -820,33 +820,33 @@ impl Worker {
 
     /// Sends what buffer `port` holds; frees and counts what the NIC refused. Packets of
     /// timed bursts that were sent feed the RX-to-TX latency histogram.
-    fn flush(&mut self, port: usize) {
+    fn flush(&mut self, port: PortIdx) {
         if self.backlogged(port) {
             self.drain_backlog(port);
         }
-        if self.txbufs[port].burst.is_empty() {
-            self.txbufs[port].since = None;
+        if self.txbufs[port.index()].burst.is_empty() {
+            self.txbufs[port.index()].since = None;
             return;
         }
-        if self.txbufs[port].has_ext {
-            self.txbufs[port].has_ext = false;
-            let mut b = std::mem::take(&mut self.txbufs[port].burst);
+        if self.txbufs[port.index()].has_ext {
+            self.txbufs[port.index()].has_ext = false;
+            let mut b = std::mem::take(&mut self.txbufs[port.index()].burst);
             self.hand_off(&mut b);
-            self.txbufs[port].burst = b;
+            self.txbufs[port.index()].burst = b;
         }
         if self.backlogged(port) {
             // The NIC still refuses the backlog: new packets wait behind it, in order.
-            let mut b = std::mem::take(&mut self.txbufs[port].burst);
+            let mut b = std::mem::take(&mut self.txbufs[port.index()].burst);
             for m in b.drain() {
                 self.hold(port, m);
             }
-            let buf = &mut self.txbufs[port];
+            let buf = &mut self.txbufs[port.index()];
             buf.burst = b;
             buf.since = None;
             buf.ntimed = 0;
             return;
         }
-        let buf = &mut self.txbufs[port];
+        let buf = &mut self.txbufs[port.index()];
         buf.since = None;
         let sent = buf.q.tx_burst(&mut buf.burst);
         if buf.ntimed > 0 {
@@ -859,15 +859,15 @@ impl Worker {
             }
             buf.ntimed = 0;
         }
-        self.totals.port_tx[port] += sent as u64;
-        let mut unsent = std::mem::take(&mut self.txbufs[port].burst);
+        self.totals.port_tx[port.index()] += sent as u64;
+        let mut unsent = std::mem::take(&mut self.txbufs[port.index()].burst);
         self.refused(port, &mut unsent);
-        self.txbufs[port].burst = unsent;
+        self.txbufs[port.index()].burst = unsent;
     }
 
     /// What the NIC refused: into the backlog when accounting is on, else freed and
     /// counted `tx_full`.
-    fn refused(&mut self, port: usize, unsent: &mut Burst) {
+    fn refused(&mut self, port: PortIdx, unsent: &mut Burst) {
         if unsent.is_empty() {
             return;
         }
@@ -881,25 +881,25 @@ impl Worker {
         }
     }
 
-    fn backlogged(&self, port: usize) -> bool {
-        self.memory.as_ref().is_some_and(|m| !m.held[port].is_empty())
+    fn backlogged(&self, port: PortIdx) -> bool {
+        self.memory.as_ref().is_some_and(|m| !m.held[port.index()].is_empty())
     }
 
     /// Queues a packet the NIC refused, charging its truesize to its protocol (unless the
     /// backlog bypasses) and its port's group. A full backlog (shorter under memory
     /// pressure) drops it as `tx_full`; a refused charge as `proto_mem`.
-    fn hold(&mut self, port: usize, m: Mbuf) {
+    fn hold(&mut self, port: PortIdx, m: Mbuf) {
         let Some(mem) = &mut self.memory else { return };
         let proto = acct_proto(m.data());
-        let consumer = &mut mem.backlog[port][proto.index()];
+        let consumer = &mut mem.backlog[port.index()][proto.index()];
         let limit = if consumer.under_pressure() { mem.limit_under_pressure } else { mem.limit };
-        if mem.held[port].len() >= limit {
+        if mem.held[port.index()].len() >= limit {
             self.totals[DropReason::TxFull] += 1;
             return;
         }
         match consumer.charge(mem.slot, mem.truesize) {
             Ok(()) => {
-                mem.held[port].push_back(Held { m, proto });
+                mem.held[port.index()].push_back(Held { m, proto });
                 self.totals[Counter::Backlogged] += 1;
             }
             Err(_) => self.totals[DropReason::ProtoMem] += 1,
@@ -908,15 +908,15 @@ impl Worker {
 
     /// Sends as much of port `port`'s backlog as the NIC takes, oldest first, uncharging
     /// what leaves.
-    fn drain_backlog(&mut self, port: usize) {
-        let q = self.txbufs[port].q;
+    fn drain_backlog(&mut self, port: PortIdx) {
+        let q = self.txbufs[port.index()].q;
         let Some(mem) = &mut self.memory else { return };
         loop {
             let mut b: Burst = Burst::new();
             let mut protos = [Proto::Other; MAX_BURST];
             let mut n = 0;
             while n < MAX_BURST {
-                let Some(h) = mem.held[port].pop_front() else { break };
+                let Some(h) = mem.held[port.index()].pop_front() else { break };
                 protos[n] = h.proto;
                 let _ = b.push(h.m);
                 n += 1;
@@ -926,14 +926,14 @@ impl Worker {
             }
             let sent = q.tx_burst(&mut b);
             for p in &protos[..sent] {
-                mem.backlog[port][p.index()].uncharge(mem.slot, mem.truesize);
+                mem.backlog[port.index()][p.index()].uncharge(mem.slot, mem.truesize);
             }
-            self.totals.port_tx[port] += sent as u64;
+            self.totals.port_tx[port.index()] += sent as u64;
             self.totals[Counter::BacklogSent] += sent as u64;
             let mut i = n;
             while let Some(m) = b.pop() {
                 i -= 1;
-                mem.held[port].push_front(Held { m, proto: protos[i] });
+                mem.held[port.index()].push_front(Held { m, proto: protos[i] });
             }
             if sent < n {
                 return;
@@ -964,7 +964,7 @@ impl Worker {
 
 /// The per-packet decision of the modes that look at packets.
 #[inline(always)]
-fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: usize, out: Option<usize>) -> Action {
+fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: PortIdx, out: Option<PortIdx>) -> Action {
     match forwarding {
         Forwarding::Io => Action::Tx(out.expect("pair modes have an out port")),
         Forwarding::Macswap => match forward::macswap(data) {
@@ -973,12 +973,12 @@ fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: usize, out: Option<
         },
         Forwarding::L2fwd(macs) => {
             let out = out.expect("pair modes have an out port");
-            let (src, dst) = macs[out];
+            let (src, dst) = macs[out.index()];
             match forward::l2fwd(data, src, dst) {
                 Ok(()) => Action::Tx(out),
                 Err(r) => Action::Drop(r),
             }
         }
-        Forwarding::L3fwd(t) => forward::l3fwd(data, t.as_ref(), &t.next_hops, t.locals[in_port].as_ref()),
+        Forwarding::L3fwd(t) => forward::l3fwd(data, t.as_ref(), &t.next_hops, t.locals[in_port.index()].as_ref()),
     }
 }

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::eal::Eal;
 use dataplane::port;
+use dataplane::port::PortIdx;
 use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder, Report};
 use mempool::{MbufRing, Pool, PoolParams, SocketId};
@@ -100,10 +101,10 @@ fn check_common(name: &str, report: &Report) {
     let t = snap.total();
     for (i, p) in snap.ports.iter().enumerate() {
         assert_eq!(p.driver, "net_null", "{name}: {}", p.name);
-        assert!(snap.port_rx(i) > 0, "{name}: {} received nothing", p.name);
-        assert_eq!(p.stats.ipackets, snap.port_rx(i), "{name}: {} ipackets vs lane rx", p.name);
+        assert!(snap.port_rx(PortIdx((i) as u16)) > 0, "{name}: {} received nothing", p.name);
+        assert_eq!(p.stats.ipackets, snap.port_rx(PortIdx((i) as u16)), "{name}: {} ipackets vs lane rx", p.name);
         assert_eq!(p.stats.opackets, t.port_tx[i], "{name}: {} opackets vs worker tx", p.name);
-        assert_eq!(t.port_tx[i], snap.port_rx(1 - i), "{name}: {} sends what its partner received", p.name);
+        assert_eq!(t.port_tx[i], snap.port_rx(PortIdx((1 - i) as u16)), "{name}: {} sends what its partner received", p.name);
     }
     assert_eq!(t.processed(), t.tx_packets() + t.dropped(), "{name}: rx != tx + dropped: {t:?}");
     assert_eq!(t.dropped(), 0, "{name}: {t:?}");

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use dataplane::forward::{self, Action, DropReason, NextHop, Routes};
 use dataplane::net::MacAddr;
+use dataplane::port::PortIdx;
 use serde_json::Value;
 
 // --- Frames ---------------------------------------------------------------------------
@@ -363,7 +364,7 @@ fn run_mode(mode: &str, frames: &[(&'static str, Vec<u8>, Fate)]) {
     }
 
     // What each frame should become, per the pure decision functions.
-    let next_hops = [NextHop { port: 1, src: MacAddr([0; 6]), dst: MacAddr(VIA_MAC) }];
+    let next_hops = [NextHop { port: PortIdx(1), src: MacAddr([0; 6]), dst: MacAddr(VIA_MAC) }];
     let mut want_drops: BTreeMap<&str, u64> = BTreeMap::new();
     let mut want_out: Vec<Vec<u8>> = Vec::new();
     for (name, frame, fate) in frames {
@@ -373,7 +374,7 @@ fn run_mode(mode: &str, frames: &[(&'static str, Vec<u8>, Fate)]) {
             "macswap" => forward::macswap(&mut f).map_or_else(Drop, |()| Tx),
             "l2fwd" => forward::l2fwd(&mut f, MacAddr([0; 6]), MacAddr(PEER_MAC)).map_or_else(Drop, |()| Tx),
             _ => match forward::l3fwd(&mut f, &ConfigRoutes, &next_hops, None) {
-                Action::Tx(1) => Tx,
+                Action::Tx(PortIdx(1)) => Tx,
                 Action::Drop(r) => Drop(r),
                 other => panic!("{name}: unexpected {other:?}"),
             },

@@ -39,6 +39,8 @@ use std::time::Duration;
 
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
+use dataplane::net::MacAddr;
+use dataplane::port::PortIdx;
 use dataplane::port::{self, PortId};
 use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder, Report};
@@ -472,7 +474,7 @@ fn check_counts(name: &str, report: &Report, rx: [usize; 2], tx: [usize; 2], dro
     let t = snap.total();
     for (i, p) in snap.ports.iter().enumerate() {
         assert_eq!(p.driver, "net_ring", "{name}: {}", p.name);
-        assert_eq!(snap.port_rx(i), rx[i] as u64, "{name}: worker rx on {}", p.name);
+        assert_eq!(snap.port_rx(PortIdx(i as u16)), rx[i] as u64, "{name}: worker rx on {}", p.name);
         assert_eq!(t.port_tx[i], tx[i] as u64, "{name}: worker tx on {}", p.name);
         assert_eq!(
             (p.stats.ipackets, p.stats.opackets),
@@ -613,7 +615,7 @@ fn l2fwd(eal: &Eal, prefix: &str, pool: &Pool) {
     const PEER_A: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0xfe];
     const PEER_B: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0xfe];
     let cfg = config(prefix, &ports, "l2fwd", r#"peer_mac = "02:00:00:00:0a:fe""#, r#"peer_mac = "02-00-00-00-0B-FE""#, "");
-    assert_eq!((cfg.ports[0].peer_mac, cfg.ports[1].peer_mac), (Some(PEER_A), Some(PEER_B)));
+    assert_eq!((cfg.ports[0].peer_mac, cfg.ports[1].peer_mac), (Some(MacAddr(PEER_A)), Some(MacAddr(PEER_B))));
     let a = mixed_frames(0xa3);
     let b = mixed_frames(0xb3);
     let in_a = labelled(&a);

@@ -59,6 +59,38 @@ impl MacAddr {
     }
 }
 
+/// A string that is not six hex bytes separated by `:` or `-`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a MAC address (expected six hex bytes like 02:00:00:00:00:01)")]
+pub struct MacParseError;
+
+impl core::str::FromStr for MacAddr {
+    type Err = MacParseError;
+
+    /// `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`, either case, two digits a byte.
+    fn from_str(s: &str) -> Result<MacAddr, MacParseError> {
+        let mut mac = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for b in &mut mac {
+            let part = parts.next().ok_or(MacParseError)?;
+            if part.len() != 2 || !part.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(MacParseError);
+            }
+            *b = u8::from_str_radix(part, 16).map_err(|_| MacParseError)?;
+        }
+        match parts.next() {
+            None => Ok(MacAddr(mac)),
+            Some(_) => Err(MacParseError),
+        }
+    }
+}
+
+impl From<[u8; 6]> for MacAddr {
+    fn from(bytes: [u8; 6]) -> MacAddr {
+        MacAddr(bytes)
+    }
+}
+
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [a, b, c, d, e, g] = self.0;
@@ -289,5 +321,10 @@ mod tests {
         assert!(MacAddr::BROADCAST.is_multicast());
         assert!(MacAddr([0x01, 0, 0x5e, 0, 0, 1]).is_multicast());
         assert!(!MacAddr([2, 0, 0, 0, 0, 1]).is_multicast());
+        assert_eq!("02:00:0A:bc:ff:10".parse(), Ok(MacAddr([2, 0, 0x0a, 0xbc, 0xff, 0x10])));
+        assert_eq!("02-00-00-00-00-01".parse(), Ok(MacAddr([2, 0, 0, 0, 0, 1])));
+        for bad in ["", "02:00", "02:00:00:00:00:01:02", "2:00:00:00:00:01", "02:00:00:00:00:0g", "+2:00:00:00:00:01"] {
+            assert_eq!(bad.parse::<MacAddr>(), Err(MacParseError), "{bad:?}");
+        }
     }
 }

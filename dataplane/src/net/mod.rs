@@ -49,7 +49,7 @@ mod parse;
 mod testdata;
 
 pub use error::ParseError;
-pub use ethernet::{EthernetFrame, MacAddr};
+pub use ethernet::{EthernetFrame, MacAddr, MacParseError};
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
 pub use l4::{IcmpHeader, TcpHeader, UdpHeader};
