@@ -367,7 +367,7 @@ pub enum ConfigError {
     #[error("{key}: port {port:?} is polled but is in no forward.pairs entry, so its packets have nowhere to go")]
     PortNotPaired { key: String, port: String },
 
-    #[error("{key}: port {port:?} is sent to by {workers} [[worker]]s, each on its own TX queue, so it needs at least {workers}, got {tx_queues}")]
+    #[error("{key}: port {port:?} may be sent to by each of the {workers} [[worker]]s (a pair, a route, the mirror or the slow path's replies), each on its own TX queue, so it needs at least {workers}, got {tx_queues}")]
     TooFewTxQueues { key: String, port: String, workers: usize, tx_queues: u16 },
 
     #[error("{key}: lcore {lcore} is eal.main_lcore (the control thread); give the worker another lcore")]
@@ -447,6 +447,24 @@ impl Config {
                 None
             }
         })
+    }
+
+    /// Every port a worker may transmit on, in config order: both ends of each pair (pair
+    /// modes), each route's port and, in l3fwd, each port with its own addresses (slow-path
+    /// replies and neighbour requests leave by it), and the mirror port. Any worker may
+    /// send on any of them, so each needs a TX queue per worker (validated); worker `k`
+    /// owns TX queue `k` of each.
+    pub fn tx_ports(&self) -> Vec<PortIdx> {
+        let mode = self.forward.mode;
+        PortIdx::all(self.ports.len())
+            .filter(|&p| {
+                let pc = self.port(p);
+                (mode.uses_pairs() && self.out_port(p).is_some())
+                    || self.routes.iter().any(|r| r.port == p)
+                    || (mode == Mode::L3fwd && (pc.ipv4.is_some() || pc.ipv6.is_some()))
+                    || self.mirror.as_ref().is_some_and(|m| m.port == p)
+            })
+            .collect()
     }
 
     /// The argv for `rte_eal_init`: `program`, the lcore list, main lcore,
@@ -1159,22 +1177,12 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
             why: "l3fwd sends by [[route]]",
         });
     }
-    if let Some(m) = &config.mirror {
-        if mode == Mode::Io {
-            return Err(ConfigError::NotUsedByMode {
-                key: "mirror".to_owned(),
-                mode: mode.name(),
-                why: "io moves whole bursts without looking at packets; use macswap, l2fwd or l3fwd",
-            });
-        }
-        if usize::from(config.port(m.port).tx_queues) < config.workers.len() {
-            return Err(ConfigError::TooFewTxQueues {
-                key: format!("{}.tx_queues", m.port),
-                port: config.port(m.port).name.clone(),
-                workers: config.workers.len(),
-                tx_queues: config.port(m.port).tx_queues,
-            });
-        }
+    if config.mirror.is_some() && mode == Mode::Io {
+        return Err(ConfigError::NotUsedByMode {
+            key: "mirror".to_owned(),
+            mode: mode.name(),
+            why: "io moves whole bursts without looking at packets; use macswap, l2fwd or l3fwd",
+        });
     }
     if mode == Mode::L2fwd {
         for (i, port) in PortIdx::all(config.ports.len()).zip(&config.ports) {
@@ -1205,12 +1213,12 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
             }
         }
     }
-    // Both ends of a pair, and every route's port, are sent to; worker k sends on TX
-    // queue k.
+    // Every worker may send on every port in tx_ports (pairs, routes, slow-path replies,
+    // mirror); worker k owns TX queue k of each.
     let workers = config.workers.len();
-    for (i, port) in PortIdx::all(config.ports.len()).zip(&config.ports) {
-        let sent_to = config.out_port(i).is_some() || config.routes.iter().any(|r| r.port == i);
-        if sent_to && usize::from(port.tx_queues) < workers {
+    for i in config.tx_ports() {
+        let port = config.port(i);
+        if usize::from(port.tx_queues) < workers {
             return Err(ConfigError::TooFewTxQueues {
                 key: format!("{i}.tx_queues"),
                 port: port.name.clone(),
@@ -1713,7 +1721,15 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
                 )),
                 "worker[0].rx[2].port: port \"null2\" is polled but is in no forward.pairs entry",
             ),
-            ("too few tx queues", two_workers(""), "port[0].tx_queues: port \"null0\" is sent to by 2 [[worker]]s"),
+            ("too few tx queues", two_workers(""), "port[0].tx_queues: port \"null0\" may be sent to by each of the 2 [[worker]]s"),
+            (
+                "too few tx queues for the slow path's replies",
+                two_workers("[[route]]\nprefix = \"10.0.0.0/8\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n")
+                    .replace("[forward]\npairs = [[\"null0\", \"null1\"]]\n", "[forward]\nmode = \"l3fwd\"\n")
+                    .replace("device = \"net_null0\"\n", "device = \"net_null0\"\ntx_queues = 2\n")
+                    .replace("device = \"net_null1\"\n", "device = \"net_null1\"\nipv4 = \"10.1.0.1/24\"\n"),
+                "port[1].tx_queues: port \"null1\" may be sent to by each of the 2 [[worker]]s",
+            ),
             ("worker on main lcore", with_workers(&WORKER.replace("lcore = 1", "lcore = 0")), "worker[0].lcore: lcore 0 is eal.main_lcore"),
             ("worker lcore too big", with_workers(&WORKER.replace("lcore = 1", "lcore = 128")), "worker[0].lcore: must be at most 127"),
             (

@@ -51,6 +51,9 @@ pub enum DropReason {
     /// Holding the packet (TX backlog, slow path) would exceed its protocol's memory
     /// limit or its group's budget.
     ProtoMem,
+    /// The worker has no TX queue on the out port. Config validation gives every worker a
+    /// TX queue on every port it may send to, so this stays 0; it is counted, not assumed.
+    NoTxQueue,
 }
 
 impl DropReason {
@@ -423,6 +426,7 @@ mod tests {
                 "local_unhandled",
                 "punt_full",
                 "proto_mem",
+                "no_tx_queue",
             ]
         );
         for &e in ParseError::ALL {

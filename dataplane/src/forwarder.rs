@@ -28,7 +28,7 @@ use crate::port::{
 use crate::slowpath::SlowPath;
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
 use crate::worker::{
-    self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerMemory, WorkerPlan,
+    self, Budget, Command, Finished, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerMemory, WorkerPlan,
 };
 use mempool::accounting::{Accounting, AccountingConfig, AccountingError, AccountingSnapshot, Group, LcoreSlot};
 
@@ -78,6 +78,17 @@ pub enum StartError {
         /// The lcore.
         lcore: LcoreId,
     },
+    /// A queue handle that was not there to take: a queue polled by two workers, or a
+    /// worker's TX queue missing (the config validation rules both out).
+    #[error("port {port:?}: {what} for the worker on {lcore} does not exist or is taken")]
+    QueueTaken {
+        /// Config name of the port.
+        port: String,
+        /// Which queue.
+        what: String,
+        /// The worker's lcore.
+        lcore: LcoreId,
+    },
     /// EAL could not launch a worker.
     #[error(transparent)]
     Launch(#[from] WorkerError),
@@ -113,7 +124,6 @@ pub struct RouteError {
 struct PortSlot {
     name: String,
     port: Port,
-    rx_queues: u16,
 }
 
 /// A launched worker and what the control thread keeps of it.
@@ -131,7 +141,7 @@ struct WorkerSlot {
 pub struct Forwarder {
     stop: Arc<AtomicBool>,
     workers: Vec<WorkerSlot>,
-    done: Receiver<(LcoreId, Histograms)>,
+    done: Receiver<Finished>,
     ports: Vec<PortSlot>,
     pools: BTreeMap<SocketId, Arc<Pool>>,
     tsc_hz: u64,
@@ -371,31 +381,45 @@ impl Forwarder {
             let (l, n) = v.split_once(':')?;
             Some((l.parse().ok()?, n.parse().ok()?))
         });
+        let tx_ports = config.tx_ports();
         for (k, w) in config.workers.iter().enumerate() {
             let lcore = LcoreId(w.lcore);
-            let lanes: Vec<Lane> =
-                w.rx.iter()
-                    .map(|r| Lane {
-                        rx: RxQueue { port: fwd.ports[r.port.index()].port.id(), queue: QueueId(r.queue) },
-                        port: r.port,
-                        out: config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten(),
-                    })
-                    .collect();
-            // Worker k sends on TX queue k of every port that has one (validated for
-            // every port it can send to).
-            let tx: Vec<TxQueue> = fwd
-                .ports
-                .iter()
-                .zip(&config.ports)
-                .map(|(s, pc)| TxQueue { port: s.port.id(), queue: QueueId((k as u16).min(pc.tx_queues - 1)) })
-                .collect();
+            let mut lanes: Vec<Lane> = Vec::with_capacity(w.rx.len());
+            for r in &w.rx {
+                let slot = &mut fwd.ports[r.port.index()];
+                let rx = slot.port.take_rx(QueueId(r.queue)).ok_or_else(|| StartError::QueueTaken {
+                    port: slot.name.clone(),
+                    what: format!("rx queue {}", r.queue),
+                    lcore,
+                })?;
+                let out = config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten();
+                lanes.push(Lane { rx, port: r.port, out });
+            }
+            // Worker k owns TX queue k of every port a worker may send to (the config
+            // guarantees each has a TX queue per worker).
+            let mut tx: Vec<Option<TxQueue>> = Vec::with_capacity(fwd.ports.len());
+            for p in PortIdx::all(fwd.ports.len()) {
+                let slot = &mut fwd.ports[p.index()];
+                tx.push(if tx_ports.contains(&p) {
+                    let q = slot.port.take_tx(QueueId(k as u16)).ok_or_else(|| StartError::QueueTaken {
+                        port: slot.name.clone(),
+                        what: format!("tx queue {k}"),
+                        lcore,
+                    })?;
+                    Some(q)
+                } else {
+                    None
+                });
+            }
+            let lane_ids: Vec<LaneId> =
+                lanes.iter().map(|l| LaneId { port: l.port, port_id: l.rx.port(), queue: l.rx.queue() }).collect();
             let counters = Arc::new(WorkerCounters::new(lanes.len(), tx.len()));
             let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(4);
             let socket = lcore.socket();
             let pool = fwd.pools.get(&socket).or_else(|| fwd.pools.values().next()).expect("at least one pool").clone();
             let plan = WorkerPlan {
                 lcore,
-                lanes: lanes.clone(),
+                lanes,
                 tx,
                 burst: config.forward.burst,
                 budget: budget.clone(),
@@ -422,9 +446,8 @@ impl Forwarder {
                 let _guard = guard;
                 worker::run(plan)
             });
-            let lanes = lanes.iter().map(|l| LaneId { port: l.port, port_id: l.rx.port, queue: l.rx.queue }).collect();
             match launched {
-                Ok(l) => fwd.workers.push(WorkerSlot { lcore, lanes, counters, commands: cmd_tx, launched: Some(l) }),
+                Ok(l) => fwd.workers.push(WorkerSlot { lcore, lanes: lane_ids, counters, commands: cmd_tx, launched: Some(l) }),
                 Err(e) => {
                     let _ = fwd.stop();
                     return Err(e.into());
@@ -471,22 +494,19 @@ impl Forwarder {
         }
     }
 
-    /// Receives and frees what is still queued on every RX queue: not every PMD frees the
-    /// mbufs its rings hold when the port closes (net_ring does not). Bounded, since some
-    /// PMDs (net_null) never run dry.
-    fn drain_rx(&self) {
+    /// Receives and frees what is still queued on the RX queues the workers handed back:
+    /// not every PMD frees the mbufs its rings hold when the port closes (net_ring does
+    /// not). Bounded, since some PMDs (net_null) never run dry.
+    fn drain_rx(queues: &mut [RxQueue]) {
         let mut burst: mempool::Burst = mempool::Burst::new();
-        for slot in &self.ports {
-            for q in 0..slot.rx_queues {
-                let rxq = RxQueue { port: slot.port.id(), queue: QueueId(q) };
-                for _ in 0..256 {
-                    burst.clear();
-                    if rxq.rx_burst(&mut burst, mempool::MAX_BURST as u16) == 0 {
-                        break;
-                    }
-                }
+        for rxq in queues {
+            for _ in 0..256 {
                 burst.clear();
+                if rxq.rx_burst(&mut burst, mempool::MAX_BURST as u16) == 0 {
+                    break;
+                }
             }
+            burst.clear();
         }
     }
 
@@ -536,15 +556,21 @@ impl Forwarder {
         let slow_path = self.snapshot().slow_path;
         self.slow = None;
         let mut histograms = Histograms::new();
-        while let Ok((_, h)) = self.done.try_recv() {
-            histograms.merge(&h);
+        let mut rx_queues = Vec::new();
+        while let Ok(f) = self.done.try_recv() {
+            histograms.merge(&f.histograms);
+            rx_queues.extend(f.rx);
+            // f.tx drops here: the workers' TX queues are done.
         }
         if let Some(a) = &self.accounting {
             a.flush_all();
         }
         let mut snapshot = self.snapshot();
         snapshot.slow_path = slow_path;
-        self.drain_rx();
+        Self::drain_rx(&mut rx_queues);
+        // Every queue handle is gone now (a panicked worker's went with its stack), so
+        // the ports may stop.
+        drop(rx_queues);
         let port_errors: Vec<PortError> = self.ports.drain(..).filter_map(|s| s.port.close().err()).collect();
         snapshot.pools = self.pool_reports();
         // Pools drop here (the workers' references went with them): each frees its memory
@@ -640,7 +666,7 @@ fn open_ports(config: &Config) -> Result<Vec<PortSlot>, StartError> {
         if matches!(pc.rx_buffer, RxBuffer::MultiPacket(_)) && !port.driver().starts_with("mlx5") {
             return Err(StartError::MultiPacketNeedsMlx5 { port: pc.name.clone(), driver: port.driver().to_owned() });
         }
-        slots.push(PortSlot { name: pc.name.clone(), port, rx_queues: pc.rx_queues });
+        slots.push(PortSlot { name: pc.name.clone(), port });
     }
     Ok(slots)
 }

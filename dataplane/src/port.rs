@@ -6,6 +6,8 @@
 
 use std::ffi::{CStr, CString};
 use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mempool::{Burst, DpdkError, Pool, SocketId};
@@ -231,13 +233,26 @@ pub fn find_port(name: &str) -> Option<PortId> {
 }
 
 /// An ethdev owned from configuration to close.
+///
+/// Starting it creates one [`RxQueue`] and one [`TxQueue`] handle per queue, which the
+/// caller takes ([`Port::take_rx`], [`Port::take_tx`]) and moves to the lcore that polls
+/// it. The port is stopped and closed only once every handle is gone again: a handle can
+/// never poll a stopped port.
 #[derive(Debug)]
 pub struct Port {
     id: PortId,
     driver: String,
-    started: bool,
+    /// While started: the token every queue handle holds a reference to.
+    started: Option<Arc<Started>>,
+    /// Handles not yet taken, by queue.
+    rx: Vec<Option<RxQueue>>,
+    tx: Vec<Option<TxQueue>>,
     closed: bool,
 }
+
+/// Proof that a port is started; each queue handle holds a reference.
+#[derive(Debug)]
+struct Started;
 
 impl Port {
     /// Takes over port `id` (found with [`find_port`]) and reads its driver name.
@@ -248,7 +263,7 @@ impl Port {
         let info = dev_info(id)?;
         // SAFETY: driver_name is a static NUL-terminated string owned by the PMD.
         let driver = unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned();
-        Ok(Port { id, driver, started: false, closed: false })
+        Ok(Port { id, driver, started: None, rx: Vec::new(), tx: Vec::new(), closed: false })
     }
 
     /// The port id.
@@ -324,7 +339,14 @@ impl Port {
         }
         // SAFETY: every queue is set up.
         check(id, "rte_eth_dev_start", unsafe { dpdk_sys::rte_eth_dev_start(id.0) })?;
-        self.started = true;
+        let started = Arc::new(Started);
+        self.rx = (0..setup.rx_queues)
+            .map(|q| Some(RxQueue { port: id, queue: QueueId(q), _started: started.clone(), _not_sync: PhantomData }))
+            .collect();
+        self.tx = (0..setup.tx_queues)
+            .map(|q| Some(TxQueue { port: id, queue: QueueId(q), _started: started.clone(), _not_sync: PhantomData }))
+            .collect();
+        self.started = Some(started);
         if setup.promiscuous {
             // SAFETY: a plain call on a started port. -ENOTSUP is fine: some vdevs have no filter.
             let ret = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id.0) };
@@ -371,15 +393,37 @@ impl Port {
         stats(self.id)
     }
 
+    /// Takes the handle of RX queue `q`: there is one per queue, from the port's start.
+    /// `None` when the port is not started, the queue does not exist or was taken.
+    pub fn take_rx(&mut self, q: QueueId) -> Option<RxQueue> {
+        self.rx.get_mut(usize::from(q.0))?.take()
+    }
+
+    /// Takes the handle of TX queue `q`, as [`Port::take_rx`].
+    pub fn take_tx(&mut self, q: QueueId) -> Option<TxQueue> {
+        self.tx.get_mut(usize::from(q.0))?.take()
+    }
+
     /// Stops and closes the device; the PMD frees every mbuf left in its rings.
+    ///
+    /// # Errors
+    /// [`PortError`] with `EBUSY` (`rte_eth_dev_stop`) while a queue handle taken from it
+    /// still exists; otherwise the failing DPDK call.
     pub fn close(mut self) -> Result<(), PortError> {
         self.shutdown()
     }
 
     fn shutdown(&mut self) -> Result<(), PortError> {
-        if self.started {
-            self.started = false;
-            // SAFETY: no worker polls the port any more (the runtime joins them first).
+        self.rx.clear();
+        self.tx.clear();
+        if let Some(started) = self.started.take() {
+            if let Err(started) = Arc::try_unwrap(started) {
+                // A handle is still out there: stopping now could let it poll a stopped
+                // port. Leave the port running (the process is ending anyway).
+                self.started = Some(started);
+                return Err(PortError { port: self.id, error: DpdkError { op: "rte_eth_dev_stop", errno: libc::EBUSY } });
+            }
+            // SAFETY: no queue handle exists any more, so nothing polls the port.
             check(self.id, "rte_eth_dev_stop", unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) })?;
         }
         if self.closed {
@@ -459,43 +503,70 @@ fn stats(id: PortId) -> PortStats {
     }
 }
 
-/// An RX queue: what one worker polls. Copyable; only the worker that owns the queue in the
-/// config polls it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An RX queue of a started port: the one handle through which it is polled. Created once
+/// per queue by [`Port::configure_and_start`] and taken with [`Port::take_rx`]; not `Copy`
+/// and not `Clone`, so the lcore that holds it is the queue's only poller (DPDK's RX
+/// functions are not thread-safe on one queue). `Send`, so it can move to that lcore; the
+/// port is not stopped while it exists.
+#[derive(Debug)]
 pub struct RxQueue {
-    /// Port.
-    pub port: PortId,
-    /// Queue.
-    pub queue: QueueId,
+    port: PortId,
+    queue: QueueId,
+    _started: Arc<Started>,
+    /// Not `Sync`: polling needs `&mut self` anyway; this keeps shared references from
+    /// crossing lcores.
+    _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
 impl RxQueue {
+    /// The port.
+    pub fn port(&self) -> PortId {
+        self.port
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> QueueId {
+        self.queue
+    }
+
     /// Receives up to `max` packets (and at most the burst's spare room) into `burst`.
     #[inline]
-    pub fn rx_burst<const N: usize>(&self, burst: &mut Burst<N>, max: u16) -> usize {
-        // SAFETY: rx_burst writes n <= room owned mbufs into the spare slots. The port was
-        // started and this lcore is the queue's only poller (the config assigns each RX
-        // queue to exactly one worker).
+    pub fn rx_burst<const N: usize>(&mut self, burst: &mut Burst<N>, max: u16) -> usize {
+        // SAFETY: rx_burst writes n <= room owned mbufs into the spare slots. The port is
+        // started (this handle's `Started` reference keeps it so) and `&mut self` on the one
+        // handle of this queue makes this call its only poller.
         unsafe { burst.fill_raw(|slots, room| dpdk_sys::dp_eth_rx_burst(self.port.0, self.queue.0, slots, room.min(max))) }
     }
 }
 
-/// A TX queue. Each worker sends on its own TX queue index of every port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A TX queue of a started port: the one handle through which it is sent on, as
+/// [`RxQueue`]. Each worker holds its own TX queue of every port it sends to.
+#[derive(Debug)]
 pub struct TxQueue {
-    /// Port.
-    pub port: PortId,
-    /// Queue.
-    pub queue: QueueId,
+    port: PortId,
+    queue: QueueId,
+    _started: Arc<Started>,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
 impl TxQueue {
+    /// The port.
+    pub fn port(&self) -> PortId {
+        self.port
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> QueueId {
+        self.queue
+    }
+
     /// Hands the front of `burst` to the NIC; returns how many it took. The rest stay in
     /// the burst.
     #[inline]
-    pub fn tx_burst<const N: usize>(&self, burst: &mut Burst<N>) -> usize {
-        // SAFETY: tx_burst takes ownership of exactly the first n mbufs it reports. This
-        // lcore is the only sender on the queue (one TX queue per worker).
+    pub fn tx_burst<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
+        // SAFETY: tx_burst takes ownership of exactly the first n mbufs it reports. The port
+        // is started (kept so by this handle) and `&mut self` on the one handle of this
+        // queue makes this lcore its only sender.
         unsafe { burst.give_raw(|mbufs, len| dpdk_sys::dp_eth_tx_burst(self.port.0, self.queue.0, mbufs, len)) }
     }
 }

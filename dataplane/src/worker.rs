@@ -45,7 +45,7 @@ use crate::stats::{Counter, WorkerCounters, WorkerTotals};
 pub const FAULT_ENV: &str = "DATAPLANE_FAULT_PANIC";
 
 /// One polled RX queue and, in pair modes, where its packets go.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Lane {
     /// Where packets come from.
     pub rx: RxQueue,
@@ -137,6 +137,19 @@ impl Default for Histograms {
     }
 }
 
+/// What a worker hands back when its loop ends.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its lcore.
+    pub lcore: LcoreId,
+    /// Its histograms.
+    pub histograms: Histograms,
+    /// Its RX queues, for the control thread to drain before the ports close.
+    pub rx: Vec<RxQueue>,
+    /// Its TX queues (dropping them lets the ports stop).
+    pub tx: Vec<TxQueue>,
+}
+
 /// Requests the control thread sends to a running worker.
 #[derive(Debug)]
 pub enum Command {
@@ -151,8 +164,9 @@ pub struct WorkerPlan {
     pub lcore: LcoreId,
     /// The lanes, polled in order.
     pub lanes: Vec<Lane>,
-    /// Per port index: this worker's TX queue on that port.
-    pub tx: Vec<TxQueue>,
+    /// Per port ([`PortIdx`]): this worker's own TX queue on that port, for every port it
+    /// may send to (the config guarantees one per worker there); `None` elsewhere.
+    pub tx: Vec<Option<TxQueue>>,
     /// Packets per RX burst (at most [`MAX_BURST`]).
     pub burst: u16,
     /// The round's budget.
@@ -167,8 +181,8 @@ pub struct WorkerPlan {
     pub stop: Arc<AtomicBool>,
     /// Requests from the control thread.
     pub commands: Receiver<Command>,
-    /// Where the final histograms go when the loop ends.
-    pub done: Sender<(LcoreId, Histograms)>,
+    /// Where the final histograms and the queue handles go when the loop ends.
+    pub done: Sender<Finished>,
     /// The rings to and from the slow path, when the forwarder answers requests itself.
     pub slow: Option<SlowPathRings>,
     /// Packet extensions to attach, when any feature uses them.
@@ -279,7 +293,8 @@ enum Tagged {
 
 /// A TX buffer: packets waiting for one port, and when they started waiting.
 struct TxBuf {
-    q: TxQueue,
+    /// This worker's queue on the port; `None` on a port it never sends to.
+    q: Option<TxQueue>,
     burst: Burst,
     /// When the oldest packet waiting was buffered (TSC); `None` when empty.
     since: Option<u64>,
@@ -292,7 +307,7 @@ struct TxBuf {
 }
 
 impl TxBuf {
-    fn new(q: TxQueue) -> Self {
+    fn new(q: Option<TxQueue>) -> Self {
         TxBuf { q, burst: Burst::new(), since: None, timed: [(0, 0, 0); MAX_BURST], ntimed: 0, has_ext: false }
     }
 
@@ -382,7 +397,12 @@ pub fn run(plan: WorkerPlan) {
     }
     w.free_backlogs();
     counters.publish(&w.totals);
-    let _ = done.send((lcore, w.hist));
+    let _ = done.send(Finished {
+        lcore,
+        histograms: w.hist,
+        rx: w.lanes.into_iter().map(|l| l.rx).collect(),
+        tx: w.txbufs.into_iter().filter_map(|b| b.q).collect(),
+    });
 }
 
 struct Worker {
@@ -500,7 +520,7 @@ impl Worker {
     /// Moves the RX burst of `lane` (received at `rx_tsc`) into TX buffers or drops.
     #[inline]
     fn forward(&mut self, lane: usize, rx_tsc: u64) {
-        let Lane { out, .. } = self.lanes[lane];
+        let out = self.lanes[lane].out;
         match &self.forwarding {
             Forwarding::Io => {
                 // A whole burst has one destination: hand it to the NIC as it is, as
@@ -566,7 +586,7 @@ impl Worker {
                         Action::Punt => {
                             // The slow path answers out of the input port: make sure the
                             // mbuf says which one (not every PMD sets it).
-                            m.set_port(self.lanes[lane].rx.port.0);
+                            m.set_port(self.lanes[lane].rx.port().0);
                             self.punt(m)
                         }
                     }
@@ -614,12 +634,12 @@ impl Worker {
 
     /// The trace of a packet received on `lane` by the burst at `rx_tsc`.
     fn trace(&self, lane: usize, rx_tsc: u64) -> Trace {
-        let l = self.lanes[lane];
+        let rx = &self.lanes[lane].rx;
         Trace {
             rx_tsc: if rx_tsc != 0 { rx_tsc } else { self.round_start },
             lcore: self.lcore.0 as u16,
-            port: l.rx.port.0,
-            queue: l.rx.queue.0,
+            port: rx.port().0,
+            queue: rx.queue().0,
         }
     }
 
@@ -725,7 +745,12 @@ impl Worker {
             self.rx = rx;
             return;
         }
-        let sent = self.txbufs[out.index()].q.tx_burst(&mut self.rx);
+        let Some(q) = &mut self.txbufs[out.index()].q else {
+            self.totals[DropReason::NoTxQueue] += self.rx.len() as u64;
+            self.rx.clear();
+            return;
+        };
+        let sent = q.tx_burst(&mut self.rx);
         if rx_tsc != 0 && sent > 0 {
             self.hist.latency_cycles.saturating_record_n(eal::rdtsc().wrapping_sub(rx_tsc).max(1), sent as u64);
         }
@@ -848,7 +873,13 @@ impl Worker {
         }
         let buf = &mut self.txbufs[port.index()];
         buf.since = None;
-        let sent = buf.q.tx_burst(&mut buf.burst);
+        let Some(q) = &mut buf.q else {
+            self.totals[DropReason::NoTxQueue] += buf.burst.len() as u64;
+            buf.burst.clear();
+            buf.ntimed = 0;
+            return;
+        };
+        let sent = q.tx_burst(&mut buf.burst);
         if buf.ntimed > 0 {
             let now = eal::rdtsc();
             for &(first, tsc, count) in &buf.timed[..buf.ntimed] {
@@ -909,7 +940,7 @@ impl Worker {
     /// Sends as much of port `port`'s backlog as the NIC takes, oldest first, uncharging
     /// what leaves.
     fn drain_backlog(&mut self, port: PortIdx) {
-        let q = self.txbufs[port.index()].q;
+        let Some(q) = &mut self.txbufs[port.index()].q else { return };
         let Some(mem) = &mut self.memory else { return };
         loop {
             let mut b: Burst = Burst::new();
