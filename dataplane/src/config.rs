@@ -271,6 +271,10 @@ pub struct PortConfig {
     pub ipv4: Option<Ipv4Net>,
     /// The forwarder's own IPv6 address and prefix length on this port.
     pub ipv6: Option<Ipv6Net>,
+    /// Whether packets received on this port have their mbuf chain checked (lengths that
+    /// disagree: dropped as `bad_mbuf_chain` before any TX queue sees them). `None` = on
+    /// for drivers known to build bad chains ([`crate::port::builds_bad_chains`]).
+    pub check_chains: Option<bool>,
 }
 
 /// One `[[worker]]`.
@@ -741,6 +745,7 @@ mod raw {
         pub peer_mac: Option<String>,
         pub ipv4: Option<String>,
         pub ipv6: Option<String>,
+        pub check_chains: Option<bool>,
     }
 
     impl Default for Port {
@@ -760,6 +765,7 @@ mod raw {
                 peer_mac: None,
                 ipv4: None,
                 ipv6: None,
+                check_chains: None,
             }
         }
     }
@@ -946,6 +952,7 @@ fn validate_port(i: usize, raw: raw::Port) -> Result<PortConfig, ConfigError> {
                 })
             })
             .transpose()?,
+        check_chains: raw.check_chains,
     })
 }
 
@@ -1409,6 +1416,7 @@ rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
                 peer_mac: None,
                 ipv4: None,
                 ipv6: None,
+                check_chains: None,
             }
         );
         assert_eq!(

@@ -51,6 +51,10 @@ pub enum DropReason {
     /// Holding the packet (TX backlog, slow path) would exceed its protocol's memory
     /// limit or its group's budget.
     ProtoMem,
+    /// The PMD delivered an mbuf chain whose lengths disagree (`pkt_len` against the sum
+    /// of `data_len`, `nb_segs` against the chain): dropped before a TX PMD reads past it.
+    /// Checked on ports with `check_chains`.
+    BadMbufChain,
     /// The worker has no TX queue on the out port. Config validation gives every worker a
     /// TX queue on every port it may send to, so this stays 0; it is counted, not assumed.
     NoTxQueue,
@@ -426,6 +430,7 @@ mod tests {
                 "local_unhandled",
                 "punt_full",
                 "proto_mem",
+                "bad_mbuf_chain",
                 "no_tx_queue",
             ]
         );

@@ -393,7 +393,9 @@ impl Forwarder {
                     lcore,
                 })?;
                 let out = config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten();
-                lanes.push(Lane { rx, port: r.port, out });
+                let check_chains =
+                    config.port(r.port).check_chains.unwrap_or_else(|| port::builds_bad_chains(slot.port.driver()));
+                lanes.push(Lane { rx, port: r.port, out, check_chains });
             }
             // Worker k owns TX queue k of every port a worker may send to (the config
             // guarantees each has a TX queue per worker).

@@ -223,6 +223,15 @@ impl std::fmt::Display for VdevError {
 
 impl std::error::Error for VdevError {}
 
+/// Whether the PMD `driver` is known to deliver mbuf chains whose lengths disagree, so that
+/// packets received on its ports are checked by default (`[[port]] check_chains`):
+/// DPDK 22.11's `net_pcap` sets `pkt_len` to the captured length cut to 16 bits, so a frame
+/// over 65,535 bytes arrives as a chain whose `pkt_len` is short of its data, and a TX PMD
+/// that trusts it (net_pcap's own `rte_pktmbuf_read`) crashes.
+pub fn builds_bad_chains(driver: &str) -> bool {
+    matches!(driver, "net_pcap")
+}
+
 /// The ethdev port named `name` (a vdev name or a PCI address), if EAL probed it.
 pub fn find_port(name: &str) -> Option<PortId> {
     let cname = CString::new(name).ok()?;

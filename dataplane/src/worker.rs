@@ -53,6 +53,8 @@ pub struct Lane {
     pub port: PortIdx,
     /// Pair modes: the out port's index. `None` in l3fwd, which routes per packet.
     pub out: Option<PortIdx>,
+    /// Check each received packet's mbuf chain (the RX port's `check_chains`).
+    pub check_chains: bool,
 }
 
 /// The routing tables shared read-only by every worker in l3fwd mode.
@@ -486,6 +488,9 @@ impl Worker {
                 }
                 self.totals.lane_rx[lane] += n as u64;
                 self.totals.lane_bursts[lane] += 1;
+                if self.lanes[lane].check_chains {
+                    self.drop_bad_chains();
+                }
                 self.forward(lane, t0);
                 if t0 != 0 {
                     self.hist.burst_cycles.saturating_record(eal::rdtsc().wrapping_sub(t0).max(1));
@@ -595,6 +600,23 @@ impl Worker {
                 self.flush_punted();
             }
         }
+    }
+
+    /// Drops, counted as `bad_mbuf_chain`, every packet of the RX burst whose mbuf chain's
+    /// lengths disagree, before any mode or TX queue looks at it.
+    #[inline]
+    fn drop_bad_chains(&mut self) {
+        if self.rx.as_slice().iter().all(Mbuf::chain_is_consistent) {
+            return;
+        }
+        let totals = &mut self.totals;
+        self.rx.retain(
+            |m| m.chain_is_consistent(),
+            |m| {
+                totals[DropReason::BadMbufChain] += 1;
+                drop(m)
+            },
+        );
     }
 
     /// Attaches extensions to the whole io burst in `self.rx`, and says which packets may

@@ -101,6 +101,51 @@ impl Mbuf {
         self.raw().nb_segs
     }
 
+    /// Whether the chain's lengths agree: `nb_segs` segments linked by `next`, whose
+    /// `data_len`s add up to `pkt_len`. A PMD can build a chain that breaks this (DPDK
+    /// 22.11's net_pcap truncates `pkt_len` to 16 bits for frames over 65,535 bytes), and a
+    /// TX PMD that trusts `pkt_len` then reads past the chain (`rte_pktmbuf_read`): such a
+    /// packet must be dropped before any TX queue sees it.
+    ///
+    /// A single segment costs three compares on the mbuf's first cache line and the `next`
+    /// load; a chain is checked by DPDK's `rte_mbuf_check` (segment count, lengths, and each
+    /// segment's buffer and refcount).
+    #[inline]
+    pub fn chain_is_consistent(&self) -> bool {
+        let raw = self.raw();
+        if raw.nb_segs == 1 && raw.next.is_null() {
+            return raw.pkt_len == u32::from(raw.data_len);
+        }
+        self.check_chain()
+    }
+
+    #[cold]
+    fn check_chain(&self) -> bool {
+        let mut reason: *const std::ffi::c_char = std::ptr::null();
+        // SAFETY: rte_mbuf_check only reads the chain this Mbuf owns, stops at nb_segs
+        // segments (so a looping chain cannot keep it going), and writes a pointer to a
+        // static string into `reason` when it fails.
+        unsafe { dpdk_sys::rte_mbuf_check(self.as_ptr(), 1, &mut reason) == 0 }
+    }
+
+    /// Appends `tail` (a packet of one or more segments) to this packet's chain
+    /// (`rte_pktmbuf_chain`): `nb_segs` and `pkt_len` grow by `tail`'s.
+    ///
+    /// # Errors
+    /// `tail` back when the chain would exceed `RTE_MBUF_MAX_NB_SEGS` segments.
+    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+        // Extensions belong to the head; the tail's go back with it now.
+        crate::ext::release_one(tail.as_ptr());
+        // SAFETY: both are valid packets this code owns; on success the head takes over the
+        // tail's reference (it is freed with the chain), on failure nothing changed.
+        if unsafe { dpdk_sys::dp_pktmbuf_chain(self.as_ptr(), tail.as_ptr()) } == 0 {
+            std::mem::forget(tail);
+            Ok(())
+        } else {
+            Err(tail)
+        }
+    }
+
     /// The input port DPDK recorded at RX.
     #[inline]
     pub fn port(&self) -> u16 {
