@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use mempool::{mbufs_needed, ExtError, MbufRing, Pool, PoolError, PoolParams, PoolSizing, PoolStats, RingError, SocketId};
+use mempool::{mbufs_needed, ExtError, Pool, PoolError, PoolParams, PoolSizing, PoolStats, SocketId};
 
 use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
@@ -25,10 +25,10 @@ use crate::net::MacAddr;
 use crate::port::{
     self, LinkStatus, Port, PortError, PortId, PortIdx, PortSetup, PortStats, PortTable, QueueId, RxQueue, TxQueue,
 };
-use crate::slowpath::SlowPath;
+use crate::slowpath::{SlowPath, SlowPathError};
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
 use crate::worker::{
-    self, Budget, Command, Finished, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerMemory, WorkerPlan,
+    self, Budget, Command, Finished, Forwarding, Histograms, L3Tables, Lane, WorkerExts, WorkerMemory, WorkerPlan,
 };
 use mempool::accounting::{Accounting, AccountingConfig, AccountingError, AccountingSnapshot, Group, LcoreSlot};
 
@@ -95,12 +95,9 @@ pub enum StartError {
     /// A route could not be loaded.
     #[error(transparent)]
     Route(#[from] RouteError),
-    /// The slow-path thread could not be started.
-    #[error("cannot start the slow-path thread: {0}")]
-    SlowPath(std::io::Error),
-    /// A slow-path ring could not be created.
+    /// The slow path could not be started.
     #[error(transparent)]
-    Ring(#[from] RingError),
+    SlowPath(#[from] SlowPathError),
     /// The packet-extension framework could not be started.
     #[error("extensions: {0}")]
     Extensions(#[from] ExtError),
@@ -146,8 +143,8 @@ pub struct Forwarder {
     pools: BTreeMap<SocketId, Arc<Pool>>,
     tsc_hz: u64,
     mode: Mode,
-    /// The slow path and its rings (l3fwd with own addresses only).
-    slow: Option<(SlowPath, Vec<SlowPathRings>)>,
+    /// The slow path (l3fwd with own addresses only).
+    slow: Option<SlowPath>,
     /// The packet-extension framework, when a feature uses it.
     exts: Option<PacketExts>,
     /// Memory accounting, when configured.
@@ -319,19 +316,15 @@ impl Forwarder {
             exts: None,
             accounting: None,
         };
-        let slow_rings = match &forwarding {
+        let mut slow_links = match &forwarding {
             Forwarding::L3fwd(t) if t.locals.iter().any(Option::is_some) => {
                 let table = Arc::new(PortTable::new(fwd.ports.iter().map(|s| s.port.id()).collect()));
-                let mut rings = Vec::new();
-                for w in &config.workers {
-                    let ring = |dir: &str| MbufRing::create(&format!("slow_{dir}_{}", w.lcore), 1024, home).map(Arc::new);
-                    rings.push(SlowPathRings { punt: ring("punt")?, inject: ring("inject")?, ports: table.clone() });
-                }
-                let sp = SlowPath::spawn(rings.clone(), t.locals.clone()).map_err(StartError::SlowPath)?;
-                fwd.slow = Some((sp, rings.clone()));
-                Some(rings)
+                let lcores: Vec<LcoreId> = config.workers.iter().map(|w| LcoreId(w.lcore)).collect();
+                let (sp, links) = SlowPath::start(&lcores, table, t.locals.clone(), home)?;
+                fwd.slow = Some(sp);
+                links.into_iter().map(Some).collect()
             }
-            _ => None,
+            _ => Vec::new(),
         };
         let us = |u: u32| u64::from(u) * fwd.tsc_hz / 1_000_000;
         let budget = Budget {
@@ -431,7 +424,7 @@ impl Forwarder {
                 stop: fwd.stop.clone(),
                 commands: cmd_rx,
                 done: done_tx.clone(),
-                slow: slow_rings.as_ref().map(|r| r[k].clone()),
+                slow: slow_links.get_mut(k).and_then(Option::take),
                 exts: worker_exts,
                 panic_after: fault_panic.filter(|(l, _)| *l == w.lcore).map(|(_, n)| n),
                 memory: memory.as_ref().map(|(acct, groups, slow_group, conf)| WorkerMemory {
@@ -485,7 +478,7 @@ impl Forwarder {
             pools: self.pool_reports(),
             tsc_hz: self.tsc_hz,
             memory: self.accounting.as_ref().map(|a| a.snapshot()),
-            slow_path: self.slow.as_ref().map(|(sp, _)| {
+            slow_path: self.slow.as_ref().map(|sp| {
                 let c = sp.counters();
                 SlowPathSnapshot {
                     answered: c.answered.load(Ordering::Relaxed),
@@ -552,7 +545,7 @@ impl Forwarder {
         }
         // The slow path stops after the workers (nothing more is punted) and its rings go
         // before the pools are checked: dropping a ring frees what it still holds.
-        if let Some((sp, _)) = &mut self.slow {
+        if let Some(sp) = &mut self.slow {
             sp.stop();
         }
         let slow_path = self.snapshot().slow_path;

@@ -26,7 +26,7 @@ use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 
 use mempool::accounting::{Accounting, Consumer, Group, LcoreSlot};
-use mempool::{ext, Burst, Mbuf, MbufRing, Pool, MAX_BURST};
+use mempool::{ext, Burst, Mbuf, Pool, MAX_BURST};
 
 use crate::config::AccountingConf;
 use crate::config::IdleBackoff;
@@ -37,7 +37,8 @@ use crate::local::Local;
 use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
 use crate::net::{parse, Proto};
-use crate::port::{PortId, PortIdx, PortTable, RxQueue, TxQueue};
+use crate::port::{PortIdx, RxQueue, TxQueue};
+use crate::slowpath::SlowPathLink;
 use crate::stats::{Counter, WorkerCounters, WorkerTotals};
 
 /// The environment variable that makes a worker panic, for testing how the forwarder
@@ -186,7 +187,7 @@ pub struct WorkerPlan {
     /// Where the final histograms and the queue handles go when the loop ends.
     pub done: Sender<Finished>,
     /// The rings to and from the slow path, when the forwarder answers requests itself.
-    pub slow: Option<SlowPathRings>,
+    pub slow: Option<SlowPathLink>,
     /// Packet extensions to attach, when any feature uses them.
     pub exts: Option<WorkerExts>,
     /// Memory accounting of what the worker holds past a round, when configured.
@@ -266,23 +267,6 @@ pub struct WorkerExts {
     pub flow: bool,
     /// Mirror: the port copies leave by, and which packets.
     pub mirror: Option<(PortIdx, Option<Proto>)>,
-}
-
-/// A worker's two rings to the slow path: requests out, replies back.
-#[derive(Clone)]
-pub struct SlowPathRings {
-    /// Requests to the forwarder itself, worker to slow path.
-    pub punt: Arc<MbufRing>,
-    /// Replies, slow path to worker, sent by the worker on its own TX queues.
-    pub inject: Arc<MbufRing>,
-    /// The ports, to route replies by `mbuf.port`.
-    pub ports: Arc<PortTable>,
-}
-
-impl std::fmt::Debug for SlowPathRings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlowPathRings").field("punt", &self.punt.name()).field("inject", &self.inject.name()).finish()
-    }
 }
 
 /// Which packets of an io burst got extensions.
@@ -424,7 +408,7 @@ struct Worker {
     /// TSC at the start of the current round.
     round_start: u64,
     /// Rings to and from the slow path, if it runs.
-    slow: Option<SlowPathRings>,
+    slow: Option<SlowPathLink>,
     /// Requests from the current RX burst, waiting to be handed to the slow path.
     punted: Burst,
     /// Extensions to attach, if any.
@@ -808,7 +792,7 @@ impl Worker {
         if self.punted.is_empty() {
             return;
         }
-        let n = slow.punt.enqueue(&mut self.punted);
+        let n = slow.punt(&mut self.punted);
         self.totals[Counter::Punted] += n as u64;
         self.totals[DropReason::PuntFull] += self.punted.len() as u64;
         let mut left = std::mem::take(&mut self.punted);
@@ -818,21 +802,26 @@ impl Worker {
         self.punted = left;
     }
 
-    /// Moves the slow path's replies into the TX buffers of the ports they leave by.
+    /// Moves the slow path's replies into the TX buffers of the ports they leave by, and
+    /// frees what it handed back unanswered (counted when punted, so not a drop); both
+    /// return their charge.
     fn take_replies(&mut self) {
         let Some(slow) = &self.slow else { return };
         let mut replies: Burst = Burst::new();
-        if slow.inject.dequeue(&mut replies) == 0 {
-            return;
+        let mut returned: Burst = Burst::new();
+        slow.take_replies(&mut replies);
+        slow.take_returned(&mut returned);
+        for m in returned.drain() {
+            self.unpunt(&m);
         }
         for m in replies.drain() {
             self.unpunt(&m);
-            let port = self.slow.as_ref().and_then(|s| s.ports.idx(PortId(m.port())));
-            match port {
+            match self.slow.as_ref().and_then(|s| s.out_port(&m)) {
                 Some(p) => {
                     self.totals[Counter::Injected] += 1;
                     self.enqueue(p, m, 0);
                 }
+                // The slow path answers only requests from a port in the table.
                 None => self.totals[DropReason::LocalUnhandled] += 1,
             }
         }
