@@ -101,7 +101,7 @@ pub struct MirrorConfig {
     pub proto: Option<Proto>,
 }
 
-/// `[poll]`: the budget of one worker round (seed 004, NAPI's net_rx_action).
+/// `[poll]`: the budget of one worker round, as NAPI's `net_rx_action` (net/core/dev.c).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollConfig {
     /// Packets one round may take from all its RX queues (net.core.netdev_budget).

@@ -1,4 +1,5 @@
-//! The per-lcore poll loop, NAPI-style (seed 004: net_rx_action and mlx5e_napi_poll).
+//! The per-lcore poll loop, NAPI-style: `net_rx_action` (net/core/dev.c) and mlx5's
+//! `mlx5e_napi_poll` (drivers/net/ethernet/mellanox/mlx5/core/en_txrx.c).
 //!
 //! A worker owns a fixed list of lanes (RX queues), one TX buffer per port (each on the
 //! worker's own TX queue of that port), one reusable RX [`Burst`], its counters and its

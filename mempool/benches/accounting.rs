@@ -1,4 +1,4 @@
-//! The microbenchmark seed 000 promises for `sk_bypass_prot_mem`: lcores (threads here) each
+//! What `sk_bypass_prot_mem` saves (the kernel patch set's own microbenchmark, redone here): lcores (threads here) each
 //! charge and uncharge 1500-byte packets on their own consumer of the same protocol, for a
 //! fixed time, and we count charges per second:
 //!

@@ -19,7 +19,8 @@ pub mod ethertype {
     pub const VLAN: u16 = 0x8100;
     /// 802.1ad service tag (S-tag, QinQ outer).
     pub const QINQ: u16 = 0x88a8;
-    /// Pre-standard QinQ outer tag, tolerated like 0x88a8.
+    /// Pre-standard QinQ outer tag (before 802.1ad; still sent by some switches), accepted
+    /// like 0x88a8 and documented as such in the README.
     pub const QINQ_9100: u16 = 0x9100;
 
     /// Whether `ty` announces a VLAN tag.
