@@ -82,6 +82,12 @@ pub struct PacketExts {
     pub flow: ExtId<FlowMeta>,
 }
 
+/// The area pool's parameters for `areas` areas on `socket`: a per-lcore cache of a
+/// quarter of the areas, at most 256.
+pub fn area_params(areas: u32, socket: SocketId) -> ExtParams {
+    ExtParams { name: "ext_areas".into(), areas, cache: 256.min(areas / 4), socket }
+}
+
 static EXTS: OnceLock<Result<PacketExts, ExtError>> = OnceLock::new();
 
 /// Registers the forwarder's extension types and starts the framework with `areas`
@@ -96,7 +102,7 @@ pub fn start(areas: u32, socket: SocketId) -> Result<PacketExts, ExtError> {
             let mut r = ExtRegistry::new();
             let trace = r.register::<Trace>("trace")?;
             let flow = r.register::<FlowMeta>("flow")?;
-            let ext = r.start(&ExtParams { name: "ext_areas".into(), areas, cache: 256.min(areas / 4), socket })?;
+            let ext = r.start(&area_params(areas, socket))?;
             Ok(PacketExts { ext, trace, flow })
         };
         go()

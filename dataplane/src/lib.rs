@@ -40,5 +40,5 @@ pub mod stats;
 pub mod telemetry;
 pub mod worker;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, ConfigErrorKind};
 pub use forwarder::{Forwarder, Report, Snapshot, StartError};

@@ -257,7 +257,12 @@ impl Default for ExtParams {
 }
 
 impl ExtParams {
-    pub(crate) fn check(&self) -> Result<(), ExtError> {
+    /// Checks the parameters against the rules `rte_mempool_create` applies (name length,
+    /// at least one area, cache at most 512 and at most areas / 1.5).
+    ///
+    /// # Errors
+    /// [`ExtError::InvalidParams`] saying which rule failed.
+    pub fn check(&self) -> Result<(), ExtError> {
         let invalid = |reason: String| Err(ExtError::InvalidParams { reason });
         if self.name.is_empty() || self.name.len() > 25 || self.name.contains('\0') {
             return invalid(format!("pool name must be 1..=25 characters without NUL, got {:?}", self.name));

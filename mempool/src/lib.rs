@@ -35,5 +35,5 @@ pub use burst::{Burst, Drain, MAX_BURST};
 pub use error::{DpdkError, MbufError, PoolError, RingError};
 pub use ext::{ExtError, ExtId, ExtInfo, ExtParams, ExtRegistry, Extensions};
 pub use mbuf::Mbuf;
-pub use pool::{mbufs_needed, Pool, PoolParams, PoolSizing, PoolStats, SocketId};
+pub use pool::{mbufs_needed, Pool, PoolParams, PoolSizing, PoolStats, SocketId, MIN_POOL_SIZE};
 pub use ring::MbufRing;

@@ -52,7 +52,13 @@ pub struct PoolParams {
 }
 
 impl PoolParams {
-    fn check(&self) -> Result<(), PoolError> {
+    /// Checks the parameters against the rules `rte_pktmbuf_pool_create` applies (name
+    /// length, cache at most 512 and at most size / 1.5, `priv_size` a multiple of 8, room
+    /// after the headroom), so a config can be refused before EAL starts.
+    ///
+    /// # Errors
+    /// [`PoolError::Invalid`] saying which rule failed.
+    pub fn check(&self) -> Result<(), PoolError> {
         let invalid = |reason: String| Err(PoolError::Invalid { pool: self.name.clone(), reason });
         if self.name.is_empty() || self.name.len() > 25 {
             return invalid(format!("name must be 1..=25 characters, got {}", self.name.len()));
@@ -97,12 +103,15 @@ pub struct PoolSizing {
     pub cache: u32,
 }
 
+/// The fewest mbufs [`mbufs_needed`] asks for.
+pub const MIN_POOL_SIZE: u32 = 8192;
+
 /// l3fwd's formula: every RX descriptor filled, every TX descriptor in flight, a burst per
-/// lcore and port in hand, every lcore cache full; and never fewer than 8192.
+/// lcore and port in hand, every lcore cache full; and never fewer than [`MIN_POOL_SIZE`].
 pub fn mbufs_needed(s: PoolSizing) -> u32 {
     let n =
         s.ports * s.rx_queues * s.rx_desc + s.ports * s.lcores * s.burst + s.ports * s.tx_queues * s.tx_desc + s.lcores * s.cache;
-    n.max(8192)
+    n.max(MIN_POOL_SIZE)
 }
 
 /// A snapshot of a pool's occupancy.
