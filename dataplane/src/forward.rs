@@ -204,7 +204,8 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::checksum;
+    use crate::net::ethernet::ethertype;
+    use crate::net::{emit, ip_proto};
 
     /// A linear-scan LPM: enough to test the decision logic without DPDK's tables
     /// (those are tested against EAL in tests/lpm.rs and through the forwarder).
@@ -251,37 +252,17 @@ mod tests {
     }
 
     fn ipv4_udp(dst: [u8; 4], ttl: u8) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 20 + 8 + 4];
-        f[0..6].copy_from_slice(&[0xaa; 6]);
-        f[6..12].copy_from_slice(&[0xbb; 6]);
-        f[12..14].copy_from_slice(&[0x08, 0x00]);
-        let ip = &mut f[14..34];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&32u16.to_be_bytes());
-        ip[8] = ttl;
-        ip[9] = 17;
-        ip[12..16].copy_from_slice(&[192, 0, 2, 1]);
-        ip[16..20].copy_from_slice(&dst);
-        let c = checksum::checksum(ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        f[34..36].copy_from_slice(&1234u16.to_be_bytes());
-        f[36..38].copy_from_slice(&5678u16.to_be_bytes());
-        f[38..40].copy_from_slice(&12u16.to_be_bytes());
-        f
+        let (src, dst) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::from(dst));
+        let udp = emit::udp(src.into(), dst.into(), 1234, 5678, &[0; 4]);
+        let ip = emit::Ipv4Repr { ttl, ..emit::Ipv4Repr::new(src, dst, ip_proto::UDP) }.emit(&udp);
+        emit::ethernet(MacAddr([0xaa; 6]), MacAddr([0xbb; 6]), &[], ethertype::IPV4, &ip)
     }
 
     fn ipv6_udp(dst: &str, hops: u8) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 40 + 8];
-        f[12..14].copy_from_slice(&[0x86, 0xdd]);
-        let ip = &mut f[14..54];
-        ip[0] = 0x60;
-        ip[4..6].copy_from_slice(&8u16.to_be_bytes());
-        ip[6] = 17;
-        ip[7] = hops;
-        ip[8..24].copy_from_slice(&"2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap().octets());
-        ip[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
-        f[58..60].copy_from_slice(&8u16.to_be_bytes());
-        f
+        let (src, dst) = ("2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap(), dst.parse::<Ipv6Addr>().unwrap());
+        let udp = emit::udp(src.into(), dst.into(), 1234, 5678, &[]);
+        let ip = emit::Ipv6Repr { hop_limit: hops, ..emit::Ipv6Repr::new(src, dst, ip_proto::UDP) }.emit(&udp);
+        emit::ethernet(MacAddr::default(), MacAddr::default(), &[], ethertype::IPV6, &ip)
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use dataplane::forward::{self, Action, DropReason, NextHop, Routes};
+use dataplane::net::checksum;
 use dataplane::net::MacAddr;
 use dataplane::port::PortIdx;
 use serde_json::Value;
@@ -33,17 +34,6 @@ const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 7, 7];
 /// The pool's default data room (2176) minus the mbuf headroom (128): the largest frame
 /// one segment holds.
 const MAX_SEGMENT: usize = 2048;
-
-fn csum(data: &[u8]) -> u16 {
-    let mut acc: u32 = 0;
-    for c in data.chunks(2) {
-        acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
 
 fn eth(ty: u16, tags: &[u16], body: &[u8]) -> Vec<u8> {
     let mut f = [DST, SRC].concat();
@@ -66,7 +56,7 @@ fn ipv4_with(proto: u8, dst: [u8; 4], ttl: u8, frag: u16, l4: &[u8], edit: impl 
     h.extend_from_slice(l4);
     // Over the header as IHL says, options (the start of `l4`) included.
     let ihl = (usize::from(h[0] & 0xf) * 4).clamp(20, h.len());
-    let c = csum(&h[..ihl]);
+    let c = checksum::checksum(&h[..ihl]);
     h[10..12].copy_from_slice(&c.to_be_bytes());
     h
 }
@@ -499,6 +489,6 @@ fn neighbour_solicitation_shorter_than_its_body_is_not_answered() {
         pseudo.extend_from_slice(&(body.len() as u32).to_be_bytes());
         pseudo.extend_from_slice(&[0, 0, 0, 58]);
         pseudo.extend_from_slice(&f[l4..]);
-        assert_eq!(csum(&pseudo), 0, "NA checksum");
+        assert_eq!(checksum::checksum(&pseudo), 0, "NA checksum");
     }
 }

@@ -32,14 +32,15 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
-use dataplane::net::MacAddr;
+use dataplane::net::l4::{icmp_type, icmpv6_type, tcp_flags};
+use dataplane::net::{checksum, emit, MacAddr};
 use dataplane::port::PortIdx;
 use dataplane::port::{self, PortId};
 use dataplane::stats::Counter;
@@ -51,20 +52,6 @@ const RING_CAPACITY: u32 = 1024;
 
 // --- Frames -------------------------------------------------------------------------
 
-/// The Internet checksum (RFC 1071) of `data`: the ones'-complement of the ones'-complement
-/// sum of its big-endian 16-bit words, an odd last byte padded with zero.
-fn internet_checksum(data: &[u8]) -> u16 {
-    let mut acc: u64 = 0;
-    for pair in data.chunks(2) {
-        let lo = pair.get(1).copied().unwrap_or(0);
-        acc += u64::from(u16::from_be_bytes([pair[0], lo]));
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
 /// The addresses an L4 checksum's pseudo-header covers.
 #[derive(Debug, Clone, Copy)]
 enum Net {
@@ -73,25 +60,18 @@ enum Net {
 }
 
 impl Net {
-    /// The L4 checksum of `segment` (checksum field zero) for protocol `proto`.
-    fn l4_checksum(self, proto: u8, segment: &[u8]) -> u16 {
-        let mut data = Vec::new();
+    fn src(self) -> IpAddr {
         match self {
-            Net::V4(s, d) => {
-                data.extend_from_slice(&s.octets());
-                data.extend_from_slice(&d.octets());
-                data.extend_from_slice(&[0, proto]);
-                data.extend_from_slice(&(segment.len() as u16).to_be_bytes());
-            }
-            Net::V6(s, d) => {
-                data.extend_from_slice(&s.octets());
-                data.extend_from_slice(&d.octets());
-                data.extend_from_slice(&(segment.len() as u32).to_be_bytes());
-                data.extend_from_slice(&[0, 0, 0, proto]);
-            }
+            Net::V4(s, _) => s.into(),
+            Net::V6(s, _) => s.into(),
         }
-        data.extend_from_slice(segment);
-        internet_checksum(&data)
+    }
+
+    fn dst(self) -> IpAddr {
+        match self {
+            Net::V4(_, d) => d.into(),
+            Net::V6(_, d) => d.into(),
+        }
     }
 }
 
@@ -105,50 +85,20 @@ const NO_NEXT: u8 = 59;
 
 /// A UDP datagram with a correct checksum.
 fn udp(net: Net, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let len = (8 + payload.len()) as u16;
-    let mut s = Vec::new();
-    s.extend_from_slice(&sport.to_be_bytes());
-    s.extend_from_slice(&dport.to_be_bytes());
-    s.extend_from_slice(&len.to_be_bytes());
-    s.extend_from_slice(&[0, 0]);
-    s.extend_from_slice(payload);
-    let c = match net.l4_checksum(UDP, &s) {
-        0 => 0xffff, // RFC 768: a computed zero is sent as all ones
-        c => c,
-    };
-    s[6..8].copy_from_slice(&c.to_be_bytes());
-    s
+    emit::udp(net.src(), net.dst(), sport, dport, payload)
 }
 
 /// A TCP segment (20-byte header, ACK|PSH) with a correct checksum.
 fn tcp(net: Net, sport: u16, dport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    s.extend_from_slice(&sport.to_be_bytes());
-    s.extend_from_slice(&dport.to_be_bytes());
-    s.extend_from_slice(&seq.to_be_bytes());
-    s.extend_from_slice(&0x0102_0304u32.to_be_bytes()); // ack
-    s.extend_from_slice(&[0x50, 0x18]); // data offset 5, ACK|PSH
-    s.extend_from_slice(&0xfaf0u16.to_be_bytes()); // window
-    s.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
-    s.extend_from_slice(payload);
-    let c = net.l4_checksum(TCP, &s);
-    s[16..18].copy_from_slice(&c.to_be_bytes());
-    s
+    emit::tcp(net.src(), net.dst(), sport, dport, seq, tcp_flags::ACK | tcp_flags::PSH, payload)
 }
 
 /// An ICMP (over IPv4) or ICMPv6 echo request with a correct checksum.
 fn echo_request(net: Net, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
-    let ty = if matches!(net, Net::V4(..)) { 8 } else { 128 };
-    let mut s = vec![ty, 0, 0, 0];
-    s.extend_from_slice(&id.to_be_bytes());
-    s.extend_from_slice(&seq.to_be_bytes());
-    s.extend_from_slice(payload);
-    let c = match net {
-        Net::V4(..) => internet_checksum(&s),
-        Net::V6(..) => net.l4_checksum(ICMPV6, &s),
-    };
-    s[2..4].copy_from_slice(&c.to_be_bytes());
-    s
+    match net {
+        Net::V4(..) => emit::icmp(icmp_type::ECHO_REQUEST, 0, emit::echo_rest(id, seq), payload),
+        Net::V6(s, d) => emit::icmpv6(s, d, icmpv6_type::ECHO_REQUEST, 0, emit::echo_rest(id, seq), payload),
+    }
 }
 
 /// An IPv4 header's variable fields.
@@ -180,7 +130,7 @@ impl Ipv4Hdr {
         h.extend_from_slice(&self.src.octets());
         h.extend_from_slice(&self.dst.octets());
         h.extend_from_slice(&self.options);
-        let c = internet_checksum(&h);
+        let c = checksum::checksum(&h);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         h
     }
@@ -315,7 +265,7 @@ fn with_u16(mut frame: Vec<u8>, at: usize, v: u16) -> Vec<u8> {
 fn fix_ipv4_checksum(mut frame: Vec<u8>, l3: usize) -> Vec<u8> {
     let header_len = usize::from(frame[l3] & 0x0f) * 4;
     frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-    let c = internet_checksum(&frame[l3..l3 + header_len]);
+    let c = checksum::checksum(&frame[l3..l3 + header_len]);
     frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     frame
 }
@@ -329,7 +279,7 @@ fn assert_ipv4_checksums_recomputed(what: &str, frames: &[Vec<u8>], l3s: &[Optio
         let mut h = f[l3..l3 + header_len].to_vec();
         let stored = u16::from_be_bytes([h[10], h[11]]);
         h[10..12].copy_from_slice(&[0, 0]);
-        assert_eq!(stored, internet_checksum(&h), "{what}: packet {i}: IPv4 checksum is not a full recomputation");
+        assert_eq!(stored, checksum::checksum(&h), "{what}: packet {i}: IPv4 checksum is not a full recomputation");
     }
 }
 
@@ -873,7 +823,7 @@ via_mac = "02:00:00:00:0b:06"
 /// header whose IHL field does not give its length).
 fn fix_ipv4_checksum_raw(mut frame: Vec<u8>, l3: usize, header_len: usize) -> Vec<u8> {
     frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-    let c = internet_checksum(&frame[l3..l3 + header_len]);
+    let c = checksum::checksum(&frame[l3..l3 + header_len]);
     frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     frame
 }

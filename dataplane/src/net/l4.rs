@@ -6,7 +6,7 @@
 //! rest of the frame, so that Ethernet padding is not mistaken for header bytes.
 //! Checksums are not verified.
 
-use super::{read_u16, ParseError};
+use super::{checksum, read_u16, write_u16, ParseError};
 
 /// TCP flag bits, as returned by [`TcpHeader::flags`].
 pub mod tcp_flags {
@@ -26,6 +26,26 @@ pub mod tcp_flags {
     pub const ECE: u8 = 0x40;
     /// Congestion Window Reduced.
     pub const CWR: u8 = 0x80;
+}
+
+/// ICMP (IPv4) message types (RFC 792).
+pub mod icmp_type {
+    /// Echo reply.
+    pub const ECHO_REPLY: u8 = 0;
+    /// Echo request.
+    pub const ECHO_REQUEST: u8 = 8;
+}
+
+/// ICMPv6 message types (RFC 4443, RFC 4861).
+pub mod icmpv6_type {
+    /// Echo request.
+    pub const ECHO_REQUEST: u8 = 128;
+    /// Echo reply.
+    pub const ECHO_REPLY: u8 = 129;
+    /// Neighbor solicitation.
+    pub const NEIGHBOR_SOLICIT: u8 = 135;
+    /// Neighbor advertisement.
+    pub const NEIGHBOR_ADVERT: u8 = 136;
 }
 
 mod field {
@@ -48,6 +68,7 @@ mod field {
     pub const ICMP_TYPE: usize = 0;
     pub const ICMP_CODE: usize = 1;
     pub const ICMP_CHECKSUM: Field = 2..4;
+    pub const ICMP_REST: Field = 4..8;
 }
 
 /// Length of a TCP header without options.
@@ -243,6 +264,39 @@ impl<T: AsRef<[u8]>> IcmpHeader<T> {
     #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ICMP_CHECKSUM)
+    }
+
+    /// Echo request and reply: the identifier.
+    #[inline]
+    pub fn echo_ident(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::ICMP_REST.start..field::ICMP_REST.start + 2)
+    }
+
+    /// Echo request and reply: the sequence number.
+    #[inline]
+    pub fn echo_seq(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::ICMP_REST.start + 2..field::ICMP_REST.end)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpHeader<T> {
+    /// Changes the message type (a request into its reply), updating the checksum
+    /// incrementally (RFC 1624): the rest of the message, and for ICMPv6 the
+    /// pseudo-header, is unchanged.
+    #[inline]
+    pub fn set_msg_type(&mut self, ty: u8) {
+        let data = self.buffer.as_mut();
+        let old = read_u16(data, field::ICMP_TYPE..field::ICMP_CODE + 1);
+        data[field::ICMP_TYPE] = ty;
+        let new = read_u16(data, field::ICMP_TYPE..field::ICMP_CODE + 1);
+        let hc = read_u16(data, field::ICMP_CHECKSUM);
+        write_u16(data, field::ICMP_CHECKSUM, checksum::update(hc, old, new));
+    }
+
+    /// Stores `checksum`.
+    #[inline]
+    pub fn set_checksum(&mut self, checksum: u16) {
+        write_u16(self.buffer.as_mut(), field::ICMP_CHECKSUM, checksum);
     }
 }
 

@@ -1,9 +1,10 @@
 //! Zero-copy packet parsing: header views over byte buffers and the one-pass classifier
-//! the forwarder runs on every frame.
+//! the forwarder runs on every frame; and the emit side ([`emit`]) that builds whole frames
+//! with valid lengths and checksums for the slow path's tests and fuzz seeds.
 //!
 //! # Contract
 //!
-//! - **Checked once, no panics after.** Each header view ([`EthernetFrame`],
+//! - **Checked once, no panics after.** Each header view ([`EthernetFrame`], [`ArpPacket`],
 //!   [`Ipv4Packet`], [`Ipv6Packet`], [`TcpHeader`], [`UdpHeader`], [`IcmpHeader`]) wraps any
 //!   `T: AsRef<[u8]>` (`&[u8]`, `&mut [u8]`, an mbuf's data). `new_checked` validates
 //!   every length the view relies on; after it succeeds no getter or setter can panic.
@@ -38,7 +39,9 @@
 //! # assert_eq!(drops[ParseError::Truncated.index()], 1);
 //! ```
 
+pub mod arp;
 pub mod checksum;
+pub mod emit;
 mod error;
 pub mod ethernet;
 pub mod ipv4;
@@ -48,6 +51,7 @@ mod parse;
 #[cfg(test)]
 mod testdata;
 
+pub use arp::{ArpPacket, ArpRepr};
 pub use error::ParseError;
 pub use ethernet::{EthernetFrame, MacAddr, MacParseError};
 pub use ipv4::Ipv4Packet;

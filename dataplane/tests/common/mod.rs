@@ -312,24 +312,11 @@ rx = [{{ port = "null0", queue = 0 }}, {{ port = "null1", queue = 0 }}]
 }
 
 /// An Ethernet/IPv4 ICMP echo request from 10.0.0.2 (MAC `src_mac`) to `dst` (MAC
-/// `dst_mac`), identifier `id`, sequence `seq`, `payload` bytes of 0x55; checksums valid.
+/// `dst_mac`), identifier `id`, sequence `seq`, `payload` bytes of 0x55; checksums valid,
+/// padded to 60 bytes.
 pub fn icmp_echo_request(dst_mac: [u8; 6], src_mac: [u8; 6], dst: [u8; 4], id: u16, seq: u16, payload: usize) -> Vec<u8> {
-    let mut f = dst_mac.to_vec();
-    f.extend_from_slice(&src_mac);
-    f.extend_from_slice(&[8, 0]);
-    let total = (20 + 8 + payload) as u16;
-    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&dst);
-    let c = dataplane::net::checksum::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut icmp = vec![8, 0, 0, 0];
-    icmp.extend_from_slice(&id.to_be_bytes());
-    icmp.extend_from_slice(&seq.to_be_bytes());
-    icmp.resize(8 + payload, 0x55);
-    let c = dataplane::net::checksum::checksum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&icmp);
-    f
+    use dataplane::net::{emit, ethernet::ethertype, ip_proto, l4::icmp_type, MacAddr};
+    let icmp = emit::icmp(icmp_type::ECHO_REQUEST, 0, emit::echo_rest(id, seq), &vec![0x55; payload]);
+    let ip = emit::Ipv4Repr { ident: 0, ..emit::Ipv4Repr::new([10, 0, 0, 2].into(), dst.into(), ip_proto::ICMP) }.emit(&icmp);
+    emit::ethernet(MacAddr(dst_mac), MacAddr(src_mac), &[], ethertype::IPV4, &ip)
 }
