@@ -190,19 +190,7 @@ const HOST_SRC: [u8; 6] = [0x02, 0, 0, 0, 0xee, 0x02];
 
 /// Ethernet header (with tags), `ethertype`, `payload`, zero-padded to `min_len`.
 fn ether(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], ethertype: u16, payload: &[u8], min_len: usize) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    for (tpid, tci) in tags {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&tci.to_be_bytes());
-    }
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    if f.len() < min_len {
-        f.resize(min_len, 0);
-    }
-    f
+    emit::padded(emit::ethernet_unpadded(MacAddr(dst), MacAddr(src), tags, ethertype, payload), min_len)
 }
 
 impl Datagram {

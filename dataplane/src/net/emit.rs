@@ -22,12 +22,26 @@ use super::checksum;
 use super::ip_proto;
 use super::MacAddr;
 
-/// The shortest Ethernet frame without its FCS: shorter frames are padded to it.
+/// The shortest Ethernet frame without its FCS (IEEE 802.3): what [`padded`] pads to.
 pub const MIN_FRAME_LEN: usize = 60;
 
 /// An Ethernet II frame: `dst`, `src`, the VLAN tags `(TPID, TCI)` outermost first, the
-/// ethertype and `payload`, padded with zeros to [`MIN_FRAME_LEN`].
+/// ethertype and `payload`, padded with zeros to [`MIN_FRAME_LEN`] (as a NIC sends it).
 pub fn ethernet(dst: MacAddr, src: MacAddr, tags: &[(u16, u16)], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    padded(ethernet_unpadded(dst, src, tags, ethertype, payload), MIN_FRAME_LEN)
+}
+
+/// `frame` with zeros appended up to `min_len` bytes.
+pub fn padded(mut frame: Vec<u8>, min_len: usize) -> Vec<u8> {
+    if frame.len() < min_len {
+        frame.resize(min_len, 0);
+    }
+    frame
+}
+
+/// [`ethernet`] without the padding: exactly the headers and `payload` (software rings and
+/// files carry such frames; a wire does not).
+pub fn ethernet_unpadded(dst: MacAddr, src: MacAddr, tags: &[(u16, u16)], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + 4 * tags.len() + payload.len());
     f.extend_from_slice(&dst.0);
     f.extend_from_slice(&src.0);
@@ -37,9 +51,6 @@ pub fn ethernet(dst: MacAddr, src: MacAddr, tags: &[(u16, u16)], ethertype: u16,
     }
     f.extend_from_slice(&ethertype.to_be_bytes());
     f.extend_from_slice(payload);
-    if f.len() < MIN_FRAME_LEN {
-        f.resize(MIN_FRAME_LEN, 0);
-    }
     f
 }
 
