@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Sets up this machine and runs the whole test suite: unit tests, EAL integration tests on
-# vdevs (net_null, net_ring, net_pcap), the binary's behaviour on bad input, malformed
-# traffic, exhaustion and signals, a smoke run of the bench against dpdk-testpmd, the
-# e1000 and vhost-user checks in QEMU guests (ci/e1000-test.py, ci/vhost-test.py), the
-# container image with Docker, then a short run of every fuzz target.
+# Sets up this machine and runs the whole test suite: rustfmt and clippy, unit tests, EAL
+# integration tests on vdevs (net_null, net_ring, net_pcap), the binary's behaviour on bad
+# input, malformed traffic, exhaustion and signals, a smoke run of the bench against
+# dpdk-testpmd, the e1000 and vhost-user checks in QEMU guests (ci/e1000-test.py,
+# ci/vhost-test.py), the container image with Docker, then a short run of every fuzz target.
 # Ends with one line totalling every test binary's (and VM check's) results.
 #
 # Variables:
@@ -22,6 +22,12 @@ ci/setup.sh
 cargo build --locked --workspace --all-targets
 log=$(mktemp)
 status=0
+# Style and lints (rustfmt.toml; clippy with every `unsafe` block's SAFETY comment required by
+# [workspace.lints] in Cargo.toml). A failure fails the run but the tests still run.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo fmt --all --check && rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs || { echo "cargo fmt: not formatted (run cargo fmt --all)"; status=1; }
+cargo clippy --locked --workspace --all-targets -- -D warnings || { echo "cargo clippy: warnings"; status=1; }
 cargo test --locked --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
 # The total of every test binary's results is printed last, after fuzzing and the soak.
 summary() {

@@ -13,16 +13,13 @@ fn main() {
     println!("cargo:rerun-if-changed=src/shim.c");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
 
-    let lib = pkg_config::Config::new()
-        .atleast_version(MIN_DPDK)
-        .probe("libdpdk")
-        .unwrap_or_else(|e| {
-            panic!(
-                "\n\ndpdk-sys needs DPDK >= {MIN_DPDK} found through pkg-config `libdpdk`.\n\
+    let lib = pkg_config::Config::new().atleast_version(MIN_DPDK).probe("libdpdk").unwrap_or_else(|e| {
+        panic!(
+            "\n\ndpdk-sys needs DPDK >= {MIN_DPDK} found through pkg-config `libdpdk`.\n\
                  On Debian: apt-get install libdpdk-dev pkg-config (or run ci/setup.sh).\n\
                  pkg-config said: {e}\n"
-            )
-        });
+        )
+    });
     // rte_eth_from_rings and rte_vdev_init live in the net_ring PMD and the vdev bus
     // driver, which the .pc file does not list. Linking them is safe: the plugin directory
     // holds the same files, and the loader maps each library once.
@@ -65,14 +62,7 @@ fn main() {
 /// `pkg-config --cflags libdpdk`, split into arguments. These include
 /// `-include rte_config.h -march=corei7`; any other -march breaks rte_memcpy.
 fn dpdk_cflags() -> Vec<String> {
-    let out = Command::new("pkg-config")
-        .args(["--cflags", "libdpdk"])
-        .output()
-        .expect("cannot run pkg-config");
+    let out = Command::new("pkg-config").args(["--cflags", "libdpdk"]).output().expect("cannot run pkg-config");
     assert!(out.status.success(), "pkg-config --cflags libdpdk failed");
-    String::from_utf8(out.stdout)
-        .expect("pkg-config printed non-UTF-8")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8(out.stdout).expect("pkg-config printed non-UTF-8").split_whitespace().map(str::to_owned).collect()
 }

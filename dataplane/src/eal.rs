@@ -74,11 +74,11 @@ impl Eal {
     /// EALREADY if EAL was started before in this process.
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
         if STARTED.swap(true, Ordering::SeqCst) {
-            return Err(DpdkError { op: "rte_eal_init", errno: libc_ealready() });
+            return Err(DpdkError { op: "rte_eal_init", errno: libc::EALREADY });
         }
         let cargs: Vec<CString> = args
             .iter()
-            .map(|a| CString::new(a.as_str()).map_err(|_| DpdkError { op: "rte_eal_init", errno: 22 }))
+            .map(|a| CString::new(a.as_str()).map_err(|_| DpdkError { op: "rte_eal_init", errno: libc::EINVAL }))
             .collect::<Result<_, _>>()?;
         // EAL may keep pointers into argv (and reorders it), so argv and its strings live
         // for the rest of the process.
@@ -113,10 +113,6 @@ impl Drop for Eal {
         // (the owners drop those first).
         unsafe { dpdk_sys::rte_eal_cleanup() };
     }
-}
-
-fn libc_ealready() -> i32 {
-    114 // EALREADY on Linux
 }
 
 /// A worker that did not finish normally.

@@ -31,8 +31,8 @@ pub struct Trace {
 /// The parser's findings for one packet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlowMeta {
-    /// Protocol class: 0 other, 1 TCP, 2 UDP, 3 ICMP.
-    pub class: u8,
+    /// Protocol class.
+    pub class: Proto,
     /// Whether this packet is a mirror copy.
     pub mirrored: bool,
     /// L3 header offset.
@@ -46,22 +46,11 @@ pub struct FlowMeta {
 impl FlowMeta {
     /// Fills the metadata from a parse result and the frame it came from.
     pub fn from_parsed(frame: &[u8], p: &Parsed) -> FlowMeta {
-        let class = match p.proto {
-            Proto::Tcp => 1,
-            Proto::Udp => 2,
-            Proto::Icmp => 3,
-            Proto::Other(_) => 0,
-        };
-        FlowMeta { class, mirrored: false, l3_offset: p.l3_offset, l4_offset: p.l4_offset, hash: flow_hash(frame, p) }
-    }
-
-    /// The protocol class as the parser's [`Proto`] class name.
-    pub fn is(&self, class: Proto) -> bool {
-        matches!((self.class, class), (1, Proto::Tcp) | (2, Proto::Udp) | (3, Proto::Icmp))
+        FlowMeta { class: p.proto, mirrored: false, l3_offset: p.l3_offset, l4_offset: p.l4_offset, hash: flow_hash(frame, p) }
     }
 }
 
-/// FNV-1a over the addresses, the L4 ports (TCP/UDP) and the protocol class.
+/// FNV-1a over the addresses, the L4 ports (TCP/UDP) and the IP protocol number.
 fn flow_hash(frame: &[u8], p: &Parsed) -> u32 {
     let l3 = usize::from(p.l3_offset);
     let l4 = usize::from(p.l4_offset);
@@ -74,12 +63,7 @@ fn flow_hash(frame: &[u8], p: &Parsed) -> u32 {
         Proto::Tcp | Proto::Udp if !p.fragment => frame.get(l4..l4 + 4),
         _ => None,
     };
-    let proto = match p.proto {
-        Proto::Tcp => 6,
-        Proto::Udp => 17,
-        Proto::Icmp => 1,
-        Proto::Other(n) => n,
-    };
+    let proto = p.ip_proto;
     let mut h: u32 = 0x811c_9dc5;
     for b in addrs.unwrap_or(&[]).iter().chain(ports.unwrap_or(&[])).chain(&[proto]) {
         h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
@@ -98,23 +82,30 @@ pub struct PacketExts {
     pub flow: ExtId<FlowMeta>,
 }
 
-static EXTS: OnceLock<Result<PacketExts, String>> = OnceLock::new();
+/// The area pool's parameters for `areas` areas on `socket`: a per-lcore cache of a
+/// quarter of the areas, at most 256.
+pub fn area_params(areas: u32, socket: SocketId) -> ExtParams {
+    ExtParams { name: "ext_areas".into(), areas, cache: 256.min(areas / 4), socket }
+}
+
+static EXTS: OnceLock<Result<PacketExts, ExtError>> = OnceLock::new();
 
 /// Registers the forwarder's extension types and starts the framework with `areas`
 /// areas on `socket`, once per process; later calls return the same.
 ///
 /// # Errors
-/// The framework's start-up error (as text: it is the same for every later call).
-pub fn start(areas: u32, socket: SocketId) -> Result<PacketExts, String> {
+/// The framework's start-up error ([`ExtError::InvalidParams`] for an area count the pool
+/// refuses, [`ExtError::Dpdk`] when DPDK fails); every later call returns the same.
+pub fn start(areas: u32, socket: SocketId) -> Result<PacketExts, ExtError> {
     EXTS.get_or_init(|| {
         let go = || -> Result<PacketExts, ExtError> {
             let mut r = ExtRegistry::new();
             let trace = r.register::<Trace>("trace")?;
             let flow = r.register::<FlowMeta>("flow")?;
-            let ext = r.start(&ExtParams { name: "ext_areas".into(), areas, cache: 256.min(areas / 4), socket })?;
+            let ext = r.start(&area_params(areas, socket))?;
             Ok(PacketExts { ext, trace, flow })
         };
-        go().map_err(|e| e.to_string())
+        go()
     })
     .clone()
 }

@@ -9,9 +9,14 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::local::Local;
 use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
+use crate::port::PortIdx;
 
-/// Why a packet was dropped. Indexes the per-lcore drop counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Why a packet was dropped. Indexes the per-lcore drop counters; its counter name is the
+/// variant's name in snake_case (`TxFull` is `tx_full`).
+///
+/// To add a reason, add a variant: the counters, reports and telemetry follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumCount, strum::VariantArray, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum DropReason {
     /// The TX ring was full: `rte_eth_tx_burst` did not take it.
     TxFull,
@@ -46,31 +51,21 @@ pub enum DropReason {
     /// Holding the packet (TX backlog, slow path) would exceed its protocol's memory
     /// limit or its group's budget.
     ProtoMem,
+    /// The PMD delivered an mbuf chain whose lengths disagree (`pkt_len` against the sum
+    /// of `data_len`, `nb_segs` against the chain): dropped before a TX PMD reads past it.
+    /// Checked on ports with `check_chains`.
+    BadMbufChain,
+    /// The worker has no TX queue on the out port. Config validation gives every worker a
+    /// TX queue on every port it may send to, so this stays 0; it is counted, not assumed.
+    NoTxQueue,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = <Self as strum::EnumCount>::COUNT;
 
     /// Every reason, in [`index`](Self::index) order.
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::TxFull,
-        DropReason::Truncated,
-        DropReason::TooManyVlanTags,
-        DropReason::BadIpVersion,
-        DropReason::BadIpv4HeaderLen,
-        DropReason::BadIpv4TotalLen,
-        DropReason::TooManyIpv6ExtHeaders,
-        DropReason::BadL4Header,
-        DropReason::NotIp,
-        DropReason::BadIpv4Checksum,
-        DropReason::TtlExpired,
-        DropReason::NoRoute,
-        DropReason::NoBufForCopy,
-        DropReason::LocalUnhandled,
-        DropReason::PuntFull,
-        DropReason::ProtoMem,
-    ];
+    pub const ALL: &'static [DropReason] = <Self as strum::VariantArray>::VARIANTS;
 
     /// Position in [`ALL`](Self::ALL).
     #[inline]
@@ -78,30 +73,11 @@ impl DropReason {
         self as usize
     }
 
-    /// A stable snake_case counter name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::TxFull => "tx_full",
-            DropReason::Truncated => "truncated",
-            DropReason::TooManyVlanTags => "too_many_vlan_tags",
-            DropReason::BadIpVersion => "bad_ip_version",
-            DropReason::BadIpv4HeaderLen => "bad_ipv4_header_len",
-            DropReason::BadIpv4TotalLen => "bad_ipv4_total_len",
-            DropReason::TooManyIpv6ExtHeaders => "too_many_ipv6_ext_headers",
-            DropReason::BadL4Header => "bad_l4_header",
-            DropReason::NotIp => "not_ip",
-            DropReason::BadIpv4Checksum => "bad_ipv4_checksum",
-            DropReason::TtlExpired => "ttl_expired",
-            DropReason::NoRoute => "no_route",
-            DropReason::NoBufForCopy => "no_buf_for_copy",
-            DropReason::LocalUnhandled => "local_unhandled",
-            DropReason::PuntFull => "punt_full",
-            DropReason::ProtoMem => "proto_mem",
-        }
+    /// The counter name: the variant in snake_case.
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 }
-
-const _: () = assert!(DropReason::ProtoMem as usize + 1 == DropReason::COUNT);
 
 impl From<ParseError> for DropReason {
     fn from(e: ParseError) -> Self {
@@ -120,8 +96,8 @@ impl From<ParseError> for DropReason {
 /// What to do with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Send it out of this port (index into the config's ports).
-    Tx(usize),
+    /// Send it out of this port.
+    Tx(PortIdx),
     /// Free it and count the reason.
     Drop(DropReason),
     /// A request to the forwarder itself (ARP, neighbour solicitation, echo): hand it to
@@ -157,8 +133,8 @@ pub trait Routes {
 /// Where a next hop is: the out port and the MACs to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
-    /// Out port (index into the config's ports).
-    pub port: usize,
+    /// Out port.
+    pub port: PortIdx,
     /// Source MAC: the out port's own.
     pub src: MacAddr,
     /// Destination MAC: the next hop's.
@@ -228,7 +204,8 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::checksum;
+    use crate::net::ethernet::ethertype;
+    use crate::net::{emit, ip_proto};
 
     /// A linear-scan LPM: enough to test the decision logic without DPDK's tables
     /// (those are tested against EAL in tests/lpm.rs and through the forwarder).
@@ -270,56 +247,36 @@ mod tests {
                 (v6("2001:db8::"), 32, true, 0),
                 (v6("2001:db8:1::"), 48, true, 1),
             ]),
-            vec![NextHop { port: 0, src: P0, dst: GW1 }, NextHop { port: 1, src: P1, dst: GW2 }],
+            vec![NextHop { port: PortIdx(0), src: P0, dst: GW1 }, NextHop { port: PortIdx(1), src: P1, dst: GW2 }],
         )
     }
 
     fn ipv4_udp(dst: [u8; 4], ttl: u8) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 20 + 8 + 4];
-        f[0..6].copy_from_slice(&[0xaa; 6]);
-        f[6..12].copy_from_slice(&[0xbb; 6]);
-        f[12..14].copy_from_slice(&[0x08, 0x00]);
-        let ip = &mut f[14..34];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&32u16.to_be_bytes());
-        ip[8] = ttl;
-        ip[9] = 17;
-        ip[12..16].copy_from_slice(&[192, 0, 2, 1]);
-        ip[16..20].copy_from_slice(&dst);
-        let c = checksum::checksum(ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        f[34..36].copy_from_slice(&1234u16.to_be_bytes());
-        f[36..38].copy_from_slice(&5678u16.to_be_bytes());
-        f[38..40].copy_from_slice(&12u16.to_be_bytes());
-        f
+        let (src, dst) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::from(dst));
+        let udp = emit::udp(src.into(), dst.into(), 1234, 5678, &[0; 4]);
+        let ip = emit::Ipv4Repr { ttl, ..emit::Ipv4Repr::new(src, dst, ip_proto::UDP) }.emit(&udp);
+        emit::ethernet(MacAddr([0xaa; 6]), MacAddr([0xbb; 6]), &[], ethertype::IPV4, &ip)
     }
 
     fn ipv6_udp(dst: &str, hops: u8) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 40 + 8];
-        f[12..14].copy_from_slice(&[0x86, 0xdd]);
-        let ip = &mut f[14..54];
-        ip[0] = 0x60;
-        ip[4..6].copy_from_slice(&8u16.to_be_bytes());
-        ip[6] = 17;
-        ip[7] = hops;
-        ip[8..24].copy_from_slice(&"2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap().octets());
-        ip[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
-        f[58..60].copy_from_slice(&8u16.to_be_bytes());
-        f
+        let (src, dst) = ("2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap(), dst.parse::<Ipv6Addr>().unwrap());
+        let udp = emit::udp(src.into(), dst.into(), 1234, 5678, &[]);
+        let ip = emit::Ipv6Repr { hop_limit: hops, ..emit::Ipv6Repr::new(src, dst, ip_proto::UDP) }.emit(&udp);
+        emit::ethernet(MacAddr::default(), MacAddr::default(), &[], ethertype::IPV6, &ip)
     }
 
     #[test]
     fn ipv4_longest_prefix_ttl_checksum_and_macs() {
         let (t, nh) = tables();
         let mut f = ipv4_udp([10, 1, 2, 3], 64);
-        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(1), "/24 beats /16");
+        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(PortIdx(1)), "/24 beats /16");
         assert_eq!(&f[0..6], &GW2.0);
         assert_eq!(&f[6..12], &P1.0);
         let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
         assert_eq!(ip.ttl(), 63);
         assert!(ip.verify_checksum(), "incremental update keeps the checksum valid");
         let mut g = ipv4_udp([10, 1, 3, 3], 2);
-        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(0));
+        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(PortIdx(0)));
         assert_eq!(Ipv4Packet::new_checked(&g[14..]).unwrap().ttl(), 1);
     }
 
@@ -330,36 +287,54 @@ mod tests {
             (ipv4_udp([10, 9, 0, 1], 64), DropReason::NoRoute),
             (ipv4_udp([10, 1, 2, 3], 1), DropReason::TtlExpired),
             (ipv4_udp([10, 1, 2, 3], 0), DropReason::TtlExpired),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[24] ^= 0xff;
-                f
-            }, DropReason::BadIpv4Checksum),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[14] = 0x44;
-                f
-            }, DropReason::BadIpv4HeaderLen),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[14] = 0x55;
-                f
-            }, DropReason::BadIpVersion),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[16..18].copy_from_slice(&100u16.to_be_bytes());
-                f
-            }, DropReason::Truncated),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[16..18].copy_from_slice(&10u16.to_be_bytes());
-                f
-            }, DropReason::BadIpv4TotalLen),
-            ({
-                let mut f = ipv4_udp([10, 1, 2, 3], 64);
-                f[12..14].copy_from_slice(&[0x08, 0x06]);
-                f
-            }, DropReason::NotIp),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[24] ^= 0xff;
+                    f
+                },
+                DropReason::BadIpv4Checksum,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[14] = 0x44;
+                    f
+                },
+                DropReason::BadIpv4HeaderLen,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[14] = 0x55;
+                    f
+                },
+                DropReason::BadIpVersion,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[16..18].copy_from_slice(&100u16.to_be_bytes());
+                    f
+                },
+                DropReason::Truncated,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[16..18].copy_from_slice(&10u16.to_be_bytes());
+                    f
+                },
+                DropReason::BadIpv4TotalLen,
+            ),
+            (
+                {
+                    let mut f = ipv4_udp([10, 1, 2, 3], 64);
+                    f[12..14].copy_from_slice(&[0x08, 0x06]);
+                    f
+                },
+                DropReason::NotIp,
+            ),
             (ipv4_udp([10, 1, 2, 3], 64)[..20].to_vec(), DropReason::Truncated),
         ] {
             let before = f.clone();
@@ -372,11 +347,11 @@ mod tests {
     fn ipv6_routes_and_hop_limit() {
         let (t, nh) = tables();
         let mut f = ipv6_udp("2001:db8:1::7", 64);
-        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(1));
+        assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Tx(PortIdx(1)));
         assert_eq!(f[14 + 7], 63);
         assert_eq!(&f[0..6], &GW2.0);
         let mut g = ipv6_udp("2001:db8:2::7", 64);
-        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(0));
+        assert_eq!(l3fwd(&mut g, &t, &nh, None), Action::Tx(PortIdx(0)));
         assert_eq!(l3fwd(&mut ipv6_udp("2001:db9::1", 64), &t, &nh, None), Action::Drop(DropReason::NoRoute));
         assert_eq!(l3fwd(&mut ipv6_udp("2001:db8::1", 1), &t, &nh, None), Action::Drop(DropReason::TtlExpired));
     }
@@ -415,8 +390,34 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
-        for e in ParseError::ALL {
-            assert_ne!(DropReason::from(e), DropReason::TxFull);
+        // The names the README's table and the JSON reports use.
+        let names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "tx_full",
+                "truncated",
+                "too_many_vlan_tags",
+                "bad_ip_version",
+                "bad_ipv4_header_len",
+                "bad_ipv4_total_len",
+                "too_many_ipv6_ext_headers",
+                "bad_l4_header",
+                "not_ip",
+                "bad_ipv4_checksum",
+                "ttl_expired",
+                "no_route",
+                "no_buf_for_copy",
+                "local_unhandled",
+                "punt_full",
+                "proto_mem",
+                "bad_mbuf_chain",
+                "no_tx_queue",
+            ]
+        );
+        for &e in ParseError::ALL {
+            // A parse error is counted as the drop reason of the same name.
+            assert_eq!(DropReason::from(e).name(), e.name());
         }
     }
 }

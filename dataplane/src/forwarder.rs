@@ -5,28 +5,32 @@
 //! then reads [`Forwarder::snapshot`] while the workers run, and [`Forwarder::stop`] tears
 //! everything down and returns the final [`Report`].
 
+use ipnet::IpNet;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use mempool::{mbufs_needed, MbufRing, Pool, PoolError, PoolParams, PoolSizing, PoolStats, SocketId};
+use mempool::{mbufs_needed, ExtError, Pool, PoolError, PoolParams, PoolSizing, PoolStats, SocketId};
 
 use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
-use crate::port::{self, LinkStatus, Port, PortError, PortId, PortSetup, PortStats, QueueId, RxQueue, TxQueue};
+use crate::exts::{self, PacketExts};
 use crate::forward::NextHop;
 use crate::local::Local;
-use crate::slowpath::SlowPath;
 use crate::lpm::{Lpm4, Lpm6, LpmError};
 use crate::net::MacAddr;
+use crate::port::{
+    self, LinkStatus, Port, PortError, PortId, PortIdx, PortSetup, PortStats, PortTable, QueueId, RxQueue, TxQueue,
+};
+use crate::slowpath::{SlowPath, SlowPathError};
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
-use crate::exts::{self, PacketExts};
-use mempool::accounting::{Accounting, AccountingConfig, AccountingSnapshot, Group, LcoreSlot};
-use crate::worker::{self, Budget, Command, Forwarding, Histograms, L3Tables, Lane, SlowPathRings, WorkerExts, WorkerMemory, WorkerPlan};
+use crate::worker::{
+    self, Budget, Command, Finished, Forwarding, Histograms, L3Tables, Lane, WorkerExts, WorkerMemory, WorkerPlan,
+};
+use mempool::accounting::{Accounting, AccountingConfig, AccountingError, AccountingSnapshot, Group, LcoreSlot};
 
 /// Why the forwarder could not start. Each names the config's port or lcore.
 #[derive(Debug, thiserror::Error)]
@@ -74,21 +78,32 @@ pub enum StartError {
         /// The lcore.
         lcore: LcoreId,
     },
+    /// A queue handle that was not there to take: a queue polled by two workers, or a
+    /// worker's TX queue missing (the config validation rules both out).
+    #[error("port {port:?}: {what} for the worker on {lcore} does not exist or is taken")]
+    QueueTaken {
+        /// Config name of the port.
+        port: String,
+        /// Which queue.
+        what: String,
+        /// The worker's lcore.
+        lcore: LcoreId,
+    },
     /// EAL could not launch a worker.
     #[error(transparent)]
     Launch(#[from] WorkerError),
     /// A route could not be loaded.
     #[error(transparent)]
     Route(#[from] RouteError),
-    /// The slow-path thread could not be started.
-    #[error("cannot start the slow-path thread: {0}")]
-    SlowPath(std::io::Error),
+    /// The slow path could not be started.
+    #[error(transparent)]
+    SlowPath(#[from] SlowPathError),
     /// The packet-extension framework could not be started.
     #[error("extensions: {0}")]
-    Extensions(String),
+    Extensions(#[from] ExtError),
     /// Memory accounting refused its configuration.
     #[error("accounting: {0}")]
-    Accounting(String),
+    Accounting(#[from] AccountingError),
 }
 
 /// Routes could not be loaded into DPDK's LPM tables.
@@ -106,7 +121,6 @@ pub struct RouteError {
 struct PortSlot {
     name: String,
     port: Port,
-    rx_queues: u16,
     /// The config's `rx_buffer`, as the report names it.
     rx_buffer: &'static str,
 }
@@ -126,13 +140,13 @@ struct WorkerSlot {
 pub struct Forwarder {
     stop: Arc<AtomicBool>,
     workers: Vec<WorkerSlot>,
-    done: Receiver<(LcoreId, Histograms)>,
+    done: Receiver<Finished>,
     ports: Vec<PortSlot>,
     pools: BTreeMap<SocketId, Arc<Pool>>,
     tsc_hz: u64,
     mode: Mode,
-    /// The slow path and its rings (l3fwd with own addresses only).
-    slow: Option<(SlowPath, Vec<SlowPathRings>)>,
+    /// The slow path (l3fwd with own addresses only).
+    slow: Option<SlowPath>,
     /// The packet-extension framework, when a feature uses it.
     exts: Option<PacketExts>,
     /// Memory accounting, when configured.
@@ -199,31 +213,15 @@ impl Snapshot {
         let ports = self.ports.len();
         let mut t = WorkerTotals::new(0, ports);
         for w in &self.workers {
-            let o = &w.totals;
-            t.rounds += o.rounds;
-            t.idle_rounds += o.idle_rounds;
-            t.time_squeeze += o.time_squeeze;
-            t.busy_cycles += o.busy_cycles;
-            t.punted += o.punted;
-            t.injected += o.injected;
-            t.mirrored += o.mirrored;
-            t.ext_failures += o.ext_failures;
-            t.backlogged += o.backlogged;
-            t.backlog_sent += o.backlog_sent;
-            for (a, b) in t.drops.iter_mut().zip(&o.drops) {
-                *a += b;
-            }
-            t.lane_rx.push(o.processed());
-            t.lane_bursts.push(o.lane_bursts.iter().sum());
-            for (a, b) in t.port_tx.iter_mut().zip(&o.port_tx) {
-                *a += b;
-            }
+            t.add(&w.totals);
+            t.lane_rx.push(w.totals.processed());
+            t.lane_bursts.push(w.totals.lane_bursts.iter().sum());
         }
         t
     }
 
-    /// Packets received from port `port` (index) by all workers.
-    pub fn port_rx(&self, port: usize) -> u64 {
+    /// Packets received from port `port` by all workers.
+    pub fn port_rx(&self, port: PortIdx) -> u64 {
         self.workers
             .iter()
             .flat_map(|w| w.lanes.iter().zip(&w.totals.lane_rx))
@@ -301,12 +299,12 @@ impl Forwarder {
             let LinkStatus { text, .. } = slot.port.wait_link(Duration::from_secs(3));
             eprintln!("{} ({}, {}): {}", slot.name, slot.port.id(), slot.port.driver(), text);
         }
-        let macs: Vec<MacAddr> = ports.iter().map(|s| MacAddr(s.port.mac())).collect();
+        let macs: Vec<MacAddr> = ports.iter().map(|s| s.port.mac()).collect();
         let forwarding = match config.forward.mode {
             Mode::Io => Forwarding::Io,
             Mode::Macswap => Forwarding::Macswap,
             Mode::L2fwd => Forwarding::L2fwd(
-                config.ports.iter().zip(&macs).map(|(pc, &own)| (own, MacAddr(pc.peer_mac.unwrap_or([0xff; 6])))).collect(),
+                config.ports.iter().zip(&macs).map(|(pc, &own)| (own, pc.peer_mac.unwrap_or(MacAddr::BROADCAST))).collect(),
             ),
             Mode::L3fwd => Forwarding::L3fwd(Arc::new(load_routes(config, &macs, home)?)),
         };
@@ -324,19 +322,15 @@ impl Forwarder {
             exts: None,
             accounting: None,
         };
-        let slow_rings = match &forwarding {
+        let mut slow_links = match &forwarding {
             Forwarding::L3fwd(t) if t.locals.iter().any(Option::is_some) => {
-                let ids: Vec<PortId> = fwd.ports.iter().map(|s| s.port.id()).collect();
-                let mut rings = Vec::new();
-                for w in &config.workers {
-                    let ring = |dir: &str| MbufRing::create(&format!("slow_{dir}_{}", w.lcore), 1024, home).map(Arc::new);
-                    rings.push(SlowPathRings { punt: ring("punt")?, inject: ring("inject")?, port_ids: ids.clone() });
-                }
-                let sp = SlowPath::spawn(rings.clone(), t.locals.clone()).map_err(StartError::SlowPath)?;
-                fwd.slow = Some((sp, rings.clone()));
-                Some(rings)
+                let table = Arc::new(PortTable::new(fwd.ports.iter().map(|s| s.port.id()).collect()));
+                let lcores: Vec<LcoreId> = config.workers.iter().map(|w| LcoreId(w.lcore)).collect();
+                let (sp, links) = SlowPath::start(&lcores, table, t.locals.clone(), home)?;
+                fwd.slow = Some(sp);
+                links.into_iter().map(Some).collect()
             }
-            _ => None,
+            _ => Vec::new(),
         };
         let us = |u: u32| u64::from(u) * fwd.tsc_hz / 1_000_000;
         let budget = Budget {
@@ -347,7 +341,7 @@ impl Forwarder {
             sample_every: config.poll.sample_every,
         };
         let worker_exts = if config.extensions.enabled(config.mirror.is_some()) {
-            let ids = exts::start(config.extensions.areas, home).map_err(StartError::Extensions)?;
+            let ids = exts::start(config.extensions.areas, home)?;
             fwd.exts = Some(ids);
             Some(WorkerExts {
                 ids,
@@ -359,22 +353,24 @@ impl Forwarder {
             None
         };
         // Memory accounting: one slot per worker, a group per port, one for the slow path.
-        let truesize = 128 + u32::from(config.pool.priv_size) + u32::from(config.pool.data_room);
+        let truesize = std::mem::size_of::<dpdk_sys::rte_mbuf>() as u32
+            + u32::from(config.pool.priv_size)
+            + u32::from(config.pool.data_room);
         let memory = match &config.accounting {
             None => None,
             Some(conf) => {
                 let budget = |b: u64| if b == 0 { Group::UNLIMITED } else { b };
-                let acct = Arc::new(
-                    Accounting::new(AccountingConfig { limits: conf.limits, batch_pages: conf.batch_pages, lcores: config.workers.len() })
-                        .map_err(|e| StartError::Accounting(e.to_string()))?,
-                );
+                let acct = Arc::new(Accounting::new(AccountingConfig {
+                    limits: conf.limits,
+                    batch_pages: conf.batch_pages,
+                    lcores: config.workers.len(),
+                })?);
                 let groups = config
                     .ports
                     .iter()
                     .map(|p| acct.group(&format!("port_{}", p.name), budget(conf.port_budget)))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| StartError::Accounting(e.to_string()))?;
-                let slow_group = acct.group("slow_path", budget(conf.slow_path_budget)).map_err(|e| StartError::Accounting(e.to_string()))?;
+                    .collect::<Result<Vec<_>, _>>()?;
+                let slow_group = acct.group("slow_path", budget(conf.slow_path_budget))?;
                 fwd.accounting = Some(acct.clone());
                 Some((acct, groups, slow_group, conf.clone()))
             }
@@ -384,32 +380,47 @@ impl Forwarder {
             let (l, n) = v.split_once(':')?;
             Some((l.parse().ok()?, n.parse().ok()?))
         });
+        let tx_ports = config.tx_ports();
         for (k, w) in config.workers.iter().enumerate() {
             let lcore = LcoreId(w.lcore);
-            let lanes: Vec<Lane> = w
-                .rx
-                .iter()
-                .map(|r| Lane {
-                    rx: RxQueue { port: fwd.ports[r.port].port.id(), queue: QueueId(r.queue) },
-                    port: r.port,
-                    out: config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten(),
-                })
-                .collect();
-            // Worker k sends on TX queue k of every port that has one (validated for
-            // every port it can send to).
-            let tx: Vec<TxQueue> = fwd
-                .ports
-                .iter()
-                .zip(&config.ports)
-                .map(|(s, pc)| TxQueue { port: s.port.id(), queue: QueueId((k as u16).min(pc.tx_queues - 1)) })
-                .collect();
+            let mut lanes: Vec<Lane> = Vec::with_capacity(w.rx.len());
+            for r in &w.rx {
+                let slot = &mut fwd.ports[r.port.index()];
+                let rx = slot.port.take_rx(QueueId(r.queue)).ok_or_else(|| StartError::QueueTaken {
+                    port: slot.name.clone(),
+                    what: format!("rx queue {}", r.queue),
+                    lcore,
+                })?;
+                let out = config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten();
+                let check_chains =
+                    config.port(r.port).check_chains.unwrap_or_else(|| port::builds_bad_chains(slot.port.driver()));
+                lanes.push(Lane { rx, port: r.port, out, check_chains });
+            }
+            // Worker k owns TX queue k of every port a worker may send to (the config
+            // guarantees each has a TX queue per worker).
+            let mut tx: Vec<Option<TxQueue>> = Vec::with_capacity(fwd.ports.len());
+            for p in PortIdx::all(fwd.ports.len()) {
+                let slot = &mut fwd.ports[p.index()];
+                tx.push(if tx_ports.contains(&p) {
+                    let q = slot.port.take_tx(QueueId(k as u16)).ok_or_else(|| StartError::QueueTaken {
+                        port: slot.name.clone(),
+                        what: format!("tx queue {k}"),
+                        lcore,
+                    })?;
+                    Some(q)
+                } else {
+                    None
+                });
+            }
+            let lane_ids: Vec<LaneId> =
+                lanes.iter().map(|l| LaneId { port: l.port, port_id: l.rx.port(), queue: l.rx.queue() }).collect();
             let counters = Arc::new(WorkerCounters::new(lanes.len(), tx.len()));
             let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(4);
             let socket = lcore.socket();
             let pool = fwd.pools.get(&socket).or_else(|| fwd.pools.values().next()).expect("at least one pool").clone();
             let plan = WorkerPlan {
                 lcore,
-                lanes: lanes.clone(),
+                lanes,
                 tx,
                 burst: config.forward.burst,
                 budget: budget.clone(),
@@ -419,7 +430,7 @@ impl Forwarder {
                 stop: fwd.stop.clone(),
                 commands: cmd_rx,
                 done: done_tx.clone(),
-                slow: slow_rings.as_ref().map(|r| r[k].clone()),
+                slow: slow_links.get_mut(k).and_then(Option::take),
                 exts: worker_exts,
                 panic_after: fault_panic.filter(|(l, _)| *l == w.lcore).map(|(_, n)| n),
                 memory: memory.as_ref().map(|(acct, groups, slow_group, conf)| WorkerMemory {
@@ -436,9 +447,8 @@ impl Forwarder {
                 let _guard = guard;
                 worker::run(plan)
             });
-            let lanes = lanes.iter().map(|l| LaneId { port: l.port, port_id: l.rx.port, queue: l.rx.queue }).collect();
             match launched {
-                Ok(l) => fwd.workers.push(WorkerSlot { lcore, lanes, counters, commands: cmd_tx, launched: Some(l) }),
+                Ok(l) => fwd.workers.push(WorkerSlot { lcore, lanes: lane_ids, counters, commands: cmd_tx, launched: Some(l) }),
                 Err(e) => {
                     let _ = fwd.stop();
                     return Err(e.into());
@@ -476,7 +486,7 @@ impl Forwarder {
             pools: self.pool_reports(),
             tsc_hz: self.tsc_hz,
             memory: self.accounting.as_ref().map(|a| a.snapshot()),
-            slow_path: self.slow.as_ref().map(|(sp, _)| {
+            slow_path: self.slow.as_ref().map(|sp| {
                 let c = sp.counters();
                 SlowPathSnapshot {
                     answered: c.answered.load(Ordering::Relaxed),
@@ -487,28 +497,26 @@ impl Forwarder {
         }
     }
 
-    /// Receives and frees what is still queued on every RX queue: not every PMD frees the
-    /// mbufs its rings hold when the port closes (net_ring does not). Bounded, since some
-    /// PMDs (net_null) never run dry.
-    fn drain_rx(&self) {
+    /// Receives and frees what is still queued on the RX queues the workers handed back:
+    /// not every PMD frees the mbufs its rings hold when the port closes (net_ring does
+    /// not). Bounded, since some PMDs (net_null) never run dry.
+    fn drain_rx(queues: &mut [RxQueue]) {
         let mut burst: mempool::Burst = mempool::Burst::new();
-        for slot in &self.ports {
-            for q in 0..slot.rx_queues {
-                let rxq = RxQueue { port: slot.port.id(), queue: QueueId(q) };
-                for _ in 0..256 {
-                    burst.clear();
-                    if rxq.rx_burst(&mut burst, mempool::MAX_BURST as u16) == 0 {
-                        break;
-                    }
-                }
+        for rxq in queues {
+            for _ in 0..256 {
                 burst.clear();
+                if rxq.rx_burst(&mut burst, mempool::MAX_BURST as u16) == 0 {
+                    break;
+                }
             }
+            burst.clear();
         }
     }
 
     /// The mbuf pools and, when extensions are on, the extension-area pool.
     fn pool_reports(&self) -> Vec<PoolReport> {
-        let mut v: Vec<PoolReport> = self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect();
+        let mut v: Vec<PoolReport> =
+            self.pools.values().map(|p| PoolReport { name: p.name().to_owned(), stats: p.stats() }).collect();
         if let Some(x) = &self.exts {
             v.push(PoolReport { name: x.ext.pool_name().to_owned(), stats: x.ext.stats() });
         }
@@ -545,21 +553,27 @@ impl Forwarder {
         }
         // The slow path stops after the workers (nothing more is punted) and its rings go
         // before the pools are checked: dropping a ring frees what it still holds.
-        if let Some((sp, _)) = &mut self.slow {
+        if let Some(sp) = &mut self.slow {
             sp.stop();
         }
         let slow_path = self.snapshot().slow_path;
         self.slow = None;
         let mut histograms = Histograms::new();
-        while let Ok((_, h)) = self.done.try_recv() {
-            histograms.merge(&h);
+        let mut rx_queues = Vec::new();
+        while let Ok(f) = self.done.try_recv() {
+            histograms.merge(&f.histograms);
+            rx_queues.extend(f.rx);
+            // f.tx drops here: the workers' TX queues are done.
         }
         if let Some(a) = &self.accounting {
             a.flush_all();
         }
         let mut snapshot = self.snapshot();
         snapshot.slow_path = slow_path;
-        self.drain_rx();
+        Self::drain_rx(&mut rx_queues);
+        // Every queue handle is gone now (a panicked worker's went with its stack), so
+        // the ports may stop.
+        drop(rx_queues);
         let port_errors: Vec<PortError> = self.ports.drain(..).filter_map(|s| s.port.close().err()).collect();
         snapshot.pools = self.pool_reports();
         // Pools drop here (the workers' references went with them): each frees its memory
@@ -597,11 +611,15 @@ impl Drop for Forwarder {
 /// Builds the l3fwd tables: one next hop per distinct (port, MAC) among the routes.
 fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3Tables, StartError> {
     let max_rules = (config.routes.len() as u32).max(1024);
-    let mut v4 = Lpm4::create("l3fwd_v4", max_rules, 1024, socket).map_err(LpmError::from).map_err(|error| RouteError { index: 0, error })?;
-    let mut v6 = Lpm6::create("l3fwd_v6", max_rules, 1 << 16, socket).map_err(LpmError::from).map_err(|error| RouteError { index: 0, error })?;
+    let mut v4 = Lpm4::create("l3fwd_v4", max_rules, 1024, socket)
+        .map_err(LpmError::from)
+        .map_err(|error| RouteError { index: 0, error })?;
+    let mut v6 = Lpm6::create("l3fwd_v6", max_rules, 1 << 16, socket)
+        .map_err(LpmError::from)
+        .map_err(|error| RouteError { index: 0, error })?;
     let mut next_hops: Vec<NextHop> = Vec::new();
     for (index, r) in config.routes.iter().enumerate() {
-        let nh = NextHop { port: r.port, src: macs[r.port], dst: MacAddr(r.via_mac) };
+        let nh = NextHop { port: r.port, src: macs[r.port.index()], dst: r.via_mac };
         let id = match next_hops.iter().position(|n| *n == nh) {
             Some(i) => i,
             None => {
@@ -609,9 +627,9 @@ fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3
                 next_hops.len() - 1
             }
         } as u32;
-        let res = match r.prefix.addr {
-            IpAddr::V4(a) => v4.add(a, r.prefix.len, id),
-            IpAddr::V6(a) => v6.add(a, r.prefix.len, id),
+        let res = match r.prefix {
+            IpNet::V4(p) => v4.add(p.addr(), p.prefix_len(), id),
+            IpNet::V6(p) => v6.add(p.addr(), p.prefix_len(), id),
         };
         res.map_err(|error| RouteError { index, error })?;
     }
@@ -620,7 +638,11 @@ fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3
         .iter()
         .zip(macs)
         .map(|(pc, &mac)| {
-            (pc.ipv4.is_some() || pc.ipv6.is_some()).then(|| Local { mac, ipv4: pc.ipv4.map(|a| a.0), ipv6: pc.ipv6.map(|a| a.0) })
+            (pc.ipv4.is_some() || pc.ipv6.is_some()).then(|| Local {
+                mac,
+                ipv4: pc.ipv4.map(|a| a.addr()),
+                ipv6: pc.ipv6.map(|a| a.addr()),
+            })
         })
         .collect();
     Ok(L3Tables { v4, v6, next_hops, locals })
@@ -651,7 +673,7 @@ fn open_ports(config: &Config) -> Result<Vec<PortSlot>, StartError> {
             RxBuffer::PerPacket => "per_packet",
             RxBuffer::MultiPacket(_) => "multi_packet",
         };
-        slots.push(PortSlot { name: pc.name.clone(), port, rx_queues: pc.rx_queues, rx_buffer });
+        slots.push(PortSlot { name: pc.name.clone(), port, rx_buffer });
     }
     Ok(slots)
 }

@@ -2,12 +2,13 @@
 //!
 //! - [`config`]: the TOML config, validated into typed form before EAL starts.
 //! - [`eal`]: EAL start-up and clean-up, lcore ids, launching workers safely.
-//! - [`port`]: ethdev set-up, counters, and the RX/TX queue handles.
+//! - [`port`]: ethdev set-up, counters, `PortIdx`/`PortId` and the `PortTable` between them,
+//!   and the owned RX/TX queue handles.
 //! - [`worker`]: the per-lcore poll loop.
 //! - [`report`]: the rate line, the final report, and their JSON form.
 //! - [`stats`]: counters written by one worker and read by the control thread.
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
-//! - [`net`]: zero-copy header views and the one-pass packet classifier.
+//! - [`net`]: zero-copy header views, the one-pass packet classifier, and the emit side.
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
@@ -20,7 +21,6 @@
 //! every block there says why it holds.
 
 #![deny(unsafe_code)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
 #[allow(unsafe_code)]
@@ -41,5 +41,5 @@ pub mod stats;
 pub mod telemetry;
 pub mod worker;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, ConfigErrorKind};
 pub use forwarder::{Forwarder, Report, Snapshot, StartError};

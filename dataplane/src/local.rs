@@ -9,8 +9,10 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::net::{checksum, ipv6};
-use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, Parsed, Proto, L3};
+use crate::net::arp::{self, ArpPacket, ArpRepr};
+use crate::net::l4::{icmp_type, icmpv6_type};
+use crate::net::{checksum, ip_proto, ipv6};
+use crate::net::{parse, EthernetFrame, IcmpHeader, Ipv4Packet, Ipv6Packet, MacAddr, Parsed, Proto, L3};
 
 /// The forwarder's own addresses on one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,25 +38,6 @@ pub enum Request {
     NeighborSolicit,
 }
 
-mod arp {
-    pub const LEN: usize = 28;
-    pub const OPER: usize = 6;
-    pub const SHA: usize = 8;
-    pub const SPA: usize = 14;
-    pub const THA: usize = 18;
-    pub const TPA: usize = 24;
-    pub const REQUEST: u16 = 1;
-    pub const REPLY: u16 = 2;
-}
-
-const ICMP_ECHO_REQUEST: u8 = 8;
-const ICMP_ECHO_REPLY: u8 = 0;
-const ICMPV6_ECHO_REQUEST: u8 = 128;
-const ICMPV6_ECHO_REPLY: u8 = 129;
-const ICMPV6_NS: u8 = 135;
-const ICMPV6_NA: u8 = 136;
-const ICMPV6_PROTO: u8 = 58;
-
 /// Whether `frame` (already parsed as `p`) is a request to `local` that the forwarder
 /// answers itself.
 pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
@@ -62,14 +45,12 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
     let l4 = usize::from(p.l4_offset);
     match p.l3 {
         L3::Arp => {
-            let a = frame.get(l3..l3 + arp::LEN)?;
-            let ours = local.ipv4?.octets();
-            let well_formed = a[0..6] == [0, 1, 0x08, 0x00, 6, 4];
-            (well_formed && read16(a, arp::OPER) == arp::REQUEST && a[arp::TPA..arp::TPA + 4] == ours).then_some(Request::Arp)
+            let a = ArpRepr::parse(&ArpPacket::new_checked(frame.get(l3..)?).ok()?)?;
+            (a.oper == arp::oper::REQUEST && Some(a.tpa) == local.ipv4).then_some(Request::Arp)
         }
         L3::Ipv4 if p.proto == Proto::Icmp && !p.fragment => {
             let ip = Ipv4Packet::new_checked(&frame[l3..]).ok()?;
-            (Some(ip.dst_addr()) == local.ipv4 && frame.get(l4) == Some(&ICMP_ECHO_REQUEST)).then_some(Request::Echo)
+            (Some(ip.dst_addr()) == local.ipv4 && frame.get(l4) == Some(&icmp_type::ECHO_REQUEST)).then_some(Request::Echo)
         }
         L3::Ipv6 if p.proto == Proto::Icmp && !p.fragment => {
             let ip = Ipv6Packet::new_checked(&frame[l3..]).ok()?;
@@ -79,8 +60,8 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
             let end = l3 + ipv6::HEADER_LEN + usize::from(ip.payload_len());
             let icmp = frame.get(l4..end)?;
             match *icmp.first()? {
-                ICMPV6_ECHO_REQUEST if ip.dst_addr() == ours => Some(Request::Echo6),
-                ICMPV6_NS if icmp.get(8..24)? == ours.octets() && ip.hop_limit() == 255 => {
+                icmpv6_type::ECHO_REQUEST if ip.dst_addr() == ours => Some(Request::Echo6),
+                icmpv6_type::NEIGHBOR_SOLICIT if icmp.get(8..24)? == ours.octets() && ip.hop_limit() == 255 => {
                     Some(Request::NeighborSolicit)
                 }
                 _ => None,
@@ -94,8 +75,12 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
 pub fn is_for(frame: &[u8], p: &Parsed, local: &Local) -> bool {
     let l3 = usize::from(p.l3_offset);
     match p.l3 {
-        L3::Ipv4 => local.ipv4.is_some() && Ipv4Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv4),
-        L3::Ipv6 => local.ipv6.is_some() && Ipv6Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv6),
+        L3::Ipv4 => {
+            local.ipv4.is_some() && Ipv4Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv4)
+        }
+        L3::Ipv6 => {
+            local.ipv6.is_some() && Ipv6Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv6)
+        }
         _ => false,
     }
 }
@@ -114,13 +99,11 @@ pub fn answer(frame: &mut [u8], local: &Local) -> bool {
     };
     match req {
         Request::Arp => {
-            let a = &mut frame[l3..l3 + arp::LEN];
-            let (sha, spa) = (copy6(&a[arp::SHA..]), copy4(&a[arp::SPA..]));
-            write16(a, arp::OPER, arp::REPLY);
-            a[arp::THA..arp::THA + 6].copy_from_slice(&sha);
-            a[arp::TPA..arp::TPA + 4].copy_from_slice(&spa);
-            a[arp::SHA..arp::SHA + 6].copy_from_slice(&local.mac.0);
-            a[arp::SPA..arp::SPA + 4].copy_from_slice(&local.ipv4.map_or([0; 4], |v| v.octets()));
+            // `classify` read it as an Ethernet/IPv4 request for our address.
+            let Some(request) = ArpPacket::new_checked(&frame[l3..]).ok().as_ref().and_then(ArpRepr::parse) else {
+                return false;
+            };
+            request.reply(local.mac).emit(&mut frame[l3..l3 + arp::LEN]);
         }
         Request::Echo => {
             let len = match Ipv4Packet::new_checked(&frame[l3..]) {
@@ -135,12 +118,12 @@ pub fn answer(frame: &mut [u8], local: &Local) -> bool {
             hdr[10..12].fill(0);
             let c = checksum::checksum(hdr);
             hdr[10..12].copy_from_slice(&c.to_be_bytes());
-            set_icmp_type(&mut frame[l4..], ICMP_ECHO_REPLY);
+            set_icmp_type(&mut frame[l4..], icmp_type::ECHO_REPLY);
         }
         Request::Echo6 => {
             swap_ipv6_addrs(&mut frame[l3..]);
             frame[l3 + 7] = 64;
-            set_icmp_type(&mut frame[l4..], ICMPV6_ECHO_REPLY);
+            set_icmp_type(&mut frame[l4..], icmpv6_type::ECHO_REPLY);
         }
         Request::NeighborSolicit => {
             let ours = local.ipv6.map_or([0; 16], |a| a.octets());
@@ -155,7 +138,7 @@ pub fn answer(frame: &mut [u8], local: &Local) -> bool {
             // `classify` checked that the message holds 24 bytes and ends inside the frame.
             let end = l3 + ipv6::HEADER_LEN + usize::from(read16(ip, 4));
             let icmp = &mut frame[l4..end];
-            icmp[0] = ICMPV6_NA;
+            icmp[0] = icmpv6_type::NEIGHBOR_ADVERT;
             icmp[1] = 0;
             // Router, Solicited, Override.
             icmp[4..8].copy_from_slice(&[0xe0, 0, 0, 0]);
@@ -170,7 +153,12 @@ pub fn answer(frame: &mut [u8], local: &Local) -> bool {
                 opts.fill(0);
             }
             icmp[2..4].fill(0);
-            let c = icmpv6_checksum(&frame[l3 + 8..l3 + 40], &frame[l4..end]);
+            let c = checksum::pseudo_header_checksum(
+                ip6(&frame[l3 + 8..]),
+                ip6(&frame[l3 + 24..]),
+                ip_proto::ICMPV6,
+                &frame[l4..end],
+            );
             frame[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
         }
     }
@@ -181,14 +169,17 @@ pub fn answer(frame: &mut [u8], local: &Local) -> bool {
     true
 }
 
-/// Changes an ICMP/ICMPv6 type from a request to its reply, updating the checksum
-/// incrementally (the pseudo-header of ICMPv6 is unchanged by swapping addresses).
+/// Changes an ICMP/ICMPv6 type from a request to its reply (the checksum is updated
+/// incrementally: the pseudo-header of ICMPv6 is unchanged by swapping addresses).
 fn set_icmp_type(icmp: &mut [u8], ty: u8) {
-    let old = read16(icmp, 0);
-    icmp[0] = ty;
-    let new = read16(icmp, 0);
-    let c = checksum::update(read16(icmp, 2), old, new);
-    write16(icmp, 2, c);
+    if let Ok(mut h) = IcmpHeader::new_checked(icmp) {
+        h.set_msg_type(ty);
+    }
+}
+
+/// The IPv6 address in the first 16 bytes of `b`.
+fn ip6(b: &[u8]) -> std::net::IpAddr {
+    std::net::IpAddr::V6(Ipv6Addr::from(copy16(b)))
 }
 
 fn swap_ipv6_addrs(ip: &mut [u8]) {
@@ -197,34 +188,12 @@ fn swap_ipv6_addrs(ip: &mut [u8]) {
     ip[24..40].copy_from_slice(&src);
 }
 
-/// The ICMPv6 checksum of `body` (checksum field zero) under the pseudo-header of the
-/// source and destination addresses `addrs` (32 bytes).
-fn icmpv6_checksum(addrs: &[u8], body: &[u8]) -> u16 {
-    let mut pseudo = [0u8; 40];
-    pseudo[..32].copy_from_slice(addrs);
-    pseudo[32..36].copy_from_slice(&(body.len() as u32).to_be_bytes());
-    pseudo[39] = ICMPV6_PROTO;
-    let s = u32::from(checksum::sum(&pseudo)) + u32::from(checksum::sum(body));
-    let folded = (s & 0xffff) + (s >> 16);
-    !(((folded & 0xffff) + (folded >> 16)) as u16)
-}
-
 fn read16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-fn write16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
 fn copy4(b: &[u8]) -> [u8; 4] {
     [b[0], b[1], b[2], b[3]]
-}
-
-fn copy6(b: &[u8]) -> [u8; 6] {
-    let mut a = [0; 6];
-    a.copy_from_slice(&b[..6]);
-    a
 }
 
 fn copy16(b: &[u8]) -> [u8; 16] {
@@ -236,66 +205,41 @@ fn copy16(b: &[u8]) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::arp::ArpRepr;
+    use crate::net::emit::{self, echo_rest, Ipv4Repr, Ipv6Repr};
+    use crate::net::ethernet::ethertype;
 
     const OUR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
-    const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+    const HOST_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x99]);
+    const HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
     fn local() -> Local {
-        Local { mac: OUR_MAC, ipv4: Some(Ipv4Addr::new(10, 0, 0, 1)), ipv6: Some("2001:db8::1".parse().unwrap()) }
+        Local { mac: OUR_MAC, ipv4: Some(Ipv4Addr::new(10, 0, 0, 1)), ipv6: Some(v6("2001:db8::1")) }
     }
 
-    fn eth(ty: u16, dst: [u8; 6]) -> Vec<u8> {
-        let mut f = dst.to_vec();
-        f.extend_from_slice(&HOST_MAC);
-        f.extend_from_slice(&ty.to_be_bytes());
-        f
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
     }
 
     fn arp_request(tpa: [u8; 4]) -> Vec<u8> {
-        let mut f = eth(0x0806, [0xff; 6]);
-        f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-        f.extend_from_slice(&HOST_MAC);
-        f.extend_from_slice(&[10, 0, 0, 2]);
-        f.extend_from_slice(&[0; 6]);
-        f.extend_from_slice(&tpa);
-        f.resize(60, 0);
-        f
+        let req = ArpRepr { oper: arp::oper::REQUEST, sha: HOST_MAC, spa: HOST, tha: MacAddr::default(), tpa: tpa.into() };
+        emit::ethernet(MacAddr::BROADCAST, HOST_MAC, &[], ethertype::ARP, &emit::arp(&req))
     }
 
     fn echo4(dst: [u8; 4]) -> Vec<u8> {
-        let mut f = eth(0x0800, OUR_MAC.0);
-        let mut ip = vec![0x45, 0, 0, 28 + 4, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2];
-        ip.extend_from_slice(&dst);
-        let c = checksum::checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1, 0xde, 0xad, 0xbe, 0xef];
-        let c = checksum::checksum(&icmp);
-        icmp[2..4].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&ip);
-        f.extend_from_slice(&icmp);
-        f
+        let icmp = emit::icmp(icmp_type::ECHO_REQUEST, 0, [0x12, 0x34, 0, 1], &[0xde, 0xad, 0xbe, 0xef]);
+        emit::ethernet(OUR_MAC, HOST_MAC, &[], ethertype::IPV4, &Ipv4Repr::new(HOST, dst.into(), ip_proto::ICMP).emit(&icmp))
     }
 
-    fn ipv6(next: u8, hops: u8, src: &str, dst: &str, body: &[u8]) -> Vec<u8> {
-        let mut f = eth(0x86dd, OUR_MAC.0);
-        let mut ip = vec![0x60, 0, 0, 0];
-        ip.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        ip.extend_from_slice(&[next, hops]);
-        ip.extend_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
-        ip.extend_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
-        let mut body = body.to_vec();
-        let c = icmpv6_checksum(&ip[8..40], &body);
-        body[2..4].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&ip);
-        f.extend_from_slice(&body);
-        f
+    /// An ICMPv6 message (`ty`, zero code and rest, then `body`) from `src` to `dst`.
+    fn icmpv6(ty: u8, hops: u8, src: &str, dst: &str, rest: [u8; 4], body: &[u8]) -> Vec<u8> {
+        let msg = emit::icmpv6(v6(src), v6(dst), ty, 0, rest, body);
+        let ip = Ipv6Repr { hop_limit: hops, ..Ipv6Repr::new(v6(src), v6(dst), ip_proto::ICMPV6) }.emit(&msg);
+        emit::ethernet(OUR_MAC, HOST_MAC, &[], ethertype::IPV6, &ip)
     }
 
     fn icmpv6_valid(frame: &[u8]) -> bool {
-        let body = &frame[54..];
-        let mut zeroed = body.to_vec();
-        zeroed[2..4].fill(0);
-        icmpv6_checksum(&frame[22..54], &zeroed) == read16(body, 2)
+        checksum::pseudo_header_checksum(ip6(&frame[22..]), ip6(&frame[38..]), ip_proto::ICMPV6, &frame[54..]) == 0
     }
 
     #[test]
@@ -304,14 +248,13 @@ mod tests {
         let p = parse(&f).unwrap();
         assert_eq!(classify(&f, &p, &local()), Some(Request::Arp));
         assert!(answer(&mut f, &local()));
-        assert_eq!(&f[0..6], &HOST_MAC);
+        assert_eq!(&f[0..6], &HOST_MAC.0);
         assert_eq!(&f[6..12], &OUR_MAC.0);
-        let a = &f[14..];
-        assert_eq!(read16(a, arp::OPER), arp::REPLY);
-        assert_eq!(&a[arp::SHA..arp::SHA + 6], &OUR_MAC.0);
-        assert_eq!(&a[arp::SPA..arp::SPA + 4], &[10, 0, 0, 1]);
-        assert_eq!(&a[arp::THA..arp::THA + 6], &HOST_MAC);
-        assert_eq!(&a[arp::TPA..arp::TPA + 4], &[10, 0, 0, 2]);
+        let a = ArpRepr::parse(&ArpPacket::new_checked(&f[14..]).unwrap()).unwrap();
+        assert_eq!(
+            a,
+            ArpRepr { oper: arp::oper::REPLY, sha: OUR_MAC, spa: Ipv4Addr::new(10, 0, 0, 1), tha: HOST_MAC, tpa: HOST }
+        );
     }
 
     #[test]
@@ -333,42 +276,39 @@ mod tests {
         let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
         assert!(ip.verify_checksum());
         assert_eq!(ip.src_addr(), Ipv4Addr::new(10, 0, 0, 1));
-        assert_eq!(ip.dst_addr(), Ipv4Addr::new(10, 0, 0, 2));
-        assert_eq!(f[34], ICMP_ECHO_REPLY);
-        assert_eq!(checksum::sum(&f[34..]), 0xffff, "ICMP checksum valid");
-        assert_eq!(&f[38..], &[0x12, 0x34, 0, 1, 0xde, 0xad, 0xbe, 0xef], "id, sequence and data kept");
-        assert_eq!(&f[0..6], &HOST_MAC);
+        assert_eq!(ip.dst_addr(), HOST);
+        assert_eq!(f[34], icmp_type::ECHO_REPLY);
+        assert_eq!(checksum::sum(ip.payload()), 0xffff, "ICMP checksum valid");
+        assert_eq!(&f[38..46], &[0x12, 0x34, 0, 1, 0xde, 0xad, 0xbe, 0xef], "id, sequence and data kept");
+        assert_eq!(&f[0..6], &HOST_MAC.0);
     }
 
     #[test]
     fn icmpv6_echo_and_neighbour_solicitation() {
-        let echo = [128, 0, 0, 0, 0, 7, 0, 1, 1, 2, 3, 4];
-        let mut f = ipv6(58, 64, "2001:db8::2", "2001:db8::1", &echo);
+        let mut f = icmpv6(icmpv6_type::ECHO_REQUEST, 64, "2001:db8::2", "2001:db8::1", echo_rest(7, 1), &[1, 2, 3, 4]);
         assert_eq!(classify(&f, &parse(&f).unwrap(), &local()), Some(Request::Echo6));
         assert!(answer(&mut f, &local()));
-        assert_eq!(f[54], ICMPV6_ECHO_REPLY);
+        assert_eq!(f[54], icmpv6_type::ECHO_REPLY);
         assert!(icmpv6_valid(&f));
-        assert_eq!(Ipv6Packet::new_checked(&f[14..]).unwrap().dst_addr(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(Ipv6Packet::new_checked(&f[14..]).unwrap().dst_addr(), v6("2001:db8::2"));
 
-        let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
-        ns.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
-        ns.extend_from_slice(&[1, 1]);
-        ns.extend_from_slice(&HOST_MAC);
-        let mut f = ipv6(58, 255, "2001:db8::2", "ff02::1:ff00:1", &ns);
+        let ns = emit::neighbor_solicit_body(v6("2001:db8::1"), Some(HOST_MAC));
+        let solicit = |hops| icmpv6(icmpv6_type::NEIGHBOR_SOLICIT, hops, "2001:db8::2", "ff02::1:ff00:1", [0; 4], &ns);
+        let mut f = solicit(255);
         assert_eq!(classify(&f, &parse(&f).unwrap(), &local()), Some(Request::NeighborSolicit));
         assert!(answer(&mut f, &local()));
-        assert_eq!(f[54], ICMPV6_NA);
+        assert_eq!(f[54], icmpv6_type::NEIGHBOR_ADVERT);
         assert_eq!(&f[54 + 4..54 + 8], &[0xe0, 0, 0, 0]);
         assert_eq!(&f[54 + 24..54 + 26], &[2, 1]);
         assert_eq!(&f[54 + 26..54 + 32], &OUR_MAC.0);
         assert!(icmpv6_valid(&f));
         let ip = Ipv6Packet::new_checked(&f[14..]).unwrap();
-        assert_eq!(ip.src_addr(), "2001:db8::1".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(ip.dst_addr(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(ip.src_addr(), v6("2001:db8::1"));
+        assert_eq!(ip.dst_addr(), v6("2001:db8::2"));
         assert_eq!(ip.hop_limit(), 255);
 
         // A solicitation that did not come from a neighbour (hop limit not 255) is ignored.
-        let g = ipv6(58, 64, "2001:db8::2", "ff02::1:ff00:1", &ns);
+        let g = solicit(64);
         assert_eq!(classify(&g, &parse(&g).unwrap(), &local()), None);
     }
 

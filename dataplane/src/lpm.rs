@@ -208,11 +208,8 @@ impl Lpm4 {
             // pointers only, which these are not.
             unsafe { dpdk_sys::dp_lpm_lookup_bulk(self.raw.as_ptr(), ips.as_ptr(), raw.as_mut_ptr(), ips.len() as u32) };
             for (hop, &entry) in hops.iter_mut().zip(&raw) {
-                *hop = if entry & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS != 0 {
-                    Some(entry & Self::MAX_NEXT_HOP)
-                } else {
-                    self.default
-                };
+                *hop =
+                    if entry & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS != 0 { Some(entry & Self::MAX_NEXT_HOP) } else { self.default };
             }
         }
     }
@@ -349,7 +346,12 @@ impl Lpm6 {
             // slice is sound. The table is only read (see Sync); the return is -EINVAL for NULL
             // pointers only, which these are not.
             unsafe {
-                dpdk_sys::rte_lpm6_lookup_bulk_func(self.raw.as_ptr(), ips.as_ptr().cast_mut(), raw.as_mut_ptr(), ips.len() as u32)
+                dpdk_sys::rte_lpm6_lookup_bulk_func(
+                    self.raw.as_ptr(),
+                    ips.as_ptr().cast_mut(),
+                    raw.as_mut_ptr(),
+                    ips.len() as u32,
+                )
             };
             for (hop, &entry) in hops.iter_mut().zip(&raw) {
                 // A miss is -1; a hit is the next hop, which is below 2^21 and so never negative.

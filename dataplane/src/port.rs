@@ -6,9 +6,13 @@
 
 use std::ffi::{CStr, CString};
 use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mempool::{Burst, DpdkError, Pool, SocketId};
+
+use crate::net::MacAddr;
 
 /// An ethdev port id; prints as `port0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,6 +21,88 @@ pub struct PortId(pub u16);
 impl fmt::Display for PortId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "port{}", self.0)
+    }
+}
+
+/// A port's position in the config's `[[port]]` list: what the config, the workers' TX
+/// buffers and the counters index ports by. Prints as the config key, `port[0]`. The
+/// ethdev id EAL gave the device is a [`PortId`]; a [`PortTable`] maps one to the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct PortIdx(pub u16);
+
+impl PortIdx {
+    /// The position, for indexing per-port arrays.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// Every index below `ports`, in config order.
+    pub fn all(ports: usize) -> impl Iterator<Item = PortIdx> {
+        (0..ports).map(|i| PortIdx(i as u16))
+    }
+}
+
+impl fmt::Display for PortIdx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "port[{}]", self.0)
+    }
+}
+
+/// The one map between config order ([`PortIdx`]) and ethdev ids ([`PortId`]), both ways
+/// in O(1): built once the ports are found, then shared read-only (the slow path and the
+/// workers turn an mbuf's `port` field into the config's port with it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortTable {
+    /// By `PortIdx`.
+    ids: Vec<PortId>,
+    /// By ethdev id.
+    idx: Vec<Option<PortIdx>>,
+}
+
+impl PortTable {
+    /// The table for ports whose ethdev ids, in config order, are `ids`.
+    ///
+    /// # Panics
+    /// If an id appears twice (one device cannot be two config ports).
+    pub fn new(ids: Vec<PortId>) -> PortTable {
+        let mut idx = vec![None; ids.iter().map(|id| usize::from(id.0) + 1).max().unwrap_or(0)];
+        for (i, id) in ids.iter().enumerate() {
+            let slot = &mut idx[usize::from(id.0)];
+            assert!(slot.is_none(), "{id} is two config ports");
+            *slot = Some(PortIdx(i as u16));
+        }
+        PortTable { ids, idx }
+    }
+
+    /// The ethdev id of config port `p`.
+    ///
+    /// # Panics
+    /// If `p` is not below [`PortTable::len`].
+    #[inline]
+    pub fn id(&self, p: PortIdx) -> PortId {
+        self.ids[p.index()]
+    }
+
+    /// The config port of ethdev `id`, if it is one.
+    #[inline]
+    pub fn idx(&self, id: PortId) -> Option<PortIdx> {
+        self.idx.get(usize::from(id.0)).copied().flatten()
+    }
+
+    /// Number of ports.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there is no port.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Every port, in config order.
+    pub fn iter(&self) -> impl Iterator<Item = (PortIdx, PortId)> + '_ {
+        self.ids.iter().enumerate().map(|(i, &id)| (PortIdx(i as u16), id))
     }
 }
 
@@ -103,8 +189,8 @@ fn check(port: PortId, op: &'static str, ret: i32) -> Result<(), PortError> {
 /// [`VdevError`] with DPDK's return value: no driver matches the name, or the driver
 /// refused its arguments (DPDK returns a bare -1 for both, so there is no errno to give).
 pub fn create_vdev(name: &str, args: &str) -> Result<(), VdevError> {
-    let cname = CString::new(name).map_err(|_| VdevError { ret: -22 })?;
-    let cargs = CString::new(args).map_err(|_| VdevError { ret: -22 })?;
+    let cname = CString::new(name).map_err(|_| VdevError { ret: -libc::EINVAL })?;
+    let cargs = CString::new(args).map_err(|_| VdevError { ret: -libc::EINVAL })?;
     // SAFETY: both strings outlive the call; the driver copies what it keeps.
     let ret = unsafe { dpdk_sys::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
     if ret < 0 {
@@ -123,7 +209,7 @@ pub struct VdevError {
 
 impl std::fmt::Display for VdevError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.ret == -17 {
+        if self.ret == -libc::EEXIST {
             write!(f, "a device of this name already exists (rte_vdev_init returned -EEXIST)")
         } else {
             write!(
@@ -137,6 +223,15 @@ impl std::fmt::Display for VdevError {
 
 impl std::error::Error for VdevError {}
 
+/// Whether the PMD `driver` is known to deliver mbuf chains whose lengths disagree, so that
+/// packets received on its ports are checked by default (`[[port]] check_chains`):
+/// DPDK 22.11's `net_pcap` sets `pkt_len` to the captured length cut to 16 bits, so a frame
+/// over 65,535 bytes arrives as a chain whose `pkt_len` is short of its data, and a TX PMD
+/// that trusts it (net_pcap's own `rte_pktmbuf_read`) crashes.
+pub fn builds_bad_chains(driver: &str) -> bool {
+    matches!(driver, "net_pcap")
+}
+
 /// The ethdev port named `name` (a vdev name or a PCI address), if EAL probed it.
 pub fn find_port(name: &str) -> Option<PortId> {
     let cname = CString::new(name).ok()?;
@@ -147,13 +242,26 @@ pub fn find_port(name: &str) -> Option<PortId> {
 }
 
 /// An ethdev owned from configuration to close.
+///
+/// Starting it creates one [`RxQueue`] and one [`TxQueue`] handle per queue, which the
+/// caller takes ([`Port::take_rx`], [`Port::take_tx`]) and moves to the lcore that polls
+/// it. The port is stopped and closed only once every handle is gone again: a handle can
+/// never poll a stopped port.
 #[derive(Debug)]
 pub struct Port {
     id: PortId,
     driver: String,
-    started: bool,
+    /// While started: the token every queue handle holds a reference to.
+    started: Option<Arc<Started>>,
+    /// Handles not yet taken, by queue.
+    rx: Vec<Option<RxQueue>>,
+    tx: Vec<Option<TxQueue>>,
     closed: bool,
 }
+
+/// Proof that a port is started; each queue handle holds a reference.
+#[derive(Debug)]
+struct Started;
 
 impl Port {
     /// Takes over port `id` (found with [`find_port`]) and reads its driver name.
@@ -164,7 +272,7 @@ impl Port {
         let info = dev_info(id)?;
         // SAFETY: driver_name is a static NUL-terminated string owned by the PMD.
         let driver = unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned();
-        Ok(Port { id, driver, started: false, closed: false })
+        Ok(Port { id, driver, started: None, rx: Vec::new(), tx: Vec::new(), closed: false })
     }
 
     /// The port id.
@@ -189,11 +297,11 @@ impl Port {
     }
 
     /// The port's MAC address.
-    pub fn mac(&self) -> [u8; 6] {
+    pub fn mac(&self) -> MacAddr {
         let mut addr = dpdk_sys::rte_ether_addr::default();
         // SAFETY: writes 6 bytes into addr for a valid port.
         unsafe { dpdk_sys::rte_eth_macaddr_get(self.id.0, &mut addr) };
-        addr.addr_bytes
+        MacAddr(addr.addr_bytes)
     }
 
     /// Configures queues (RSS when more than one RX queue), sets the MTU, sets every RX queue
@@ -240,11 +348,18 @@ impl Port {
         }
         // SAFETY: every queue is set up.
         check(id, "rte_eth_dev_start", unsafe { dpdk_sys::rte_eth_dev_start(id.0) })?;
-        self.started = true;
+        let started = Arc::new(Started);
+        self.rx = (0..setup.rx_queues)
+            .map(|q| Some(RxQueue { port: id, queue: QueueId(q), _started: started.clone(), _not_sync: PhantomData }))
+            .collect();
+        self.tx = (0..setup.tx_queues)
+            .map(|q| Some(TxQueue { port: id, queue: QueueId(q), _started: started.clone(), _not_sync: PhantomData }))
+            .collect();
+        self.started = Some(started);
         if setup.promiscuous {
             // SAFETY: a plain call on a started port. -ENOTSUP is fine: some vdevs have no filter.
             let ret = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id.0) };
-            if ret < 0 && ret != -95 {
+            if ret < 0 && ret != -libc::ENOTSUP {
                 check(id, "rte_eth_promiscuous_enable", ret)?;
             }
         }
@@ -269,7 +384,10 @@ impl Port {
         // SAFETY: writes link for a valid port without waiting.
         let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id.0, &mut link) };
         if ret < 0 {
-            return LinkStatus { up: false, text: format!("link unknown ({})", DpdkError::from_ret("rte_eth_link_get_nowait", ret)) };
+            return LinkStatus {
+                up: false,
+                text: format!("link unknown ({})", DpdkError::from_ret("rte_eth_link_get_nowait", ret)),
+            };
         }
         let mut buf = [0 as std::ffi::c_char; 64];
         // SAFETY: rte_eth_link_to_str writes a NUL-terminated string of at most len bytes.
@@ -284,15 +402,37 @@ impl Port {
         stats(self.id)
     }
 
+    /// Takes the handle of RX queue `q`: there is one per queue, from the port's start.
+    /// `None` when the port is not started, the queue does not exist or was taken.
+    pub fn take_rx(&mut self, q: QueueId) -> Option<RxQueue> {
+        self.rx.get_mut(usize::from(q.0))?.take()
+    }
+
+    /// Takes the handle of TX queue `q`, as [`Port::take_rx`].
+    pub fn take_tx(&mut self, q: QueueId) -> Option<TxQueue> {
+        self.tx.get_mut(usize::from(q.0))?.take()
+    }
+
     /// Stops and closes the device; the PMD frees every mbuf left in its rings.
+    ///
+    /// # Errors
+    /// [`PortError`] with `EBUSY` (`rte_eth_dev_stop`) while a queue handle taken from it
+    /// still exists; otherwise the failing DPDK call.
     pub fn close(mut self) -> Result<(), PortError> {
         self.shutdown()
     }
 
     fn shutdown(&mut self) -> Result<(), PortError> {
-        if self.started {
-            self.started = false;
-            // SAFETY: no worker polls the port any more (the runtime joins them first).
+        self.rx.clear();
+        self.tx.clear();
+        if let Some(started) = self.started.take() {
+            if let Err(started) = Arc::try_unwrap(started) {
+                // A handle is still out there: stopping now could let it poll a stopped
+                // port. Leave the port running (the process is ending anyway).
+                self.started = Some(started);
+                return Err(PortError { port: self.id, error: DpdkError { op: "rte_eth_dev_stop", errno: libc::EBUSY } });
+            }
+            // SAFETY: no queue handle exists any more, so nothing polls the port.
             check(self.id, "rte_eth_dev_stop", unsafe { dpdk_sys::rte_eth_dev_stop(self.id.0) })?;
         }
         if self.closed {
@@ -327,8 +467,13 @@ impl Drop for Port {
 ///
 /// # Errors
 /// When the net_ring driver refuses (for example a duplicate name).
-pub fn create_ring_port(name: &str, rx: &mempool::MbufRing, tx: &mempool::MbufRing, socket: SocketId) -> Result<PortId, DpdkError> {
-    let invalid = DpdkError { op: "rte_eth_from_rings", errno: 22 };
+pub fn create_ring_port(
+    name: &str,
+    rx: &mempool::MbufRing,
+    tx: &mempool::MbufRing,
+    socket: SocketId,
+) -> Result<PortId, DpdkError> {
+    let invalid = DpdkError { op: "rte_eth_from_rings", errno: libc::EINVAL };
     // rte_eth_from_rings names the ethdev "net_ring_" + its argument: pass the rest.
     let suffix = name.strip_prefix("net_ring_").filter(|s| !s.is_empty()).ok_or(invalid)?;
     let cname = CString::new(suffix).map_err(|_| invalid)?;
@@ -336,9 +481,7 @@ pub fn create_ring_port(name: &str, rx: &mempool::MbufRing, tx: &mempool::MbufRi
     let mut txs = [tx.as_ptr()];
     // SAFETY: the arrays hold one valid ring each and are read during the call only; the
     // driver keeps the ring pointers, which the caller keeps alive (documented above).
-    let ret = unsafe {
-        dpdk_sys::rte_eth_from_rings(cname.as_ptr(), rxs.as_mut_ptr(), 1, txs.as_mut_ptr(), 1, socket.0 as u32)
-    };
+    let ret = unsafe { dpdk_sys::rte_eth_from_rings(cname.as_ptr(), rxs.as_mut_ptr(), 1, txs.as_mut_ptr(), 1, socket.0 as u32) };
     if ret < 0 {
         Err(DpdkError::last("rte_eth_from_rings"))
     } else {
@@ -369,45 +512,95 @@ fn stats(id: PortId) -> PortStats {
     }
 }
 
-/// An RX queue: what one worker polls. Copyable; only the worker that owns the queue in the
-/// config polls it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An RX queue of a started port: the one handle through which it is polled. Created once
+/// per queue by [`Port::configure_and_start`] and taken with [`Port::take_rx`]; not `Copy`
+/// and not `Clone`, so the lcore that holds it is the queue's only poller (DPDK's RX
+/// functions are not thread-safe on one queue). `Send`, so it can move to that lcore; the
+/// port is not stopped while it exists.
+#[derive(Debug)]
 pub struct RxQueue {
-    /// Port.
-    pub port: PortId,
-    /// Queue.
-    pub queue: QueueId,
+    port: PortId,
+    queue: QueueId,
+    _started: Arc<Started>,
+    /// Not `Sync`: polling needs `&mut self` anyway; this keeps shared references from
+    /// crossing lcores.
+    _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
 impl RxQueue {
+    /// The port.
+    pub fn port(&self) -> PortId {
+        self.port
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> QueueId {
+        self.queue
+    }
+
     /// Receives up to `max` packets (and at most the burst's spare room) into `burst`.
     #[inline]
-    pub fn rx_burst<const N: usize>(&self, burst: &mut Burst<N>, max: u16) -> usize {
-        // SAFETY: rx_burst writes n <= room owned mbufs into the spare slots. The port was
-        // started and this lcore is the queue's only poller (the config assigns each RX
-        // queue to exactly one worker).
-        unsafe {
-            burst.fill_raw(|slots, room| dpdk_sys::dp_eth_rx_burst(self.port.0, self.queue.0, slots, room.min(max)))
-        }
+    pub fn rx_burst<const N: usize>(&mut self, burst: &mut Burst<N>, max: u16) -> usize {
+        // SAFETY: rx_burst writes n <= room owned mbufs into the spare slots. The port is
+        // started (this handle's `Started` reference keeps it so) and `&mut self` on the one
+        // handle of this queue makes this call its only poller.
+        unsafe { burst.fill_raw(|slots, room| dpdk_sys::dp_eth_rx_burst(self.port.0, self.queue.0, slots, room.min(max))) }
     }
 }
 
-/// A TX queue. Each worker sends on its own TX queue index of every port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A TX queue of a started port: the one handle through which it is sent on, as
+/// [`RxQueue`]. Each worker holds its own TX queue of every port it sends to.
+#[derive(Debug)]
 pub struct TxQueue {
-    /// Port.
-    pub port: PortId,
-    /// Queue.
-    pub queue: QueueId,
+    port: PortId,
+    queue: QueueId,
+    _started: Arc<Started>,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
 impl TxQueue {
+    /// The port.
+    pub fn port(&self) -> PortId {
+        self.port
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> QueueId {
+        self.queue
+    }
+
     /// Hands the front of `burst` to the NIC; returns how many it took. The rest stay in
     /// the burst.
     #[inline]
-    pub fn tx_burst<const N: usize>(&self, burst: &mut Burst<N>) -> usize {
-        // SAFETY: tx_burst takes ownership of exactly the first n mbufs it reports. This
-        // lcore is the only sender on the queue (one TX queue per worker).
+    pub fn tx_burst<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
+        // SAFETY: tx_burst takes ownership of exactly the first n mbufs it reports. The port
+        // is started (kept so by this handle) and `&mut self` on the one handle of this
+        // queue makes this lcore its only sender.
         unsafe { burst.give_raw(|mbufs, len| dpdk_sys::dp_eth_tx_burst(self.port.0, self.queue.0, mbufs, len)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_table_maps_both_ways() {
+        let t = PortTable::new(vec![PortId(3), PortId(0), PortId(7)]);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.id(PortIdx(0)), PortId(3));
+        assert_eq!(t.idx(PortId(7)), Some(PortIdx(2)));
+        assert_eq!(t.idx(PortId(0)), Some(PortIdx(1)));
+        assert_eq!(t.idx(PortId(1)), None);
+        assert_eq!(t.idx(PortId(u16::MAX)), None);
+        assert_eq!(t.iter().map(|(i, id)| (i.0, id.0)).collect::<Vec<_>>(), [(0, 3), (1, 0), (2, 7)]);
+        assert_eq!(PortIdx(2).to_string(), "port[2]");
+        assert_eq!(PortId(2).to_string(), "port2");
+    }
+
+    #[test]
+    #[should_panic(expected = "two config ports")]
+    fn one_device_is_one_port() {
+        PortTable::new(vec![PortId(1), PortId(1)]);
     }
 }

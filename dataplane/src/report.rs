@@ -14,6 +14,8 @@ use serde_json::{json, Map, Value};
 
 use crate::forward::DropReason;
 use crate::forwarder::{Report, Snapshot};
+use crate::port::PortIdx;
+use crate::stats::Counter;
 use crate::worker::Histograms;
 
 /// Packets per second, in millions.
@@ -30,7 +32,7 @@ pub fn rate_line(at: Duration, dt: Duration, before: &Snapshot, now: &Snapshot) 
         mpps(b.processed() - a.processed(), dt),
         mpps(b.tx_packets() - a.tx_packets(), dt),
         mpps(b.dropped() - a.dropped(), dt),
-        ((b.time_squeeze - a.time_squeeze) as f64 / dt.as_secs_f64().max(1e-9)).round(),
+        ((b[Counter::TimeSqueeze] - a[Counter::TimeSqueeze]) as f64 / dt.as_secs_f64().max(1e-9)).round(),
     );
     for (p, q) in before.ports.iter().zip(&now.ports) {
         let _ = write!(
@@ -46,7 +48,7 @@ pub fn rate_line(at: Duration, dt: Duration, before: &Snapshot, now: &Snapshot) 
 
 fn drops_json(drops: &[u64; DropReason::COUNT]) -> Value {
     let mut m = Map::new();
-    for r in DropReason::ALL {
+    for &r in DropReason::ALL {
         m.insert(r.name().to_owned(), json!(drops[r.index()]));
     }
     Value::Object(m)
@@ -61,29 +63,20 @@ pub fn softnet_json(s: &Snapshot) -> Value {
             .lanes
             .iter()
             .zip(t.lane_rx.iter().zip(&t.lane_bursts))
-            .map(|(l, (rx, bursts))| json!({ "port": s.ports[l.port].name, "queue": l.queue.0, "rx_packets": rx, "rx_bursts": bursts }))
+            .map(|(l, (rx, bursts))| json!({ "port": s.ports[l.port.index()].name, "queue": l.queue.0, "rx_packets": rx, "rx_bursts": bursts }))
             .collect();
-        m.insert(
-            w.lcore.to_string(),
-            json!({
-                "processed": t.processed(),
-                "tx_packets": t.tx_packets(),
-                "dropped": t.dropped(),
-                "punted": t.punted,
-                "injected": t.injected,
-                "mirrored": t.mirrored,
-                "ext_failures": t.ext_failures,
-                "backlogged": t.backlogged,
-                "backlog_sent": t.backlog_sent,
-                "time_squeeze": t.time_squeeze,
-                "rounds": t.rounds,
-                "idle_rounds": t.idle_rounds,
-                "busy_cycles": t.busy_cycles,
-                "cycles_per_packet": if t.processed() > 0 { t.busy_cycles as f64 / t.processed() as f64 } else { 0.0 },
-                "drops": drops_json(&t.drops),
-                "lanes": lanes,
-            }),
-        );
+        let mut worker = json!({
+            "processed": t.processed(),
+            "tx_packets": t.tx_packets(),
+            "dropped": t.dropped(),
+            "cycles_per_packet": if t.processed() > 0 { t[Counter::BusyCycles] as f64 / t.processed() as f64 } else { 0.0 },
+            "drops": drops_json(&t.drops),
+            "lanes": lanes,
+        });
+        for &c in Counter::ALL {
+            worker[c.name()] = json!(t[c]);
+        }
+        m.insert(w.lcore.to_string(), worker);
     }
     Value::Object(m)
 }
@@ -99,7 +92,7 @@ pub fn stats_json(s: &Snapshot) -> Value {
             json!({
                 "port_id": p.id.0, "driver": p.driver, "rx_buffer": p.rx_buffer,
                 "link": { "up": p.link.up, "text": p.link.text },
-                "rx_packets": s.port_rx(i), "tx_packets": t.port_tx[i],
+                "rx_packets": s.port_rx(PortIdx(i as u16)), "tx_packets": t.port_tx[i],
                 "ipackets": st.ipackets, "opackets": st.opackets, "ibytes": st.ibytes, "obytes": st.obytes,
                 "imissed": st.imissed, "ierrors": st.ierrors, "oerrors": st.oerrors, "rx_nombuf": st.rx_nombuf,
             }),
@@ -109,7 +102,7 @@ pub fn stats_json(s: &Snapshot) -> Value {
         "rx_packets": t.processed(),
         "tx_packets": t.tx_packets(),
         "dropped": t.dropped(),
-        "time_squeeze": t.time_squeeze,
+        "time_squeeze": t[Counter::TimeSqueeze],
         "drops": drops_json(&t.drops),
         "ports": ports,
     })
@@ -138,7 +131,7 @@ pub fn memory_json(s: &Snapshot) -> Value {
     let t = s.total();
     json!({
         "batch_pages": m.batch_pages, "error_bound_pages": m.batch_pages as u64 * m.lcores as u64,
-        "backlogged": t.backlogged, "backlog_sent": t.backlog_sent,
+        "backlogged": t[Counter::Backlogged], "backlog_sent": t[Counter::BacklogSent],
         "protocols": protos, "groups": groups,
     })
 }
@@ -147,7 +140,10 @@ pub fn memory_json(s: &Snapshot) -> Value {
 pub fn pools_json(s: &Snapshot) -> Value {
     let mut m = Map::new();
     for p in &s.pools {
-        m.insert(p.name.clone(), json!({ "size": p.stats.size, "available": p.stats.available, "in_use": p.stats.in_use, "cached": p.stats.cached }));
+        m.insert(
+            p.name.clone(),
+            json!({ "size": p.stats.size, "available": p.stats.available, "in_use": p.stats.in_use, "cached": p.stats.cached }),
+        );
     }
     Value::Object(m)
 }
@@ -222,30 +218,60 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         t.processed(),
         t.tx_packets(),
         t.dropped(),
-        t.time_squeeze
+        t[Counter::TimeSqueeze]
     );
     for w in &s.workers {
         let wt = &w.totals;
-        let cpp = if wt.processed() > 0 { wt.busy_cycles as f64 / wt.processed() as f64 } else { 0.0 };
+        let cpp = if wt.processed() > 0 { wt[Counter::BusyCycles] as f64 / wt.processed() as f64 } else { 0.0 };
         let _ = writeln!(
             o,
             "  {}: processed {} tx {} dropped {} time_squeeze {} rounds {} idle_rounds {} busy_cycles {} ({:.1} cycles/packet)",
-            w.lcore, wt.processed(), wt.tx_packets(), wt.dropped(), wt.time_squeeze, wt.rounds, wt.idle_rounds, wt.busy_cycles, cpp
+            w.lcore,
+            wt.processed(),
+            wt.tx_packets(),
+            wt.dropped(),
+            wt[Counter::TimeSqueeze],
+            wt[Counter::Rounds],
+            wt[Counter::IdleRounds],
+            wt[Counter::BusyCycles],
+            cpp
         );
         for (l, (rx, bursts)) in w.lanes.iter().zip(wt.lane_rx.iter().zip(&wt.lane_bursts)) {
-            let _ = writeln!(o, "    rx {} {}/{}: {} packets in {} bursts", s.ports[l.port].name, l.port_id, l.queue, rx, bursts);
+            let _ = writeln!(
+                o,
+                "    rx {} {}/{}: {} packets in {} bursts",
+                s.ports[l.port.index()].name,
+                l.port_id,
+                l.queue,
+                rx,
+                bursts
+            );
         }
     }
-    if t.mirrored + t.ext_failures > 0 {
-        let _ = writeln!(o, "  extensions: mirrored {} ext_failures {}", t.mirrored, t.ext_failures);
+    if t[Counter::Mirrored] + t[Counter::ExtFailures] > 0 {
+        let _ = writeln!(o, "  extensions: mirrored {} ext_failures {}", t[Counter::Mirrored], t[Counter::ExtFailures]);
     }
     if let Some(m) = &s.memory {
-        let _ = writeln!(o, "  memory: backlogged {} backlog_sent {} proto_mem drops {}", t.backlogged, t.backlog_sent, t.drops[DropReason::ProtoMem.index()]);
+        let _ = writeln!(
+            o,
+            "  memory: backlogged {} backlog_sent {} proto_mem drops {}",
+            t[Counter::Backlogged],
+            t[Counter::BacklogSent],
+            t[DropReason::ProtoMem]
+        );
         for p in &m.protos {
             let _ = writeln!(
                 o,
                 "    {}: pages {} (+{} unflushed) limits {}/{}/{} pressure {} charges {} failures {}",
-                p.proto.name(), p.pages, p.unflushed_pages, p.limits.min, p.limits.pressure, p.limits.max, p.under_pressure, p.charges, p.failures
+                p.proto.name(),
+                p.pages,
+                p.unflushed_pages,
+                p.limits.min,
+                p.limits.pressure,
+                p.limits.max,
+                p.under_pressure,
+                p.charges,
+                p.failures
             );
         }
         for g in &m.groups {
@@ -256,18 +282,21 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         let _ = writeln!(
             o,
             "  slow path: punted {} answered {} ignored {} inject_full {} replies sent {}",
-            t.punted, sp.answered, sp.ignored, sp.inject_full, t.injected
+            t[Counter::Punted],
+            sp.answered,
+            sp.ignored,
+            sp.inject_full,
+            t[Counter::Injected]
         );
     }
-    let reasons: Vec<String> =
-        DropReason::ALL.iter().filter(|r| t.drops[r.index()] > 0).map(|r| format!("{} {}", r.name(), t.drops[r.index()])).collect();
+    let reasons: Vec<String> = DropReason::ALL.iter().filter(|&&r| t[r] > 0).map(|&r| format!("{} {}", r.name(), t[r])).collect();
     let _ = writeln!(o, "  drops: {}", if reasons.is_empty() { "none".to_owned() } else { reasons.join(", ") });
     for (i, p) in s.ports.iter().enumerate() {
         let st = p.stats;
         let _ = writeln!(
             o,
             "  {} ({}, {}, {} RX buffers, {}): rx {} tx {} | ipackets {} opackets {} ibytes {} obytes {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
-            p.name, p.id, p.driver, p.rx_buffer, p.link.text, s.port_rx(i), t.port_tx[i], st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
+            p.name, p.id, p.driver, p.rx_buffer, p.link.text, s.port_rx(PortIdx(i as u16)), t.port_tx[i], st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
         );
     }
     let lat = latency_json(&r.histograms, s.tsc_hz);

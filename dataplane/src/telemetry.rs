@@ -102,9 +102,6 @@ const _: () = {
     }
 };
 
-/// `ENODEV`: EAL has not been started.
-const ENODEV: i32 = 19;
-
 /// The latest snapshot of each section, in [`SECTIONS`] order.
 static PUBLISHED: Mutex<[Option<Arc<Value>>; SECTIONS.len()]> = Mutex::new([const { None }; SECTIONS.len()]);
 /// Which commands telemetry has accepted (it does not refuse duplicates, so do not repeat).
@@ -168,7 +165,7 @@ pub fn pdump_init() -> Result<(), DpdkError> {
     }
     // SAFETY: reads EAL's configuration (a static, zero before rte_eal_init).
     if unsafe { dpdk_sys::rte_lcore_count() } == 0 {
-        return Err(DpdkError { op: "rte_pdump_init", errno: ENODEV });
+        return Err(DpdkError { op: "rte_pdump_init", errno: libc::ENODEV });
     }
     // SAFETY: EAL is running (checked above); this reserves a memzone and registers an IPC
     // action, serialised with pdump_uninit by PDUMP_ON's lock.
@@ -199,10 +196,7 @@ extern "C" fn on_command(cmd: *const c_char, _params: *const c_char, d: *mut rte
         }
         // SAFETY: DPDK passes the NUL-terminated command it matched, valid for this call.
         let cmd = unsafe { CStr::from_ptr(cmd) }.to_bytes();
-        let Some(section) = cmd
-            .strip_prefix(PREFIX)
-            .and_then(|name| SECTIONS.iter().position(|s| s.as_bytes() == name))
-        else {
+        let Some(section) = cmd.strip_prefix(PREFIX).and_then(|name| SECTIONS.iter().position(|s| s.as_bytes() == name)) else {
             return -1;
         };
         let snapshot = lock(&PUBLISHED)[section].clone();
@@ -351,11 +345,8 @@ fn scalar_array(items: &[Value]) -> Option<TelEntry> {
 
 /// A dict name DPDK 22.11 accepts: ASCII letters, digits, `_` and `/`, 1 to 127 bytes.
 fn tel_name(raw: &str) -> String {
-    let mut name: String = raw
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '/' { c } else { '_' })
-        .take(MAX_STR)
-        .collect();
+    let mut name: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '/' { c } else { '_' }).take(MAX_STR).collect();
     if name.is_empty() {
         name.push('_');
     }

@@ -1,4 +1,5 @@
-//! The per-lcore poll loop, NAPI-style (seed 004: net_rx_action and mlx5e_napi_poll).
+//! The per-lcore poll loop, NAPI-style: `net_rx_action` (net/core/dev.c) and mlx5's
+//! `mlx5e_napi_poll` (drivers/net/ethernet/mellanox/mlx5/core/en_txrx.c).
 //!
 //! A worker owns a fixed list of lanes (RX queues), one TX buffer per port (each on the
 //! worker's own TX queue of that port), one reusable RX [`Burst`], its counters and its
@@ -25,34 +26,37 @@ use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 
-use mempool::accounting::{Accounting, Consumer, Group, LcoreSlot, Proto as AcctProto};
-use mempool::{ext, Burst, Mbuf, MbufRing, Pool, MAX_BURST};
+use mempool::accounting::{Accounting, Consumer, Group, LcoreSlot};
+use mempool::{ext, Burst, Mbuf, Pool, MAX_BURST};
 
+use crate::config::AccountingConf;
 use crate::config::IdleBackoff;
 use crate::eal::{self, LcoreId};
-use crate::forward::{self, Action, DropReason, NextHop, Routes};
-use crate::config::{AccountingConf, MirrorProto};
 use crate::exts::{FlowMeta, PacketExts, Trace};
+use crate::forward::{self, Action, DropReason, NextHop, Routes};
 use crate::local::Local;
-use crate::net::{parse, Proto};
 use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
-use crate::port::{PortId, RxQueue, TxQueue};
-use crate::stats::{WorkerCounters, WorkerTotals};
+use crate::net::{parse, Proto};
+use crate::port::{PortIdx, RxQueue, TxQueue};
+use crate::slowpath::SlowPathLink;
+use crate::stats::{Counter, WorkerCounters, WorkerTotals};
 
 /// The environment variable that makes a worker panic, for testing how the forwarder
 /// handles it: `LCORE:ROUNDS` (the worker on lcore LCORE panics after ROUNDS rounds).
 pub const FAULT_ENV: &str = "DATAPLANE_FAULT_PANIC";
 
 /// One polled RX queue and, in pair modes, where its packets go.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Lane {
     /// Where packets come from.
     pub rx: RxQueue,
-    /// The RX port's index in the config.
-    pub port: usize,
+    /// The RX port.
+    pub port: PortIdx,
     /// Pair modes: the out port's index. `None` in l3fwd, which routes per packet.
-    pub out: Option<usize>,
+    pub out: Option<PortIdx>,
+    /// Check each received packet's mbuf chain (the RX port's `check_chains`).
+    pub check_chains: bool,
 }
 
 /// The routing tables shared read-only by every worker in l3fwd mode.
@@ -137,6 +141,19 @@ impl Default for Histograms {
     }
 }
 
+/// What a worker hands back when its loop ends.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its lcore.
+    pub lcore: LcoreId,
+    /// Its histograms.
+    pub histograms: Histograms,
+    /// Its RX queues, for the control thread to drain before the ports close.
+    pub rx: Vec<RxQueue>,
+    /// Its TX queues (dropping them lets the ports stop).
+    pub tx: Vec<TxQueue>,
+}
+
 /// Requests the control thread sends to a running worker.
 #[derive(Debug)]
 pub enum Command {
@@ -151,8 +168,9 @@ pub struct WorkerPlan {
     pub lcore: LcoreId,
     /// The lanes, polled in order.
     pub lanes: Vec<Lane>,
-    /// Per port index: this worker's TX queue on that port.
-    pub tx: Vec<TxQueue>,
+    /// Per port ([`PortIdx`]): this worker's own TX queue on that port, for every port it
+    /// may send to (the config guarantees one per worker there); `None` elsewhere.
+    pub tx: Vec<Option<TxQueue>>,
     /// Packets per RX burst (at most [`MAX_BURST`]).
     pub burst: u16,
     /// The round's budget.
@@ -167,10 +185,10 @@ pub struct WorkerPlan {
     pub stop: Arc<AtomicBool>,
     /// Requests from the control thread.
     pub commands: Receiver<Command>,
-    /// Where the final histograms go when the loop ends.
-    pub done: Sender<(LcoreId, Histograms)>,
+    /// Where the final histograms and the queue handles go when the loop ends.
+    pub done: Sender<Finished>,
     /// The rings to and from the slow path, when the forwarder answers requests itself.
-    pub slow: Option<SlowPathRings>,
+    pub slow: Option<SlowPathLink>,
     /// Packet extensions to attach, when any feature uses them.
     pub exts: Option<WorkerExts>,
     /// Memory accounting of what the worker holds past a round, when configured.
@@ -200,7 +218,7 @@ pub struct WorkerMemory {
 /// A packet waiting in a TX backlog, with what it was charged.
 struct Held {
     m: Mbuf,
-    proto: AcctProto,
+    proto: Proto,
 }
 
 /// A worker's consumers and backlogs.
@@ -220,7 +238,7 @@ struct Memory {
 impl Memory {
     fn new(w: WorkerMemory, ports: usize) -> Memory {
         let consumers = |group: &Arc<Group>, bypass: bool| -> Vec<Consumer> {
-            AcctProto::ALL.iter().map(|&p| Consumer::new(&w.accounting, p, group.clone(), bypass)).collect()
+            Proto::ALL.iter().map(|&p| Consumer::new(&w.accounting, p, group.clone(), bypass)).collect()
         };
         Memory {
             slot: w.slot,
@@ -235,13 +253,8 @@ impl Memory {
 }
 
 /// The accounting class of a frame.
-fn acct_proto(frame: &[u8]) -> AcctProto {
-    match parse(frame).map(|p| p.proto) {
-        Ok(Proto::Tcp) => AcctProto::Tcp,
-        Ok(Proto::Udp) => AcctProto::Udp,
-        Ok(Proto::Icmp) => AcctProto::Icmp,
-        _ => AcctProto::Other,
-    }
+fn acct_proto(frame: &[u8]) -> Proto {
+    parse(frame).map_or(Proto::Other, |p| p.proto)
 }
 
 /// What a worker does with packet extensions.
@@ -254,24 +267,7 @@ pub struct WorkerExts {
     /// Every packet gets flow metadata.
     pub flow: bool,
     /// Mirror: the port copies leave by, and which packets.
-    pub mirror: Option<(usize, MirrorProto)>,
-}
-
-/// A worker's two rings to the slow path: requests out, replies back.
-#[derive(Clone)]
-pub struct SlowPathRings {
-    /// Requests to the forwarder itself, worker to slow path.
-    pub punt: Arc<MbufRing>,
-    /// Replies, slow path to worker, sent by the worker on its own TX queues.
-    pub inject: Arc<MbufRing>,
-    /// The ethdev id of each port (config index order), to route replies by `mbuf.port`.
-    pub port_ids: Vec<PortId>,
-}
-
-impl std::fmt::Debug for SlowPathRings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlowPathRings").field("punt", &self.punt.name()).field("inject", &self.inject.name()).finish()
-    }
+    pub mirror: Option<(PortIdx, Option<Proto>)>,
 }
 
 /// Which packets of an io burst got extensions.
@@ -284,7 +280,8 @@ enum Tagged {
 
 /// A TX buffer: packets waiting for one port, and when they started waiting.
 struct TxBuf {
-    q: TxQueue,
+    /// This worker's queue on the port; `None` on a port it never sends to.
+    q: Option<TxQueue>,
     burst: Burst,
     /// When the oldest packet waiting was buffered (TSC); `None` when empty.
     since: Option<u64>,
@@ -297,7 +294,7 @@ struct TxBuf {
 }
 
 impl TxBuf {
-    fn new(q: TxQueue) -> Self {
+    fn new(q: Option<TxQueue>) -> Self {
         TxBuf { q, burst: Burst::new(), since: None, timed: [(0, 0, 0); MAX_BURST], ntimed: 0, has_ext: false }
     }
 
@@ -323,8 +320,23 @@ impl TxBuf {
 /// Runs the poll loop until `stop` is set; then flushes and frees what it holds and sends
 /// its histograms on `done`.
 pub fn run(plan: WorkerPlan) {
-    let WorkerPlan { lcore, lanes, tx, burst, budget, forwarding, pool, counters, stop, commands, done, slow, exts, memory, panic_after } =
-        plan;
+    let WorkerPlan {
+        lcore,
+        lanes,
+        tx,
+        burst,
+        budget,
+        forwarding,
+        pool,
+        counters,
+        stop,
+        commands,
+        done,
+        slow,
+        exts,
+        memory,
+        panic_after,
+    } = plan;
     let ports = tx.len();
     let mut w = Worker {
         lanes,
@@ -360,19 +372,24 @@ pub fn run(plan: WorkerPlan) {
             w.back_off(idle_streak);
         }
         counters.publish(&w.totals);
-        if panic_after.is_some_and(|n| w.totals.rounds >= n) {
-            panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals.rounds);
+        if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
+            panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
         }
         if let Ok(Command::Histograms(reply)) = commands.try_recv() {
             let _ = reply.send((lcore, w.hist.clone()));
         }
     }
-    for p in 0..w.txbufs.len() {
+    for p in PortIdx::all(w.txbufs.len()) {
         w.flush(p);
     }
     w.free_backlogs();
     counters.publish(&w.totals);
-    let _ = done.send((lcore, w.hist));
+    let _ = done.send(Finished {
+        lcore,
+        histograms: w.hist,
+        rx: w.lanes.into_iter().map(|l| l.rx).collect(),
+        tx: w.txbufs.into_iter().filter_map(|b| b.q).collect(),
+    });
 }
 
 struct Worker {
@@ -392,7 +409,7 @@ struct Worker {
     /// TSC at the start of the current round.
     round_start: u64,
     /// Rings to and from the slow path, if it runs.
-    slow: Option<SlowPathRings>,
+    slow: Option<SlowPathLink>,
     /// Requests from the current RX burst, waiting to be handed to the slow path.
     punted: Burst,
     /// Extensions to attach, if any.
@@ -410,15 +427,15 @@ impl Worker {
     fn round(&mut self) -> bool {
         let start = eal::rdtsc();
         self.round_start = start;
-        self.totals.rounds += 1;
-        for p in 0..self.txbufs.len() {
-            if self.txbufs[p].since.is_some_and(|t| start.wrapping_sub(t) >= self.budget.drain_cycles) {
+        self.totals[Counter::Rounds] += 1;
+        for p in PortIdx::all(self.txbufs.len()) {
+            if self.txbufs[p.index()].since.is_some_and(|t| start.wrapping_sub(t) >= self.budget.drain_cycles) {
                 self.flush(p);
             }
         }
         self.take_replies();
         if self.memory.is_some() {
-            for p in 0..self.txbufs.len() {
+            for p in PortIdx::all(self.txbufs.len()) {
                 if self.backlogged(p) {
                     self.flush(p);
                 }
@@ -456,6 +473,9 @@ impl Worker {
                 }
                 self.totals.lane_rx[lane] += n as u64;
                 self.totals.lane_bursts[lane] += 1;
+                if self.lanes[lane].check_chains {
+                    self.drop_bad_chains();
+                }
                 self.forward(lane, t0);
                 if t0 != 0 {
                     self.hist.burst_cycles.saturating_record(eal::rdtsc().wrapping_sub(t0).max(1));
@@ -466,7 +486,7 @@ impl Worker {
                 any_full |= full;
                 if left <= 0 {
                     self.next_lane = (lane + 1) % lanes;
-                    self.totals.time_squeeze += u64::from(full);
+                    self.totals[Counter::TimeSqueeze] += u64::from(full);
                     break 'round;
                 }
             }
@@ -475,22 +495,22 @@ impl Worker {
             }
             // netdev_budget_usecs: checked once per pass over the lanes.
             if eal::rdtsc().wrapping_sub(start) >= self.budget.cycles {
-                self.totals.time_squeeze += 1;
+                self.totals[Counter::TimeSqueeze] += 1;
                 break;
             }
         }
         if work == 0 {
-            self.totals.idle_rounds += 1;
+            self.totals[Counter::IdleRounds] += 1;
             return false;
         }
-        self.totals.busy_cycles += eal::rdtsc().wrapping_sub(start);
+        self.totals[Counter::BusyCycles] += eal::rdtsc().wrapping_sub(start);
         true
     }
 
     /// Moves the RX burst of `lane` (received at `rx_tsc`) into TX buffers or drops.
     #[inline]
     fn forward(&mut self, lane: usize, rx_tsc: u64) {
-        let Lane { out, .. } = self.lanes[lane];
+        let out = self.lanes[lane].out;
         match &self.forwarding {
             Forwarding::Io => {
                 // A whole burst has one destination: hand it to the NIC as it is, as
@@ -523,7 +543,7 @@ impl Worker {
                         };
                         match action {
                             Action::Drop(r) => {
-                                totals.drops[r.index()] += 1;
+                                totals[r] += 1;
                                 false
                             }
                             _ => true,
@@ -550,13 +570,13 @@ impl Worker {
                             self.enqueue(p, m, rx_tsc)
                         }
                         Action::Drop(r) => {
-                            self.totals.drops[r.index()] += 1;
+                            self.totals[r] += 1;
                             drop(m);
                         }
                         Action::Punt => {
                             // The slow path answers out of the input port: make sure the
                             // mbuf says which one (not every PMD sets it).
-                            m.set_port(self.lanes[lane].rx.port.0);
+                            m.set_port(self.lanes[lane].rx.port().0);
                             self.punt(m)
                         }
                     }
@@ -565,6 +585,23 @@ impl Worker {
                 self.flush_punted();
             }
         }
+    }
+
+    /// Drops, counted as `bad_mbuf_chain`, every packet of the RX burst whose mbuf chain's
+    /// lengths disagree, before any mode or TX queue looks at it.
+    #[inline]
+    fn drop_bad_chains(&mut self) {
+        if self.rx.as_slice().iter().all(Mbuf::chain_is_consistent) {
+            return;
+        }
+        let totals = &mut self.totals;
+        self.rx.retain(
+            |m| m.chain_is_consistent(),
+            |m| {
+                totals[DropReason::BadMbufChain] += 1;
+                drop(m)
+            },
+        );
     }
 
     /// Attaches extensions to the whole io burst in `self.rx`, and says which packets may
@@ -589,25 +626,34 @@ impl Worker {
         let t = self.trace(lane, rx_tsc);
         while i < n {
             if ext::set(&mut self.rx.as_mut_slice()[i], x.ids.trace, t).is_err() {
-                self.totals.ext_failures += 1;
+                self.totals[Counter::ExtFailures] += 1;
             }
             mask |= 1 << i;
             i += x.trace_every as usize;
         }
         self.trace_in = (i - n) as u32;
-        if mask == 0 { Tagged::None } else { Tagged::Some(mask) }
+        if mask == 0 {
+            Tagged::None
+        } else {
+            Tagged::Some(mask)
+        }
     }
 
     /// The trace of a packet received on `lane` by the burst at `rx_tsc`.
     fn trace(&self, lane: usize, rx_tsc: u64) -> Trace {
-        let l = self.lanes[lane];
-        Trace { rx_tsc: if rx_tsc != 0 { rx_tsc } else { self.round_start }, lcore: self.lcore.0 as u16, port: l.rx.port.0, queue: l.rx.queue.0 }
+        let rx = &self.lanes[lane].rx;
+        Trace {
+            rx_tsc: if rx_tsc != 0 { rx_tsc } else { self.round_start },
+            lcore: self.lcore.0 as u16,
+            port: rx.port().0,
+            queue: rx.queue().0,
+        }
     }
 
     fn add_trace(&mut self, lane: usize, m: &mut Mbuf, rx_tsc: u64) {
         let Some(x) = self.exts else { return };
         if ext::set(m, x.ids.trace, self.trace(lane, rx_tsc)).is_err() {
-            self.totals.ext_failures += 1;
+            self.totals[Counter::ExtFailures] += 1;
         }
     }
 
@@ -647,7 +693,7 @@ impl Worker {
                 Err(_) => FlowMeta::default(),
             };
             if ext::set(m, x.ids.flow, meta).is_err() {
-                self.totals.ext_failures += 1;
+                self.totals[Counter::ExtFailures] += 1;
             }
         }
     }
@@ -658,12 +704,7 @@ impl Worker {
     fn mirror(&mut self, m: &Mbuf, rx_tsc: u64) {
         let Some(WorkerExts { ids, mirror: Some((port, proto)), .. }) = self.exts else { return };
         let Some(meta) = ext::get(m, ids.flow) else { return };
-        let wanted = match proto {
-            MirrorProto::Any => true,
-            MirrorProto::Tcp => meta.is(Proto::Tcp),
-            MirrorProto::Udp => meta.is(Proto::Udp),
-            MirrorProto::Icmp => meta.is(Proto::Icmp),
-        };
+        let wanted = proto.is_none_or(|p| meta.class == p);
         if !wanted {
             return;
         }
@@ -671,12 +712,12 @@ impl Worker {
             Ok(mut copy) => {
                 match ext::get_mut(&mut copy, ids.flow) {
                     Ok(Some(f)) => f.mirrored = true,
-                    _ => self.totals.ext_failures += 1,
+                    _ => self.totals[Counter::ExtFailures] += 1,
                 }
-                self.totals.mirrored += 1;
+                self.totals[Counter::Mirrored] += 1;
                 self.enqueue(port, copy, rx_tsc);
             }
-            Err(_) => self.totals.drops[DropReason::NoBufForCopy.index()] += 1,
+            Err(_) => self.totals[DropReason::NoBufForCopy] += 1,
         }
     }
 
@@ -701,7 +742,7 @@ impl Worker {
     /// Hands the burst in `self.rx` to `out`'s TX queue; what the NIC refuses goes to the
     /// backlog or is dropped (see [`Worker::refused`]).
     #[inline]
-    fn send_rx(&mut self, out: usize, rx_tsc: u64) {
+    fn send_rx(&mut self, out: PortIdx, rx_tsc: u64) {
         if self.backlogged(out) {
             // Packets already wait for this port: queue behind them, in order.
             let mut rx = std::mem::take(&mut self.rx);
@@ -711,11 +752,16 @@ impl Worker {
             self.rx = rx;
             return;
         }
-        let sent = self.txbufs[out].q.tx_burst(&mut self.rx);
+        let Some(q) = &mut self.txbufs[out.index()].q else {
+            self.totals[DropReason::NoTxQueue] += self.rx.len() as u64;
+            self.rx.clear();
+            return;
+        };
+        let sent = q.tx_burst(&mut self.rx);
         if rx_tsc != 0 && sent > 0 {
             self.hist.latency_cycles.saturating_record_n(eal::rdtsc().wrapping_sub(rx_tsc).max(1), sent as u64);
         }
-        self.totals.port_tx[out] += sent as u64;
+        self.totals.port_tx[out.index()] += sent as u64;
         if !self.rx.is_empty() {
             let mut rx = std::mem::take(&mut self.rx);
             self.refused(out, &mut rx);
@@ -727,13 +773,13 @@ impl Worker {
     /// slow path's consumer (which bypasses the protocol accounts by default).
     fn punt(&mut self, m: Mbuf) {
         if self.slow.is_none() {
-            self.totals.drops[DropReason::LocalUnhandled.index()] += 1;
+            self.totals[DropReason::LocalUnhandled] += 1;
             return;
         }
         if let Some(mem) = &mut self.memory {
             let proto = acct_proto(m.data());
             if mem.punt[proto.index()].charge(mem.slot, mem.truesize).is_err() {
-                self.totals.drops[DropReason::ProtoMem.index()] += 1;
+                self.totals[DropReason::ProtoMem] += 1;
                 return;
             }
         }
@@ -747,9 +793,9 @@ impl Worker {
         if self.punted.is_empty() {
             return;
         }
-        let n = slow.punt.enqueue(&mut self.punted);
-        self.totals.punted += n as u64;
-        self.totals.drops[DropReason::PuntFull.index()] += self.punted.len() as u64;
+        let n = slow.punt(&mut self.punted);
+        self.totals[Counter::Punted] += n as u64;
+        self.totals[DropReason::PuntFull] += self.punted.len() as u64;
         let mut left = std::mem::take(&mut self.punted);
         for m in left.drain() {
             self.unpunt(&m);
@@ -757,22 +803,27 @@ impl Worker {
         self.punted = left;
     }
 
-    /// Moves the slow path's replies into the TX buffers of the ports they leave by.
+    /// Moves the slow path's replies into the TX buffers of the ports they leave by, and
+    /// frees what it handed back unanswered (counted when punted, so not a drop); both
+    /// return their charge.
     fn take_replies(&mut self) {
         let Some(slow) = &self.slow else { return };
         let mut replies: Burst = Burst::new();
-        if slow.inject.dequeue(&mut replies) == 0 {
-            return;
+        let mut returned: Burst = Burst::new();
+        slow.take_replies(&mut replies);
+        slow.take_returned(&mut returned);
+        for m in returned.drain() {
+            self.unpunt(&m);
         }
         for m in replies.drain() {
             self.unpunt(&m);
-            let port = self.slow.as_ref().and_then(|s| s.port_ids.iter().position(|id| id.0 == m.port()));
-            match port {
+            match self.slow.as_ref().and_then(|s| s.out_port(&m)) {
                 Some(p) => {
-                    self.totals.injected += 1;
+                    self.totals[Counter::Injected] += 1;
                     self.enqueue(p, m, 0);
                 }
-                None => self.totals.drops[DropReason::LocalUnhandled.index()] += 1,
+                // The slow path answers only requests from a port in the table.
+                None => self.totals[DropReason::LocalUnhandled] += 1,
             }
         }
     }
@@ -792,8 +843,8 @@ impl Worker {
     }
 
     #[inline]
-    fn enqueue(&mut self, port: usize, m: Mbuf, rx_tsc: u64) {
-        let buf = &mut self.txbufs[port];
+    fn enqueue(&mut self, port: PortIdx, m: Mbuf, rx_tsc: u64) {
+        let buf = &mut self.txbufs[port.index()];
         buf.has_ext |= self.exts.is_some() && ext::active(&m) != 0;
         // A full buffer was flushed when it filled, so there is room.
         if buf.burst.push(m).is_ok() {
@@ -806,35 +857,41 @@ impl Worker {
 
     /// Sends what buffer `port` holds; frees and counts what the NIC refused. Packets of
     /// timed bursts that were sent feed the RX-to-TX latency histogram.
-    fn flush(&mut self, port: usize) {
+    fn flush(&mut self, port: PortIdx) {
         if self.backlogged(port) {
             self.drain_backlog(port);
         }
-        if self.txbufs[port].burst.is_empty() {
-            self.txbufs[port].since = None;
+        if self.txbufs[port.index()].burst.is_empty() {
+            self.txbufs[port.index()].since = None;
             return;
         }
-        if self.txbufs[port].has_ext {
-            self.txbufs[port].has_ext = false;
-            let mut b = std::mem::take(&mut self.txbufs[port].burst);
+        if self.txbufs[port.index()].has_ext {
+            self.txbufs[port.index()].has_ext = false;
+            let mut b = std::mem::take(&mut self.txbufs[port.index()].burst);
             self.hand_off(&mut b);
-            self.txbufs[port].burst = b;
+            self.txbufs[port.index()].burst = b;
         }
         if self.backlogged(port) {
             // The NIC still refuses the backlog: new packets wait behind it, in order.
-            let mut b = std::mem::take(&mut self.txbufs[port].burst);
+            let mut b = std::mem::take(&mut self.txbufs[port.index()].burst);
             for m in b.drain() {
                 self.hold(port, m);
             }
-            let buf = &mut self.txbufs[port];
+            let buf = &mut self.txbufs[port.index()];
             buf.burst = b;
             buf.since = None;
             buf.ntimed = 0;
             return;
         }
-        let buf = &mut self.txbufs[port];
+        let buf = &mut self.txbufs[port.index()];
         buf.since = None;
-        let sent = buf.q.tx_burst(&mut buf.burst);
+        let Some(q) = &mut buf.q else {
+            self.totals[DropReason::NoTxQueue] += buf.burst.len() as u64;
+            buf.burst.clear();
+            buf.ntimed = 0;
+            return;
+        };
+        let sent = q.tx_burst(&mut buf.burst);
         if buf.ntimed > 0 {
             let now = eal::rdtsc();
             for &(first, tsc, count) in &buf.timed[..buf.ntimed] {
@@ -845,15 +902,15 @@ impl Worker {
             }
             buf.ntimed = 0;
         }
-        self.totals.port_tx[port] += sent as u64;
-        let mut unsent = std::mem::take(&mut self.txbufs[port].burst);
+        self.totals.port_tx[port.index()] += sent as u64;
+        let mut unsent = std::mem::take(&mut self.txbufs[port.index()].burst);
         self.refused(port, &mut unsent);
-        self.txbufs[port].burst = unsent;
+        self.txbufs[port.index()].burst = unsent;
     }
 
     /// What the NIC refused: into the backlog when accounting is on, else freed and
     /// counted `tx_full`.
-    fn refused(&mut self, port: usize, unsent: &mut Burst) {
+    fn refused(&mut self, port: PortIdx, unsent: &mut Burst) {
         if unsent.is_empty() {
             return;
         }
@@ -862,47 +919,47 @@ impl Worker {
                 self.hold(port, m);
             }
         } else {
-            self.totals.drops[DropReason::TxFull.index()] += unsent.len() as u64;
+            self.totals[DropReason::TxFull] += unsent.len() as u64;
             unsent.clear();
         }
     }
 
-    fn backlogged(&self, port: usize) -> bool {
-        self.memory.as_ref().is_some_and(|m| !m.held[port].is_empty())
+    fn backlogged(&self, port: PortIdx) -> bool {
+        self.memory.as_ref().is_some_and(|m| !m.held[port.index()].is_empty())
     }
 
     /// Queues a packet the NIC refused, charging its truesize to its protocol (unless the
     /// backlog bypasses) and its port's group. A full backlog (shorter under memory
     /// pressure) drops it as `tx_full`; a refused charge as `proto_mem`.
-    fn hold(&mut self, port: usize, m: Mbuf) {
+    fn hold(&mut self, port: PortIdx, m: Mbuf) {
         let Some(mem) = &mut self.memory else { return };
         let proto = acct_proto(m.data());
-        let consumer = &mut mem.backlog[port][proto.index()];
+        let consumer = &mut mem.backlog[port.index()][proto.index()];
         let limit = if consumer.under_pressure() { mem.limit_under_pressure } else { mem.limit };
-        if mem.held[port].len() >= limit {
-            self.totals.drops[DropReason::TxFull.index()] += 1;
+        if mem.held[port.index()].len() >= limit {
+            self.totals[DropReason::TxFull] += 1;
             return;
         }
         match consumer.charge(mem.slot, mem.truesize) {
             Ok(()) => {
-                mem.held[port].push_back(Held { m, proto });
-                self.totals.backlogged += 1;
+                mem.held[port.index()].push_back(Held { m, proto });
+                self.totals[Counter::Backlogged] += 1;
             }
-            Err(_) => self.totals.drops[DropReason::ProtoMem.index()] += 1,
+            Err(_) => self.totals[DropReason::ProtoMem] += 1,
         }
     }
 
     /// Sends as much of port `port`'s backlog as the NIC takes, oldest first, uncharging
     /// what leaves.
-    fn drain_backlog(&mut self, port: usize) {
-        let q = self.txbufs[port].q;
+    fn drain_backlog(&mut self, port: PortIdx) {
+        let Some(q) = &mut self.txbufs[port.index()].q else { return };
         let Some(mem) = &mut self.memory else { return };
         loop {
             let mut b: Burst = Burst::new();
-            let mut protos = [AcctProto::Other; MAX_BURST];
+            let mut protos = [Proto::Other; MAX_BURST];
             let mut n = 0;
             while n < MAX_BURST {
-                let Some(h) = mem.held[port].pop_front() else { break };
+                let Some(h) = mem.held[port.index()].pop_front() else { break };
                 protos[n] = h.proto;
                 let _ = b.push(h.m);
                 n += 1;
@@ -912,14 +969,14 @@ impl Worker {
             }
             let sent = q.tx_burst(&mut b);
             for p in &protos[..sent] {
-                mem.backlog[port][p.index()].uncharge(mem.slot, mem.truesize);
+                mem.backlog[port.index()][p.index()].uncharge(mem.slot, mem.truesize);
             }
-            self.totals.port_tx[port] += sent as u64;
-            self.totals.backlog_sent += sent as u64;
+            self.totals.port_tx[port.index()] += sent as u64;
+            self.totals[Counter::BacklogSent] += sent as u64;
             let mut i = n;
             while let Some(m) = b.pop() {
                 i -= 1;
-                mem.held[port].push_front(Held { m, proto: protos[i] });
+                mem.held[port.index()].push_front(Held { m, proto: protos[i] });
             }
             if sent < n {
                 return;
@@ -933,7 +990,7 @@ impl Worker {
         for (port, held) in mem.held.iter_mut().enumerate() {
             for h in held.drain(..) {
                 mem.backlog[port][h.proto.index()].uncharge(mem.slot, mem.truesize);
-                self.totals.drops[DropReason::TxFull.index()] += 1;
+                self.totals[DropReason::TxFull] += 1;
             }
         }
     }
@@ -950,7 +1007,7 @@ impl Worker {
 
 /// The per-packet decision of the modes that look at packets.
 #[inline(always)]
-fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: usize, out: Option<usize>) -> Action {
+fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: PortIdx, out: Option<PortIdx>) -> Action {
     match forwarding {
         Forwarding::Io => Action::Tx(out.expect("pair modes have an out port")),
         Forwarding::Macswap => match forward::macswap(data) {
@@ -959,12 +1016,12 @@ fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: usize, out: Option<
         },
         Forwarding::L2fwd(macs) => {
             let out = out.expect("pair modes have an out port");
-            let (src, dst) = macs[out];
+            let (src, dst) = macs[out.index()];
             match forward::l2fwd(data, src, dst) {
                 Ok(()) => Action::Tx(out),
                 Err(r) => Action::Drop(r),
             }
         }
-        Forwarding::L3fwd(t) => forward::l3fwd(data, t.as_ref(), &t.next_hops, t.locals[in_port].as_ref()),
+        Forwarding::L3fwd(t) => forward::l3fwd(data, t.as_ref(), &t.next_hops, t.locals[in_port.index()].as_ref()),
     }
 }

@@ -94,6 +94,22 @@ const CONFIG_CASES: &[Edit] = &[
     e3("route-host-bits", "10.1.0.0/16", "10.1.0.1/16", "host bits"),
     e3("route-bad-mac", "02:00:00:00:00:02", "02:00:00:00:00", "via_mac"),
     e3("route-prefix-too-long", "10.1.0.0/16", "10.1.0.0/33", "prefix"),
+    // A port with its own address whose RX queues two workers poll: both may send the slow
+    // path's replies on it, so it needs a TX queue each, although no route leads there.
+    e3(
+        "local-port-tx-queue-per-worker",
+        concat!(
+            "args = \"size=64,copy=0\"\n\n[[port]]\nname = \"null1\"\ndevice = \"net_null1\"\nargs = \"size=64,copy=0\"\n\n",
+            "[[worker]]\nlcore = 1\nrx = [{ port = \"null0\", queue = 0 }, { port = \"null1\", queue = 0 }]\n",
+        ),
+        concat!(
+            "args = \"size=64,copy=0\"\nrx_queues = 2\nipv4 = \"10.0.0.1/24\"\n\n",
+            "[[port]]\nname = \"null1\"\ndevice = \"net_null1\"\nargs = \"size=64,copy=0\"\ntx_queues = 2\n\n",
+            "[[worker]]\nlcore = 1\nrx = [{ port = \"null0\", queue = 0 }, { port = \"null1\", queue = 0 }]\n\n",
+            "[[worker]]\nlcore = 2\nrx = [{ port = \"null0\", queue = 1 }]\n",
+        ),
+        "port[0].tx_queues: port \"null0\" may be sent to by each of the 2 [[worker]]s",
+    ),
     // Accounting limits out of order: min > pressure > max is refused either way.
     e("accounting-min-above-pressure", "[forward]\n", "[accounting]\ntcp = { min = 10, pressure = 5, max = 20 }\n[forward]\n", "accounting.tcp.min"),
     e("accounting-pressure-above-max", "[forward]\n", "[accounting]\nudp = { min = 1, pressure = 50, max = 20 }\n[forward]\n", "accounting.udp.pressure"),

@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 
 use dataplane::eal::Eal;
 use dataplane::port;
+use dataplane::port::PortIdx;
+use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder, Report};
 use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
@@ -99,15 +101,21 @@ fn check_common(name: &str, report: &Report) {
     let t = snap.total();
     for (i, p) in snap.ports.iter().enumerate() {
         assert_eq!(p.driver, "net_null", "{name}: {}", p.name);
-        assert!(snap.port_rx(i) > 0, "{name}: {} received nothing", p.name);
-        assert_eq!(p.stats.ipackets, snap.port_rx(i), "{name}: {} ipackets vs lane rx", p.name);
+        assert!(snap.port_rx(PortIdx((i) as u16)) > 0, "{name}: {} received nothing", p.name);
+        assert_eq!(p.stats.ipackets, snap.port_rx(PortIdx((i) as u16)), "{name}: {} ipackets vs lane rx", p.name);
         assert_eq!(p.stats.opackets, t.port_tx[i], "{name}: {} opackets vs worker tx", p.name);
-        assert_eq!(t.port_tx[i], snap.port_rx(1 - i), "{name}: {} sends what its partner received", p.name);
+        assert_eq!(t.port_tx[i], snap.port_rx(PortIdx((1 - i) as u16)), "{name}: {} sends what its partner received", p.name);
     }
     assert_eq!(t.processed(), t.tx_packets() + t.dropped(), "{name}: rx != tx + dropped: {t:?}");
     assert_eq!(t.dropped(), 0, "{name}: {t:?}");
     for pool in &snap.pools {
-        assert_eq!((pool.stats.in_use, pool.stats.available), (0, pool.stats.size), "{name}: pool {} not full: {:?}", pool.name, pool.stats);
+        assert_eq!(
+            (pool.stats.in_use, pool.stats.available),
+            (0, pool.stats.size),
+            "{name}: pool {} not full: {:?}",
+            pool.name,
+            pool.stats
+        );
     }
     assert!(report.is_clean(), "{name}: {report:?}");
 }
@@ -127,17 +135,28 @@ fn a_tiny_budget_squeezes_every_round_and_a_huge_one_almost_never() {
     let (report, _) = run(&eal, &tiny, Duration::from_millis(500));
     check_common("budget = 1", &report);
     let w = &report.snapshot.workers[0].totals;
-    let busy = w.rounds - w.idle_rounds;
-    eprintln!("budget = 1: {} rounds ({} idle), {} squeezed, {} packets", w.rounds, w.idle_rounds, w.time_squeeze, w.processed());
-    assert!(w.time_squeeze > 0, "{w:?}");
-    assert_eq!(w.time_squeeze, busy, "every round that found packets must end squeezed: {w:?}");
-    assert!(w.idle_rounds * 100 <= w.rounds, "net_null is never empty, yet {} of {} rounds were idle", w.idle_rounds, w.rounds);
-    assert_eq!(w.processed(), BURST * w.time_squeeze, "one full burst per round: {w:?}");
+    let busy = w[Counter::Rounds] - w[Counter::IdleRounds];
+    eprintln!(
+        "budget = 1: {} rounds ({} idle), {} squeezed, {} packets",
+        w[Counter::Rounds],
+        w[Counter::IdleRounds],
+        w[Counter::TimeSqueeze],
+        w.processed()
+    );
+    assert!(w[Counter::TimeSqueeze] > 0, "{w:?}");
+    assert_eq!(w[Counter::TimeSqueeze], busy, "every round that found packets must end squeezed: {w:?}");
+    assert!(
+        w[Counter::IdleRounds] * 100 <= w[Counter::Rounds],
+        "net_null is never empty, yet {} of {} rounds were idle",
+        w[Counter::IdleRounds],
+        w[Counter::Rounds]
+    );
+    assert_eq!(w.processed(), BURST * w[Counter::TimeSqueeze], "one full burst per round: {w:?}");
     let bursts: Vec<u64> = w.lane_bursts.clone();
     assert_eq!(bursts.iter().sum::<u64>(), busy, "one poll per round: {w:?}");
     assert!(bursts[0].abs_diff(bursts[1]) <= 1, "the lanes must take turns: {bursts:?}");
     let tiny_processed = w.processed();
-    let tiny_squeeze = w.time_squeeze;
+    let tiny_squeeze = w[Counter::TimeSqueeze];
 
     // budget = 1 000 000 packets / 1 s: a squeeze needs a million packets or a second.
     let (report, elapsed) = run(&eal, &big, Duration::from_millis(500));
@@ -145,24 +164,24 @@ fn a_tiny_budget_squeezes_every_round_and_a_huge_one_almost_never() {
     let w = &report.snapshot.workers[0].totals;
     eprintln!(
         "budget = {BIG_PACKETS}: {} rounds ({} idle), {} squeezed, {} packets in {elapsed:?}",
-        w.rounds,
-        w.idle_rounds,
-        w.time_squeeze,
+        w[Counter::Rounds],
+        w[Counter::IdleRounds],
+        w[Counter::TimeSqueeze],
         w.processed()
     );
     let bound = w.processed() / BIG_PACKETS + elapsed.as_micros() as u64 / BIG_USECS + 1;
     assert!(
-        w.time_squeeze <= bound,
+        w[Counter::TimeSqueeze] <= bound,
         "{} squeezes, but each needs {BIG_PACKETS} packets or {BIG_USECS} us: at most {bound} in {} packets and {elapsed:?}",
-        w.time_squeeze,
+        w[Counter::TimeSqueeze],
         w.processed()
     );
-    assert!(w.time_squeeze <= w.rounds, "{w:?}");
+    assert!(w[Counter::TimeSqueeze] <= w[Counter::Rounds], "{w:?}");
     // Per packet, at least three orders of magnitude below the tiny budget's 1/32.
     assert!(
-        w.time_squeeze * 1000 * tiny_processed <= tiny_squeeze * w.processed(),
+        w[Counter::TimeSqueeze] * 1000 * tiny_processed <= tiny_squeeze * w.processed(),
         "squeezes per packet: {} / {} with the huge budget vs {tiny_squeeze} / {tiny_processed} with budget = 1",
-        w.time_squeeze,
+        w[Counter::TimeSqueeze],
         w.processed()
     );
 
@@ -207,11 +226,19 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     let (a_rx, a_tx, b_rx, b_tx) = (ring("t_bud_a_rx"), ring("t_bud_a_tx"), ring("t_bud_b_rx"), ring("t_bud_b_tx"));
     port::create_ring_port("net_ring_bud_a", &a_rx, &a_tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port a: {e}"));
     port::create_ring_port("net_ring_bud_b", &b_rx, &b_tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port b: {e}"));
-    let pool = Pool::create(&PoolParams { name: "t_bud_pkts".into(), size: 256, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY })
-        .unwrap_or_else(|e| panic!("test pool: {e}"));
+    let pool = Pool::create(&PoolParams {
+        name: "t_bud_pkts".into(),
+        size: 256,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: SocketId::ANY,
+    })
+    .unwrap_or_else(|e| panic!("test pool: {e}"));
 
     let frames: Vec<Vec<u8>> = (0..40).map(|seq| common::frame(0xbd, seq, common::frame_len(seq))).collect();
-    let fwd = Forwarder::start(eal, &config, Arc::new(AtomicBool::new(false))).unwrap_or_else(|e| panic!("forwarder did not start: {e}"));
+    let fwd = Forwarder::start(eal, &config, Arc::new(AtomicBool::new(false)))
+        .unwrap_or_else(|e| panic!("forwarder did not start: {e}"));
     common::send_frames(&pool, &a_rx, &frames); // enqueues 32, then 8
     let through = common::wait_for(Duration::from_secs(10), || b_tx.len() >= frames.len());
     let report = fwd.stop();
@@ -223,11 +250,17 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert!(a_tx.is_empty() && a_rx.is_empty() && b_rx.is_empty());
 
     let w = &report.snapshot.workers[0].totals;
-    eprintln!("budget = 1, 40 frames: {} rounds ({} idle), {} squeezed, bursts {:?}", w.rounds, w.idle_rounds, w.time_squeeze, w.lane_bursts);
+    eprintln!(
+        "budget = 1, 40 frames: {} rounds ({} idle), {} squeezed, bursts {:?}",
+        w[Counter::Rounds],
+        w[Counter::IdleRounds],
+        w[Counter::TimeSqueeze],
+        w.lane_bursts
+    );
     assert_eq!(w.lane_rx, [40, 0], "{w:?}");
     assert_eq!(w.lane_bursts, [2, 0], "a full burst of 32, then 8: {w:?}");
-    assert_eq!(w.time_squeeze, 1, "only the round that took a full burst is squeezed: {w:?}");
-    assert_eq!(w.rounds - w.idle_rounds, 2, "{w:?}");
+    assert_eq!(w[Counter::TimeSqueeze], 1, "only the round that took a full burst is squeezed: {w:?}");
+    assert_eq!(w[Counter::Rounds] - w[Counter::IdleRounds], 2, "{w:?}");
     assert_eq!(w.processed(), w.tx_packets() + w.dropped(), "{w:?}");
     assert!(report.is_clean(), "{report:?}");
     drop(got);

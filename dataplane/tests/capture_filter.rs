@@ -359,7 +359,9 @@ fn read_pcapng(path: &std::path::Path) -> Capture {
 #[test]
 fn dumpcap_with_a_filter_captures_exactly_the_matching_packets() {
     if free_hugepages() < 256 {
-        eprintln!("SKIP: dpdk-dumpcap needs the forwarder on hugepages and there are no free 2 MiB hugepages (run ci/setup.sh as root)");
+        eprintln!(
+            "SKIP: dpdk-dumpcap needs the forwarder on hugepages and there are no free 2 MiB hugepages (run ci/setup.sh as root)"
+        );
         return;
     }
     let prefix = common::unique_prefix("capf");
@@ -387,8 +389,7 @@ fn dumpcap_with_a_filter_captures_exactly_the_matching_packets() {
     })
     .unwrap_or_else(|e| panic!("test pool: {e}"));
 
-    let mix: Vec<(Kind, Vec<u8>)> =
-        (0..ROUNDS).flat_map(|round| KINDS.iter().map(move |&k| (k, k.frame(round)))).collect();
+    let mix: Vec<(Kind, Vec<u8>)> = (0..ROUNDS).flat_map(|round| KINDS.iter().map(move |&k| (k, k.frame(round)))).collect();
     let all: Vec<Vec<u8>> = mix.iter().map(|(_, f)| f.clone()).collect();
     let matching: Vec<Vec<u8>> = mix.iter().filter(|(k, _)| k.matches()).map(|(_, f)| f.clone()).collect();
     assert!(mix.last().unwrap().0.matches(), "the mix must end on a matching packet");
@@ -399,18 +400,8 @@ fn dumpcap_with_a_filter_captures_exactly_the_matching_packets() {
 
     let cap = dir.join("dns.pcapng");
     let count = matching.len().to_string();
-    let mut dumpcap = Dumpcap::start(&[
-        "--file-prefix",
-        &prefix,
-        "-i",
-        "net_ring_a",
-        "-f",
-        FILTER,
-        "-c",
-        &count,
-        "-w",
-        cap.to_str().unwrap(),
-    ]);
+    let mut dumpcap =
+        Dumpcap::start(&["--file-prefix", &prefix, "-i", "net_ring_a", "-f", FILTER, "-c", &count, "-w", cap.to_str().unwrap()]);
     dumpcap.wait_capturing(Duration::from_secs(20));
 
     common::send_frames(&test_pool, &a_rx, &all);

@@ -103,15 +103,13 @@ fn unknown_config_key() {
 
 #[test]
 fn pair_with_undefined_port() {
-    let case =
-        Case::new("pair", |p| edit(&valid(p), r#"pairs = [["null0", "null1"]]"#, r#"pairs = [["null0", "ghost7"]]"#));
+    let case = Case::new("pair", |p| edit(&valid(p), r#"pairs = [["null0", "null1"]]"#, r#"pairs = [["null0", "ghost7"]]"#));
     assert_refused_before_eal(&case.run(&[]), "ghost7");
 }
 
 #[test]
 fn port_without_rx_queues() {
-    let case =
-        Case::new("rxq", |p| edit(&valid(p), "device = \"net_null1\"\n", "device = \"net_null1\"\nrx_queues = 0\n"));
+    let case = Case::new("rxq", |p| edit(&valid(p), "device = \"net_null1\"\n", "device = \"net_null1\"\nrx_queues = 0\n"));
     assert_refused_before_eal(&case.run(&[]), "rx_queues");
 }
 
@@ -148,9 +146,8 @@ fn help_exits_zero() {
 /// forwarder creates the device, after EAL started.
 #[test]
 fn vdev_with_unknown_driver() {
-    let case = Case::new("vdev", |p| {
-        edit(&valid(p), "device = \"net_null1\"\nargs = \"size=64,copy=0\"", "device = \"net_bogus0\"")
-    });
+    let case =
+        Case::new("vdev", |p| edit(&valid(p), "device = \"net_null1\"\nargs = \"size=64,copy=0\"", "device = \"net_bogus0\""));
     let config = Config::load(&case.config()).unwrap_or_else(|e| panic!("{e}"));
     let args = config.eal_args("dataplane", &[]);
     for want in ["--no-pci", "--no-huge", case.prefix.as_str()] {
@@ -206,8 +203,7 @@ rx = [{{ port = "p0", queue = 0 }}]
             assert!(!arg.starts_with(banned), "unexpected EAL argument {arg:?} in {args:?}");
         }
     }
-    let mut expected =
-        vec!["dataplane", "-l", "0,1", "--main-lcore", "0", "--file-prefix", case.prefix.as_str(), "-a", ADDR];
+    let mut expected = vec!["dataplane", "-l", "0,1", "--main-lcore", "0", "--file-prefix", case.prefix.as_str(), "-a", ADDR];
     expected.extend_from_slice(common::EAL_ARGS);
     assert_eq!(args, expected);
 

@@ -25,15 +25,11 @@ use serde_json::Value;
 const PACKETS: u64 = 20_000;
 
 fn udp_frame(seq: u32, ttl: u8) -> Vec<u8> {
-    let mut ip = vec![0x45, 0, 0, 46, 0, 0, 0, 0, ttl, 17, 0, 0, 10, 0, 0, 2, 10, 1, 0, (seq % 250) as u8 + 1];
-    ip[4..6].copy_from_slice(&(seq as u16).to_be_bytes());
-    let c = dataplane::net::checksum::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x10, 0x02, 0, 0, 0, 0, 0x99, 0x08, 0x00];
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&[0x04, 0xd2, 0x16, 0x2e, 0, 26, 0, 0]);
-    f.extend_from_slice(&[0u8; 18]);
-    f
+    use dataplane::net::{emit, ethernet::ethertype, ip_proto, MacAddr};
+    let (src, dst) = (std::net::Ipv4Addr::new(10, 0, 0, 2), std::net::Ipv4Addr::new(10, 1, 0, (seq % 250) as u8 + 1));
+    let udp = emit::udp(src.into(), dst.into(), 1234, 5678, &[0; 18]);
+    let ip = emit::Ipv4Repr { ttl, ident: seq as u16, ..emit::Ipv4Repr::new(src, dst, ip_proto::UDP) }.emit(&udp);
+    emit::ethernet(MacAddr([2, 0, 0, 0, 0, 0x10]), MacAddr([2, 0, 0, 0, 0, 0x99]), &[], ethertype::IPV4, &ip)
 }
 
 /// Runs the loop topology with `extra` config; returns the `--stats-json` report after
@@ -104,7 +100,16 @@ rx = [{{ port = "src", queue = 0 }}, {{ port = "loop", queue = 0 }}{extra_rx}]
     std::fs::write(&cfg, config).unwrap();
     let json_path = dir.join("stats.json");
     let out = common::run_dataplane(
-        &["--config", cfg.to_str().unwrap(), "--duration", &seconds.to_string(), "--stats-interval", "0", "--stats-json", json_path.to_str().unwrap()],
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            &seconds.to_string(),
+            "--stats-interval",
+            "0",
+            "--stats-json",
+            json_path.to_str().unwrap(),
+        ],
         Duration::from_secs(30),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -123,7 +128,8 @@ rx = [{{ port = "src", queue = 0 }}, {{ port = "loop", queue = 0 }}{extra_rx}]
         assert!(line.ends_with(": full"), "{line}{context}");
     }
     let w = json["softnet"].as_object().unwrap().values().next().unwrap().clone();
-    let (processed, tx, dropped) = (w["processed"].as_u64().unwrap(), w["tx_packets"].as_u64().unwrap(), w["dropped"].as_u64().unwrap());
+    let (processed, tx, dropped) =
+        (w["processed"].as_u64().unwrap(), w["tx_packets"].as_u64().unwrap(), w["dropped"].as_u64().unwrap());
     // Mirrored clones are sent too: rx + mirrored = tx + dropped.
     let mirrored = w["mirrored"].as_u64().unwrap();
     assert_eq!(processed + mirrored, tx + dropped, "rx + mirrored = tx + dropped{context}");

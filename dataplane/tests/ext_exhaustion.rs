@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use dataplane::eal::Eal;
 use dataplane::forwarder::Forwarder;
+use dataplane::stats::Counter;
 use dataplane::{port, Config};
 use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
@@ -53,7 +54,15 @@ rx = [{{ port = "a", queue = 0 }}]
     let a_tx = MbufRing::create("xa_tx", 1024, SocketId::ANY).unwrap();
     let a = port::create_ring_port("net_ring_xa", &a_rx, &a_tx, SocketId::ANY).unwrap();
     common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams { name: "extx_test".into(), size: 1024, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap();
+    let pool = Pool::create(&PoolParams {
+        name: "extx_test".into(),
+        size: 1024,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: SocketId::ANY,
+    })
+    .unwrap();
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
 
     let frames: Vec<Vec<u8>> = (0..REQUESTS).map(echo_to_router).collect();
@@ -68,8 +77,8 @@ rx = [{{ port = "a", queue = 0 }}]
     assert_eq!(replies.len(), usize::from(REQUESTS), "every request answered, with or without its extension");
     assert!(replies.iter().all(|r| r[34] == 0), "echo replies");
     let t = report.snapshot.total();
-    assert!(t.ext_failures > 0, "64 areas should run out under this flood: {t:?}");
-    assert_eq!(t.punted, u64::from(REQUESTS));
+    assert!(t[Counter::ExtFailures] > 0, "64 areas should run out under this flood: {t:?}");
+    assert_eq!(t[Counter::Punted], u64::from(REQUESTS));
     let areas = report.snapshot.pools.iter().find(|p| p.name == "ext_areas").expect("the area pool is reported");
     assert_eq!((areas.stats.in_use, areas.stats.size), (0, 64), "every area back: {:?}", areas.stats);
     assert!(report.is_clean(), "{report:?}");

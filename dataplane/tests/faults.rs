@@ -141,5 +141,8 @@ fn a_panicking_worker_stops_the_process_naming_its_lcore() {
     assert!(took < Duration::from_secs(10), "took {took:?}, not the 30 s of --duration: the panic did not stop it");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("error: worker on lcore1 panicked: fault injection"), "{stderr}");
-    assert!(stdout.contains("pool mbuf_pool_s0:") && stdout.lines().filter(|l| l.contains("  pool ")).all(|l| l.ends_with(": full")), "{stdout}");
+    assert!(
+        stdout.contains("pool mbuf_pool_s0:") && stdout.lines().filter(|l| l.contains("  pool ")).all(|l| l.ends_with(": full")),
+        "{stdout}"
+    );
 }

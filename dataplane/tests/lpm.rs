@@ -15,7 +15,20 @@ fn eal() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     EAL.get_or_init(|| {
         let prefix = format!("lpm-test-{}", std::process::id());
-        let args = ["lpm-test", "--no-huge", "--no-shconf", "-m", "256", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
+        let args = [
+            "lpm-test",
+            "--no-huge",
+            "--no-shconf",
+            "-m",
+            "256",
+            "--no-pci",
+            "-l",
+            "0",
+            "--log-level",
+            "lib.eal:error",
+            "--file-prefix",
+            &prefix,
+        ];
         let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
         let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
         // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
@@ -122,10 +135,7 @@ fn v4_bad_input_is_typed_and_dpdk_errors_pass_through() {
     let mut t = Lpm4::create("t4_err", 4, 1, SocketId::ANY).unwrap();
     assert_eq!(t.add(v4("10.0.0.0"), 33, 1), Err(LpmError::BadDepth { depth: 33, max: 32 }));
     assert_eq!(t.delete(v4("10.0.0.0"), 40), Err(LpmError::BadDepth { depth: 40, max: 32 }));
-    assert_eq!(
-        t.add(v4("10.0.0.0"), 8, 1 << 24),
-        Err(LpmError::NextHopTooLarge { next_hop: 1 << 24, max: Lpm4::MAX_NEXT_HOP })
-    );
+    assert_eq!(t.add(v4("10.0.0.0"), 8, 1 << 24), Err(LpmError::NextHopTooLarge { next_hop: 1 << 24, max: Lpm4::MAX_NEXT_HOP }));
     assert_eq!(t.add(v4("0.0.0.0"), 0, u32::MAX), Err(LpmError::NextHopTooLarge { next_hop: u32::MAX, max: Lpm4::MAX_NEXT_HOP }));
     assert_eq!(t.lookup(v4("10.0.0.1")), None, "nothing reached DPDK");
     t.add(v4("10.0.0.0"), 8, Lpm4::MAX_NEXT_HOP).unwrap();
@@ -204,10 +214,7 @@ fn v6_deep_prefixes_and_delete() {
     assert_eq!(t.lookup(v6("2001:db8:1:2::42")), Some(1));
     t.delete(v6("2001:db8::"), 32).unwrap();
     assert_eq!(t.lookup(v6("2001:db8:1:2::42")), None, "every route gone");
-    assert_eq!(
-        t.delete(v6("2001:db8::"), 32).unwrap_err(),
-        LpmError::NoSuchRoute { prefix: v6("2001:db8::").into(), depth: 32 }
-    );
+    assert_eq!(t.delete(v6("2001:db8::"), 32).unwrap_err(), LpmError::NoSuchRoute { prefix: v6("2001:db8::").into(), depth: 32 });
 }
 
 #[test]
@@ -250,9 +257,8 @@ fn v4_bulk_agrees_with_single_lookups() {
     }
     // Half near the routes (so the tbl8 groups are hit), half anywhere; 300 is not a
     // multiple of the 64-address chunk.
-    let addrs: Vec<u32> = (0..300)
-        .map(|i| if i % 2 == 0 { routes[i % routes.len()] ^ (rng.next_u32() & 0xff) } else { rng.next_u32() })
-        .collect();
+    let addrs: Vec<u32> =
+        (0..300).map(|i| if i % 2 == 0 { routes[i % routes.len()] ^ (rng.next_u32() & 0xff) } else { rng.next_u32() }).collect();
     for default in [None, Some(7)] {
         if let Some(nh) = default {
             t.add(Ipv4Addr::UNSPECIFIED, 0, nh).unwrap();

@@ -20,7 +20,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use dataplane::forward::{self, Action, DropReason, NextHop, Routes};
+use dataplane::net::checksum;
 use dataplane::net::MacAddr;
+use dataplane::port::PortIdx;
 use serde_json::Value;
 
 // --- Frames ---------------------------------------------------------------------------
@@ -32,17 +34,6 @@ const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 7, 7];
 /// The pool's default data room (2176) minus the mbuf headroom (128): the largest frame
 /// one segment holds.
 const MAX_SEGMENT: usize = 2048;
-
-fn csum(data: &[u8]) -> u16 {
-    let mut acc: u32 = 0;
-    for c in data.chunks(2) {
-        acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
 
 fn eth(ty: u16, tags: &[u16], body: &[u8]) -> Vec<u8> {
     let mut f = [DST, SRC].concat();
@@ -65,7 +56,7 @@ fn ipv4_with(proto: u8, dst: [u8; 4], ttl: u8, frag: u16, l4: &[u8], edit: impl 
     h.extend_from_slice(l4);
     // Over the header as IHL says, options (the start of `l4`) included.
     let ihl = (usize::from(h[0] & 0xf) * 4).clamp(20, h.len());
-    let c = csum(&h[..ihl]);
+    let c = checksum::checksum(&h[..ihl]);
     h[10..12].copy_from_slice(&c.to_be_bytes());
     h
 }
@@ -137,63 +128,127 @@ fn frames() -> Vec<(&'static str, Vec<u8>, Fate)> {
         ("ipv4 header cut", good4[..14 + 12].to_vec(), Drop(Truncated)),
         ("ipv4 ihl 4", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| h[0] = 0x44)), Drop(BadIpv4HeaderLen)),
         ("ipv4 ihl 0", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| h[0] = 0x40)), Drop(BadIpv4HeaderLen)),
-        ("ipv4 ihl 15 > total length", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| h[0] = 0x4f)), Drop(BadIpv4TotalLen)),
-        ("ipv4 ihl 15 past frame", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| {
-            h[0] = 0x4f;
-            h[2..4].copy_from_slice(&68u16.to_be_bytes());
-        })), Drop(Truncated)),
+        (
+            "ipv4 ihl 15 > total length",
+            eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| h[0] = 0x4f)),
+            Drop(BadIpv4TotalLen),
+        ),
+        (
+            "ipv4 ihl 15 past frame",
+            eth(
+                0x0800,
+                &[],
+                &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| {
+                    h[0] = 0x4f;
+                    h[2..4].copy_from_slice(&68u16.to_be_bytes());
+                }),
+            ),
+            Drop(Truncated),
+        ),
         ("ipv4 version 6", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| h[0] = 0x65)), Drop(BadIpVersion)),
-        ("ipv4 total length > frame", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| h[2..4].copy_from_slice(&200u16.to_be_bytes()))), Drop(Truncated)),
-        ("ipv4 total length < header", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| h[2..4].copy_from_slice(&12u16.to_be_bytes()))), Drop(BadIpv4TotalLen)),
-        ("ipv4 total length < frame (padding)", {
-            let mut f = good4.clone();
-            f.extend_from_slice(&[0xee; 30]);
-            f
-        }, Tx),
-        ("ipv4 bad checksum", {
-            let mut f = good4.clone();
-            f[14 + 10] ^= 0x5a;
-            f
-        }, Drop(BadIpv4Checksum)),
+        (
+            "ipv4 total length > frame",
+            eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| h[2..4].copy_from_slice(&200u16.to_be_bytes()))),
+            Drop(Truncated),
+        ),
+        (
+            "ipv4 total length < header",
+            eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0, &udp(8), |h| h[2..4].copy_from_slice(&12u16.to_be_bytes()))),
+            Drop(BadIpv4TotalLen),
+        ),
+        (
+            "ipv4 total length < frame (padding)",
+            {
+                let mut f = good4.clone();
+                f.extend_from_slice(&[0xee; 30]);
+                f
+            },
+            Tx,
+        ),
+        (
+            "ipv4 bad checksum",
+            {
+                let mut f = good4.clone();
+                f[14 + 10] ^= 0x5a;
+                f
+            },
+            Drop(BadIpv4Checksum),
+        ),
         ("ipv4 ttl 0", eth(0x0800, &[], &ipv4(17, ROUTED4, 0, &udp(8))), Drop(TtlExpired)),
         ("ipv4 ttl 1", eth(0x0800, &[], &ipv4(17, ROUTED4, 1, &udp(8))), Drop(TtlExpired)),
         ("ipv4 ttl 2", eth(0x0800, &[], &ipv4(17, ROUTED4, 2, &udp(8))), Tx),
-        ("ipv4 ttl 255 with options", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 255, 0, &[[1u8, 1, 1, 0].as_slice(), &udp(8)].concat(), |h| h[0] = 0x46)), Tx),
+        (
+            "ipv4 ttl 255 with options",
+            eth(0x0800, &[], &ipv4_with(17, ROUTED4, 255, 0, &[[1u8, 1, 1, 0].as_slice(), &udp(8)].concat(), |h| h[0] = 0x46)),
+            Tx,
+        ),
         ("ipv4 no route", eth(0x0800, &[], &ipv4(17, [192, 0, 2, 1], 64, &udp(8))), Drop(NoRoute)),
         ("udp header cut", eth(0x0800, &[], &ipv4(17, ROUTED4, 64, &udp(0)[..4])), Drop(Truncated)),
-        ("udp length 7", eth(0x0800, &[], &ipv4(17, ROUTED4, 64, &{
-            let mut u = udp(8);
-            u[4..6].copy_from_slice(&7u16.to_be_bytes());
-            u
-        })), Drop(BadL4Header)),
+        (
+            "udp length 7",
+            eth(
+                0x0800,
+                &[],
+                &ipv4(17, ROUTED4, 64, &{
+                    let mut u = udp(8);
+                    u[4..6].copy_from_slice(&7u16.to_be_bytes());
+                    u
+                }),
+            ),
+            Drop(BadL4Header),
+        ),
         ("tcp data offset 4", eth(0x0800, &[], &ipv4(6, ROUTED4, 64, &tcp(4))), Drop(BadL4Header)),
         ("tcp header cut", eth(0x0800, &[], &ipv4(6, ROUTED4, 64, &tcp(5)[..12])), Drop(Truncated)),
         ("tcp options past datagram", eth(0x0800, &[], &ipv4(6, ROUTED4, 64, &tcp(15))), Drop(Truncated)),
         ("icmp header cut", eth(0x0800, &[], &ipv4(1, ROUTED4, 64, &[8, 0])), Drop(Truncated)),
         ("ipv4 first fragment", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0x2000, &udp(16), |_| {})), Tx),
         ("ipv4 later fragment, no l4 header", eth(0x0800, &[], &ipv4_with(17, ROUTED4, 64, 0x0003, &[1, 2, 3], |_| {})), Tx),
-        ("ipv4 first fragment, l4 cut", eth(0x0800, &[], &ipv4_with(6, ROUTED4, 64, 0x2000, &[1, 2, 3], |_| {})), Drop(Truncated)),
+        (
+            "ipv4 first fragment, l4 cut",
+            eth(0x0800, &[], &ipv4_with(6, ROUTED4, 64, 0x2000, &[1, 2, 3], |_| {})),
+            Drop(Truncated),
+        ),
         ("ipv6 header cut", good6[..14 + 30].to_vec(), Drop(Truncated)),
-        ("ipv6 payload length > frame", {
-            let mut f = good6.clone();
-            f[18..20].copy_from_slice(&500u16.to_be_bytes());
-            f
-        }, Drop(Truncated)),
-        ("ipv6 version 4", {
-            let mut f = good6.clone();
-            f[14] = 0x40;
-            f
-        }, Drop(BadIpVersion)),
+        (
+            "ipv6 payload length > frame",
+            {
+                let mut f = good6.clone();
+                f[18..20].copy_from_slice(&500u16.to_be_bytes());
+                f
+            },
+            Drop(Truncated),
+        ),
+        (
+            "ipv6 version 4",
+            {
+                let mut f = good6.clone();
+                f[14] = 0x40;
+                f
+            },
+            Drop(BadIpVersion),
+        ),
         ("ipv6 hop limit 0", eth(0x86dd, &[], &ipv6(17, 0, ROUTED6, &udp(4))), Drop(TtlExpired)),
         ("ipv6 hop limit 1", eth(0x86dd, &[], &ipv6(17, 1, ROUTED6, &udp(4))), Drop(TtlExpired)),
         ("ipv6 no route", eth(0x86dd, &[], &ipv6(17, 64, "2001:db8:2::1", &udp(4))), Drop(NoRoute)),
         ("ipv6 chain of 3", eth(0x86dd, &[], &ipv6(60, 64, ROUTED6, &ext_chain(3))), Tx),
         ("ipv6 chain too long", eth(0x86dd, &[], &ipv6(60, 64, ROUTED6, &ext_chain(12))), Drop(TooManyIpv6ExtHeaders)),
-        ("ipv6 ext header runs off the end", eth(0x86dd, &[], &ipv6(0, 64, ROUTED6, &[60, 0, 0, 0, 0, 0, 0, 0, 17, 9, 0, 0])), Drop(Truncated)),
+        (
+            "ipv6 ext header runs off the end",
+            eth(0x86dd, &[], &ipv6(0, 64, ROUTED6, &[60, 0, 0, 0, 0, 0, 0, 0, 17, 9, 0, 0])),
+            Drop(Truncated),
+        ),
         ("ipv6 ext length past payload", eth(0x86dd, &[], &ipv6(0, 64, ROUTED6, &[17, 200, 1, 4, 0, 0, 0, 0])), Drop(Truncated)),
-        ("ipv6 fragment", eth(0x86dd, &[], &ipv6(44, 64, ROUTED6, &[[17u8, 0, 0, 1, 0, 0, 0, 7].as_slice(), &udp(4)].concat())), Tx),
+        (
+            "ipv6 fragment",
+            eth(0x86dd, &[], &ipv6(44, 64, ROUTED6, &[[17u8, 0, 0, 1, 0, 0, 0, 7].as_slice(), &udp(4)].concat())),
+            Tx,
+        ),
         ("ipv6 udp cut", eth(0x86dd, &[], &ipv6(17, 64, ROUTED6, &udp(0)[..5])), Drop(Truncated)),
-        ("arp", eth(0x0806, &[], &[0, 1, 8, 0, 6, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Drop(NotIp)),
+        (
+            "arp",
+            eth(0x0806, &[], &[0, 1, 8, 0, 6, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Drop(NotIp),
+        ),
         ("other ethertype", eth(0x88b5, &[], &[0x5c; 46]), Drop(NotIp)),
     ];
     // Jumbo frames up to what one mbuf of the default pool holds.
@@ -275,7 +330,16 @@ fn run_mode(mode: &str, frames: &[(&'static str, Vec<u8>, Fate)]) {
     std::fs::write(&cfg, config(mode, &dir, &prefix)).unwrap();
     let json_path = dir.join("stats.json");
     let out = common::run_dataplane(
-        &["--config", cfg.to_str().unwrap(), "--duration", "1", "--stats-interval", "0", "--stats-json", json_path.to_str().unwrap()],
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--stats-interval",
+            "0",
+            "--stats-json",
+            json_path.to_str().unwrap(),
+        ],
         Duration::from_secs(30),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -290,7 +354,7 @@ fn run_mode(mode: &str, frames: &[(&'static str, Vec<u8>, Fate)]) {
     }
 
     // What each frame should become, per the pure decision functions.
-    let next_hops = [NextHop { port: 1, src: MacAddr([0; 6]), dst: MacAddr(VIA_MAC) }];
+    let next_hops = [NextHop { port: PortIdx(1), src: MacAddr([0; 6]), dst: MacAddr(VIA_MAC) }];
     let mut want_drops: BTreeMap<&str, u64> = BTreeMap::new();
     let mut want_out: Vec<Vec<u8>> = Vec::new();
     for (name, frame, fate) in frames {
@@ -300,7 +364,7 @@ fn run_mode(mode: &str, frames: &[(&'static str, Vec<u8>, Fate)]) {
             "macswap" => forward::macswap(&mut f).map_or_else(Drop, |()| Tx),
             "l2fwd" => forward::l2fwd(&mut f, MacAddr([0; 6]), MacAddr(PEER_MAC)).map_or_else(Drop, |()| Tx),
             _ => match forward::l3fwd(&mut f, &ConfigRoutes, &next_hops, None) {
-                Action::Tx(1) => Tx,
+                Action::Tx(PortIdx(1)) => Tx,
                 Action::Drop(r) => Drop(r),
                 other => panic!("{name}: unexpected {other:?}"),
             },
@@ -322,7 +386,8 @@ fn run_mode(mode: &str, frames: &[(&'static str, Vec<u8>, Fate)]) {
     assert_eq!(softnet.len(), 1, "{context}");
     let w = softnet.values().next().unwrap();
     let n = frames.len() as u64;
-    let (processed, tx, dropped) = (w["processed"].as_u64().unwrap(), w["tx_packets"].as_u64().unwrap(), w["dropped"].as_u64().unwrap());
+    let (processed, tx, dropped) =
+        (w["processed"].as_u64().unwrap(), w["tx_packets"].as_u64().unwrap(), w["dropped"].as_u64().unwrap());
     assert_eq!(processed, n, "every frame was received: {context}");
     assert_eq!(processed, tx + dropped, "rx = tx + dropped: {context}");
     assert_eq!(tx, want_out.len() as u64, "{context}");
@@ -370,11 +435,11 @@ fn malformed_frames_through_every_mode() {
 /// sliced the ICMPv6 body at `[24..]` of a 10-byte slice and panicked (local.rs:159).
 /// The first selector byte of the fuzz input is dropped here: the frame follows it.
 const CRASH_LOCAL_NS_SHORT: &[u8] = &[
-    0x33, 0x33, 0xff, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x99, 0x86, 0xdd, 0x60, 0x00, 0x02, 0x00, 0x00,
-    0x0a, 0x3a, 0xff, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x99, 0x00,
-    0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0xff, 0x00, 0x00, 0x01, 0x87, 0x20, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x01, 0x01, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x99,
+    0x33, 0x33, 0xff, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x99, 0x86, 0xdd, 0x60, 0x00, 0x02, 0x00, 0x00, 0x0a, 0x3a,
+    0xff, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x99, 0x00, 0x00, 0x00, 0x02, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0xff, 0x00, 0x00, 0x01, 0x87, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20,
+    0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x01, 0x02, 0x00, 0x00, 0x00,
+    0x00, 0x99,
 ];
 
 fn our_local() -> dataplane::local::Local {
@@ -424,6 +489,6 @@ fn neighbour_solicitation_shorter_than_its_body_is_not_answered() {
         pseudo.extend_from_slice(&(body.len() as u32).to_be_bytes());
         pseudo.extend_from_slice(&[0, 0, 0, 58]);
         pseudo.extend_from_slice(&f[l4..]);
-        assert_eq!(csum(&pseudo), 0, "NA checksum");
+        assert_eq!(checksum::checksum(&pseudo), 0, "NA checksum");
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
 use dataplane::forwarder::Forwarder;
+use dataplane::stats::Counter;
 use dataplane::{port, Config};
 use mempool::accounting::Proto;
 use mempool::{MbufRing, Pool, PoolParams, SocketId};
@@ -68,7 +69,15 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     let a = port::create_ring_port("net_ring_ma", &a_rx, &a_tx, SocketId::ANY).unwrap();
     let _b = port::create_ring_port("net_ring_mb", &b_rx, &b_tx, SocketId::ANY).unwrap();
     common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams { name: "mem_test".into(), size: 512, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap();
+    let pool = Pool::create(&PoolParams {
+        name: "mem_test".into(),
+        size: 512,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: SocketId::ANY,
+    })
+    .unwrap();
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
 
     // 120 echo requests routed towards b: 31 fit its ring, the rest wait in the backlog
@@ -93,25 +102,25 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert_eq!(replies.len(), 5);
     assert!(replies.iter().all(|r| r[34] == 0 && r[26..30] == [10, 0, 0, 1]), "echo replies from 10.0.0.1");
     let t = fwd.snapshot().total();
-    assert_eq!(t.punted, 5);
-    assert_eq!(t.drops[DropReason::ProtoMem.index()] + t.backlogged + 31, 120, "{t:?}");
+    assert_eq!(t[Counter::Punted], 5);
+    assert_eq!(t[DropReason::ProtoMem] + t[Counter::Backlogged] + 31, 120, "{t:?}");
 
     // Read port b's ring again: the backlog drains out, in order, behind the first 31.
     let mut out = Vec::new();
     assert!(
         common::wait_for(Duration::from_secs(10), || {
             out.extend(common::drain_frames(&b_tx));
-            out.len() as u64 == 31 + t.backlogged
+            out.len() as u64 == 31 + t[Counter::Backlogged]
         }),
         "got {} of {}",
         out.len(),
-        31 + t.backlogged
+        31 + t[Counter::Backlogged]
     );
     let seqs: Vec<u16> = out.iter().map(|f| u16::from_be_bytes([f[40], f[41]])).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
     let report = fwd.stop();
     let t = report.snapshot.total();
-    assert_eq!(t.backlog_sent, t.backlogged);
+    assert_eq!(t[Counter::BacklogSent], t[Counter::Backlogged]);
     let memory = report.snapshot.memory.as_ref().unwrap();
     assert!(memory.is_drained(), "every account back at zero: {memory:?}");
     assert!(report.is_clean(), "{report:?}");

@@ -9,27 +9,16 @@ mod common;
 use std::time::Duration;
 
 fn ipv4(proto: u8, seq: u16, payload: usize) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x10, 0x02, 0, 0, 0, 0, 0x99, 0x08, 0x00];
-    let l4_len = match proto {
-        6 => 20,
-        _ => 8,
-    } + payload;
-    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 10, 0, 0, 2, 10, 0, 1, (seq % 200) as u8 + 2];
-    ip[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-    ip[4..6].copy_from_slice(&seq.to_be_bytes());
-    let c = dataplane::net::checksum::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    let mut l4 = vec![0u8; l4_len];
-    l4[0..2].copy_from_slice(&(1000 + seq).to_be_bytes());
-    l4[2..4].copy_from_slice(&5001u16.to_be_bytes());
-    match proto {
-        17 => l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes()),
-        6 => l4[12] = 5 << 4,
-        _ => l4[0] = 8,
-    }
-    f.extend_from_slice(&l4);
-    f
+    use dataplane::net::{emit, ethernet::ethertype, l4::tcp_flags, MacAddr};
+    let (src, dst) = (std::net::Ipv4Addr::new(10, 0, 0, 2), std::net::Ipv4Addr::new(10, 0, 1, (seq % 200) as u8 + 2));
+    let data = vec![0; payload];
+    let l4 = match proto {
+        17 => emit::udp(src.into(), dst.into(), 1000 + seq, 5001, &data),
+        6 => emit::tcp(src.into(), dst.into(), 1000 + seq, 5001, 0, tcp_flags::ACK, &data),
+        _ => emit::icmp(8, 0, emit::echo_rest(1000 + seq, 5001), &data),
+    };
+    let ip = emit::Ipv4Repr { ident: seq, ..emit::Ipv4Repr::new(src, dst, proto) }.emit(&l4);
+    emit::ethernet(MacAddr([2, 0, 0, 0, 0, 0x10]), MacAddr([2, 0, 0, 0, 0, 0x99]), &[], ethertype::IPV4, &ip)
 }
 
 #[test]
@@ -83,7 +72,10 @@ rx = [{{ port = "west", queue = 0 }}, {{ port = "east", queue = 0 }}, {{ port = 
     );
     let cfg = dir.join("mirror.toml");
     std::fs::write(&cfg, config).unwrap();
-    let out = common::run_dataplane(&["--config", cfg.to_str().unwrap(), "--duration", "2", "--stats-interval", "0"], Duration::from_secs(30));
+    let out = common::run_dataplane(
+        &["--config", cfg.to_str().unwrap(), "--duration", "2", "--stats-interval", "0"],
+        Duration::from_secs(30),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("pool mbuf_pool_s0:") && stdout.contains("pool ext_areas:"), "{stdout}");

@@ -32,14 +32,18 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
+use dataplane::net::l4::{icmp_type, icmpv6_type, tcp_flags};
+use dataplane::net::{checksum, emit, MacAddr};
+use dataplane::port::PortIdx;
 use dataplane::port::{self, PortId};
+use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder, Report};
 use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
@@ -47,20 +51,6 @@ use mempool::{MbufRing, Pool, PoolParams, SocketId};
 const RING_CAPACITY: u32 = 1024;
 
 // --- Frames -------------------------------------------------------------------------
-
-/// The Internet checksum (RFC 1071) of `data`: the ones'-complement of the ones'-complement
-/// sum of its big-endian 16-bit words, an odd last byte padded with zero.
-fn internet_checksum(data: &[u8]) -> u16 {
-    let mut acc: u64 = 0;
-    for pair in data.chunks(2) {
-        let lo = pair.get(1).copied().unwrap_or(0);
-        acc += u64::from(u16::from_be_bytes([pair[0], lo]));
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
 
 /// The addresses an L4 checksum's pseudo-header covers.
 #[derive(Debug, Clone, Copy)]
@@ -70,25 +60,18 @@ enum Net {
 }
 
 impl Net {
-    /// The L4 checksum of `segment` (checksum field zero) for protocol `proto`.
-    fn l4_checksum(self, proto: u8, segment: &[u8]) -> u16 {
-        let mut data = Vec::new();
+    fn src(self) -> IpAddr {
         match self {
-            Net::V4(s, d) => {
-                data.extend_from_slice(&s.octets());
-                data.extend_from_slice(&d.octets());
-                data.extend_from_slice(&[0, proto]);
-                data.extend_from_slice(&(segment.len() as u16).to_be_bytes());
-            }
-            Net::V6(s, d) => {
-                data.extend_from_slice(&s.octets());
-                data.extend_from_slice(&d.octets());
-                data.extend_from_slice(&(segment.len() as u32).to_be_bytes());
-                data.extend_from_slice(&[0, 0, 0, proto]);
-            }
+            Net::V4(s, _) => s.into(),
+            Net::V6(s, _) => s.into(),
         }
-        data.extend_from_slice(segment);
-        internet_checksum(&data)
+    }
+
+    fn dst(self) -> IpAddr {
+        match self {
+            Net::V4(_, d) => d.into(),
+            Net::V6(_, d) => d.into(),
+        }
     }
 }
 
@@ -102,50 +85,20 @@ const NO_NEXT: u8 = 59;
 
 /// A UDP datagram with a correct checksum.
 fn udp(net: Net, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let len = (8 + payload.len()) as u16;
-    let mut s = Vec::new();
-    s.extend_from_slice(&sport.to_be_bytes());
-    s.extend_from_slice(&dport.to_be_bytes());
-    s.extend_from_slice(&len.to_be_bytes());
-    s.extend_from_slice(&[0, 0]);
-    s.extend_from_slice(payload);
-    let c = match net.l4_checksum(UDP, &s) {
-        0 => 0xffff, // RFC 768: a computed zero is sent as all ones
-        c => c,
-    };
-    s[6..8].copy_from_slice(&c.to_be_bytes());
-    s
+    emit::udp(net.src(), net.dst(), sport, dport, payload)
 }
 
 /// A TCP segment (20-byte header, ACK|PSH) with a correct checksum.
 fn tcp(net: Net, sport: u16, dport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    s.extend_from_slice(&sport.to_be_bytes());
-    s.extend_from_slice(&dport.to_be_bytes());
-    s.extend_from_slice(&seq.to_be_bytes());
-    s.extend_from_slice(&0x0102_0304u32.to_be_bytes()); // ack
-    s.extend_from_slice(&[0x50, 0x18]); // data offset 5, ACK|PSH
-    s.extend_from_slice(&0xfaf0u16.to_be_bytes()); // window
-    s.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
-    s.extend_from_slice(payload);
-    let c = net.l4_checksum(TCP, &s);
-    s[16..18].copy_from_slice(&c.to_be_bytes());
-    s
+    emit::tcp(net.src(), net.dst(), sport, dport, seq, tcp_flags::ACK | tcp_flags::PSH, payload)
 }
 
 /// An ICMP (over IPv4) or ICMPv6 echo request with a correct checksum.
 fn echo_request(net: Net, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
-    let ty = if matches!(net, Net::V4(..)) { 8 } else { 128 };
-    let mut s = vec![ty, 0, 0, 0];
-    s.extend_from_slice(&id.to_be_bytes());
-    s.extend_from_slice(&seq.to_be_bytes());
-    s.extend_from_slice(payload);
-    let c = match net {
-        Net::V4(..) => internet_checksum(&s),
-        Net::V6(..) => net.l4_checksum(ICMPV6, &s),
-    };
-    s[2..4].copy_from_slice(&c.to_be_bytes());
-    s
+    match net {
+        Net::V4(..) => emit::icmp(icmp_type::ECHO_REQUEST, 0, emit::echo_rest(id, seq), payload),
+        Net::V6(s, d) => emit::icmpv6(s, d, icmpv6_type::ECHO_REQUEST, 0, emit::echo_rest(id, seq), payload),
+    }
 }
 
 /// An IPv4 header's variable fields.
@@ -177,7 +130,7 @@ impl Ipv4Hdr {
         h.extend_from_slice(&self.src.octets());
         h.extend_from_slice(&self.dst.octets());
         h.extend_from_slice(&self.options);
-        let c = internet_checksum(&h);
+        let c = checksum::checksum(&h);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         h
     }
@@ -237,19 +190,7 @@ const HOST_SRC: [u8; 6] = [0x02, 0, 0, 0, 0xee, 0x02];
 
 /// Ethernet header (with tags), `ethertype`, `payload`, zero-padded to `min_len`.
 fn ether(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], ethertype: u16, payload: &[u8], min_len: usize) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    for (tpid, tci) in tags {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&tci.to_be_bytes());
-    }
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    if f.len() < min_len {
-        f.resize(min_len, 0);
-    }
-    f
+    emit::padded(emit::ethernet_unpadded(MacAddr(dst), MacAddr(src), tags, ethertype, payload), min_len)
 }
 
 impl Datagram {
@@ -312,7 +253,7 @@ fn with_u16(mut frame: Vec<u8>, at: usize, v: u16) -> Vec<u8> {
 fn fix_ipv4_checksum(mut frame: Vec<u8>, l3: usize) -> Vec<u8> {
     let header_len = usize::from(frame[l3] & 0x0f) * 4;
     frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-    let c = internet_checksum(&frame[l3..l3 + header_len]);
+    let c = checksum::checksum(&frame[l3..l3 + header_len]);
     frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     frame
 }
@@ -326,7 +267,7 @@ fn assert_ipv4_checksums_recomputed(what: &str, frames: &[Vec<u8>], l3s: &[Optio
         let mut h = f[l3..l3 + header_len].to_vec();
         let stored = u16::from_be_bytes([h[10], h[11]]);
         h[10..12].copy_from_slice(&[0, 0]);
-        assert_eq!(stored, internet_checksum(&h), "{what}: packet {i}: IPv4 checksum is not a full recomputation");
+        assert_eq!(stored, checksum::checksum(&h), "{what}: packet {i}: IPv4 checksum is not a full recomputation");
     }
 }
 
@@ -425,7 +366,16 @@ struct Outcome {
 /// injects `in_b` on port b, waits for `want_a` + `want_b` packets out of a and b (at most
 /// 10 s), stops the forwarder and collects what came out.
 #[allow(clippy::too_many_arguments)]
-fn run(eal: &Eal, config: &Config, ports: &RingPorts, pool: &Pool, in_a: &[Vec<u8>], in_b: &[Vec<u8>], want_a: usize, want_b: usize) -> Outcome {
+fn run(
+    eal: &Eal,
+    config: &Config,
+    ports: &RingPorts,
+    pool: &Pool,
+    in_a: &[Vec<u8>],
+    in_b: &[Vec<u8>],
+    want_a: usize,
+    want_b: usize,
+) -> Outcome {
     let name = config.forward.mode.name();
     let fwd = Forwarder::start(eal, config, Arc::new(AtomicBool::new(false)))
         .unwrap_or_else(|e| panic!("{name}: forwarder did not start: {e}"));
@@ -462,27 +412,39 @@ fn check_counts(name: &str, report: &Report, rx: [usize; 2], tx: [usize; 2], dro
     let t = snap.total();
     for (i, p) in snap.ports.iter().enumerate() {
         assert_eq!(p.driver, "net_ring", "{name}: {}", p.name);
-        assert_eq!(snap.port_rx(i), rx[i] as u64, "{name}: worker rx on {}", p.name);
+        assert_eq!(snap.port_rx(PortIdx(i as u16)), rx[i] as u64, "{name}: worker rx on {}", p.name);
         assert_eq!(t.port_tx[i], tx[i] as u64, "{name}: worker tx on {}", p.name);
-        assert_eq!((p.stats.ipackets, p.stats.opackets), (rx[i] as u64, tx[i] as u64), "{name}: {} device counters: {:?}", p.name, p.stats);
+        assert_eq!(
+            (p.stats.ipackets, p.stats.opackets),
+            (rx[i] as u64, tx[i] as u64),
+            "{name}: {} device counters: {:?}",
+            p.name,
+            p.stats
+        );
         assert_eq!((p.stats.ierrors, p.stats.oerrors), (0, 0), "{name}: {}: {:?}", p.name, p.stats);
     }
     let mut want = [0u64; DropReason::COUNT];
     for &(r, n) in drops {
         want[r.index()] += n;
     }
-    for r in DropReason::ALL {
-        assert_eq!(t.drops[r.index()], want[r.index()], "{name}: drops[{}] (all drops: {:?})", r.name(), t.drops);
+    for &r in DropReason::ALL {
+        assert_eq!(t[r], want[r.index()], "{name}: drops[{}] (all drops: {:?})", r.name(), t.drops);
     }
     assert_eq!(t.processed(), t.tx_packets() + t.dropped(), "{name}: rx != tx + dropped: {t:?}");
     // Fewer frames per port than a burst, each port's enqueued at once: no poll returned a
     // full burst, so no round can have ended squeezed (the default budget is 300).
     if rx.iter().all(|&n| n < mempool::MAX_BURST) {
-        assert_eq!(t.time_squeeze, 0, "{name}: {t:?}");
+        assert_eq!(t[Counter::TimeSqueeze], 0, "{name}: {t:?}");
     }
     assert!(!snap.pools.is_empty(), "{name}: no pool in the report");
     for pool in &snap.pools {
-        assert_eq!((pool.stats.in_use, pool.stats.available), (0, pool.stats.size), "{name}: pool {} not full: {:?}", pool.name, pool.stats);
+        assert_eq!(
+            (pool.stats.in_use, pool.stats.available),
+            (0, pool.stats.size),
+            "{name}: pool {} not full: {:?}",
+            pool.name,
+            pool.stats
+        );
     }
     assert!(report.is_clean(), "{name}: {report:?}");
 }
@@ -591,7 +553,7 @@ fn l2fwd(eal: &Eal, prefix: &str, pool: &Pool) {
     const PEER_A: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0xfe];
     const PEER_B: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0xfe];
     let cfg = config(prefix, &ports, "l2fwd", r#"peer_mac = "02:00:00:00:0a:fe""#, r#"peer_mac = "02-00-00-00-0B-FE""#, "");
-    assert_eq!((cfg.ports[0].peer_mac, cfg.ports[1].peer_mac), (Some(PEER_A), Some(PEER_B)));
+    assert_eq!((cfg.ports[0].peer_mac, cfg.ports[1].peer_mac), (Some(MacAddr(PEER_A)), Some(MacAddr(PEER_B))));
     let a = mixed_frames(0xa3);
     let b = mixed_frames(0xb3);
     let in_a = labelled(&a);
@@ -849,7 +811,7 @@ via_mac = "02:00:00:00:0b:06"
 /// header whose IHL field does not give its length).
 fn fix_ipv4_checksum_raw(mut frame: Vec<u8>, l3: usize, header_len: usize) -> Vec<u8> {
     frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-    let c = internet_checksum(&frame[l3..l3 + header_len]);
+    let c = checksum::checksum(&frame[l3..l3 + header_len]);
     frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     frame
 }

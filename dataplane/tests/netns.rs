@@ -47,7 +47,11 @@ fn run_script(driver: &str, limit: Duration) -> (Option<i32>, String) {
             // SIGTERM: the script's trap tears the namespaces and processes down.
             let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
             let _ = child.wait();
-            panic!("ci/netns-test.sh {driver} still running after {limit:?}; stopped it\n{}{}", out.join().unwrap(), err.join().unwrap());
+            panic!(
+                "ci/netns-test.sh {driver} still running after {limit:?}; stopped it\n{}{}",
+                out.join().unwrap(),
+                err.join().unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };

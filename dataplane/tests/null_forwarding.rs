@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataplane::eal::Eal;
+use dataplane::port::PortIdx;
+use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder};
 
 fn config(prefix: &str) -> Config {
@@ -99,15 +101,15 @@ fn null_ports_forward_both_ways_and_every_mbuf_comes_back() {
         assert!(bursts > 0 && bursts <= rx, "lane {l:?}: {bursts} bursts for {rx} packets");
     }
     assert_eq!(t.processed(), t.tx_packets() + t.dropped(), "rx != tx + dropped: {t:?}");
-    assert!(t.rounds > 0 && t.busy_cycles > 0, "{t:?}");
+    assert!(t[Counter::Rounds] > 0 && t[Counter::BusyCycles] > 0, "{t:?}");
 
     // The devices counted what the worker counted: each port received what its lane
     // received and sent what its pair partner received (io mode).
     for (i, p) in snap.ports.iter().enumerate() {
         let partner = 1 - i;
-        assert_eq!(p.stats.ipackets, snap.port_rx(i), "{}: ipackets vs lane rx: {:?}", p.name, p.stats);
+        assert_eq!(p.stats.ipackets, snap.port_rx(PortIdx(i as u16)), "{}: ipackets vs lane rx: {:?}", p.name, p.stats);
         assert_eq!(p.stats.opackets, t.port_tx[i], "{}: opackets vs worker tx: {:?}", p.name, p.stats);
-        assert_eq!(t.port_tx[i], snap.port_rx(partner), "{}: io sends what the partner received", p.name);
+        assert_eq!(t.port_tx[i], snap.port_rx(PortIdx(partner as u16)), "{}: io sends what the partner received", p.name);
         assert_eq!(p.stats.ierrors, 0, "{}: {:?}", p.name, p.stats);
     }
     assert!(!report.histograms.burst_cycles.is_empty(), "timed bursts were recorded");

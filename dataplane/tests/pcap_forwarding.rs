@@ -82,14 +82,8 @@ fn pcap_in_comes_out_unchanged() {
 
     // pcap0 received every byte of in.pcap and pcap1 sent every byte.
     let bytes: usize = lens.iter().sum();
-    assert!(
-        stdout.contains(&format!("ipackets {FRAMES} opackets 0 ibytes {bytes} obytes 0")),
-        "pcap0 counters{context}"
-    );
-    assert!(
-        stdout.contains(&format!("ipackets 0 opackets {FRAMES} ibytes 0 obytes {bytes}")),
-        "pcap1 counters{context}"
-    );
+    assert!(stdout.contains(&format!("ipackets {FRAMES} opackets 0 ibytes {bytes} obytes 0")), "pcap0 counters{context}");
+    assert!(stdout.contains(&format!("ipackets 0 opackets {FRAMES} ibytes 0 obytes {bytes}")), "pcap1 counters{context}");
 
     let got = common::read_pcap(&dir.join("out.pcap"));
     if let Some(diff) = common::first_difference(&got, &frames) {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataplane::eal::Eal;
+use dataplane::port::PortIdx;
 use dataplane::port::{self, PortId};
 use dataplane::{Config, Forwarder};
 use mempool::{Burst, Mbuf, MbufRing, Pool, PoolParams, SocketId};
@@ -188,7 +189,7 @@ fn ring_ports_forward_exact_packets_in_order() {
     for (i, p) in snap.ports.iter().enumerate() {
         // Port a receives the N packets of a_rx and sends the M for a_tx; b the reverse.
         let (rx, tx) = if p.name == "a" { (N, M) } else { (M, N) };
-        assert_eq!((snap.port_rx(i), t.port_tx[i]), (u64::from(rx), u64::from(tx)), "{}", p.name);
+        assert_eq!((snap.port_rx(PortIdx(i as u16)), t.port_tx[i]), (u64::from(rx), u64::from(tx)), "{}", p.name);
     }
     for p in &snap.ports {
         assert_eq!(p.driver, "net_ring", "{}", p.name);

@@ -116,10 +116,7 @@ fn check_commands(prefix: &str) {
             "bad name!": "caf\u{e9}",
         }),
     );
-    let r = query(
-        prefix,
-        &["/dataplane/stats", "/", "/help,/dataplane/stats", "/dataplane/latency", "/dataplane/nope"],
-    );
+    let r = query(prefix, &["/dataplane/stats", "/", "/help,/dataplane/stats", "/dataplane/latency", "/dataplane/nope"]);
     for (i, reply) in r.iter().enumerate() {
         println!("reply {i}: {reply}");
     }

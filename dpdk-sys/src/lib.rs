@@ -6,6 +6,6 @@
 //! DPDK is linked as shared libraries; PMDs are loaded by EAL from its plugin directory.
 
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
-#![allow(clippy::all, rustdoc::all, improper_ctypes)]
+#![allow(clippy::all, clippy::undocumented_unsafe_blocks, rustdoc::all, improper_ctypes)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

@@ -55,6 +55,11 @@ int dp_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
 	return rte_pktmbuf_trim(m, len);
 }
 
+int dp_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail)
+{
+	return rte_pktmbuf_chain(head, tail);
+}
+
 uint16_t dp_pktmbuf_tailroom(const struct rte_mbuf *m)
 {
 	return rte_pktmbuf_tailroom(m);

@@ -24,6 +24,7 @@ void *dp_pktmbuf_data(const struct rte_mbuf *m);
 char *dp_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 char *dp_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int dp_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
+int dp_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
 uint16_t dp_pktmbuf_tailroom(const struct rte_mbuf *m);
 uint16_t dp_mbuf_refcnt_read(const struct rte_mbuf *m);
 struct rte_mempool *dp_mbuf_pool(const struct rte_mbuf *m);

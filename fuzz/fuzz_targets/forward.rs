@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use dataplane::forward::{l2fwd, l3fwd, macswap, Action, DropReason, NextHop, Routes};
 use dataplane::local::Local;
 use dataplane::net::{parse, Ipv4Packet, Ipv6Packet, MacAddr, L3};
+use dataplane::port::PortIdx;
 use libfuzzer_sys::fuzz_target;
 
 /// (prefix, length, is IPv6, next hop), longest match wins.
@@ -51,8 +52,8 @@ const ROUTES: Table = Table(&[
 ]);
 
 const HOPS: [NextHop; 2] = [
-    NextHop { port: 0, src: MacAddr([2, 0, 0, 0, 0, 0]), dst: MacAddr([2, 0, 0, 0, 1, 1]) },
-    NextHop { port: 1, src: MacAddr([2, 0, 0, 0, 0, 1]), dst: MacAddr([2, 0, 0, 0, 2, 2]) },
+    NextHop { port: PortIdx(0), src: MacAddr([2, 0, 0, 0, 0, 0]), dst: MacAddr([2, 0, 0, 0, 1, 1]) },
+    NextHop { port: PortIdx(1), src: MacAddr([2, 0, 0, 0, 0, 1]), dst: MacAddr([2, 0, 0, 0, 2, 2]) },
 ];
 
 fn local() -> Local {

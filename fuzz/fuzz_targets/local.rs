@@ -10,8 +10,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use dataplane::local::{answer, classify, is_for, Local, Request};
-use dataplane::net::{parse, Ipv4Packet};
 use dataplane::net::MacAddr;
+use dataplane::net::{parse, Ipv4Packet};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             L3::Arp | L3::Other(_) => {
                 assert_eq!(p.l3_len, 0);
                 assert_eq!(l4, l3);
-                assert_eq!(p.proto, Proto::Other(0));
+                assert_eq!((p.proto, p.ip_proto), (Proto::Other, 0));
             }
         }
     }

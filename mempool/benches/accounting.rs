@@ -1,4 +1,4 @@
-//! The microbenchmark seed 000 promises for `sk_bypass_prot_mem`: lcores (threads here) each
+//! What `sk_bypass_prot_mem` saves (the kernel patch set's own microbenchmark, redone here): lcores (threads here) each
 //! charge and uncharge 1500-byte packets on their own consumer of the same protocol, for a
 //! fixed time, and we count charges per second:
 //!
@@ -20,33 +20,21 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mempool::accounting::{
-    Accounting, AccountingConfig, Consumer, Group, LcoreSlot, Proto, ProtoLimits,
-};
+use mempool::accounting::{Accounting, AccountingConfig, Consumer, Group, LcoreSlot, Proto, ProtoLimits};
 
 const PACKET: u32 = 1500;
 
 /// Charge+uncharge cycles per second over all threads, and the protocol account's raises.
 fn run(threads: usize, batch: u32, bypass: bool, burst: usize, secs: f64) -> (f64, u64) {
-    let huge = ProtoLimits {
-        min: 1 << 40,
-        pressure: 1 << 40,
-        max: 1 << 40,
-    };
-    let config = AccountingConfig {
-        limits: [huge; Proto::COUNT],
-        batch_pages: batch,
-        lcores: threads,
-    };
+    let huge = ProtoLimits { min: 1 << 40, pressure: 1 << 40, max: 1 << 40 };
+    let config = AccountingConfig { limits: [huge; Proto::COUNT], batch_pages: batch, lcores: threads };
     let acc = Arc::new(Accounting::new(config).expect("valid config"));
     let start = Barrier::new(threads + 1);
     let stop = AtomicBool::new(false);
     let (total, elapsed) = thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|i| {
-                let group = acc
-                    .group(&format!("port{i}"), Group::UNLIMITED)
-                    .expect("unique name");
+                let group = acc.group(&format!("port{i}"), Group::UNLIMITED).expect("unique name");
                 let mut consumer = Consumer::new(&acc, Proto::Udp, group, bypass);
                 let (start, stop) = (&start, &stop);
                 s.spawn(move || {
@@ -75,21 +63,12 @@ fn run(threads: usize, batch: u32, bypass: bool, burst: usize, secs: f64) -> (f6
     });
     acc.flush_all();
     let snap = acc.snapshot();
-    assert!(
-        snap.is_drained() && snap.protos.iter().all(|p| p.pages == 0),
-        "drained: {snap:?}"
-    );
-    (
-        total as f64 / elapsed.as_secs_f64(),
-        snap.proto(Proto::Udp).charges,
-    )
+    assert!(snap.is_drained() && snap.protos.iter().all(|p| p.pages == 0), "drained: {snap:?}");
+    (total as f64 / elapsed.as_secs_f64(), snap.proto(Proto::Udp).charges)
 }
 
 fn main() {
-    let secs: f64 = std::env::var("ACCOUNTING_BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
+    let secs: f64 = std::env::var("ACCOUNTING_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
     let default_batch = AccountingConfig::DEFAULT_BATCH_PAGES;
     println!(
         "accounting: charge+uncharge of {PACKET}-byte packets, one UDP consumer and group per thread, {secs} s per cell, {} CPUs",
@@ -98,13 +77,7 @@ fn main() {
     println!();
     println!(
         "{:<9} {:>6} {:>7} | {:>15} | {:>15} {:>13} | {:>9}",
-        "pattern",
-        "batch",
-        "bypass",
-        "1 thread Mc/s",
-        "2 threads Mc/s",
-        "ns/charge/thr",
-        "2 thr/1 thr"
+        "pattern", "batch", "bypass", "1 thread Mc/s", "2 threads Mc/s", "ns/charge/thr", "2 thr/1 thr"
     );
     println!("{}", "-".repeat(91));
     let mut two_threads = Vec::new();
@@ -132,13 +105,7 @@ fn main() {
     }
     println!();
     println!("Mc/s: millions of charges (each followed by its uncharge) per second, all threads together.");
-    let rate = |key| {
-        two_threads
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, r)| *r)
-            .unwrap_or(f64::NAN)
-    };
+    let rate = |key| two_threads.iter().find(|(k, _)| *k == key).map(|(_, r)| *r).unwrap_or(f64::NAN);
     for (pattern, _) in [("1 packet", 1), ("burst 32", 32)] {
         let unbatched = rate((pattern, 0, false));
         let batched = rate((pattern, default_batch, false));

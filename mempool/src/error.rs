@@ -1,4 +1,4 @@
-//! Typed errors: a failed DPDK call with its errno, and pool-specific failures.
+//! Typed errors: a failed DPDK call with its errno, and the failures of pools, mbufs and rings.
 
 use std::ffi::CStr;
 use std::fmt;
@@ -39,7 +39,7 @@ impl fmt::Display for DpdkError {
 
 impl std::error::Error for DpdkError {}
 
-/// Errors from pools, mbufs and rings.
+/// Errors from pools: creating one, or taking mbufs from it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PoolError {
     /// The pool had fewer free mbufs than were asked for (nothing was taken).
@@ -61,4 +61,40 @@ pub enum PoolError {
     /// A DPDK call failed.
     #[error(transparent)]
     Dpdk(#[from] DpdkError),
+}
+
+/// Errors of one mbuf's data operations (the pool is not involved).
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+pub enum MbufError {
+    /// The data buffer is shared with a clone (indirect, or refcount above one): writing it
+    /// would change the other packet too.
+    #[error("mbuf: the data buffer is shared with a clone")]
+    Shared,
+    /// The bytes do not fit in the buffer after its headroom.
+    #[error("mbuf: {len} bytes do not fit in the buffer")]
+    DoesNotFit {
+        /// How many bytes were offered.
+        len: usize,
+    },
+}
+
+/// Errors of creating an [`MbufRing`](crate::MbufRing).
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum RingError {
+    /// A name or capacity DPDK would refuse, caught before calling it.
+    #[error("ring {ring}: {reason}")]
+    Invalid {
+        /// The ring's name.
+        ring: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// `rte_ring_create` failed (EEXIST for a duplicate name, ENOMEM).
+    #[error("ring {ring}: {error}")]
+    Dpdk {
+        /// The ring's name.
+        ring: String,
+        /// The call and its errno.
+        error: DpdkError,
+    },
 }

@@ -107,7 +107,7 @@ pub const AREA_HEADER_SIZE: usize = 8;
 pub const DYNFIELD_NAME: &str = "dataplane_ext";
 
 /// Errors of the extension framework.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ExtError {
     /// The registry already holds [`MAX_TYPES`] types.
     #[error("at most {max} extension types can be registered")]
@@ -257,7 +257,12 @@ impl Default for ExtParams {
 }
 
 impl ExtParams {
-    pub(crate) fn check(&self) -> Result<(), ExtError> {
+    /// Checks the parameters against the rules `rte_mempool_create` applies (name length,
+    /// at least one area, cache at most 512 and at most areas / 1.5).
+    ///
+    /// # Errors
+    /// [`ExtError::InvalidParams`] saying which rule failed.
+    pub fn check(&self) -> Result<(), ExtError> {
         let invalid = |reason: String| Err(ExtError::InvalidParams { reason });
         if self.name.is_empty() || self.name.len() > 25 || self.name.contains('\0') {
             return invalid(format!("pool name must be 1..=25 characters without NUL, got {:?}", self.name));

@@ -17,13 +17,13 @@
 //! EAL must be initialised before any of them is created.
 
 #![deny(unsafe_code)]
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod accounting;
-mod error;
-pub mod ext;
 #[allow(unsafe_code)]
 mod burst;
+mod error;
+pub mod ext;
 #[allow(unsafe_code)]
 mod mbuf;
 #[allow(unsafe_code)]
@@ -32,8 +32,8 @@ mod pool;
 mod ring;
 
 pub use burst::{Burst, Drain, MAX_BURST};
-pub use error::{DpdkError, PoolError};
+pub use error::{DpdkError, MbufError, PoolError, RingError};
 pub use ext::{ExtError, ExtId, ExtInfo, ExtParams, ExtRegistry, Extensions};
 pub use mbuf::Mbuf;
-pub use pool::{mbufs_needed, Pool, PoolParams, PoolSizing, PoolStats, SocketId};
+pub use pool::{mbufs_needed, Pool, PoolParams, PoolSizing, PoolStats, SocketId, MIN_POOL_SIZE};
 pub use ring::MbufRing;

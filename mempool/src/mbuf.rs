@@ -16,7 +16,7 @@ use std::slice;
 
 use dpdk_sys::{rte_mbuf, RTE_MBUF_F_EXTERNAL, RTE_MBUF_F_INDIRECT};
 
-use crate::error::PoolError;
+use crate::error::{MbufError, PoolError};
 use crate::pool::Pool;
 
 /// An owned packet buffer. `repr(transparent)` over a non-null `rte_mbuf` pointer, so an
@@ -41,10 +41,7 @@ impl Mbuf {
         // SAFETY: the pool pointer is valid for the pool's lifetime; alloc returns an mbuf
         // with refcnt 1 that nobody else references, or NULL.
         let raw = unsafe { dpdk_sys::dp_pktmbuf_alloc(pool.as_ptr()) };
-        NonNull::new(raw).map(Mbuf).ok_or_else(|| PoolError::Exhausted {
-            pool: pool.name().to_owned(),
-            wanted: 1,
-        })
+        NonNull::new(raw).map(Mbuf).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })
     }
 
     /// Wraps a raw mbuf, taking over one reference to it.
@@ -104,6 +101,51 @@ impl Mbuf {
         self.raw().nb_segs
     }
 
+    /// Whether the chain's lengths agree: `nb_segs` segments linked by `next`, whose
+    /// `data_len`s add up to `pkt_len`. A PMD can build a chain that breaks this (DPDK
+    /// 22.11's net_pcap truncates `pkt_len` to 16 bits for frames over 65,535 bytes), and a
+    /// TX PMD that trusts `pkt_len` then reads past the chain (`rte_pktmbuf_read`): such a
+    /// packet must be dropped before any TX queue sees it.
+    ///
+    /// A single segment costs three compares on the mbuf's first cache line and the `next`
+    /// load; a chain is checked by DPDK's `rte_mbuf_check` (segment count, lengths, and each
+    /// segment's buffer and refcount).
+    #[inline]
+    pub fn chain_is_consistent(&self) -> bool {
+        let raw = self.raw();
+        if raw.nb_segs == 1 && raw.next.is_null() {
+            return raw.pkt_len == u32::from(raw.data_len);
+        }
+        self.check_chain()
+    }
+
+    #[cold]
+    fn check_chain(&self) -> bool {
+        let mut reason: *const std::ffi::c_char = std::ptr::null();
+        // SAFETY: rte_mbuf_check only reads the chain this Mbuf owns, stops at nb_segs
+        // segments (so a looping chain cannot keep it going), and writes a pointer to a
+        // static string into `reason` when it fails.
+        unsafe { dpdk_sys::rte_mbuf_check(self.as_ptr(), 1, &mut reason) == 0 }
+    }
+
+    /// Appends `tail` (a packet of one or more segments) to this packet's chain
+    /// (`rte_pktmbuf_chain`): `nb_segs` and `pkt_len` grow by `tail`'s.
+    ///
+    /// # Errors
+    /// `tail` back when the chain would exceed `RTE_MBUF_MAX_NB_SEGS` segments.
+    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+        // Extensions belong to the head; the tail's go back with it now.
+        crate::ext::release_one(tail.as_ptr());
+        // SAFETY: both are valid packets this code owns; on success the head takes over the
+        // tail's reference (it is freed with the chain), on failure nothing changed.
+        if unsafe { dpdk_sys::dp_pktmbuf_chain(self.as_ptr(), tail.as_ptr()) } == 0 {
+            std::mem::forget(tail);
+            Ok(())
+        } else {
+            Err(tail)
+        }
+    }
+
     /// The input port DPDK recorded at RX.
     #[inline]
     pub fn port(&self) -> u16 {
@@ -123,7 +165,10 @@ impl Mbuf {
         // SAFETY: reads the refcount field of a valid mbuf.
         // (rte_mbuf_refcnt_read is a relaxed atomic load of this field; done here inline
         // rather than through the C shim, since it is on every packet's path.)
-        unsafe { (*std::ptr::addr_of!((*self.as_ptr()).refcnt).cast::<std::sync::atomic::AtomicU16>()).load(std::sync::atomic::Ordering::Relaxed) }
+        unsafe {
+            (*std::ptr::addr_of!((*self.as_ptr()).refcnt).cast::<std::sync::atomic::AtomicU16>())
+                .load(std::sync::atomic::Ordering::Relaxed)
+        }
     }
 
     /// Whether the data buffer is this mbuf's own and nobody else references it: only then
@@ -169,8 +214,7 @@ impl Mbuf {
             let copy = crate::ext::around_copy(self.as_ptr(), || unsafe {
                 dpdk_sys::rte_pktmbuf_copy(self.as_ptr(), pool.as_ptr(), 0, u32::MAX)
             });
-            let copy = NonNull::new(copy)
-                .ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
+            let copy = NonNull::new(copy).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
             *self = Mbuf(copy);
         }
         // SAFETY: exclusive now (checked, or a fresh copy); &mut self makes the slice unique.
@@ -199,22 +243,27 @@ impl Mbuf {
     /// Sets the packet to a copy of `bytes` (single segment).
     ///
     /// # Errors
-    /// [`PoolError::Invalid`] when the buffer is shared or `bytes` does not fit.
-    pub fn set_data(&mut self, bytes: &[u8]) -> Result<(), PoolError> {
-        let too_big = || PoolError::Invalid {
-            pool: "mbuf".into(),
-            reason: format!("{} bytes do not fit in the buffer", bytes.len()),
-        };
-        let len = u16::try_from(bytes.len()).map_err(|_| too_big())?;
+    /// [`MbufError::Shared`] when the buffer is shared with a clone, [`MbufError::DoesNotFit`]
+    /// when `bytes` is longer than the buffer after its headroom; the packet is unchanged.
+    pub fn set_data(&mut self, bytes: &[u8]) -> Result<(), MbufError> {
+        if !self.is_exclusive() {
+            return Err(MbufError::Shared);
+        }
+        let too_big = MbufError::DoesNotFit { len: bytes.len() };
+        let len = u16::try_from(bytes.len()).map_err(|_| too_big)?;
+        let raw = self.raw();
+        if usize::from(len) > usize::from(raw.buf_len) - usize::from(raw.data_off) {
+            return Err(too_big);
+        }
         let current = self.data_len() as u16;
         if current > 0 {
-            // SAFETY: trimming the whole data length of a valid single-owner mbuf.
+            // SAFETY: trims the whole data length of a valid mbuf that is exclusively ours.
             let ret = unsafe { dpdk_sys::dp_pktmbuf_trim(self.as_ptr(), current) };
             if ret != 0 {
-                return Err(too_big());
+                return Err(too_big);
             }
         }
-        self.append(len).ok_or_else(too_big)?.copy_from_slice(bytes);
+        self.append(len).ok_or(too_big)?.copy_from_slice(bytes);
         Ok(())
     }
 
@@ -228,12 +277,9 @@ impl Mbuf {
         // SAFETY: self is a valid mbuf; rte_pktmbuf_clone returns a new mbuf (owned by us)
         // attached to the same data, or NULL with rte_errno set. The hook gives the clone
         // its own reference to the extension area.
-        let raw = crate::ext::around_clone(self.as_ptr(), || unsafe {
-            dpdk_sys::rte_pktmbuf_clone(self.as_ptr(), pool.as_ptr())
-        });
-        NonNull::new(raw)
-            .map(Mbuf)
-            .ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })
+        let raw =
+            crate::ext::around_clone(self.as_ptr(), || unsafe { dpdk_sys::rte_pktmbuf_clone(self.as_ptr(), pool.as_ptr()) });
+        NonNull::new(raw).map(Mbuf).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })
     }
 }
 

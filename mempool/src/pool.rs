@@ -52,7 +52,13 @@ pub struct PoolParams {
 }
 
 impl PoolParams {
-    fn check(&self) -> Result<(), PoolError> {
+    /// Checks the parameters against the rules `rte_pktmbuf_pool_create` applies (name
+    /// length, cache at most 512 and at most size / 1.5, `priv_size` a multiple of 8, room
+    /// after the headroom), so a config can be refused before EAL starts.
+    ///
+    /// # Errors
+    /// [`PoolError::Invalid`] saying which rule failed.
+    pub fn check(&self) -> Result<(), PoolError> {
         let invalid = |reason: String| Err(PoolError::Invalid { pool: self.name.clone(), reason });
         if self.name.is_empty() || self.name.len() > 25 {
             return invalid(format!("name must be 1..=25 characters, got {}", self.name.len()));
@@ -67,7 +73,10 @@ impl PoolParams {
             return invalid(format!("priv_size {} is not a multiple of 8", self.priv_size));
         }
         if u32::from(self.data_room) <= RTE_PKTMBUF_HEADROOM {
-            return invalid(format!("data_room {} leaves no room after the {RTE_PKTMBUF_HEADROOM}-byte headroom", self.data_room));
+            return invalid(format!(
+                "data_room {} leaves no room after the {RTE_PKTMBUF_HEADROOM}-byte headroom",
+                self.data_room
+            ));
         }
         Ok(())
     }
@@ -94,14 +103,15 @@ pub struct PoolSizing {
     pub cache: u32,
 }
 
+/// The fewest mbufs [`mbufs_needed`] asks for.
+pub const MIN_POOL_SIZE: u32 = 8192;
+
 /// l3fwd's formula: every RX descriptor filled, every TX descriptor in flight, a burst per
-/// lcore and port in hand, every lcore cache full; and never fewer than 8192.
+/// lcore and port in hand, every lcore cache full; and never fewer than [`MIN_POOL_SIZE`].
 pub fn mbufs_needed(s: PoolSizing) -> u32 {
-    let n = s.ports * s.rx_queues * s.rx_desc
-        + s.ports * s.lcores * s.burst
-        + s.ports * s.tx_queues * s.tx_desc
-        + s.lcores * s.cache;
-    n.max(8192)
+    let n =
+        s.ports * s.rx_queues * s.rx_desc + s.ports * s.lcores * s.burst + s.ports * s.tx_queues * s.tx_desc + s.lcores * s.cache;
+    n.max(MIN_POOL_SIZE)
 }
 
 /// A snapshot of a pool's occupancy.
@@ -138,15 +148,12 @@ impl Pool {
     /// fails (ENOMEM when the socket's memory is short, EEXIST for a duplicate name).
     pub fn create(p: &PoolParams) -> Result<Pool, PoolError> {
         p.check()?;
-        let cname = CString::new(p.name.as_str()).map_err(|_| PoolError::Invalid {
-            pool: p.name.clone(),
-            reason: "name contains NUL".into(),
-        })?;
+        let cname = CString::new(p.name.as_str())
+            .map_err(|_| PoolError::Invalid { pool: p.name.clone(), reason: "name contains NUL".into() })?;
         // SAFETY: cname outlives the call; the numbers were checked above. DPDK copies the
         // name and returns a pool we own, or NULL with rte_errno set.
-        let raw = unsafe {
-            dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), p.size, p.cache, p.priv_size, p.data_room, p.socket.0)
-        };
+        let raw =
+            unsafe { dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), p.size, p.cache, p.priv_size, p.data_room, p.socket.0) };
         let raw = NonNull::new(raw).ok_or_else(|| DpdkError::last("rte_pktmbuf_pool_create"))?;
         Ok(Pool { raw, name: p.name.clone(), socket: p.socket })
     }
@@ -223,10 +230,18 @@ impl Pool {
         unsafe {
             burst.fill_raw(|slots, _room| {
                 ok = dpdk_sys::dp_pktmbuf_alloc_bulk(self.raw.as_ptr(), slots, n as u32) == 0;
-                if ok { n as u16 } else { 0 }
+                if ok {
+                    n as u16
+                } else {
+                    0
+                }
             });
         }
-        if ok { Ok(()) } else { Err(exhausted()) }
+        if ok {
+            Ok(())
+        } else {
+            Err(exhausted())
+        }
     }
 
     /// The name DPDK holds for this pool (for checking it is registered).
@@ -260,7 +275,8 @@ mod tests {
 
     #[test]
     fn l3fwd_formula() {
-        let s = PoolSizing { ports: 2, rx_queues: 2, rx_desc: 2048, tx_queues: 2, tx_desc: 2048, lcores: 2, burst: 32, cache: 256 };
+        let s =
+            PoolSizing { ports: 2, rx_queues: 2, rx_desc: 2048, tx_queues: 2, tx_desc: 2048, lcores: 2, burst: 32, cache: 256 };
         assert_eq!(mbufs_needed(s), 2 * 2 * 2048 + 2 * 2 * 32 + 2 * 2 * 2048 + 2 * 256);
         let tiny = PoolSizing { ports: 1, rx_queues: 1, rx_desc: 64, tx_queues: 1, tx_desc: 64, lcores: 1, burst: 32, cache: 32 };
         assert_eq!(mbufs_needed(tiny), 8192);

@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use dpdk_sys::rte_ring;
 
 use crate::burst::Burst;
-use crate::error::{DpdkError, PoolError};
+use crate::error::{DpdkError, RingError};
 use crate::pool::SocketId;
 
 /// A multi-producer, multi-consumer ring of mbufs.
@@ -28,16 +28,17 @@ impl MbufRing {
     /// Creates a ring holding up to `capacity - 1` mbufs (`capacity` a power of two).
     ///
     /// # Errors
-    /// [`PoolError::Invalid`] for a bad name or capacity, [`PoolError::Dpdk`] when DPDK fails.
-    pub fn create(name: &str, capacity: u32, socket: SocketId) -> Result<MbufRing, PoolError> {
-        let invalid = |reason: &str| PoolError::Invalid { pool: name.to_owned(), reason: reason.to_owned() };
+    /// [`RingError::Invalid`] for a bad name or capacity, [`RingError::Dpdk`] when DPDK fails.
+    pub fn create(name: &str, capacity: u32, socket: SocketId) -> Result<MbufRing, RingError> {
+        let invalid = |reason: &'static str| RingError::Invalid { ring: name.to_owned(), reason };
         if !capacity.is_power_of_two() {
             return Err(invalid("ring capacity must be a power of two"));
         }
         let cname = CString::new(name).map_err(|_| invalid("name contains NUL"))?;
         // SAFETY: cname outlives the call; flags 0 = MP/MC. Returns an owned ring or NULL.
         let raw = unsafe { dpdk_sys::rte_ring_create(cname.as_ptr(), capacity, socket.0, 0) };
-        let raw = NonNull::new(raw).ok_or_else(|| DpdkError::last("rte_ring_create"))?;
+        let raw = NonNull::new(raw)
+            .ok_or_else(|| RingError::Dpdk { ring: name.to_owned(), error: DpdkError::last("rte_ring_create") })?;
         Ok(MbufRing { raw, name: name.to_owned() })
     }
 
@@ -84,6 +85,12 @@ impl MbufRing {
                 dpdk_sys::dp_ring_dequeue_burst(self.raw.as_ptr(), slots.cast(), u32::from(room), std::ptr::null_mut()) as u16
             })
         }
+    }
+}
+
+impl std::fmt::Debug for MbufRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MbufRing").field("name", &self.name).field("len", &self.len()).finish()
     }
 }
 

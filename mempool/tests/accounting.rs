@@ -16,10 +16,7 @@ use std::sync::{Arc, Barrier, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mempool::accounting::{
-    Accounting, AccountingConfig, ChargeError, Consumer, Group, LcoreSlot, Proto, ProtoLimits,
-    PAGE_SIZE,
-};
+use mempool::accounting::{Accounting, AccountingConfig, ChargeError, Consumer, Group, LcoreSlot, Proto, ProtoLimits, PAGE_SIZE};
 
 const LCORES: usize = 4;
 
@@ -57,24 +54,12 @@ impl Lcore {
     /// same group, and a TCP consumer in a group shared by all lcores.
     fn new(acc: &Arc<Accounting>, index: usize, own: Arc<Group>, shared: Arc<Group>) -> Self {
         let consumers = vec![
-            (
-                Consumer::new(acc, Proto::Tcp, Arc::clone(&own), false),
-                Vec::new(),
-            ),
-            (
-                Consumer::new(acc, Proto::Udp, Arc::clone(&own), false),
-                Vec::new(),
-            ),
+            (Consumer::new(acc, Proto::Tcp, Arc::clone(&own), false), Vec::new()),
+            (Consumer::new(acc, Proto::Udp, Arc::clone(&own), false), Vec::new()),
             (Consumer::new(acc, Proto::Icmp, own, true), Vec::new()),
             (Consumer::new(acc, Proto::Tcp, shared, false), Vec::new()),
         ];
-        Lcore {
-            slot: LcoreSlot(index),
-            rng: Rng::new(index as u64 + 1),
-            consumers,
-            refused_proto: 0,
-            refused_group: 0,
-        }
+        Lcore { slot: LcoreSlot(index), rng: Rng::new(index as u64 + 1), consumers, refused_proto: 0, refused_group: 0 }
     }
 
     /// One random charge or uncharge; holds at most `cap` packets per consumer.
@@ -107,11 +92,7 @@ impl Lcore {
 
     /// Bytes this lcore holds in `group`.
     fn group_bytes(&self, group: &Arc<Group>) -> u64 {
-        self.consumers
-            .iter()
-            .filter(|(c, _)| Arc::ptr_eq(c.group(), group))
-            .map(|(c, _)| c.reserved_pages() * PAGE_SIZE)
-            .sum()
+        self.consumers.iter().filter(|(c, _)| Arc::ptr_eq(c.group(), group)).map(|(c, _)| c.reserved_pages() * PAGE_SIZE).sum()
     }
 
     fn drain(&mut self) {
@@ -119,10 +100,7 @@ impl Lcore {
             for bytes in held.drain(..) {
                 consumer.uncharge(self.slot, bytes);
             }
-            assert_eq!(
-                (consumer.charged_bytes(), consumer.forward_alloc_bytes()),
-                (0, 0)
-            );
+            assert_eq!((consumer.charged_bytes(), consumer.forward_alloc_bytes()), (0, 0));
         }
     }
 }
@@ -150,10 +128,7 @@ impl Board {
     }
 
     fn exact(&self, proto: Proto) -> i64 {
-        self.pages
-            .iter()
-            .map(|p| p[proto.index()].load(Relaxed))
-            .sum()
+        self.pages.iter().map(|p| p[proto.index()].load(Relaxed)).sum()
     }
 }
 
@@ -178,23 +153,14 @@ fn run_rounds(
     let failure = Mutex::new(None);
     let guarded = |f: &mut dyn FnMut()| {
         if let Err(panic) = panic::catch_unwind(AssertUnwindSafe(f)) {
-            failure
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert(panic);
+            failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(panic);
         }
     };
-    let failed = || {
-        failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
-    };
+    let failed = || failure.lock().unwrap_or_else(PoisonError::into_inner).is_some();
     thread::scope(|s| {
         for i in 0..LCORES {
             let own = acc.group(&format!("lcore{i}"), group_limit).unwrap();
-            let (barrier, board, refused, guarded, failed) =
-                (&barrier, &board, &refused, &guarded, &failed);
+            let (barrier, board, refused, guarded, failed) = (&barrier, &board, &refused, &guarded, &failed);
             s.spawn(move || {
                 let mut lcore = Lcore::new(acc, i, Arc::clone(&own), Arc::clone(shared));
                 for round in 0..=rounds {
@@ -232,24 +198,13 @@ fn run_rounds(
 }
 
 fn accounting(batch: u32, limits: ProtoLimits) -> Arc<Accounting> {
-    let config = AccountingConfig {
-        limits: [limits; Proto::COUNT],
-        batch_pages: batch,
-        lcores: LCORES,
-    };
+    let config = AccountingConfig { limits: [limits; Proto::COUNT], batch_pages: batch, lcores: LCORES };
     Arc::new(Accounting::new(config).unwrap())
 }
 
 /// Checks the batching bound at every observation and exactness after draining and a flush.
 fn check_bound(batch: u32) {
-    let acc = accounting(
-        batch,
-        ProtoLimits {
-            min: 1 << 20,
-            pressure: 1 << 21,
-            max: 1 << 22,
-        },
-    );
+    let acc = accounting(batch, ProtoLimits { min: 1 << 20, pressure: 1 << 21, max: 1 << 22 });
     let shared = acc.group("shared", Group::UNLIMITED).unwrap();
     let bound = acc.error_bound_pages() as i64;
     assert_eq!(bound, LCORES as i64 * i64::from(batch));
@@ -263,11 +218,7 @@ fn check_bound(batch: u32) {
             let estimate = account.pages();
             let off = (estimate - exact).abs();
             assert!(off <= bound, "batch {batch}, round {round}, {proto}: estimate {estimate}, exact {exact}, bound {bound}");
-            assert_eq!(
-                account.exact_pages(),
-                exact,
-                "cells plus the global counter are exact"
-            );
+            assert_eq!(account.exact_pages(), exact, "cells plus the global counter are exact");
             for slot in 0..LCORES {
                 assert!(account.slot_pages(LcoreSlot(slot)).abs() <= i64::from(batch));
             }
@@ -275,11 +226,7 @@ fn check_bound(batch: u32) {
             observations.fetch_add(1, Relaxed);
         }
         assert_eq!(board.exact(Proto::Icmp), 0);
-        assert_eq!(
-            acc.account(Proto::Icmp).charges(),
-            0,
-            "ICMP consumers bypass: no traffic at all"
-        );
+        assert_eq!(acc.account(Proto::Icmp).charges(), 0, "ICMP consumers bypass: no traffic at all");
         let shared_exact: u64 = board.shared_bytes.iter().map(|b| b.load(Relaxed)).sum();
         assert_eq!(shared.usage_bytes(), shared_exact);
         if round == rounds {
@@ -289,34 +236,21 @@ fn check_bound(batch: u32) {
             }
             acc.flush_all();
             for proto in Proto::ALL {
-                assert_eq!(
-                    acc.account(proto).pages(),
-                    0,
-                    "batch {batch}: exact after a flush"
-                );
+                assert_eq!(acc.account(proto).pages(), 0, "batch {batch}: exact after a flush");
             }
         }
     };
     let refused = run_rounds(&acc, Group::UNLIMITED, &shared, rounds, 50, 64, &observe);
     assert_eq!(refused, (0, 0), "roomy limits refuse nothing");
-    assert_eq!(
-        observations.load(Relaxed),
-        (rounds as u64 + 1) * Proto::COUNT as u64
-    );
+    assert_eq!(observations.load(Relaxed), (rounds as u64 + 1) * Proto::COUNT as u64);
     if batch == 0 {
         assert_eq!(worst.load(Relaxed), 0);
     } else {
-        assert!(
-            worst.load(Relaxed) > 0,
-            "batch {batch}: the estimate should lag sometimes"
-        );
+        assert!(worst.load(Relaxed) > 0, "batch {batch}: the estimate should lag sometimes");
     }
     let snap = acc.snapshot();
     assert!(snap.is_drained(), "{snap:?}");
-    assert!(snap
-        .protos
-        .iter()
-        .all(|p| p.pages == 0 && p.unflushed_pages == 0 && p.failures == 0));
+    assert!(snap.protos.iter().all(|p| p.pages == 0 && p.unflushed_pages == 0 && p.failures == 0));
     assert!(snap.protos[Proto::Tcp.index()].charges > 0);
 }
 
@@ -343,14 +277,7 @@ fn estimate_within_lcores_times_batch_of_default() {
 #[test]
 fn cells_stay_within_the_batch_while_lcores_run() {
     const BATCH: u32 = 5;
-    let acc = accounting(
-        BATCH,
-        ProtoLimits {
-            min: 1 << 20,
-            pressure: 1 << 21,
-            max: 1 << 22,
-        },
-    );
+    let acc = accounting(BATCH, ProtoLimits { min: 1 << 20, pressure: 1 << 21, max: 1 << 22 });
     let shared = acc.group("shared", Group::UNLIMITED).unwrap();
     let stop = AtomicBool::new(false);
     let samples = AtomicU64::new(0);
@@ -378,16 +305,11 @@ fn cells_stay_within_the_batch_while_lcores_run() {
         // its assertions failed.
         let observed = panic::catch_unwind(AssertUnwindSafe(|| {
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !(seen_full.load(Relaxed) && samples.load(Relaxed) >= 200_000)
-                && Instant::now() < deadline
-            {
+            while !(seen_full.load(Relaxed) && samples.load(Relaxed) >= 200_000) && Instant::now() < deadline {
                 for proto in [Proto::Tcp, Proto::Udp] {
                     for slot in 0..LCORES {
                         let pages = acc.account(proto).slot_pages(LcoreSlot(slot));
-                        assert!(
-                            pages.abs() <= i64::from(BATCH),
-                            "{proto} slot{slot}: {pages} pages in the cell"
-                        );
+                        assert!(pages.abs() <= i64::from(BATCH), "{proto} slot{slot}: {pages} pages in the cell");
                         if pages.abs() == i64::from(BATCH) {
                             seen_full.store(true, Relaxed);
                         }
@@ -405,14 +327,8 @@ fn cells_stay_within_the_batch_while_lcores_run() {
         }
     });
     assert!(samples.load(Relaxed) >= 200_000);
-    assert!(
-        steps.load(Relaxed) > 10_000,
-        "the lcores ran while observed"
-    );
-    assert!(
-        seen_full.load(Relaxed),
-        "cells should fill up to the batch at times"
-    );
+    assert!(steps.load(Relaxed) > 10_000, "the lcores ran while observed");
+    assert!(seen_full.load(Relaxed), "cells should fill up to the batch at times");
     acc.flush_all();
     assert!(acc.snapshot().is_drained());
     assert_eq!(acc.account(Proto::Tcp).pages(), 0);
@@ -421,11 +337,7 @@ fn cells_stay_within_the_batch_while_lcores_run() {
 #[test]
 fn limits_hold_under_contention_and_refusals_leave_nothing_behind() {
     const BATCH: u32 = 4;
-    let limits = ProtoLimits {
-        min: 12,
-        pressure: 20,
-        max: 28,
-    };
+    let limits = ProtoLimits { min: 12, pressure: 20, max: 28 };
     let acc = accounting(BATCH, limits);
     let shared = acc.group("shared", 20 * PAGE_SIZE).unwrap();
     let bound = acc.error_bound_pages() as i64;
@@ -448,8 +360,7 @@ fn limits_hold_under_contention_and_refusals_leave_nothing_behind() {
         let shared_exact: u64 = board.shared_bytes.iter().map(|b| b.load(Relaxed)).sum();
         assert_eq!(shared.usage_bytes(), shared_exact);
     };
-    let (proto_refused, group_refused) =
-        run_rounds(&acc, 16 * PAGE_SIZE, &shared, rounds, 40, 64, &observe);
+    let (proto_refused, group_refused) = run_rounds(&acc, 16 * PAGE_SIZE, &shared, rounds, 40, 64, &observe);
     assert!(proto_refused > 0, "the protocol max must be hit");
     assert!(group_refused > 0, "group limits must be hit");
     assert!(pressure_seen.load(Relaxed));
@@ -461,24 +372,10 @@ fn limits_hold_under_contention_and_refusals_leave_nothing_behind() {
     // Drained, the estimate may still hold up to lcores x batch (16) pages, above min (12):
     // pressure can stay set until a flush sharpens the estimate.
     acc.flush_all();
-    assert!(
-        !acc.account(Proto::Tcp).under_pressure(),
-        "flushed to 0, below min"
-    );
-    assert_eq!(
-        snap.protos.iter().map(|p| p.failures).sum::<u64>(),
-        proto_refused,
-        "every protocol refusal is counted once"
-    );
-    assert_eq!(
-        snap.groups.iter().map(|g| g.failures).sum::<u64>(),
-        group_refused
-    );
+    assert!(!acc.account(Proto::Tcp).under_pressure(), "flushed to 0, below min");
+    assert_eq!(snap.protos.iter().map(|p| p.failures).sum::<u64>(), proto_refused, "every protocol refusal is counted once");
+    assert_eq!(snap.groups.iter().map(|g| g.failures).sum::<u64>(), group_refused);
     assert_eq!(snap.proto(Proto::Icmp).charges, 0);
     acc.flush_all();
-    assert!(acc
-        .snapshot()
-        .protos
-        .iter()
-        .all(|p| p.pages == 0 && p.unflushed_pages == 0));
+    assert!(acc.snapshot().protos.iter().all(|p| p.pages == 0 && p.unflushed_pages == 0));
 }

@@ -4,13 +4,26 @@
 use std::ffi::CString;
 use std::sync::OnceLock;
 
-use mempool::{Burst, Mbuf, MbufRing, Pool, PoolError, PoolParams, SocketId};
+use mempool::{Burst, Mbuf, MbufError, MbufRing, Pool, PoolError, PoolParams, RingError, SocketId};
 
 fn eal() {
     static EAL: OnceLock<()> = OnceLock::new();
     EAL.get_or_init(|| {
         let prefix = format!("mempool-test-{}", std::process::id());
-        let args = ["mempool-test", "--no-huge", "--no-shconf", "-m", "256", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
+        let args = [
+            "mempool-test",
+            "--no-huge",
+            "--no-shconf",
+            "-m",
+            "256",
+            "--no-pci",
+            "-l",
+            "0",
+            "--log-level",
+            "lib.eal:error",
+            "--file-prefix",
+            &prefix,
+        ];
         let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
         let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
         // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
@@ -113,6 +126,8 @@ fn clone_shares_data_and_blocks_writes() {
     assert_eq!(c.data(), b"hello");
     assert_eq!(a.refcnt(), 2);
     assert!(a.data_mut().is_none(), "shared data is read-only");
+    assert_eq!(a.set_data(b"x"), Err(MbufError::Shared));
+    assert_eq!(a.data(), b"hello", "a refused set_data leaves the packet alone");
     assert_eq!(p.stats().in_use, 2);
     drop(a);
     assert_eq!(c.data(), b"hello", "the clone keeps the data alive");
@@ -137,15 +152,32 @@ fn ring_moves_mbufs_and_frees_leftovers() {
     assert_eq!(p.stats().in_use, 11);
     drop(ring);
     assert!(p.is_full(), "dropping a ring frees what it holds");
-    assert!(MbufRing::create("t_ring_bad", 10, SocketId::ANY).is_err());
+    assert!(matches!(MbufRing::create("t_ring_bad", 10, SocketId::ANY), Err(RingError::Invalid { .. })));
+    let _dup = MbufRing::create("t_ring_dup", 16, SocketId::ANY).unwrap();
+    match MbufRing::create("t_ring_dup", 16, SocketId::ANY) {
+        Err(RingError::Dpdk { ring, error }) => assert_eq!((ring.as_str(), error.errno), ("t_ring_dup", libc::EEXIST)),
+        other => panic!("a duplicate ring name: {other:?}"),
+    }
+    let mut m = Mbuf::alloc(&p).unwrap();
+    assert_eq!(m.set_data(&[0; 70_000]), Err(MbufError::DoesNotFit { len: 70_000 }));
+    assert_eq!(m.set_data(&[0; 2049]), Err(MbufError::DoesNotFit { len: 2049 }), "2048 bytes after the headroom");
+    m.set_data(&[7; 2048]).unwrap();
 }
 
 #[test]
 fn pool_errors_come_from_dpdk() {
     let p = pool("t_dup", 16);
-    let err = Pool::create(&PoolParams { name: "t_dup".into(), size: 16, cache: 0, priv_size: 0, data_room: 2176, socket: SocketId::ANY }).unwrap_err();
+    let err = Pool::create(&PoolParams {
+        name: "t_dup".into(),
+        size: 16,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: SocketId::ANY,
+    })
+    .unwrap_err();
     match err {
-        PoolError::Dpdk(e) => assert_eq!(e.errno, 17, "EEXIST: {e}"),
+        PoolError::Dpdk(e) => assert_eq!(e.errno, libc::EEXIST, "{e}"),
         other => panic!("unexpected {other}"),
     }
     assert_eq!(p.dpdk_name(), "t_dup");
@@ -194,5 +226,116 @@ fn drain_yields_in_order_and_frees_the_rest() {
     assert_eq!(src.as_slice().iter().map(|m| m.data()[0]).collect::<Vec<_>>(), vec![4, 5]);
     assert_eq!(dst.move_from(&mut src), 0, "full");
     drop((src, dst));
+    assert!(p.is_full());
+}
+
+/// A chain of `segs` segments holding `len` bytes each.
+fn chain_of(p: &Pool, segs: usize, len: usize) -> Mbuf {
+    let mut head = Mbuf::alloc(p).unwrap();
+    head.set_data(&vec![0xab; len]).unwrap();
+    for _ in 1..segs {
+        let mut seg = Mbuf::alloc(p).unwrap();
+        seg.set_data(&vec![0xcd; len]).unwrap();
+        head.chain(seg).unwrap();
+    }
+    head
+}
+
+/// The three length fields of one segment, written directly, as a buggy PMD would.
+fn set_lengths(m: &mut Mbuf, seg: usize, nb_segs: Option<u16>, pkt_len: Option<u32>, data_len: Option<u16>) {
+    let mut raw = m.as_ptr();
+    for _ in 0..seg {
+        // SAFETY: `seg` is below the chain's real length (the callers pick it so), so each
+        // `next` followed here is a valid segment this test owns.
+        raw = unsafe { (*raw).next };
+    }
+    // SAFETY: raw is a valid segment of a chain this test owns and nothing else reads it
+    // meanwhile; writing plain length fields cannot free or move anything.
+    unsafe {
+        if let Some(n) = nb_segs {
+            (*raw).nb_segs = n;
+        }
+        if let Some(l) = pkt_len {
+            (*raw).pkt_len = l;
+        }
+        if let Some(l) = data_len {
+            (*raw).data_len = l;
+        }
+    }
+}
+
+#[test]
+fn chains_whose_lengths_disagree_are_caught() {
+    let p = pool("t_chain", 256);
+    let one = chain_of(&p, 1, 60);
+    assert!(one.chain_is_consistent());
+    let mut c = chain_of(&p, 3, 1000);
+    assert_eq!((c.nb_segs(), c.pkt_len(), c.data_len()), (3, 3000, 1000));
+    assert!(c.chain_is_consistent());
+    // net_pcap's bug: a 70,000-byte frame whose pkt_len was cut to 16 bits.
+    let mut big = chain_of(&p, 35, 2000);
+    assert!(big.chain_is_consistent());
+    set_lengths(&mut big, 0, None, Some(70_000 & 0xffff), None);
+    assert!(!big.chain_is_consistent(), "pkt_len truncated to 16 bits");
+    // nb_segs that disagrees with the chain, either way.
+    set_lengths(&mut c, 0, Some(2), None, None);
+    assert!(!c.chain_is_consistent(), "nb_segs below the chain");
+    set_lengths(&mut c, 0, Some(4), None, None);
+    assert!(!c.chain_is_consistent(), "nb_segs above the chain");
+    set_lengths(&mut c, 0, Some(3), None, None);
+    assert!(c.chain_is_consistent(), "restored");
+    // A segment's data_len that no longer adds up.
+    set_lengths(&mut c, 2, None, None, Some(999));
+    assert!(!c.chain_is_consistent(), "data_len of the last segment");
+    // A single segment claiming more than it holds, or to be two.
+    let mut s = chain_of(&p, 1, 60);
+    set_lengths(&mut s, 0, None, Some(61), None);
+    assert!(!s.chain_is_consistent());
+    set_lengths(&mut s, 0, Some(2), Some(60), None);
+    assert!(!s.chain_is_consistent());
+    drop((one, c, big, s));
+    assert!(p.is_full(), "every segment of every chain went back");
+}
+
+/// Random corruptions of random chains: the check says "consistent" exactly when the
+/// lengths agree, never crashes, and every segment goes back to the pool.
+#[test]
+fn random_chain_corruptions_are_caught() {
+    let p = pool("t_chain_fuzz", 512);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut caught, mut kept) = (0, 0);
+    for _ in 0..2000 {
+        let segs = 1 + next() as usize % 6;
+        let len = 1 + next() as usize % 1500;
+        let mut m = chain_of(&p, segs, len);
+        let (mut nb, mut total, mut lens) = (segs as u16, (segs * len) as u32, vec![len as u16; segs]);
+        match next() % 4 {
+            0 => nb = (next() % 8) as u16,
+            1 => total = (next() % 10_000) as u32,
+            2 => {
+                let i = next() as usize % segs;
+                lens[i] = (next() % 2000) as u16;
+            }
+            _ => {}
+        }
+        set_lengths(&mut m, 0, Some(nb), Some(total), None);
+        for (i, &l) in lens.iter().enumerate() {
+            set_lengths(&mut m, i, None, None, Some(l));
+        }
+        let agree = usize::from(nb) == segs && u64::from(total) == lens.iter().map(|&l| u64::from(l)).sum::<u64>();
+        assert_eq!(m.chain_is_consistent(), agree, "segs {segs} nb_segs {nb} pkt_len {total} data_len {lens:?}");
+        if agree {
+            kept += 1;
+        } else {
+            caught += 1;
+        }
+    }
+    assert!(caught > 500 && kept > 200, "caught {caught} kept {kept}");
     assert!(p.is_full());
 }

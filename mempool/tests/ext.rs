@@ -44,7 +44,20 @@ fn eal() {
     static EAL: OnceLock<()> = OnceLock::new();
     EAL.get_or_init(|| {
         let prefix = format!("ext-test-{}", std::process::id());
-        let args = ["ext-test", "--no-huge", "--no-shconf", "-m", "256", "--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix];
+        let args = [
+            "ext-test",
+            "--no-huge",
+            "--no-shconf",
+            "-m",
+            "256",
+            "--no-pci",
+            "-l",
+            "0",
+            "--log-level",
+            "lib.eal:error",
+            "--file-prefix",
+            &prefix,
+        ];
         let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
         let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
         // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
@@ -649,7 +662,8 @@ fn run_model(fx: &Fx, p: &Pool, ops: &[Op]) {
     let mut pkts: Vec<Mbuf> = (0..SLOTS).map(|i| pkt(p, i as u8)).collect();
     let mut model = vec![Model::default(); SLOTS];
     let mut next_area = 0u32;
-    let shared = |model: &[Model], s: usize| model[s].area.is_some_and(|a| model.iter().filter(|m| m.area == Some(a)).count() > 1);
+    let shared =
+        |model: &[Model], s: usize| model[s].area.is_some_and(|a| model.iter().filter(|m| m.area == Some(a)).count() > 1);
 
     for o in ops {
         match *o {

@@ -1,5 +1,7 @@
 //! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 
+use std::net::IpAddr;
+
 /// The ones'-complement sum of `data` as big-endian 16-bit words, folded to 16 bits
 /// and not complemented; an odd last byte is padded with a zero byte.
 ///
@@ -31,6 +33,29 @@ pub fn checksum(data: &[u8]) -> u16 {
 #[inline]
 pub fn update(hc: u16, old: u16, new: u16) -> u16 {
     let acc = u64::from(!hc) + u64::from(!old) + u64::from(new);
+    !fold(acc)
+}
+
+/// The checksum to store in a TCP, UDP or ICMPv6 header: over the IP pseudo-header of
+/// `src`, `dst`, the upper-layer length and `protocol` (RFC 768, RFC 793, RFC 8200 section
+/// 8.1), then `body` (the whole upper-layer message with its checksum field zero).
+/// Both addresses must be of one family.
+pub fn pseudo_header_checksum(src: IpAddr, dst: IpAddr, protocol: u8, body: &[u8]) -> u16 {
+    let mut acc = u64::from(sum(body));
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            acc += u64::from(sum(&s.octets())) + u64::from(sum(&d.octets()));
+            acc += u64::from(protocol) + body.len() as u64;
+        }
+        (s, d) => {
+            let v6 = |a: IpAddr| match a {
+                IpAddr::V6(a) => a.octets(),
+                IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            };
+            acc += u64::from(sum(&v6(s))) + u64::from(sum(&v6(d)));
+            acc += u64::from(sum(&(body.len() as u32).to_be_bytes())) + u64::from(protocol);
+        }
+    }
     !fold(acc)
 }
 

@@ -19,7 +19,8 @@ pub mod ethertype {
     pub const VLAN: u16 = 0x8100;
     /// 802.1ad service tag (S-tag, QinQ outer).
     pub const QINQ: u16 = 0x88a8;
-    /// Pre-standard QinQ outer tag, tolerated like 0x88a8.
+    /// Pre-standard QinQ outer tag (before 802.1ad; still sent by some switches), accepted
+    /// like 0x88a8 and documented as such in the README.
     pub const QINQ_9100: u16 = 0x9100;
 
     /// Whether `ty` announces a VLAN tag.
@@ -56,6 +57,38 @@ impl MacAddr {
     #[inline]
     pub const fn is_multicast(&self) -> bool {
         self.0[0] & 0x01 != 0
+    }
+}
+
+/// A string that is not six hex bytes separated by `:` or `-`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a MAC address (expected six hex bytes like 02:00:00:00:00:01)")]
+pub struct MacParseError;
+
+impl core::str::FromStr for MacAddr {
+    type Err = MacParseError;
+
+    /// `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`, either case, two digits a byte.
+    fn from_str(s: &str) -> Result<MacAddr, MacParseError> {
+        let mut mac = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for b in &mut mac {
+            let part = parts.next().ok_or(MacParseError)?;
+            if part.len() != 2 || !part.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(MacParseError);
+            }
+            *b = u8::from_str_radix(part, 16).map_err(|_| MacParseError)?;
+        }
+        match parts.next() {
+            None => Ok(MacAddr(mac)),
+            Some(_) => Err(MacParseError),
+        }
+    }
+}
+
+impl From<[u8; 6]> for MacAddr {
+    fn from(bytes: [u8; 6]) -> MacAddr {
+        MacAddr(bytes)
     }
 }
 
@@ -214,42 +247,21 @@ mod tests {
         assert_eq!(f.dst(), MacAddr([2, 0, 0, 0, 0, 2]));
         assert_eq!(f.src(), MacAddr([2, 0, 0, 0, 0, 1]));
         assert_eq!(f.ethertype(), ethertype::IPV4);
-        assert_eq!(
-            f.l2_info(),
-            Ok(L2Info {
-                ethertype: ethertype::IPV4,
-                l2_len: 14,
-                vlan_tags: 0
-            })
-        );
+        assert_eq!(f.l2_info(), Ok(L2Info { ethertype: ethertype::IPV4, l2_len: 14, vlan_tags: 0 }));
     }
 
     #[test]
     fn one_vlan_tag() {
         let f = EthernetFrame::new_checked(&VLAN_IPV4_TCP[..]).unwrap();
         assert_eq!(f.ethertype(), ethertype::VLAN);
-        assert_eq!(
-            f.l2_info(),
-            Ok(L2Info {
-                ethertype: ethertype::IPV4,
-                l2_len: 18,
-                vlan_tags: 1
-            })
-        );
+        assert_eq!(f.l2_info(), Ok(L2Info { ethertype: ethertype::IPV4, l2_len: 18, vlan_tags: 1 }));
     }
 
     #[test]
     fn qinq() {
         let f = EthernetFrame::new_checked(&QINQ_IPV4_OPTS_ICMP[..]).unwrap();
         assert_eq!(f.ethertype(), ethertype::QINQ);
-        assert_eq!(
-            f.l2_info(),
-            Ok(L2Info {
-                ethertype: ethertype::IPV4,
-                l2_len: 22,
-                vlan_tags: 2
-            })
-        );
+        assert_eq!(f.l2_info(), Ok(L2Info { ethertype: ethertype::IPV4, l2_len: 22, vlan_tags: 2 }));
     }
 
     #[test]
@@ -257,10 +269,7 @@ mod tests {
         let mut frame = QINQ_IPV4_OPTS_ICMP;
         frame[12..14].copy_from_slice(&[0x91, 0x00]);
         let f = EthernetFrame::new_checked(&frame[..]).unwrap();
-        assert_eq!(
-            f.l2_info().map(|i| (i.ethertype, i.l2_len)),
-            Ok((ethertype::IPV4, 22))
-        );
+        assert_eq!(f.l2_info().map(|i| (i.ethertype, i.l2_len)), Ok((ethertype::IPV4, 22)));
     }
 
     #[test]
@@ -276,10 +285,7 @@ mod tests {
     #[test]
     fn truncated_header_or_tag() {
         for len in 0..HEADER_LEN {
-            assert_eq!(
-                EthernetFrame::new_checked(&VLAN_IPV4_TCP[..len]).err(),
-                Some(ParseError::Truncated)
-            );
+            assert_eq!(EthernetFrame::new_checked(&VLAN_IPV4_TCP[..len]).err(), Some(ParseError::Truncated));
         }
         for len in HEADER_LEN..18 {
             let f = EthernetFrame::new_checked(&VLAN_IPV4_TCP[..len]).unwrap();
@@ -312,12 +318,14 @@ mod tests {
 
     #[test]
     fn mac_display_and_multicast() {
-        assert_eq!(
-            MacAddr([0, 1, 0x0a, 0xbc, 0xff, 0x10]).to_string(),
-            "00:01:0a:bc:ff:10"
-        );
+        assert_eq!(MacAddr([0, 1, 0x0a, 0xbc, 0xff, 0x10]).to_string(), "00:01:0a:bc:ff:10");
         assert!(MacAddr::BROADCAST.is_multicast());
         assert!(MacAddr([0x01, 0, 0x5e, 0, 0, 1]).is_multicast());
         assert!(!MacAddr([2, 0, 0, 0, 0, 1]).is_multicast());
+        assert_eq!("02:00:0A:bc:ff:10".parse(), Ok(MacAddr([2, 0, 0x0a, 0xbc, 0xff, 0x10])));
+        assert_eq!("02-00-00-00-00-01".parse(), Ok(MacAddr([2, 0, 0, 0, 0, 1])));
+        for bad in ["", "02:00", "02:00:00:00:00:01:02", "2:00:00:00:00:01", "02:00:00:00:00:0g", "+2:00:00:00:00:01"] {
+            assert_eq!(bad.parse::<MacAddr>(), Err(MacParseError), "{bad:?}");
+        }
     }
 }

@@ -294,11 +294,7 @@ mod tests {
     fn check_len_errors() {
         let good = &VLAN_IPV4_TCP[18..];
         for len in 0..good.len() {
-            assert_eq!(
-                Ipv4Packet::new_checked(&good[..len]).err(),
-                Some(ParseError::Truncated),
-                "prefix {len}"
-            );
+            assert_eq!(Ipv4Packet::new_checked(&good[..len]).err(), Some(ParseError::Truncated), "prefix {len}");
         }
         let with = |at: usize, value: u8| {
             let mut d = good.to_vec();
@@ -316,10 +312,7 @@ mod tests {
         assert_eq!(with(3, 41), Some(ParseError::Truncated));
         // Options announced (IHL 6) but the buffer stops after 22 bytes.
         let opts = &QINQ_IPV4_OPTS_ICMP[22..];
-        assert_eq!(
-            Ipv4Packet::new_checked(&opts[..22]).err(),
-            Some(ParseError::Truncated)
-        );
+        assert_eq!(Ipv4Packet::new_checked(&opts[..22]).err(), Some(ParseError::Truncated));
     }
 
     #[test]

@@ -177,13 +177,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         let mut count = 0;
         loop {
             let len = match next {
-                ip_proto::IPV6_NO_NEXT => {
-                    return Ok(UpperLayer {
-                        protocol: None,
-                        offset: HEADER_LEN + offset,
-                        fragment,
-                    })
-                }
+                ip_proto::IPV6_NO_NEXT => return Ok(UpperLayer { protocol: None, offset: HEADER_LEN + offset, fragment }),
                 ip_proto::HOP_BY_HOP
                 | ip_proto::IPV6_ROUTING
                 | ip_proto::IPV6_DEST_OPTS
@@ -200,18 +194,10 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
                 // (Payload Len + 2) 4-byte units.
                 ip_proto::AH => (usize::from(ext_len_byte(payload, offset)?) + 2) * 4,
                 ip_proto::IPV6_FRAGMENT => FRAGMENT_HEADER_LEN,
-                upper => {
-                    return Ok(UpperLayer {
-                        protocol: Some(upper),
-                        offset: HEADER_LEN + offset,
-                        fragment,
-                    })
-                }
+                upper => return Ok(UpperLayer { protocol: Some(upper), offset: HEADER_LEN + offset, fragment }),
             };
             count += 1;
-            let header = payload
-                .get(offset..offset + len)
-                .ok_or(ParseError::Truncated)?;
+            let header = payload.get(offset..offset + len).ok_or(ParseError::Truncated)?;
             let this = next;
             next = header[field::EXT_NXT_HDR]; // `len` >= 8
             offset += len;
@@ -229,11 +215,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
                 };
                 fragment = Some(frag);
                 if frag.offset != 0 {
-                    return Ok(UpperLayer {
-                        protocol: Some(next),
-                        offset: HEADER_LEN + offset,
-                        fragment,
-                    });
+                    return Ok(UpperLayer { protocol: Some(next), offset: HEADER_LEN + offset, fragment });
                 }
             }
         }
@@ -243,10 +225,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 /// The length byte of the extension header at `offset` in `payload`.
 #[inline]
 fn ext_len_byte(payload: &[u8], offset: usize) -> Result<u8, ParseError> {
-    payload
-        .get(offset + field::EXT_LEN)
-        .copied()
-        .ok_or(ParseError::Truncated)
+    payload.get(offset + field::EXT_LEN).copied().ok_or(ParseError::Truncated)
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
@@ -296,14 +275,7 @@ mod tests {
         assert_eq!(p.src_addr(), "2001:db8::1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(p.dst_addr(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
         assert_eq!(p.payload(), &VLAN_IPV6_ICMPV6[58..]);
-        assert_eq!(
-            p.upper_layer(),
-            Ok(UpperLayer {
-                protocol: Some(ip_proto::ICMPV6),
-                offset: 40,
-                fragment: None
-            })
-        );
+        assert_eq!(p.upper_layer(), Ok(UpperLayer { protocol: Some(ip_proto::ICMPV6), offset: 40, fragment: None }));
     }
 
     #[test]
@@ -315,11 +287,7 @@ mod tests {
             Ok(UpperLayer {
                 protocol: Some(ip_proto::UDP),
                 offset: 40 + 8 + 8 + 8,
-                fragment: Some(Fragment {
-                    offset: 0,
-                    more: true,
-                    ident: 42
-                }),
+                fragment: Some(Fragment { offset: 0, more: true, ident: 42 }),
             })
         );
     }
@@ -327,14 +295,7 @@ mod tests {
     #[test]
     fn routing_and_ah() {
         let p = ip(&IPV6_ROUTING_AH_TCP, 14);
-        assert_eq!(
-            p.upper_layer(),
-            Ok(UpperLayer {
-                protocol: Some(ip_proto::TCP),
-                offset: 40 + 24 + 24,
-                fragment: None
-            })
-        );
+        assert_eq!(p.upper_layer(), Ok(UpperLayer { protocol: Some(ip_proto::TCP), offset: 40 + 24 + 24, fragment: None }));
     }
 
     #[test]
@@ -345,11 +306,7 @@ mod tests {
             Ok(UpperLayer {
                 protocol: Some(ip_proto::UDP),
                 offset: 48,
-                fragment: Some(Fragment {
-                    offset: 1480,
-                    more: false,
-                    ident: 42
-                }),
+                fragment: Some(Fragment { offset: 1480, more: false, ident: 42 }),
             })
         );
     }
@@ -360,38 +317,21 @@ mod tests {
         let p = ip(&IPV6_NO_NEXT_PADDED, 14);
         assert_eq!(p.payload_len(), 0);
         assert!(p.payload().is_empty());
-        assert_eq!(
-            p.upper_layer(),
-            Ok(UpperLayer {
-                protocol: None,
-                offset: 40,
-                fragment: None
-            })
-        );
+        assert_eq!(p.upper_layer(), Ok(UpperLayer { protocol: None, offset: 40, fragment: None }));
     }
 
     #[test]
     fn check_len_errors() {
         let good = &IPV6_EXT_CHAIN_UDP[14..];
         for len in 0..good.len() {
-            assert_eq!(
-                Ipv6Packet::new_checked(&good[..len]).err(),
-                Some(ParseError::Truncated),
-                "prefix {len}"
-            );
+            assert_eq!(Ipv6Packet::new_checked(&good[..len]).err(), Some(ParseError::Truncated), "prefix {len}");
         }
         let mut d = good.to_vec();
         d[0] = 0x40;
-        assert_eq!(
-            Ipv6Packet::new_checked(&d[..]).err(),
-            Some(ParseError::BadVersion)
-        );
+        assert_eq!(Ipv6Packet::new_checked(&d[..]).err(), Some(ParseError::BadVersion));
         let mut d = good.to_vec();
         d[5] += 1; // payload length one more than there is
-        assert_eq!(
-            Ipv6Packet::new_checked(&d[..]).err(),
-            Some(ParseError::Truncated)
-        );
+        assert_eq!(Ipv6Packet::new_checked(&d[..]).err(), Some(ParseError::Truncated));
     }
 
     #[test]
@@ -426,20 +366,12 @@ mod tests {
         for n in [MAX_EXT_HEADERS, MAX_EXT_HEADERS + 1] {
             let mut chain = Vec::new();
             for i in 0..n {
-                let next = if i + 1 == n {
-                    ip_proto::IPV6_NO_NEXT
-                } else {
-                    ip_proto::IPV6_DEST_OPTS
-                };
+                let next = if i + 1 == n { ip_proto::IPV6_NO_NEXT } else { ip_proto::IPV6_DEST_OPTS };
                 chain.extend_from_slice(&dest(next));
             }
             let d = packet(ip_proto::IPV6_DEST_OPTS, &chain);
             let expected = if n == MAX_EXT_HEADERS {
-                Ok(UpperLayer {
-                    protocol: None,
-                    offset: 40 + 8 * n,
-                    fragment: None,
-                })
+                Ok(UpperLayer { protocol: None, offset: 40 + 8 * n, fragment: None })
             } else {
                 Err(ParseError::TooManyExtHeaders)
             };

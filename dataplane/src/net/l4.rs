@@ -6,7 +6,7 @@
 //! rest of the frame, so that Ethernet padding is not mistaken for header bytes.
 //! Checksums are not verified.
 
-use super::{read_u16, ParseError};
+use super::{checksum, read_u16, write_u16, ParseError};
 
 /// TCP flag bits, as returned by [`TcpHeader::flags`].
 pub mod tcp_flags {
@@ -26,6 +26,26 @@ pub mod tcp_flags {
     pub const ECE: u8 = 0x40;
     /// Congestion Window Reduced.
     pub const CWR: u8 = 0x80;
+}
+
+/// ICMP (IPv4) message types (RFC 792).
+pub mod icmp_type {
+    /// Echo reply.
+    pub const ECHO_REPLY: u8 = 0;
+    /// Echo request.
+    pub const ECHO_REQUEST: u8 = 8;
+}
+
+/// ICMPv6 message types (RFC 4443, RFC 4861).
+pub mod icmpv6_type {
+    /// Echo request.
+    pub const ECHO_REQUEST: u8 = 128;
+    /// Echo reply.
+    pub const ECHO_REPLY: u8 = 129;
+    /// Neighbor solicitation.
+    pub const NEIGHBOR_SOLICIT: u8 = 135;
+    /// Neighbor advertisement.
+    pub const NEIGHBOR_ADVERT: u8 = 136;
 }
 
 mod field {
@@ -48,6 +68,7 @@ mod field {
     pub const ICMP_TYPE: usize = 0;
     pub const ICMP_CODE: usize = 1;
     pub const ICMP_CHECKSUM: Field = 2..4;
+    pub const ICMP_REST: Field = 4..8;
 }
 
 /// Length of a TCP header without options.
@@ -244,6 +265,39 @@ impl<T: AsRef<[u8]>> IcmpHeader<T> {
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ICMP_CHECKSUM)
     }
+
+    /// Echo request and reply: the identifier.
+    #[inline]
+    pub fn echo_ident(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::ICMP_REST.start..field::ICMP_REST.start + 2)
+    }
+
+    /// Echo request and reply: the sequence number.
+    #[inline]
+    pub fn echo_seq(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::ICMP_REST.start + 2..field::ICMP_REST.end)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpHeader<T> {
+    /// Changes the message type (a request into its reply), updating the checksum
+    /// incrementally (RFC 1624): the rest of the message, and for ICMPv6 the
+    /// pseudo-header, is unchanged.
+    #[inline]
+    pub fn set_msg_type(&mut self, ty: u8) {
+        let data = self.buffer.as_mut();
+        let old = read_u16(data, field::ICMP_TYPE..field::ICMP_CODE + 1);
+        data[field::ICMP_TYPE] = ty;
+        let new = read_u16(data, field::ICMP_TYPE..field::ICMP_CODE + 1);
+        let hc = read_u16(data, field::ICMP_CHECKSUM);
+        write_u16(data, field::ICMP_CHECKSUM, checksum::update(hc, old, new));
+    }
+
+    /// Stores `checksum`.
+    #[inline]
+    pub fn set_checksum(&mut self, checksum: u16) {
+        write_u16(self.buffer.as_mut(), field::ICMP_CHECKSUM, checksum);
+    }
 }
 
 #[cfg(test)]
@@ -266,28 +320,19 @@ mod tests {
         assert_eq!(t.header_len(), 24);
         assert_eq!(t.flags(), tcp_flags::SYN | tcp_flags::ACK);
         // The MSS option is announced: 23 bytes are not enough.
-        assert_eq!(
-            TcpHeader::new_checked(&IPV4_TCP_OPTS[34..57]).err(),
-            Some(ParseError::Truncated)
-        );
+        assert_eq!(TcpHeader::new_checked(&IPV4_TCP_OPTS[34..57]).err(), Some(ParseError::Truncated));
     }
 
     #[test]
     fn tcp_errors() {
         let good = &VLAN_IPV4_TCP[38..];
         for len in 0..good.len() {
-            assert_eq!(
-                TcpHeader::new_checked(&good[..len]).err(),
-                Some(ParseError::Truncated)
-            );
+            assert_eq!(TcpHeader::new_checked(&good[..len]).err(), Some(ParseError::Truncated));
         }
         for data_off in 0..5u8 {
             let mut d = good.to_vec();
             d[12] = data_off << 4;
-            assert_eq!(
-                TcpHeader::new_checked(d).err(),
-                Some(ParseError::BadL4Header)
-            );
+            assert_eq!(TcpHeader::new_checked(d).err(), Some(ParseError::BadL4Header));
         }
         let mut d = good.to_vec();
         d[12] = 0xf0; // 60 bytes announced, 20 there
@@ -298,22 +343,13 @@ mod tests {
     fn udp_fields_and_errors() {
         let datagram = &IPV4_UDP_PADDED[34..46];
         let u = UdpHeader::new_checked(datagram).unwrap();
-        assert_eq!(
-            (u.src_port(), u.dst_port(), u.length(), u.checksum()),
-            (1234, 5678, 12, 0)
-        );
+        assert_eq!((u.src_port(), u.dst_port(), u.length(), u.checksum()), (1234, 5678, 12, 0));
         for len in 0..datagram.len() {
-            assert_eq!(
-                UdpHeader::new_checked(&datagram[..len]).err(),
-                Some(ParseError::Truncated)
-            );
+            assert_eq!(UdpHeader::new_checked(&datagram[..len]).err(), Some(ParseError::Truncated));
         }
         let mut d = datagram.to_vec();
         d[5] = 7;
-        assert_eq!(
-            UdpHeader::new_checked(d).err(),
-            Some(ParseError::BadL4Header)
-        );
+        assert_eq!(UdpHeader::new_checked(d).err(), Some(ParseError::BadL4Header));
     }
 
     #[test]
@@ -323,10 +359,7 @@ mod tests {
         let i = IcmpHeader::new_checked(&VLAN_IPV6_ICMPV6[58..]).unwrap();
         assert_eq!((i.msg_type(), i.code()), (128, 0));
         for len in 0..ICMP_HEADER_LEN {
-            assert_eq!(
-                IcmpHeader::new_checked(&VLAN_IPV6_ICMPV6[58..58 + len]).err(),
-                Some(ParseError::Truncated)
-            );
+            assert_eq!(IcmpHeader::new_checked(&VLAN_IPV6_ICMPV6[58..58 + len]).err(), Some(ParseError::Truncated));
         }
     }
 }

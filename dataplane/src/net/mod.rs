@@ -1,9 +1,10 @@
 //! Zero-copy packet parsing: header views over byte buffers and the one-pass classifier
-//! the forwarder runs on every frame.
+//! the forwarder runs on every frame; and the emit side ([`emit`]) that builds whole frames
+//! with valid lengths and checksums for the slow path's tests and fuzz seeds.
 //!
 //! # Contract
 //!
-//! - **Checked once, no panics after.** Each header view ([`EthernetFrame`],
+//! - **Checked once, no panics after.** Each header view ([`EthernetFrame`], [`ArpPacket`],
 //!   [`Ipv4Packet`], [`Ipv6Packet`], [`TcpHeader`], [`UdpHeader`], [`IcmpHeader`]) wraps any
 //!   `T: AsRef<[u8]>` (`&[u8]`, `&mut [u8]`, an mbuf's data). `new_checked` validates
 //!   every length the view relies on; after it succeeds no getter or setter can panic.
@@ -38,7 +39,9 @@
 //! # assert_eq!(drops[ParseError::Truncated.index()], 1);
 //! ```
 
+pub mod arp;
 pub mod checksum;
+pub mod emit;
 mod error;
 pub mod ethernet;
 pub mod ipv4;
@@ -48,8 +51,9 @@ mod parse;
 #[cfg(test)]
 mod testdata;
 
+pub use arp::{ArpPacket, ArpRepr};
 pub use error::ParseError;
-pub use ethernet::{EthernetFrame, MacAddr};
+pub use ethernet::{EthernetFrame, MacAddr, MacParseError};
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
 pub use l4::{IcmpHeader, TcpHeader, UdpHeader};
@@ -110,11 +114,7 @@ mod tests {
     #[test]
     fn drops_count_by_reason() {
         let mut drops = [0u64; ParseError::COUNT];
-        for frame in [
-            &[0u8; 10][..],
-            &testdata::VLAN_IPV4_TCP[..57],
-            &testdata::ARP_REQUEST,
-        ] {
+        for frame in [&[0u8; 10][..], &testdata::VLAN_IPV4_TCP[..57], &testdata::ARP_REQUEST] {
             if let Err(e) = parse(frame) {
                 drops[e.index()] += 1;
             }

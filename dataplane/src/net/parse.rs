@@ -6,6 +6,8 @@ use super::ipv6::{self, Ipv6Packet};
 use super::l4::{IcmpHeader, TcpHeader, UdpHeader};
 use super::{ip_proto, ParseError};
 
+pub use mempool::accounting::Proto;
+
 /// The network layer, from the (inner) ethertype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum L3 {
@@ -17,35 +19,6 @@ pub enum L3 {
     Arp,
     /// Any other ethertype; nothing after the L2 header is parsed.
     Other(u16),
-}
-
-/// The transport class that later features key on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
-    /// TCP (6).
-    Tcp,
-    /// UDP (17).
-    Udp,
-    /// ICMP (1) over IPv4 or ICMPv6 (58) over IPv6.
-    Icmp,
-    /// Any other protocol number, including IPv6 No Next Header (59); `Other(0)` for
-    /// frames that are not IP.
-    Other(u8),
-}
-
-impl Proto {
-    /// The class of IP protocol number `protocol` carried over IPv4 (`v6 == false`) or
-    /// IPv6: ICMP is 1 over IPv4 and 58 over IPv6.
-    #[inline]
-    pub const fn from_ip(protocol: u8, v6: bool) -> Proto {
-        match protocol {
-            ip_proto::TCP => Proto::Tcp,
-            ip_proto::UDP => Proto::Udp,
-            ip_proto::ICMP if !v6 => Proto::Icmp,
-            ip_proto::ICMPV6 if v6 => Proto::Icmp,
-            other => Proto::Other(other),
-        }
-    }
 }
 
 /// What [`parse`] found. All offsets are from the start of the frame.
@@ -67,6 +40,9 @@ pub struct Parsed {
     /// The transport class. For a non-first fragment it comes from the IP header (the
     /// IPv6 Fragment header's next header) and no L4 header was checked.
     pub proto: Proto,
+    /// The IP protocol number `proto` was classified from (the IPv6 upper-layer next
+    /// header, 59 for No Next Header); 0 for frames that are not IP.
+    pub ip_proto: u8,
     /// IPv4 with MF set or a non-zero offset, or IPv6 with a Fragment header.
     pub fragment: bool,
 }
@@ -94,13 +70,15 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, ParseError> {
         l3_offset: offset(l2.l2_len),
         l3_len: 0,
         l4_offset: offset(l2.l2_len),
-        proto: Proto::Other(0),
+        proto: Proto::Other,
+        ip_proto: 0,
         fragment: false,
     };
     match l2.ethertype {
         ethertype::IPV4 => {
             let ip = Ipv4Packet::new_checked(l3_bytes)?;
             let proto = Proto::from_ip(ip.protocol(), false);
+            parsed.ip_proto = ip.protocol();
             if ip.frag_offset() == 0 {
                 check_l4(proto, ip.payload())?;
             }
@@ -113,10 +91,8 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, ParseError> {
         ethertype::IPV6 => {
             let ip = Ipv6Packet::new_checked(l3_bytes)?;
             let upper = ip.upper_layer()?;
-            let proto = match upper.protocol {
-                Some(p) => Proto::from_ip(p, true),
-                None => Proto::Other(ip_proto::IPV6_NO_NEXT),
-            };
+            parsed.ip_proto = upper.protocol.unwrap_or(ip_proto::IPV6_NO_NEXT);
+            let proto = Proto::from_ip(parsed.ip_proto, true);
             if !matches!(upper.fragment, Some(f) if f.offset != 0) {
                 // `upper_layer` has checked that `upper.offset` is within the payload.
                 let l4 = ip.payload().get(upper.offset - ipv6::HEADER_LEN..);
@@ -141,7 +117,7 @@ fn check_l4(proto: Proto, l4: &[u8]) -> Result<(), ParseError> {
         Proto::Tcp => TcpHeader::new_checked(l4).map(drop),
         Proto::Udp => UdpHeader::new_checked(l4).map(drop),
         Proto::Icmp => IcmpHeader::new_checked(l4).map(drop),
-        Proto::Other(_) => Ok(()),
+        Proto::Other => Ok(()),
     }
 }
 
@@ -164,88 +140,30 @@ mod tests {
     /// Every valid frame, with what `parse` should say and the length of the frame
     /// up to the end of its datagram (shorter prefixes must be `Truncated`).
     fn valid_frames() -> Vec<(&'static str, &'static [u8], Parsed, usize)> {
-        let ip = |l2: u16, l3: L3, l3_len: u16, l4: u16, proto, fragment| Parsed {
+        // `ip_proto` is the IP protocol number; the class follows from it.
+        let ip = |l2: u16, l3: L3, l3_len: u16, l4: u16, ip_proto: u8, fragment| Parsed {
             l2_len: l2,
             l3,
             l3_offset: l2,
             l3_len,
             l4_offset: l4,
-            proto,
+            proto: Proto::from_ip(ip_proto, l3 == L3::Ipv6),
+            ip_proto,
             fragment,
         };
         vec![
-            (
-                "IPV4_UDP_PADDED",
-                &IPV4_UDP_PADDED[..],
-                ip(14, L3::Ipv4, 20, 34, Proto::Udp, false),
-                46,
-            ),
-            (
-                "VLAN_IPV4_TCP",
-                &VLAN_IPV4_TCP[..],
-                ip(18, L3::Ipv4, 20, 38, Proto::Tcp, false),
-                58,
-            ),
-            (
-                "QINQ_IPV4_OPTS_ICMP",
-                &QINQ_IPV4_OPTS_ICMP[..],
-                ip(22, L3::Ipv4, 24, 46, Proto::Icmp, false),
-                54,
-            ),
-            (
-                "IPV4_TCP_OPTS",
-                &IPV4_TCP_OPTS[..],
-                ip(14, L3::Ipv4, 20, 34, Proto::Tcp, false),
-                60,
-            ),
-            (
-                "IPV4_LATER_FRAGMENT",
-                &IPV4_LATER_FRAGMENT[..],
-                ip(14, L3::Ipv4, 20, 34, Proto::Udp, true),
-                37,
-            ),
-            (
-                "IPV4_FIRST_FRAGMENT",
-                &IPV4_FIRST_FRAGMENT[..],
-                ip(14, L3::Ipv4, 20, 34, Proto::Udp, true),
-                46,
-            ),
-            (
-                "IPV6_EXT_CHAIN_UDP",
-                &IPV6_EXT_CHAIN_UDP[..],
-                ip(14, L3::Ipv6, 40, 14 + 40 + 24, Proto::Udp, true),
-                94,
-            ),
-            (
-                "VLAN_IPV6_ICMPV6",
-                &VLAN_IPV6_ICMPV6[..],
-                ip(18, L3::Ipv6, 40, 58, Proto::Icmp, false),
-                66,
-            ),
-            (
-                "IPV6_ROUTING_AH_TCP",
-                &IPV6_ROUTING_AH_TCP[..],
-                ip(14, L3::Ipv6, 40, 14 + 40 + 48, Proto::Tcp, false),
-                122,
-            ),
-            (
-                "IPV6_LATER_FRAGMENT",
-                &IPV6_LATER_FRAGMENT[..],
-                ip(14, L3::Ipv6, 40, 62, Proto::Udp, true),
-                66,
-            ),
-            (
-                "IPV6_NO_NEXT_PADDED",
-                &IPV6_NO_NEXT_PADDED[..],
-                ip(14, L3::Ipv6, 40, 54, Proto::Other(59), false),
-                54,
-            ),
-            (
-                "ARP_REQUEST",
-                &ARP_REQUEST[..],
-                ip(14, L3::Arp, 0, 14, Proto::Other(0), false),
-                14,
-            ),
+            ("IPV4_UDP_PADDED", &IPV4_UDP_PADDED[..], ip(14, L3::Ipv4, 20, 34, 17, false), 46),
+            ("VLAN_IPV4_TCP", &VLAN_IPV4_TCP[..], ip(18, L3::Ipv4, 20, 38, 6, false), 58),
+            ("QINQ_IPV4_OPTS_ICMP", &QINQ_IPV4_OPTS_ICMP[..], ip(22, L3::Ipv4, 24, 46, 1, false), 54),
+            ("IPV4_TCP_OPTS", &IPV4_TCP_OPTS[..], ip(14, L3::Ipv4, 20, 34, 6, false), 60),
+            ("IPV4_LATER_FRAGMENT", &IPV4_LATER_FRAGMENT[..], ip(14, L3::Ipv4, 20, 34, 17, true), 37),
+            ("IPV4_FIRST_FRAGMENT", &IPV4_FIRST_FRAGMENT[..], ip(14, L3::Ipv4, 20, 34, 17, true), 46),
+            ("IPV6_EXT_CHAIN_UDP", &IPV6_EXT_CHAIN_UDP[..], ip(14, L3::Ipv6, 40, 14 + 40 + 24, 17, true), 94),
+            ("VLAN_IPV6_ICMPV6", &VLAN_IPV6_ICMPV6[..], ip(18, L3::Ipv6, 40, 58, 58, false), 66),
+            ("IPV6_ROUTING_AH_TCP", &IPV6_ROUTING_AH_TCP[..], ip(14, L3::Ipv6, 40, 14 + 40 + 48, 6, false), 122),
+            ("IPV6_LATER_FRAGMENT", &IPV6_LATER_FRAGMENT[..], ip(14, L3::Ipv6, 40, 62, 17, true), 66),
+            ("IPV6_NO_NEXT_PADDED", &IPV6_NO_NEXT_PADDED[..], ip(14, L3::Ipv6, 40, 54, 59, false), 54),
+            ("ARP_REQUEST", &ARP_REQUEST[..], ip(14, L3::Arp, 0, 14, 0, false), 14),
         ]
     }
 
@@ -262,11 +180,8 @@ mod tests {
         let mut frame = VLAN_IPV4_TCP;
         frame[16..18].copy_from_slice(&[0x88, 0xcc]); // LLDP
         let p = parse(&frame).unwrap();
-        assert_eq!(
-            (p.l3, p.l3_offset, p.l4_offset),
-            (L3::Other(0x88cc), 18, 18)
-        );
-        assert_eq!((p.l3_len, p.proto, p.fragment), (0, Proto::Other(0), false));
+        assert_eq!((p.l3, p.l3_offset, p.l4_offset), (L3::Other(0x88cc), 18, 18));
+        assert_eq!((p.l3_len, p.proto, p.ip_proto, p.fragment), (0, Proto::Other, 0, false));
     }
 
     #[test]
@@ -344,10 +259,7 @@ mod tests {
     #[test]
     fn ipv6_errors() {
         let f = &IPV6_EXT_CHAIN_UDP[..];
-        assert_eq!(
-            parse(&edited(f, &[(14, 0x40)])),
-            Err(ParseError::BadVersion)
-        );
+        assert_eq!(parse(&edited(f, &[(14, 0x40)])), Err(ParseError::BadVersion));
         // Payload length one more than the frame holds.
         assert_eq!(parse(&edited(f, &[(19, 41)])), Err(ParseError::Truncated));
         // Payload length 20: the chain (24 bytes) runs off the end of the payload.
@@ -419,10 +331,7 @@ mod tests {
             }
         }
         // Most flips land in addresses and payload and still parse.
-        assert!(
-            outcomes[ParseError::COUNT] > outcomes.iter().sum::<usize>() / 2,
-            "{outcomes:?}"
-        );
+        assert!(outcomes[ParseError::COUNT] > outcomes.iter().sum::<usize>() / 2, "{outcomes:?}");
     }
 
     /// xorshift64*, so the test needs no dependency and is reproducible.
@@ -445,11 +354,7 @@ mod tests {
                 let at = next(&mut state) as usize % f.len();
                 f[at] = next(&mut state) as u8;
             }
-            let len = if next(&mut state) & 3 == 0 {
-                next(&mut state) as usize % (f.len() + 1)
-            } else {
-                f.len()
-            };
+            let len = if next(&mut state) & 3 == 0 { next(&mut state) as usize % (f.len() + 1) } else { f.len() };
             if let Ok(p) = parse(&f[..len]) {
                 ok += 1;
                 // Offsets are in order and inside the frame.

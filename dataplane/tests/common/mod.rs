@@ -271,8 +271,7 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 /// The packets of a pcap file (Ethernet), checking each was captured whole.
 pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut r =
-        PcapReader::new(BufReader::new(file)).unwrap_or_else(|e| panic!("{}: not a pcap file: {e}", path.display()));
+    let mut r = PcapReader::new(BufReader::new(file)).unwrap_or_else(|e| panic!("{}: not a pcap file: {e}", path.display()));
     assert_eq!(r.header().datalink, DataLink::ETHERNET, "{}", path.display());
     let mut out = Vec::new();
     while let Some(p) = r.next_packet() {
@@ -282,7 +281,6 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     }
     out
 }
-
 
 /// Two net_null ports in an io pair and one worker on lcore 1 polling both (like
 /// configs/null.toml), with the tests' EAL arguments and `prefix` as file prefix.
@@ -314,26 +312,13 @@ rx = [{{ port = "null0", queue = 0 }}, {{ port = "null1", queue = 0 }}]
 }
 
 /// An Ethernet/IPv4 ICMP echo request from 10.0.0.2 (MAC `src_mac`) to `dst` (MAC
-/// `dst_mac`), identifier `id`, sequence `seq`, `payload` bytes of 0x55; checksums valid.
+/// `dst_mac`), identifier `id`, sequence `seq`, `payload` bytes of 0x55; checksums valid,
+/// padded to 60 bytes.
 pub fn icmp_echo_request(dst_mac: [u8; 6], src_mac: [u8; 6], dst: [u8; 4], id: u16, seq: u16, payload: usize) -> Vec<u8> {
-    let mut f = dst_mac.to_vec();
-    f.extend_from_slice(&src_mac);
-    f.extend_from_slice(&[8, 0]);
-    let total = (20 + 8 + payload) as u16;
-    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 2];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&dst);
-    let c = dataplane::net::checksum::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut icmp = vec![8, 0, 0, 0];
-    icmp.extend_from_slice(&id.to_be_bytes());
-    icmp.extend_from_slice(&seq.to_be_bytes());
-    icmp.resize(8 + payload, 0x55);
-    let c = dataplane::net::checksum::checksum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&icmp);
-    f
+    use dataplane::net::{emit, ethernet::ethertype, ip_proto, l4::icmp_type, MacAddr};
+    let icmp = emit::icmp(icmp_type::ECHO_REQUEST, 0, emit::echo_rest(id, seq), &vec![0x55; payload]);
+    let ip = emit::Ipv4Repr { ident: 0, ..emit::Ipv4Repr::new([10, 0, 0, 2].into(), dst.into(), ip_proto::ICMP) }.emit(&icmp);
+    emit::ethernet(MacAddr(dst_mac), MacAddr(src_mac), &[], ethertype::IPV4, &ip)
 }
 
 /// A `dpdk-dumpcap` command (package dpdk) that cannot see the host's PCI devices.

@@ -45,12 +45,7 @@ pub struct Consumer {
 impl Consumer {
     /// A consumer of `proto` memory in `group`, bypassing the protocol account if
     /// `bypass_prot_mem`.
-    pub fn new(
-        accounting: &Arc<Accounting>,
-        proto: Proto,
-        group: Arc<Group>,
-        bypass_prot_mem: bool,
-    ) -> Self {
+    pub fn new(accounting: &Arc<Accounting>, proto: Proto, group: Arc<Group>, bypass_prot_mem: bool) -> Self {
         Consumer {
             accounting: Arc::clone(accounting),
             group,
@@ -103,11 +98,7 @@ impl Consumer {
     /// builds on the bug above.
     pub fn uncharge(&mut self, slot: LcoreSlot, bytes: u32) {
         let bytes = u64::from(bytes);
-        debug_assert!(
-            bytes <= self.charged,
-            "uncharge of {bytes} bytes with {} charged",
-            self.charged
-        );
+        debug_assert!(bytes <= self.charged, "uncharge of {bytes} bytes with {} charged", self.charged);
         let bytes = bytes.min(self.charged);
         self.charged -= bytes;
         self.forward_alloc += bytes;
@@ -186,12 +177,7 @@ impl Consumer {
         }
         account.add(slot, -delta);
         self.group.uncharge(bytes);
-        Err(ChargeError::ProtoMax {
-            proto: self.proto,
-            pages,
-            allocated,
-            max: account.limits().max,
-        })
+        Err(ChargeError::ProtoMax { proto: self.proto, pages, allocated, max: account.limits().max })
     }
 
     /// Returns `pages` to the group and, unless bypassing, the protocol account
@@ -252,20 +238,12 @@ mod tests {
 
     /// Accounting with `batch` and every protocol limited to `limits`.
     fn accounting(batch: u32, limits: ProtoLimits) -> Arc<Accounting> {
-        let config = AccountingConfig {
-            limits: [limits; Proto::COUNT],
-            batch_pages: batch,
-            lcores: 2,
-        };
+        let config = AccountingConfig { limits: [limits; Proto::COUNT], batch_pages: batch, lcores: 2 };
         Arc::new(Accounting::new(config).unwrap())
     }
 
     fn roomy() -> ProtoLimits {
-        ProtoLimits {
-            min: 1000,
-            pressure: 2000,
-            max: 3000,
-        }
+        ProtoLimits { min: 1000, pressure: 2000, max: 3000 }
     }
 
     /// Pages, folded or not, that the account of `proto` holds.
@@ -281,40 +259,19 @@ mod tests {
         let account = acc.account(Proto::Udp);
 
         c.charge(S0, 1500).unwrap();
-        assert_eq!(
-            (c.charged_bytes(), c.forward_alloc_bytes()),
-            (1500, 4096 - 1500)
-        );
-        assert_eq!(
-            (account.pages(), account.charges(), group.usage_bytes()),
-            (1, 1, 4096)
-        );
+        assert_eq!((c.charged_bytes(), c.forward_alloc_bytes()), (1500, 4096 - 1500));
+        assert_eq!((account.pages(), account.charges(), group.usage_bytes()), (1, 1, 4096));
 
         c.charge(S0, 1500).unwrap();
         assert_eq!(c.forward_alloc_bytes(), 4096 - 3000);
-        assert_eq!(
-            account.charges(),
-            1,
-            "served from forward_alloc: the account is not touched"
-        );
+        assert_eq!(account.charges(), 1, "served from forward_alloc: the account is not touched");
 
         c.charge(S0, 1500).unwrap();
-        assert_eq!(
-            c.forward_alloc_bytes(),
-            2 * 4096 - 4500,
-            "shortfall of 404 bytes rounds up to one page"
-        );
-        assert_eq!(
-            (account.pages(), account.charges(), group.usage_bytes()),
-            (2, 2, 8192)
-        );
+        assert_eq!(c.forward_alloc_bytes(), 2 * 4096 - 4500, "shortfall of 404 bytes rounds up to one page");
+        assert_eq!((account.pages(), account.charges(), group.usage_bytes()), (2, 2, 8192));
 
         c.charge(S0, 10_000).unwrap();
-        assert_eq!(
-            account.pages(),
-            2 + 2,
-            "10000 - 3692 = 6308 bytes short: two pages"
-        );
+        assert_eq!(account.pages(), 2 + 2, "10000 - 3692 = 6308 bytes short: two pages");
         assert_eq!(c.charged_bytes() + c.forward_alloc_bytes(), 4 * 4096);
         assert_eq!(c.reserved_pages(), 4);
         assert_eq!(c.charges(), 4);
@@ -337,40 +294,22 @@ mod tests {
         assert_eq!(c.forward_alloc_bytes(), 4 * 4096 - 15_000);
 
         c.uncharge(S0, 1500);
-        assert_eq!(
-            (account.pages(), c.forward_alloc_bytes()),
-            (4, 2884),
-            "2884 bytes free: less than a page"
-        );
+        assert_eq!((account.pages(), c.forward_alloc_bytes()), (4, 2884), "2884 bytes free: less than a page");
         c.uncharge(S0, 1500);
-        assert_eq!(
-            (account.pages(), c.forward_alloc_bytes()),
-            (3, 4384 - 4096),
-            "one whole page returned"
-        );
+        assert_eq!((account.pages(), c.forward_alloc_bytes()), (3, 4384 - 4096), "one whole page returned");
         for _ in 0..8 {
             c.uncharge(S0, 1500);
             assert!(c.forward_alloc_bytes() < PAGE_SIZE);
             assert_eq!(account.pages() as u64, c.reserved_pages());
             assert_eq!(group.usage_bytes(), c.reserved_pages() * PAGE_SIZE);
         }
-        assert_eq!(
-            (c.charged_bytes(), c.forward_alloc_bytes(), account.pages()),
-            (0, 0, 0)
-        );
+        assert_eq!((c.charged_bytes(), c.forward_alloc_bytes(), account.pages()), (0, 0, 0));
         assert_eq!(group.usage_bytes(), 0);
     }
 
     #[test]
     fn pressure_is_entered_above_pressure_and_left_below_min() {
-        let acc = accounting(
-            0,
-            ProtoLimits {
-                min: 2,
-                pressure: 3,
-                max: 5,
-            },
-        );
+        let acc = accounting(0, ProtoLimits { min: 2, pressure: 3, max: 5 });
         let group = acc.group("g", Group::UNLIMITED).unwrap();
         let mut c = Consumer::new(&acc, Proto::Tcp, group, false);
         let account = acc.account(Proto::Tcp);
@@ -380,10 +319,7 @@ mod tests {
             c.charge(S0, PAGE).unwrap();
             expect.push((account.pages(), c.under_pressure()));
         }
-        assert_eq!(
-            expect,
-            [(1, false), (2, false), (3, false), (4, true), (5, true)]
-        );
+        assert_eq!(expect, [(1, false), (2, false), (3, false), (4, true), (5, true)]);
         assert_eq!(account.pressure_entries(), 1);
 
         let mut expect = Vec::new();
@@ -391,11 +327,7 @@ mod tests {
             c.uncharge(S0, PAGE);
             expect.push((account.pages(), c.under_pressure()));
         }
-        assert_eq!(
-            expect,
-            [(4, true), (3, true), (2, true), (1, false)],
-            "left strictly below min"
-        );
+        assert_eq!(expect, [(4, true), (3, true), (2, true), (1, false)], "left strictly below min");
 
         // Climb back over pressure, then down to exactly min: pressure is kept.
         for _ in 0..3 {
@@ -405,31 +337,16 @@ mod tests {
         assert_eq!(account.pressure_entries(), 2);
         c.uncharge(S0, PAGE);
         c.uncharge(S0, PAGE);
-        assert_eq!(
-            (account.pages(), c.under_pressure()),
-            (2, true),
-            "at min an uncharge does not leave"
-        );
+        assert_eq!((account.pages(), c.under_pressure()), (2, true), "at min an uncharge does not leave");
         c.charge(S0, PAGE).unwrap();
-        assert_eq!(
-            (account.pages(), c.under_pressure()),
-            (3, true),
-            "between min and pressure the flag is kept"
-        );
+        assert_eq!((account.pages(), c.under_pressure()), (3, true), "between min and pressure the flag is kept");
     }
 
     #[test]
     fn a_raise_that_lands_at_min_leaves_pressure() {
         // Batch 1 lets a one-page raise stay in the lcore's cell, so the estimate it is judged
         // on can sit exactly at min while the flag is still set.
-        let acc = accounting(
-            1,
-            ProtoLimits {
-                min: 2,
-                pressure: 3,
-                max: 5,
-            },
-        );
+        let acc = accounting(1, ProtoLimits { min: 2, pressure: 3, max: 5 });
         let group = acc.group("g", Group::UNLIMITED).unwrap();
         let mut a = Consumer::new(&acc, Proto::Tcp, Arc::clone(&group), false);
         let mut b = Consumer::new(&acc, Proto::Tcp, group, false);
@@ -437,11 +354,7 @@ mod tests {
         a.charge(S0, 4 * PAGE).unwrap();
         assert_eq!((account.pages(), a.under_pressure()), (4, true));
         a.uncharge(S0, 2 * PAGE);
-        assert_eq!(
-            (account.pages(), a.under_pressure()),
-            (2, true),
-            "an uncharge to exactly min keeps pressure"
-        );
+        assert_eq!((account.pages(), a.under_pressure()), (2, true), "an uncharge to exactly min keeps pressure");
         b.charge(S0, PAGE).unwrap();
         assert_eq!((account.pages(), account.slot_pages(S0)), (2, 1));
         assert!(!b.under_pressure(), "a raise judged at min leaves pressure");
@@ -449,59 +362,27 @@ mod tests {
 
     #[test]
     fn above_max_the_charge_fails_and_takes_nothing() {
-        let acc = accounting(
-            0,
-            ProtoLimits {
-                min: 1,
-                pressure: 2,
-                max: 3,
-            },
-        );
+        let acc = accounting(0, ProtoLimits { min: 1, pressure: 2, max: 3 });
         let group = acc.group("g", 100 * PAGE_SIZE).unwrap();
         let mut c = Consumer::new(&acc, Proto::Icmp, Arc::clone(&group), false);
         let account = acc.account(Proto::Icmp);
         c.charge(S0, 3 * PAGE - 100).unwrap();
-        let before = (
-            c.charged_bytes(),
-            c.forward_alloc_bytes(),
-            group.usage_bytes(),
-            account.pages(),
-        );
+        let before = (c.charged_bytes(), c.forward_alloc_bytes(), group.usage_bytes(), account.pages());
 
         let err = c.charge(S0, 200).unwrap_err();
+        assert_eq!(err, ChargeError::ProtoMax { proto: Proto::Icmp, pages: 1, allocated: 4, max: 3 });
         assert_eq!(
-            err,
-            ChargeError::ProtoMax {
-                proto: Proto::Icmp,
-                pages: 1,
-                allocated: 4,
-                max: 3
-            }
-        );
-        assert_eq!(
-            (
-                c.charged_bytes(),
-                c.forward_alloc_bytes(),
-                group.usage_bytes(),
-                account.pages()
-            ),
+            (c.charged_bytes(), c.forward_alloc_bytes(), group.usage_bytes(), account.pages()),
             before,
             "protocol pages and the group charge that had succeeded are both rolled back"
         );
         assert_eq!((c.charges(), c.failures()), (1, 1));
         assert_eq!((account.charges(), account.failures()), (1, 1));
         assert_eq!(group.failures(), 0, "the group did not refuse");
-        assert!(
-            c.under_pressure(),
-            "the failed raise went above pressure on its way"
-        );
+        assert!(c.under_pressure(), "the failed raise went above pressure on its way");
 
         c.charge(S0, 100).unwrap();
-        assert_eq!(
-            account.pages(),
-            3,
-            "what still fits in forward_alloc is taken"
-        );
+        assert_eq!(account.pages(), 3, "what still fits in forward_alloc is taken");
     }
 
     #[test]
@@ -516,27 +397,11 @@ mod tests {
             let err = c.charge(S0, 1).unwrap_err();
             assert_eq!(
                 err,
-                ChargeError::GroupLimit {
-                    group: "tenant".into(),
-                    bytes: PAGE_SIZE,
-                    usage: 2 * PAGE_SIZE,
-                    limit: 2 * PAGE_SIZE
-                }
+                ChargeError::GroupLimit { group: "tenant".into(), bytes: PAGE_SIZE, usage: 2 * PAGE_SIZE, limit: 2 * PAGE_SIZE }
             );
-            assert_eq!(
-                err.to_string(),
-                "group tenant: 8192 bytes in use, 4096 more would exceed its limit of 8192"
-            );
-            assert_eq!(
-                held(&acc, Proto::Udp),
-                2,
-                "batch {batch}: protocol pages rolled back"
-            );
-            assert_eq!(
-                (account.charges(), account.failures()),
-                (1, 0),
-                "not a protocol failure"
-            );
+            assert_eq!(err.to_string(), "group tenant: 8192 bytes in use, 4096 more would exceed its limit of 8192");
+            assert_eq!(held(&acc, Proto::Udp), 2, "batch {batch}: protocol pages rolled back");
+            assert_eq!((account.charges(), account.failures()), (1, 0), "not a protocol failure");
             assert_eq!((group.usage_bytes(), group.failures()), (2 * PAGE_SIZE, 1));
             assert_eq!((c.charged_bytes(), c.failures()), (2 * PAGE_SIZE, 1));
             c.uncharge(S0, PAGE);
@@ -552,14 +417,8 @@ mod tests {
         let mut udp = Consumer::new(&acc, Proto::Udp, Arc::clone(&group), true);
         tcp.charge(S0, 2 * PAGE).unwrap();
         udp.charge(S1, PAGE).unwrap();
-        assert!(matches!(
-            udp.charge(S1, 1),
-            Err(ChargeError::GroupLimit { .. })
-        ));
-        assert!(matches!(
-            tcp.charge(S0, 1),
-            Err(ChargeError::GroupLimit { .. })
-        ));
+        assert!(matches!(udp.charge(S1, 1), Err(ChargeError::GroupLimit { .. })));
+        assert!(matches!(tcp.charge(S0, 1), Err(ChargeError::GroupLimit { .. })));
         assert_eq!((held(&acc, Proto::Tcp), held(&acc, Proto::Udp)), (2, 0));
         tcp.uncharge(S0, PAGE);
         udp.charge(S1, 1).unwrap();
@@ -569,14 +428,7 @@ mod tests {
     #[test]
     fn bypass_skips_exactly_the_protocol_account() {
         // Limits of zero: any raise into the account would fail.
-        let acc = accounting(
-            0,
-            ProtoLimits {
-                min: 0,
-                pressure: 0,
-                max: 0,
-            },
-        );
+        let acc = accounting(0, ProtoLimits { min: 0, pressure: 0, max: 0 });
         let group = acc.group("control", 4 * PAGE_SIZE).unwrap();
         let mut punt = Consumer::new(&acc, Proto::Icmp, Arc::clone(&group), true);
         assert!(punt.bypass_prot_mem());
@@ -586,16 +438,9 @@ mod tests {
             punt.charge(S0, 2000).unwrap();
         }
         assert_eq!((punt.charged_bytes(), punt.reserved_pages()), (12_000, 3));
-        assert_eq!(
-            group.usage_bytes(),
-            3 * PAGE_SIZE,
-            "the group is charged in the same page quanta"
-        );
+        assert_eq!(group.usage_bytes(), 3 * PAGE_SIZE, "the group is charged in the same page quanta");
         let during = acc.snapshot();
-        assert_eq!(
-            during.protos, before.protos,
-            "no protocol counter moved: pages, cells, charges, pressure"
-        );
+        assert_eq!(during.protos, before.protos, "no protocol counter moved: pages, cells, charges, pressure");
 
         // The group still refuses.
         punt.charge(S0, 4000).unwrap();
@@ -613,68 +458,34 @@ mod tests {
 
     #[test]
     fn bypass_ignores_pressure_while_others_see_it() {
-        let acc = accounting(
-            0,
-            ProtoLimits {
-                min: 1,
-                pressure: 1,
-                max: 2,
-            },
-        );
+        let acc = accounting(0, ProtoLimits { min: 1, pressure: 1, max: 2 });
         let group = acc.group("g", Group::UNLIMITED).unwrap();
         let mut data = Consumer::new(&acc, Proto::Tcp, Arc::clone(&group), false);
         let mut control = Consumer::new(&acc, Proto::Tcp, Arc::clone(&group), true);
         data.charge(S0, 2 * PAGE).unwrap();
-        assert!(matches!(
-            data.charge(S0, 1),
-            Err(ChargeError::ProtoMax { .. })
-        ));
+        assert!(matches!(data.charge(S0, 1), Err(ChargeError::ProtoMax { .. })));
         assert!(data.under_pressure());
-        assert!(
-            !control.under_pressure(),
-            "sk_under_memory_pressure() is false under bypass"
-        );
+        assert!(!control.under_pressure(), "sk_under_memory_pressure() is false under bypass");
         control.charge(S1, 10 * PAGE).unwrap();
-        assert_eq!(
-            acc.account(Proto::Tcp).pages(),
-            2,
-            "bypassed pages are not in the account"
-        );
-        assert_eq!(
-            group.usage_bytes(),
-            12 * PAGE_SIZE,
-            "but they are in the group"
-        );
+        assert_eq!(acc.account(Proto::Tcp).pages(), 2, "bypassed pages are not in the account");
+        assert_eq!(group.usage_bytes(), 12 * PAGE_SIZE, "but they are in the group");
     }
 
     #[test]
     fn drop_returns_the_forward_allocation_and_what_is_still_charged() {
-        let acc = accounting(
-            4,
-            ProtoLimits {
-                min: 2,
-                pressure: 3,
-                max: 100,
-            },
-        );
+        let acc = accounting(4, ProtoLimits { min: 2, pressure: 3, max: 100 });
         let group = acc.group("g", Group::UNLIMITED).unwrap();
         let mut c = Consumer::new(&acc, Proto::Other, Arc::clone(&group), false);
         let mut b = Consumer::new(&acc, Proto::Other, Arc::clone(&group), true);
         c.charge(S1, 5 * PAGE + 7).unwrap();
         c.uncharge(S1, PAGE);
         b.charge(S0, 123).unwrap();
-        assert!(
-            c.under_pressure(),
-            "6 pages folded (batch 4) is above pressure"
-        );
+        assert!(c.under_pressure(), "6 pages folded (batch 4) is above pressure");
         assert_eq!(held(&acc, Proto::Other), 5);
         drop(c);
         drop(b);
         assert_eq!((held(&acc, Proto::Other), group.usage_bytes()), (0, 0));
-        assert!(
-            !acc.account(Proto::Other).under_pressure(),
-            "drop follows the reduce rule"
-        );
+        assert!(!acc.account(Proto::Other).under_pressure(), "drop follows the reduce rule");
         acc.flush_all();
         assert_eq!(acc.account(Proto::Other).pages(), 0);
         assert!(acc.snapshot().is_drained());
@@ -683,14 +494,7 @@ mod tests {
     #[test]
     fn limits_see_the_batched_estimate_within_the_bound() {
         // One lcore, batch 8: up to 8 pages may sit in the cell where limits do not see them.
-        let acc = accounting(
-            8,
-            ProtoLimits {
-                min: 1,
-                pressure: 2,
-                max: 2,
-            },
-        );
+        let acc = accounting(8, ProtoLimits { min: 1, pressure: 2, max: 2 });
         let group = acc.group("g", Group::UNLIMITED).unwrap();
         let mut c = Consumer::new(&acc, Proto::Udp, group, false);
         let account = acc.account(Proto::Udp);
@@ -699,25 +503,10 @@ mod tests {
         }
         assert_eq!((account.pages(), account.slot_pages(S0)), (0, 8));
         assert!(!c.under_pressure(), "the estimate is still 0");
-        assert!(
-            account.exact_pages() as u64 <= account.limits().max + 2 * 8,
-            "within lcores x batch"
-        );
+        assert!(account.exact_pages() as u64 <= account.limits().max + 2 * 8, "within lcores x batch");
         let err = c.charge(S0, PAGE).unwrap_err();
-        assert_eq!(
-            err,
-            ChargeError::ProtoMax {
-                proto: Proto::Udp,
-                pages: 1,
-                allocated: 9,
-                max: 2
-            }
-        );
-        assert_eq!(
-            (account.pages(), account.slot_pages(S0)),
-            (9, -1),
-            "the rollback stays in the cell"
-        );
+        assert_eq!(err, ChargeError::ProtoMax { proto: Proto::Udp, pages: 1, allocated: 9, max: 2 });
+        assert_eq!((account.pages(), account.slot_pages(S0)), (9, -1), "the rollback stays in the cell");
         assert_eq!(account.exact_pages(), 8);
         assert!(c.under_pressure());
     }
@@ -730,14 +519,7 @@ mod tests {
         c.charge(S0, 3 * PAGE).unwrap();
         c.uncharge(S1, 3 * PAGE);
         let account = acc.account(Proto::Tcp);
-        assert_eq!(
-            (
-                account.slot_pages(S0),
-                account.slot_pages(S1),
-                account.exact_pages()
-            ),
-            (3, -3, 0)
-        );
+        assert_eq!((account.slot_pages(S0), account.slot_pages(S1), account.exact_pages()), (3, -3, 0));
         acc.flush(S0);
         assert_eq!(account.pages(), 3);
         acc.flush(S1);
@@ -746,26 +528,11 @@ mod tests {
 
     #[test]
     fn every_counter_returns_to_zero_after_draining() {
-        let acc = accounting(
-            3,
-            ProtoLimits {
-                min: 4,
-                pressure: 8,
-                max: 12,
-            },
-        );
-        let groups = [
-            acc.group("a", 20 * PAGE_SIZE).unwrap(),
-            acc.group("b", Group::UNLIMITED).unwrap(),
-        ];
+        let acc = accounting(3, ProtoLimits { min: 4, pressure: 8, max: 12 });
+        let groups = [acc.group("a", 20 * PAGE_SIZE).unwrap(), acc.group("b", Group::UNLIMITED).unwrap()];
         let mut consumers: Vec<(Consumer, Vec<u32>)> = (0..8)
             .map(|i| {
-                let c = Consumer::new(
-                    &acc,
-                    Proto::ALL[i % 4],
-                    Arc::clone(&groups[i % 2]),
-                    i % 3 == 0,
-                );
+                let c = Consumer::new(&acc, Proto::ALL[i % 4], Arc::clone(&groups[i % 2]), i % 3 == 0);
                 (c, Vec::new())
             })
             .collect();
@@ -796,15 +563,9 @@ mod tests {
             }
             assert!(c.forward_alloc_bytes() < 2 * PAGE_SIZE);
         }
-        assert!(
-            ok > 1000 && refused > 100,
-            "the walk must hit the limits: {ok} ok, {refused} refused"
-        );
+        assert!(ok > 1000 && refused > 100, "the walk must hit the limits: {ok} ok, {refused} refused");
         let mid = acc.snapshot();
-        assert!(mid
-            .protos
-            .iter()
-            .any(|p| p.pressure_entries > 0 && p.failures > 0));
+        assert!(mid.protos.iter().any(|p| p.pressure_entries > 0 && p.failures > 0));
 
         for (c, held) in &mut consumers {
             for bytes in held.drain(..) {
@@ -816,24 +577,13 @@ mod tests {
         assert!(snap.is_drained(), "{snap:?}");
         acc.flush_all();
         for p in &acc.snapshot().protos {
-            assert!(
-                !p.under_pressure,
-                "{}: flushed to 0 pages, below min",
-                p.proto
-            );
+            assert!(!p.under_pressure, "{}: flushed to 0 pages, below min", p.proto);
         }
         let snap = acc.snapshot();
-        assert!(snap
-            .protos
-            .iter()
-            .all(|p| p.pages == 0 && p.unflushed_pages == 0));
+        assert!(snap.protos.iter().all(|p| p.pages == 0 && p.unflushed_pages == 0));
         assert!(snap.groups.iter().all(|g| g.bytes == 0));
         drop(consumers);
-        assert_eq!(
-            acc.snapshot(),
-            snap,
-            "dropping drained consumers changes nothing"
-        );
+        assert_eq!(acc.snapshot(), snap, "dropping drained consumers changes nothing");
     }
 
     #[test]
@@ -841,12 +591,7 @@ mod tests {
     #[should_panic(expected = "uncharge of 2 bytes with 1 charged")]
     fn uncharging_more_than_charged_is_caught_in_debug_builds() {
         let acc = accounting(0, roomy());
-        let mut c = Consumer::new(
-            &acc,
-            Proto::Tcp,
-            acc.group("g", Group::UNLIMITED).unwrap(),
-            false,
-        );
+        let mut c = Consumer::new(&acc, Proto::Tcp, acc.group("g", Group::UNLIMITED).unwrap(), false);
         c.charge(S0, 1).unwrap();
         c.uncharge(S0, 2);
     }

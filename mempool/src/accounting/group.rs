@@ -34,12 +34,7 @@ impl Group {
     pub const UNLIMITED: u64 = u64::MAX;
 
     pub(crate) fn new(name: &str, limit_bytes: u64) -> Self {
-        Group {
-            name: name.into(),
-            limit: limit_bytes,
-            usage: Usage::default(),
-            failures: AtomicU64::new(0),
-        }
+        Group { name: name.into(), limit: limit_bytes, usage: Usage::default(), failures: AtomicU64::new(0) }
     }
 
     /// The group's name.
@@ -64,21 +59,12 @@ impl Group {
 
     /// Takes `bytes` if they fit under the limit; otherwise takes nothing and counts a failure.
     pub(crate) fn try_charge(&self, bytes: u64) -> Result<(), ChargeError> {
-        let fits = |usage: u64| {
-            usage
-                .checked_add(bytes)
-                .filter(|&total| total <= self.limit)
-        };
+        let fits = |usage: u64| usage.checked_add(bytes).filter(|&total| total <= self.limit);
         match self.usage.bytes.fetch_update(Relaxed, Relaxed, fits) {
             Ok(_) => Ok(()),
             Err(usage) => {
                 self.failures.fetch_add(1, Relaxed);
-                Err(ChargeError::GroupLimit {
-                    group: self.name.clone(),
-                    bytes,
-                    usage,
-                    limit: self.limit,
-                })
+                Err(ChargeError::GroupLimit { group: self.name.clone(), bytes, usage, limit: self.limit })
             }
         }
     }
@@ -86,11 +72,7 @@ impl Group {
     /// Gives back `bytes` taken by [`try_charge`](Self::try_charge).
     pub(crate) fn uncharge(&self, bytes: u64) {
         let before = self.usage.bytes.fetch_sub(bytes, Relaxed);
-        debug_assert!(
-            before >= bytes,
-            "group {}: uncharged {bytes} bytes with {before} charged",
-            self.name
-        );
+        debug_assert!(before >= bytes, "group {}: uncharged {bytes} bytes with {before} charged", self.name);
     }
 }
 
@@ -104,26 +86,10 @@ mod tests {
         g.try_charge(4096).unwrap();
         g.try_charge(4096).unwrap();
         let err = g.try_charge(4096).unwrap_err();
-        assert_eq!(
-            err,
-            ChargeError::GroupLimit {
-                group: "port0".into(),
-                bytes: 4096,
-                usage: 8192,
-                limit: 10_000
-            }
-        );
-        assert_eq!(
-            (g.usage_bytes(), g.failures()),
-            (8192, 1),
-            "a refused charge takes nothing"
-        );
+        assert_eq!(err, ChargeError::GroupLimit { group: "port0".into(), bytes: 4096, usage: 8192, limit: 10_000 });
+        assert_eq!((g.usage_bytes(), g.failures()), (8192, 1), "a refused charge takes nothing");
         g.try_charge(10_000 - 8192).unwrap();
-        assert_eq!(
-            g.usage_bytes(),
-            10_000,
-            "a charge landing exactly on the limit fits"
-        );
+        assert_eq!(g.usage_bytes(), 10_000, "a charge landing exactly on the limit fits");
         g.uncharge(10_000);
         assert_eq!(g.usage_bytes(), 0);
     }
@@ -132,10 +98,7 @@ mod tests {
     fn unlimited_never_refuses_and_never_overflows() {
         let g = Group::new("any", Group::UNLIMITED);
         g.try_charge(u64::MAX - 1).unwrap();
-        assert!(
-            g.try_charge(2).is_err(),
-            "an overflowing charge is refused, not wrapped"
-        );
+        assert!(g.try_charge(2).is_err(), "an overflowing charge is refused, not wrapped");
         assert_eq!(g.usage_bytes(), u64::MAX - 1);
     }
 

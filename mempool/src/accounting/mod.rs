@@ -85,11 +85,7 @@ impl AccountingConfig {
 
     /// Default limits and batch for `lcores` slots.
     pub fn new(lcores: usize) -> Self {
-        AccountingConfig {
-            limits: [ProtoLimits::DEFAULT; Proto::COUNT],
-            batch_pages: Self::DEFAULT_BATCH_PAGES,
-            lcores,
-        }
+        AccountingConfig { limits: [ProtoLimits::DEFAULT; Proto::COUNT], batch_pages: Self::DEFAULT_BATCH_PAGES, lcores }
     }
 }
 
@@ -172,20 +168,8 @@ impl Accounting {
         if config.lcores == 0 {
             return Err(AccountingError::NoLcores);
         }
-        let accounts = Proto::ALL.map(|p| {
-            ProtoAccount::new(
-                p,
-                config.limits[p.index()],
-                config.batch_pages,
-                config.lcores,
-            )
-        });
-        Ok(Accounting {
-            accounts,
-            lcores: config.lcores,
-            batch_pages: config.batch_pages,
-            groups: Mutex::default(),
-        })
+        let accounts = Proto::ALL.map(|p| ProtoAccount::new(p, config.limits[p.index()], config.batch_pages, config.lcores));
+        Ok(Accounting { accounts, lcores: config.lcores, batch_pages: config.batch_pages, groups: Mutex::default() })
     }
 
     /// Creates a group with a budget of `limit_bytes` ([`Group::UNLIMITED`] for none), listed
@@ -197,9 +181,7 @@ impl Accounting {
     pub fn group(&self, name: &str, limit_bytes: u64) -> Result<Arc<Group>, AccountingError> {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         if groups.iter().any(|g| g.name() == name) {
-            return Err(AccountingError::DuplicateGroup {
-                name: name.to_owned(),
-            });
+            return Err(AccountingError::DuplicateGroup { name: name.to_owned() });
         }
         let group = Arc::new(Group::new(name, limit_bytes));
         groups.push(Arc::clone(&group));
@@ -269,12 +251,7 @@ impl Accounting {
                 failures: g.failures(),
             })
             .collect();
-        AccountingSnapshot {
-            lcores: self.lcores,
-            batch_pages: self.batch_pages,
-            protos,
-            groups,
-        }
+        AccountingSnapshot { lcores: self.lcores, batch_pages: self.batch_pages, protos, groups }
     }
 }
 
@@ -300,8 +277,7 @@ impl AccountingSnapshot {
     /// Whether nothing is charged anywhere: every protocol's pages (folded or not) and every
     /// group's bytes are zero.
     pub fn is_drained(&self) -> bool {
-        self.protos.iter().all(|p| p.pages + p.unflushed_pages == 0)
-            && self.groups.iter().all(|g| g.bytes == 0)
+        self.protos.iter().all(|p| p.pages + p.unflushed_pages == 0) && self.groups.iter().all(|g| g.bytes == 0)
     }
 }
 
@@ -346,32 +322,13 @@ mod tests {
     #[test]
     fn config_is_checked() {
         let mut config = AccountingConfig::new(2);
-        config.limits[Proto::Icmp.index()] = ProtoLimits {
-            min: 3,
-            pressure: 2,
-            max: 1,
-        };
-        assert!(matches!(
-            Accounting::new(config.clone()),
-            Err(AccountingError::InvalidLimits {
-                proto: Proto::Icmp,
-                ..
-            })
-        ));
+        config.limits[Proto::Icmp.index()] = ProtoLimits { min: 3, pressure: 2, max: 1 };
+        assert!(matches!(Accounting::new(config.clone()), Err(AccountingError::InvalidLimits { proto: Proto::Icmp, .. })));
         let message = Accounting::new(config).unwrap_err().to_string();
-        assert_eq!(
-            message,
-            "icmp memory limits: need min <= pressure <= max, got min 3 pressure 2 max 1 pages"
-        );
-        assert_eq!(
-            Accounting::new(AccountingConfig::new(0)).unwrap_err(),
-            AccountingError::NoLcores
-        );
+        assert_eq!(message, "icmp memory limits: need min <= pressure <= max, got min 3 pressure 2 max 1 pages");
+        assert_eq!(Accounting::new(AccountingConfig::new(0)).unwrap_err(), AccountingError::NoLcores);
         let ok = Accounting::new(AccountingConfig::new(3)).unwrap();
-        assert_eq!(
-            (ok.lcores(), ok.batch_pages(), ok.error_bound_pages()),
-            (3, 64, 192)
-        );
+        assert_eq!((ok.lcores(), ok.batch_pages(), ok.error_bound_pages()), (3, 64, 192));
     }
 
     #[test]
@@ -379,12 +336,7 @@ mod tests {
         let acc = Accounting::new(AccountingConfig::new(1)).unwrap();
         let g = acc.group("port0", 1 << 20).unwrap();
         assert_eq!((g.name(), g.limit_bytes()), ("port0", 1 << 20));
-        assert_eq!(
-            acc.group("port0", 5).unwrap_err(),
-            AccountingError::DuplicateGroup {
-                name: "port0".to_owned()
-            }
-        );
+        assert_eq!(acc.group("port0", 5).unwrap_err(), AccountingError::DuplicateGroup { name: "port0".to_owned() });
         acc.group("tenant-a", Group::UNLIMITED).unwrap();
         let snap = acc.snapshot();
         let names: Vec<_> = snap.groups.iter().map(|g| g.name.as_str()).collect();

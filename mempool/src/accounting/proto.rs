@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use super::{AccountingError, LcoreSlot};
 
-/// A protocol class with its own memory account (the kernel's `struct proto`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A transport protocol class: what the parser classifies a packet as, what the mirror
+/// selects and what each memory account (the kernel's `struct proto`) is kept for. The one
+/// type for the concept across the workspace (`dataplane::net::Proto` is this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Proto {
     /// TCP (IP protocol 6).
     Tcp,
@@ -16,6 +18,7 @@ pub enum Proto {
     /// ICMP and ICMPv6 (IP protocols 1 and 58).
     Icmp,
     /// Everything else, non-IP included.
+    #[default]
     Other,
 }
 
@@ -40,14 +43,20 @@ impl Proto {
         }
     }
 
-    /// The class of an IPv4 `protocol` or IPv6 `next header` number.
-    pub const fn from_ip_protocol(protocol: u8) -> Proto {
-        match protocol {
-            6 => Proto::Tcp,
-            17 => Proto::Udp,
-            1 | 58 => Proto::Icmp,
+    /// The class of IP protocol number `protocol` (IPv4 protocol, IPv6 next header) carried
+    /// over IPv4 (`v6 == false`) or IPv6: ICMP is 1 over IPv4 and 58 (ICMPv6) over IPv6.
+    pub const fn from_ip(protocol: u8, v6: bool) -> Proto {
+        match (protocol, v6) {
+            (6, _) => Proto::Tcp,
+            (17, _) => Proto::Udp,
+            (1, false) | (58, true) => Proto::Icmp,
             _ => Proto::Other,
         }
+    }
+
+    /// The class named `name` ([`Proto::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Proto> {
+        Proto::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -71,11 +80,7 @@ pub struct ProtoLimits {
 impl ProtoLimits {
     /// 16 MiB, 24 MiB, 32 MiB in 4 KiB pages: the same 2:3:4 spread as the kernel's
     /// default `tcp_mem`, sized for a forwarder whose pools hold tens of MiB.
-    pub const DEFAULT: ProtoLimits = ProtoLimits {
-        min: 4096,
-        pressure: 6144,
-        max: 8192,
-    };
+    pub const DEFAULT: ProtoLimits = ProtoLimits { min: 4096, pressure: 6144, max: 8192 };
 
     /// Checks `min <= pressure <= max <= i64::MAX`.
     ///
@@ -86,10 +91,7 @@ impl ProtoLimits {
         if self.min <= self.pressure && self.pressure <= self.max && self.max <= i64::MAX as u64 {
             Ok(())
         } else {
-            Err(AccountingError::InvalidLimits {
-                proto,
-                limits: *self,
-            })
+            Err(AccountingError::InvalidLimits { proto, limits: *self })
         }
     }
 }
@@ -333,13 +335,7 @@ impl ProtoAccount {
     }
 
     fn enter_pressure(&self) {
-        if !self.global.pressure.load(Relaxed)
-            && self
-                .global
-                .pressure
-                .compare_exchange(false, true, Relaxed, Relaxed)
-                .is_ok()
-        {
+        if !self.global.pressure.load(Relaxed) && self.global.pressure.compare_exchange(false, true, Relaxed, Relaxed).is_ok() {
             self.global.pressure_entries.fetch_add(1, Relaxed);
         }
     }
@@ -367,16 +363,7 @@ mod tests {
     const S1: LcoreSlot = LcoreSlot(1);
 
     fn account(batch: u32, lcores: usize) -> ProtoAccount {
-        ProtoAccount::new(
-            Proto::Tcp,
-            ProtoLimits {
-                min: 10,
-                pressure: 20,
-                max: 30,
-            },
-            batch,
-            lcores,
-        )
+        ProtoAccount::new(Proto::Tcp, ProtoLimits { min: 10, pressure: 20, max: 30 }, batch, lcores)
     }
 
     #[test]
@@ -386,56 +373,26 @@ mod tests {
         }
         assert_eq!(Proto::ALL.map(Proto::name), ["tcp", "udp", "icmp", "other"]);
         assert_eq!(Proto::Icmp.to_string(), "icmp");
-        assert_eq!(Proto::from_ip_protocol(6), Proto::Tcp);
-        assert_eq!(Proto::from_ip_protocol(17), Proto::Udp);
-        assert_eq!(Proto::from_ip_protocol(1), Proto::Icmp);
-        assert_eq!(Proto::from_ip_protocol(58), Proto::Icmp);
-        assert_eq!(Proto::from_ip_protocol(47), Proto::Other);
+        assert_eq!(Proto::from_ip(6, false), Proto::Tcp);
+        assert_eq!(Proto::from_ip(17, true), Proto::Udp);
+        assert_eq!(Proto::from_ip(1, false), Proto::Icmp);
+        assert_eq!(Proto::from_ip(58, true), Proto::Icmp);
+        assert_eq!(Proto::from_ip(58, false), Proto::Other);
+        assert_eq!(Proto::from_ip(1, true), Proto::Other);
+        assert_eq!(Proto::from_ip(47, false), Proto::Other);
+        assert_eq!(Proto::from_name("udp"), Some(Proto::Udp));
+        assert_eq!(Proto::from_name("any"), None);
     }
 
     #[test]
     fn limits_must_be_ordered() {
         assert!(ProtoLimits::DEFAULT.check(Proto::Tcp).is_ok());
-        assert!(ProtoLimits {
-            min: 5,
-            pressure: 5,
-            max: 5
-        }
-        .check(Proto::Tcp)
-        .is_ok());
-        assert!(ProtoLimits {
-            min: 0,
-            pressure: 0,
-            max: 0
-        }
-        .check(Proto::Tcp)
-        .is_ok());
-        let bad = ProtoLimits {
-            min: 6,
-            pressure: 5,
-            max: 9,
-        };
-        assert_eq!(
-            bad.check(Proto::Udp),
-            Err(AccountingError::InvalidLimits {
-                proto: Proto::Udp,
-                limits: bad
-            })
-        );
-        assert!(ProtoLimits {
-            min: 1,
-            pressure: 9,
-            max: 8
-        }
-        .check(Proto::Tcp)
-        .is_err());
-        assert!(ProtoLimits {
-            min: 1,
-            pressure: 2,
-            max: u64::MAX
-        }
-        .check(Proto::Tcp)
-        .is_err());
+        assert!(ProtoLimits { min: 5, pressure: 5, max: 5 }.check(Proto::Tcp).is_ok());
+        assert!(ProtoLimits { min: 0, pressure: 0, max: 0 }.check(Proto::Tcp).is_ok());
+        let bad = ProtoLimits { min: 6, pressure: 5, max: 9 };
+        assert_eq!(bad.check(Proto::Udp), Err(AccountingError::InvalidLimits { proto: Proto::Udp, limits: bad }));
+        assert!(ProtoLimits { min: 1, pressure: 9, max: 8 }.check(Proto::Tcp).is_err());
+        assert!(ProtoLimits { min: 1, pressure: 2, max: u64::MAX }.check(Proto::Tcp).is_err());
     }
 
     #[test]
@@ -461,25 +418,13 @@ mod tests {
         assert_eq!(a.error_bound_pages(), 8);
         a.add(S0, 3);
         a.add(S0, 1);
-        assert_eq!(
-            (a.pages(), a.slot_pages(S0)),
-            (0, 4),
-            "exactly batch stays local"
-        );
+        assert_eq!((a.pages(), a.slot_pages(S0)), (0, 4), "exactly batch stays local");
         a.add(S0, 1);
-        assert_eq!(
-            (a.pages(), a.slot_pages(S0)),
-            (5, 0),
-            "cell and change fold together"
-        );
+        assert_eq!((a.pages(), a.slot_pages(S0)), (5, 0), "cell and change fold together");
         a.add(S1, -4);
         assert_eq!((a.pages(), a.slot_pages(S1)), (5, -4));
         a.add(S1, -2);
-        assert_eq!(
-            (a.pages(), a.slot_pages(S1)),
-            (-1, 0),
-            "negative side folds too"
-        );
+        assert_eq!((a.pages(), a.slot_pages(S1)), (-1, 0), "negative side folds too");
         assert_eq!(a.exact_pages(), -1);
     }
 
@@ -548,10 +493,7 @@ mod tests {
         a.add(S0, -8);
         a.after_reduce();
         assert_eq!((a.pages(), a.exact_pages()), (25, 9));
-        assert!(
-            a.under_pressure(),
-            "the estimate (25) still hides the returned pages"
-        );
+        assert!(a.under_pressure(), "the estimate (25) still hides the returned pages");
         a.flush(S1);
         assert!(a.under_pressure(), "17 is not below min");
         a.flush_all();

@@ -70,7 +70,11 @@ const _: () = assert!(size_of::<ExtField>() == 16 && align_of::<ExtField>() == 8
 #[inline(always)]
 fn dyn_offset() -> Option<usize> {
     let off = DYN_OFFSET.load(Ordering::Relaxed);
-    if off < 0 { None } else { Some(off as usize) }
+    if off < 0 {
+        None
+    } else {
+        Some(off as usize)
+    }
 }
 
 /// `RTE_MBUF_DYNFIELD(m, off, struct ExtField *)`: plain address arithmetic.
@@ -521,8 +525,8 @@ unsafe extern "C" fn count_misaligned(_mp: *mut rte_mempool, opaque: *mut c_void
 }
 
 fn create(area_size: usize, max_align: usize, params: &ExtParams) -> Result<(NonNull<rte_mempool>, usize), ExtError> {
-    let name = CString::new(params.name.as_str())
-        .map_err(|_| ExtError::InvalidParams { reason: "pool name contains NUL".into() })?;
+    let name =
+        CString::new(params.name.as_str()).map_err(|_| ExtError::InvalidParams { reason: "pool name contains NUL".into() })?;
     // SAFETY: `name` outlives the call; the numbers were checked by ExtParams::check. No
     // constructors. DPDK copies the name and returns a pool we own, or NULL with rte_errno.
     let raw = unsafe {
@@ -557,7 +561,8 @@ fn create(area_size: usize, max_align: usize, params: &ExtParams) -> Result<(Non
         return free(ExtError::InvalidParams { reason: format!("{} areas are not {max_align}-byte aligned", check.1) });
     }
 
-    let mut desc = dpdk_sys::rte_mbuf_dynfield { size: size_of::<ExtField>(), align: align_of::<ExtField>(), ..Default::default() };
+    let mut desc =
+        dpdk_sys::rte_mbuf_dynfield { size: size_of::<ExtField>(), align: align_of::<ExtField>(), ..Default::default() };
     for (d, s) in desc.name.iter_mut().zip(DYNFIELD_NAME.bytes()) {
         *d = s as std::ffi::c_char;
     }

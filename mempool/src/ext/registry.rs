@@ -64,14 +64,7 @@ impl ExtRegistry {
             return bad(format!("{size} bytes at offset {offset} would grow the area beyond {MAX_AREA_SIZE} bytes"));
         }
         let index = self.types.len() as u8;
-        self.types.push(ExtInfo {
-            name: name.to_owned(),
-            index,
-            offset,
-            size,
-            align,
-            type_name: std::any::type_name::<T>(),
-        });
+        self.types.push(ExtInfo { name: name.to_owned(), index, offset, size, align, type_name: std::any::type_name::<T>() });
         self.end = end;
         self.max_align = self.max_align.max(align);
         // offset < MAX_AREA_SIZE (4096) fits in a u16.

@@ -1,0 +1,324 @@
+//! What serde reads. Integers are `i64` (TOML's integer type) so that range errors come
+//! from validation with a key path; required keys are `Option` for the same reason.
+//! `Default` impls hold the documented defaults (`configs/null.toml` lists them).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{ConfigError, Mode};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct File {
+    pub eal: Eal,
+    pub pool: Pool,
+    pub forward: Forward,
+    pub poll: Poll,
+    pub port: Vec<Port>,
+    pub worker: Vec<Worker>,
+    pub route: Vec<Route>,
+    pub extensions: Extensions,
+    pub mirror: Option<Mirror>,
+    pub accounting: Option<Accounting>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Accounting {
+    pub batch_pages: i64,
+    pub backlog: i64,
+    pub backlog_under_pressure: i64,
+    pub backlog_bypass: bool,
+    pub punt_bypass: bool,
+    pub port_budget: i64,
+    pub slow_path_budget: i64,
+    pub tcp: Option<Limits>,
+    pub udp: Option<Limits>,
+    pub icmp: Option<Limits>,
+    pub other: Option<Limits>,
+}
+
+impl Default for Accounting {
+    fn default() -> Self {
+        Accounting {
+            batch_pages: 64,
+            backlog: 512,
+            backlog_under_pressure: 64,
+            backlog_bypass: false,
+            punt_bypass: true,
+            port_budget: 0,
+            slow_path_budget: 4 << 20,
+            tcp: None,
+            udp: None,
+            icmp: None,
+            other: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub min: i64,
+    pub pressure: i64,
+    pub max: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Extensions {
+    pub trace_every: i64,
+    pub flow: bool,
+    pub areas: i64,
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        Extensions { trace_every: 0, flow: false, areas: 8191 }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mirror {
+    pub port: Option<String>,
+    pub proto: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Poll {
+    pub budget: i64,
+    pub budget_usecs: i64,
+    pub tx_drain_usecs: i64,
+    pub sample_every: i64,
+    pub idle_backoff: Option<IdleBackoff>,
+}
+
+impl Default for Poll {
+    fn default() -> Self {
+        Poll { budget: 300, budget_usecs: 2000, tx_drain_usecs: 100, sample_every: 16, idle_backoff: None }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdleBackoff {
+    pub pause_after: i64,
+    pub sleep_after: i64,
+    pub sleep_usecs: i64,
+}
+
+impl Default for IdleBackoff {
+    fn default() -> Self {
+        IdleBackoff { pause_after: 16, sleep_after: 1024, sleep_usecs: 50 }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Route {
+    pub prefix: Option<String>,
+    pub port: Option<String>,
+    pub via_mac: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Eal {
+    pub main_lcore: i64,
+    pub file_prefix: String,
+    pub args: Vec<String>,
+}
+
+impl Default for Eal {
+    fn default() -> Self {
+        Eal { main_lcore: 0, file_prefix: "dataplane".to_owned(), args: Vec::new() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pool {
+    pub mbufs: i64,
+    pub cache: i64,
+    pub data_room: i64,
+    pub priv_size: i64,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool { mbufs: 0, cache: 256, data_room: 2176, priv_size: 0 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forward {
+    pub mode: Mode,
+    pub burst: i64,
+    /// `Vec`, not `[String; 2]`: serde would silently drop a third name.
+    pub pairs: Vec<Vec<String>>,
+}
+
+impl Default for Forward {
+    fn default() -> Self {
+        Forward { mode: Mode::Io, burst: 32, pairs: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RxBuffer {
+    #[default]
+    PerPacket,
+    MultiPacket,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Port {
+    pub name: Option<String>,
+    pub device: Option<String>,
+    pub args: String,
+    pub rx_queues: i64,
+    pub tx_queues: i64,
+    pub rx_desc: i64,
+    pub tx_desc: i64,
+    pub promiscuous: bool,
+    pub mtu: Option<i64>,
+    pub rx_buffer: RxBuffer,
+    pub mprq: Option<Mprq>,
+    pub peer_mac: Option<String>,
+    pub ipv4: Option<String>,
+    pub ipv6: Option<String>,
+    pub check_chains: Option<bool>,
+}
+
+impl Default for Port {
+    fn default() -> Self {
+        Port {
+            name: None,
+            device: None,
+            args: String::new(),
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            promiscuous: true,
+            mtu: None,
+            rx_buffer: RxBuffer::PerPacket,
+            mprq: None,
+            peer_mac: None,
+            ipv4: None,
+            ipv6: None,
+            check_chains: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mprq {
+    pub log_stride_num: i64,
+    pub log_stride_size: i64,
+    pub max_memcpy_len: i64,
+    pub rxqs_min: i64,
+}
+
+impl Default for Mprq {
+    fn default() -> Self {
+        Mprq { log_stride_num: 6, log_stride_size: 11, max_memcpy_len: 128, rxqs_min: 1 }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Worker {
+    pub lcore: Option<i64>,
+    pub rx: Vec<RxRef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RxRef {
+    pub port: Option<String>,
+    pub queue: Option<i64>,
+}
+
+/// TOML text to the raw layer; errors keep toml's message on one line.
+pub(super) fn parse(text: &str, file: Option<&Path>) -> Result<File, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let start = e.span().map_or(0, |span| span.start).min(text.len());
+        let before = text.get(..start).unwrap_or("");
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line_text = text[line_start..].lines().next().unwrap_or("");
+        ConfigError::parse(
+            file,
+            before.matches('\n').count() + 1,
+            before[line_start..].chars().count() + 1,
+            e.message().trim().replace('\n', "; "),
+            line_text.trim().to_owned(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::fixtures::*;
+    use crate::config::Config;
+
+    #[test]
+    fn spelled_out_defaults_equal_omitted_ones() {
+        let explicit = r#"
+[eal]
+main_lcore = 0
+file_prefix = "dataplane"
+args = []
+
+[pool]
+mbufs = 0
+cache = 256
+data_room = 2176
+priv_size = 0
+
+[forward]
+mode = "io"
+burst = 32
+pairs = [["null0", "null1"]]
+
+[[port]]
+name = "null0"
+device = "net_null0"
+args = ""
+rx_queues = 1
+tx_queues = 1
+rx_desc = 1024
+tx_desc = 1024
+promiscuous = true
+rx_buffer = "per_packet"
+
+[[port]]
+name = "null1"
+device = "net_null1"
+
+[[worker]]
+lcore = 1
+rx = [{ port = "null0", queue = 0 }, { port = "null1", queue = 0 }]
+"#;
+        assert_eq!(Config::from_toml_str(explicit).unwrap(), Config::from_toml_str(&valid()).unwrap());
+    }
+
+    #[test]
+    fn parse_errors_are_one_line_with_position() {
+        let err = Config::from_toml_str("[forward]\nburst = \n").unwrap_err();
+        let msg = err.to_string();
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(msg.starts_with("line 2, column 9: "), "{msg}");
+
+        let path = config_path("no-such-config.toml");
+        let msg = Config::load(&path).unwrap_err().to_string();
+        assert!(msg.contains("no-such-config.toml"), "{msg}");
+    }
+}

@@ -1,0 +1,841 @@
+//! The raw layer checked and turned into the typed [`Config`]: ranges, syntax, references
+//! between tables, and the cross checks of [`check_traffic`].
+
+use std::collections::HashMap;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use mempool::accounting::Proto;
+use mempool::{ExtError, PoolError, PoolParams, SocketId};
+
+use super::eal::derived_eal_option;
+use super::raw;
+use super::*;
+use crate::net::MacAddr;
+use crate::port::PortIdx;
+
+/// Checks the raw config and builds the typed one.
+pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
+    let eal = validate_eal(raw.eal)?;
+    let pool = validate_pool(raw.pool)?;
+    let ports = validate_ports(raw.port)?;
+    let forward = validate_forward(raw.forward, &ports)?;
+    let poll = validate_poll(raw.poll)?;
+    let workers = validate_workers(raw.worker, &eal, &ports)?;
+    let routes = validate_routes(raw.route, &ports)?;
+    let extensions = validate_extensions(raw.extensions)?;
+    let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
+    let accounting = raw.accounting.map(validate_accounting).transpose()?;
+    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting };
+    check_traffic(&config)?;
+    Ok(config)
+}
+
+fn validate_extensions(raw: raw::Extensions) -> Result<ExtensionsConfig, ConfigError> {
+    let areas = int("extensions.areas", raw.areas, 64, 1 << 24)?;
+    // The area pool's own rules, with the cache the forwarder will give it.
+    if let Err(ExtError::InvalidParams { reason }) = crate::exts::area_params(areas, SocketId::ANY).check() {
+        return Err(ConfigError::new("extensions.areas", ConfigErrorKind::Pool(reason)));
+    }
+    Ok(ExtensionsConfig { trace_every: int("extensions.trace_every", raw.trace_every, 0, 1_000_000)?, flow: raw.flow, areas })
+}
+
+fn validate_eal(raw: raw::Eal) -> Result<EalConfig, ConfigError> {
+    let main_lcore = int("eal.main_lcore", raw.main_lcore, 0, i64::from(MAX_LCORES) - 1)?;
+    check_name("eal.file_prefix", &raw.file_prefix)?;
+    for (i, arg) in raw.args.iter().enumerate() {
+        if let Some(from) = derived_eal_option(arg) {
+            return Err(ConfigError::new(format!("eal.args[{i}]"), ConfigErrorKind::ForbiddenEalArg { arg: arg.clone(), from }));
+        }
+    }
+    Ok(EalConfig { main_lcore, file_prefix: raw.file_prefix, args: raw.args })
+}
+
+fn validate_pool(raw: raw::Pool) -> Result<PoolConfig, ConfigError> {
+    const MIN_MBUFS: i64 = 1024;
+    let mbufs = match raw.mbufs {
+        0 => None,
+        n if n < MIN_MBUFS => {
+            return Err(ConfigError::new("pool.mbufs", ConfigErrorKind::TooFewMbufs { min: MIN_MBUFS, got: n }))
+        }
+        n => Some(int("pool.mbufs", n, MIN_MBUFS, i64::from(u32::MAX))?),
+    };
+    let pool = PoolConfig {
+        mbufs,
+        cache: int("pool.cache", raw.cache, 0, i64::from(dpdk_sys::RTE_MEMPOOL_CACHE_MAX_SIZE))?,
+        data_room: int("pool.data_room", raw.data_room, 256, 65535)?,
+        priv_size: int("pool.priv_size", raw.priv_size, 0, 65535)?,
+    };
+    // DPDK's own rules (cache against size, priv_size alignment, headroom), as mempool
+    // checks them before rte_pktmbuf_pool_create; a pool sized at run time has at least
+    // mbufs_needed's floor.
+    let params = PoolParams {
+        name: "mbuf_pool_s0".to_owned(),
+        size: mbufs.unwrap_or(mempool::MIN_POOL_SIZE),
+        cache: pool.cache,
+        priv_size: pool.priv_size,
+        data_room: pool.data_room,
+        socket: SocketId::ANY,
+    };
+    match params.check() {
+        Err(PoolError::Invalid { reason, .. }) => Err(ConfigError::new("pool", ConfigErrorKind::Pool(reason))),
+        _ => Ok(pool),
+    }
+}
+
+fn validate_ports(raw: Vec<raw::Port>) -> Result<Vec<PortConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::new("port".to_owned(), ConfigErrorKind::Empty { what: "[[port]] table" }));
+    }
+    let mut ports: Vec<PortConfig> = Vec::with_capacity(raw.len());
+    for (i, raw_port) in raw.into_iter().enumerate() {
+        let port = validate_port(i, raw_port)?;
+        if let Some(j) = ports.iter().position(|p| p.name == port.name) {
+            return Err(ConfigError::new(
+                format!("port[{i}].name"),
+                ConfigErrorKind::Duplicate { value: format!("{:?}", port.name), first: format!("port[{j}]") },
+            ));
+        }
+        if let Some(j) = ports.iter().position(|p| p.device == port.device) {
+            return Err(ConfigError::new(
+                format!("port[{i}].device"),
+                ConfigErrorKind::Duplicate { value: format!("{:?}", port.device.name()), first: format!("port[{j}]") },
+            ));
+        }
+        ports.push(port);
+    }
+    Ok(ports)
+}
+
+fn validate_port(i: usize, raw: raw::Port) -> Result<PortConfig, ConfigError> {
+    let key = |field: &str| format!("port[{i}].{field}");
+
+    let name = raw.name.ok_or_else(|| ConfigError::new(key("name"), ConfigErrorKind::Missing))?;
+    check_name(&key("name"), &name)?;
+    let device_str = raw.device.ok_or_else(|| ConfigError::new(key("device"), ConfigErrorKind::Missing))?;
+    let device = parse_device(&device_str)
+        .ok_or_else(|| ConfigError::new(key("device"), ConfigErrorKind::InvalidDevice { value: device_str }))?;
+    if let Err(problem) = check_devargs(&raw.args) {
+        return Err(ConfigError::new(key("args"), ConfigErrorKind::InvalidDevargs { value: raw.args, problem }));
+    }
+
+    let rx_buffer = match (raw.rx_buffer, raw.mprq) {
+        (raw::RxBuffer::PerPacket, None) => RxBuffer::PerPacket,
+        (raw::RxBuffer::PerPacket, Some(_)) => {
+            return Err(ConfigError::new(key("mprq"), ConfigErrorKind::MprqWithoutMultiPacket))
+        }
+        (raw::RxBuffer::MultiPacket, mprq) => {
+            if let Device::Vdev { name, driver } = &device {
+                return Err(ConfigError::new(
+                    key("rx_buffer"),
+                    ConfigErrorKind::MprqOnVdev { device: name.clone(), driver: driver.clone() },
+                ));
+            }
+            RxBuffer::MultiPacket(validate_mprq(i, mprq.unwrap_or_default())?)
+        }
+    };
+
+    Ok(PortConfig {
+        name,
+        device,
+        args: raw.args,
+        rx_queues: int(&key("rx_queues"), raw.rx_queues, 1, 64)?,
+        tx_queues: int(&key("tx_queues"), raw.tx_queues, 1, 64)?,
+        rx_desc: int(&key("rx_desc"), raw.rx_desc, 32, 32768)?,
+        tx_desc: int(&key("tx_desc"), raw.tx_desc, 32, 32768)?,
+        promiscuous: raw.promiscuous,
+        mtu: raw.mtu.map(|mtu| int(&key("mtu"), mtu, 68, 9600)).transpose()?,
+        rx_buffer,
+        peer_mac: raw.peer_mac.map(|m| parse_mac(&key("peer_mac"), &m)).transpose()?,
+        ipv4: raw
+            .ipv4
+            .map(|a| {
+                a.parse::<Ipv4Net>().map_err(|_| {
+                    ConfigError::new(
+                        key("ipv4"),
+                        ConfigErrorKind::InvalidPrefix {
+                            value: a,
+                            expected: "an IPv4 address with prefix length, like 10.0.0.1/24",
+                        },
+                    )
+                })
+            })
+            .transpose()?,
+        ipv6: raw
+            .ipv6
+            .map(|a| {
+                a.parse::<Ipv6Net>().map_err(|_| {
+                    ConfigError::new(
+                        key("ipv6"),
+                        ConfigErrorKind::InvalidPrefix {
+                            value: a,
+                            expected: "an IPv6 address with prefix length, like 2001:db8::1/64",
+                        },
+                    )
+                })
+            })
+            .transpose()?,
+        check_chains: raw.check_chains,
+    })
+}
+
+fn validate_poll(raw: raw::Poll) -> Result<PollConfig, ConfigError> {
+    let idle = match raw.idle_backoff {
+        None => None,
+        Some(b) => {
+            let pause_after = int("poll.idle_backoff.pause_after", b.pause_after, 1, i64::from(u32::MAX))?;
+            let sleep_after = int("poll.idle_backoff.sleep_after", b.sleep_after, 1, i64::from(u32::MAX))?;
+            if pause_after > sleep_after {
+                return Err(ConfigError::new(
+                    "poll.idle_backoff.pause_after".to_owned(),
+                    ConfigErrorKind::OutOfOrder {
+                        value: pause_after,
+                        other_key: "poll.idle_backoff.sleep_after".to_owned(),
+                        other: sleep_after,
+                    },
+                ));
+            }
+            Some(IdleBackoff {
+                pause_after,
+                sleep_after,
+                sleep_usecs: int("poll.idle_backoff.sleep_usecs", b.sleep_usecs, 1, 1_000_000)?,
+            })
+        }
+    };
+    Ok(PollConfig {
+        budget: int("poll.budget", raw.budget, 1, 1_000_000)?,
+        budget_usecs: int("poll.budget_usecs", raw.budget_usecs, 1, 1_000_000)?,
+        tx_drain_usecs: int("poll.tx_drain_usecs", raw.tx_drain_usecs, 0, 1_000_000)?,
+        sample_every: int("poll.sample_every", raw.sample_every, 0, 1_000_000)?,
+        idle,
+    })
+}
+
+fn validate_accounting(raw: raw::Accounting) -> Result<AccountingConf, ConfigError> {
+    use mempool::accounting::ProtoLimits;
+    let limits = |name: &'static str, l: Option<raw::Limits>| -> Result<ProtoLimits, ConfigError> {
+        let Some(l) = l else { return Ok(ProtoLimits::DEFAULT) };
+        let key = |f: &str| format!("accounting.{name}.{f}");
+        let min: u32 = int(&key("min"), l.min, 0, i64::from(u32::MAX))?;
+        let pressure: u32 = int(&key("pressure"), l.pressure, 0, i64::from(u32::MAX))?;
+        let max: u32 = int(&key("max"), l.max, 1, i64::from(u32::MAX))?;
+        if min > pressure {
+            return Err(ConfigError::new(
+                key("min"),
+                ConfigErrorKind::OutOfOrder { value: min, other_key: key("pressure"), other: pressure },
+            ));
+        }
+        if pressure > max {
+            return Err(ConfigError::new(
+                key("pressure"),
+                ConfigErrorKind::OutOfOrder { value: pressure, other_key: key("max"), other: max },
+            ));
+        }
+        Ok(ProtoLimits { min: min.into(), pressure: pressure.into(), max: max.into() })
+    };
+    let backlog = int("accounting.backlog", raw.backlog, 0, 1 << 20)?;
+    let backlog_under_pressure = int("accounting.backlog_under_pressure", raw.backlog_under_pressure, 0, 1 << 20)?;
+    if backlog_under_pressure > backlog {
+        return Err(ConfigError::new(
+            "accounting.backlog_under_pressure".to_owned(),
+            ConfigErrorKind::OutOfOrder {
+                value: backlog_under_pressure,
+                other_key: "accounting.backlog".to_owned(),
+                other: backlog,
+            },
+        ));
+    }
+    Ok(AccountingConf {
+        limits: [limits("tcp", raw.tcp)?, limits("udp", raw.udp)?, limits("icmp", raw.icmp)?, limits("other", raw.other)?],
+        batch_pages: int("accounting.batch_pages", raw.batch_pages, 0, 1 << 20)?,
+        backlog,
+        backlog_under_pressure,
+        backlog_bypass: raw.backlog_bypass,
+        punt_bypass: raw.punt_bypass,
+        port_budget: int("accounting.port_budget", raw.port_budget, 0, i64::MAX)?,
+        slow_path_budget: int("accounting.slow_path_budget", raw.slow_path_budget, 0, i64::MAX)?,
+    })
+}
+
+fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfig, ConfigError> {
+    let name = raw.port.ok_or_else(|| ConfigError::new("mirror.port".to_owned(), ConfigErrorKind::Missing))?;
+    let port = port_index(ports, &name, "mirror.port".to_owned())?;
+    let proto = match raw.proto.as_deref().unwrap_or("any") {
+        "any" => None,
+        name => Some(Proto::from_name(name).ok_or_else(|| {
+            ConfigError::new(
+                "mirror.proto".to_owned(),
+                ConfigErrorKind::InvalidChoice { value: name.to_owned(), expected: "any, tcp, udp, icmp or other" },
+            )
+        })?),
+    };
+    Ok(MirrorConfig { port, proto })
+}
+
+fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<RouteConfig>, ConfigError> {
+    let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("route[{i}].{field}");
+        let text = r.prefix.ok_or_else(|| ConfigError::new(key("prefix"), ConfigErrorKind::Missing))?;
+        let prefix = parse_prefix(&key("prefix"), &text)?;
+        let port_name = r.port.ok_or_else(|| ConfigError::new(key("port"), ConfigErrorKind::Missing))?;
+        let port = port_index(ports, &port_name, key("port"))?;
+        let mac = r.via_mac.ok_or_else(|| ConfigError::new(key("via_mac"), ConfigErrorKind::Missing))?;
+        let via_mac = parse_mac(&key("via_mac"), &mac)?;
+        if let Some(j) = routes.iter().position(|other| other.prefix == prefix) {
+            return Err(ConfigError::new(
+                key("prefix"),
+                ConfigErrorKind::Duplicate { value: prefix.to_string(), first: format!("route[{j}]") },
+            ));
+        }
+        routes.push(RouteConfig { prefix, port, via_mac });
+    }
+    Ok(routes)
+}
+
+/// `aa:bb:cc:dd:ee:ff` (or with `-`).
+fn parse_mac(key: &str, s: &str) -> Result<MacAddr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::new(key.to_owned(), ConfigErrorKind::InvalidMac { value: s.to_owned() }))
+}
+
+/// A route's `ADDR/LEN`, IPv4 or IPv6, with its host bits clear.
+fn parse_prefix(key: &str, s: &str) -> Result<IpNet, ConfigError> {
+    let net: IpNet = s.parse().map_err(|_| {
+        ConfigError::new(
+            key.to_owned(),
+            ConfigErrorKind::InvalidPrefix {
+                value: s.to_owned(),
+                expected: "an address with a prefix length, like 10.1.0.0/16 or 2001:db8::/32",
+            },
+        )
+    })?;
+    if net.trunc() != net {
+        return Err(ConfigError::new(
+            key.to_owned(),
+            ConfigErrorKind::HostBitsSet { value: s.to_owned(), suggestion: net.trunc().to_string() },
+        ));
+    }
+    Ok(net)
+}
+
+fn validate_mprq(i: usize, raw: raw::Mprq) -> Result<Mprq, ConfigError> {
+    let key = |field: &str| format!("port[{i}].mprq.{field}");
+    Ok(Mprq {
+        log_stride_num: int(&key("log_stride_num"), raw.log_stride_num, 3, 16)?,
+        log_stride_size: int(&key("log_stride_size"), raw.log_stride_size, 6, 13)?,
+        max_memcpy_len: int(&key("max_memcpy_len"), raw.max_memcpy_len, 0, 65535)?,
+        rxqs_min: int(&key("rxqs_min"), raw.rxqs_min, 1, 64)?,
+    })
+}
+
+fn validate_forward(raw: raw::Forward, ports: &[PortConfig]) -> Result<ForwardConfig, ConfigError> {
+    let burst = int("forward.burst", raw.burst, 1, mempool::MAX_BURST as i64)?;
+    let mut pairs = Vec::with_capacity(raw.pairs.len());
+    // Port index -> the pair it is in, for the "at most one pair" check.
+    let mut paired: HashMap<PortIdx, usize> = HashMap::new();
+    for (p, names) in raw.pairs.iter().enumerate() {
+        let [a, b] = names.as_slice() else {
+            return Err(ConfigError::new(format!("forward.pairs[{p}]"), ConfigErrorKind::NotAPair { len: names.len() }));
+        };
+        let a = port_index(ports, a, format!("forward.pairs[{p}][0]"))?;
+        let b = port_index(ports, b, format!("forward.pairs[{p}][1]"))?;
+        for (side, port) in [(0, a), (1, b)] {
+            if side == 1 && b == a {
+                break; // [a, a]: a port paired with itself
+            }
+            if let Some(first) = paired.insert(port, p) {
+                return Err(ConfigError::new(
+                    format!("forward.pairs[{p}][{side}]"),
+                    ConfigErrorKind::PortInTwoPairs {
+                        name: ports[port.index()].name.clone(),
+                        first: format!("forward.pairs[{first}]"),
+                    },
+                ));
+            }
+        }
+        pairs.push((a, b));
+    }
+    Ok(ForwardConfig { mode: raw.mode, burst, pairs })
+}
+
+fn validate_workers(raw: Vec<raw::Worker>, eal: &EalConfig, ports: &[PortConfig]) -> Result<Vec<WorkerConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::new("worker".to_owned(), ConfigErrorKind::Empty { what: "[[worker]] table" }));
+    }
+    let mut workers: Vec<WorkerConfig> = Vec::with_capacity(raw.len());
+    // Which worker rx entry polls each queue, for the "exactly once" check.
+    let mut polled_by: HashMap<RxQueueRef, String> = HashMap::new();
+    for (w, raw_worker) in raw.into_iter().enumerate() {
+        let key = format!("worker[{w}].lcore");
+        let lcore = raw_worker.lcore.ok_or_else(|| ConfigError::new(key.clone(), ConfigErrorKind::Missing))?;
+        let lcore: u32 = int(&key, lcore, 0, i64::from(MAX_LCORES) - 1)?;
+        if lcore == eal.main_lcore {
+            return Err(ConfigError::new(key, ConfigErrorKind::WorkerOnMainLcore { lcore }));
+        }
+        if let Some(first) = workers.iter().position(|other| other.lcore == lcore) {
+            return Err(ConfigError::new(
+                key,
+                ConfigErrorKind::Duplicate { value: lcore.to_string(), first: format!("worker[{first}]") },
+            ));
+        }
+
+        if raw_worker.rx.is_empty() {
+            return Err(ConfigError::new(format!("worker[{w}].rx"), ConfigErrorKind::Empty { what: "{ port, queue } entry" }));
+        }
+        let mut rx = Vec::with_capacity(raw_worker.rx.len());
+        for (j, raw_ref) in raw_worker.rx.into_iter().enumerate() {
+            let here = format!("worker[{w}].rx[{j}]");
+            let queue_ref = validate_rx_ref(&here, raw_ref, ports)?;
+            if let Some(first) = polled_by.insert(queue_ref, here.clone()) {
+                return Err(ConfigError::new(
+                    here,
+                    ConfigErrorKind::QueuePolledTwice {
+                        port: ports[queue_ref.port.index()].name.clone(),
+                        queue: queue_ref.queue,
+                        first,
+                    },
+                ));
+            }
+            rx.push(queue_ref);
+        }
+        workers.push(WorkerConfig { lcore, rx });
+    }
+    Ok(workers)
+}
+
+/// One `{ port, queue }` entry of a worker's `rx`; `here` is its key path.
+fn validate_rx_ref(here: &str, raw: raw::RxRef, ports: &[PortConfig]) -> Result<RxQueueRef, ConfigError> {
+    let port_key = format!("{here}.port");
+    let queue_key = format!("{here}.queue");
+    let name = raw.port.ok_or_else(|| ConfigError::new(port_key.clone(), ConfigErrorKind::Missing))?;
+    let queue = raw.queue.ok_or_else(|| ConfigError::new(queue_key.clone(), ConfigErrorKind::Missing))?;
+    let port = port_index(ports, &name, port_key)?;
+    let rx_queues = ports[port.index()].rx_queues;
+    if queue < 0 {
+        return Err(ConfigError::new(queue_key, ConfigErrorKind::TooSmall { min: 0, got: queue }));
+    }
+    if queue >= i64::from(rx_queues) {
+        return Err(ConfigError::new(
+            queue_key,
+            ConfigErrorKind::NoSuchQueue { port: name, queue, port_key: port.to_string(), rx_queues },
+        ));
+    }
+    Ok(RxQueueRef { port, queue: int(&queue_key, queue, 0, 65535)? })
+}
+
+/// Cross checks once everything is resolved: every RX queue is polled, every
+/// polled port has somewhere to send, every sent-to port has a TX queue per
+/// worker.
+fn check_traffic(config: &Config) -> Result<(), ConfigError> {
+    let mode = config.forward.mode;
+    if mode.uses_pairs() && !config.routes.is_empty() {
+        return Err(ConfigError::new(
+            "route[0]".to_owned(),
+            ConfigErrorKind::NotUsedByMode { mode: mode.name(), why: "only l3fwd routes" },
+        ));
+    }
+    if !mode.uses_pairs() && !config.forward.pairs.is_empty() {
+        return Err(ConfigError::new(
+            "forward.pairs".to_owned(),
+            ConfigErrorKind::NotUsedByMode { mode: mode.name(), why: "l3fwd sends by [[route]]" },
+        ));
+    }
+    if config.mirror.is_some() && mode == Mode::Io {
+        return Err(ConfigError::new(
+            "mirror".to_owned(),
+            ConfigErrorKind::NotUsedByMode {
+                mode: mode.name(),
+                why: "io moves whole bursts without looking at packets; use macswap, l2fwd or l3fwd",
+            },
+        ));
+    }
+    if mode == Mode::L2fwd {
+        for (i, port) in PortIdx::all(config.ports.len()).zip(&config.ports) {
+            if config.out_port(i).is_some() && port.peer_mac.is_none() {
+                return Err(ConfigError::new(
+                    format!("{i}.peer_mac"),
+                    ConfigErrorKind::RequiredByMode {
+                        mode: mode.name(),
+                        why: "the destination MAC of packets sent out of this port",
+                    },
+                ));
+            }
+        }
+    }
+    for (w, worker) in config.workers.iter().enumerate() {
+        for (j, queue_ref) in worker.rx.iter().enumerate() {
+            if mode.uses_pairs() && config.out_port(queue_ref.port).is_none() {
+                return Err(ConfigError::new(
+                    format!("worker[{w}].rx[{j}].port"),
+                    ConfigErrorKind::PortNotPaired { port: config.ports[queue_ref.port.index()].name.clone() },
+                ));
+            }
+        }
+    }
+    for (i, port) in PortIdx::all(config.ports.len()).zip(&config.ports) {
+        for queue in 0..port.rx_queues {
+            let queue_ref = RxQueueRef { port: i, queue };
+            if !config.workers.iter().any(|w| w.rx.contains(&queue_ref)) {
+                return Err(ConfigError::new(
+                    format!("{i}.rx_queues"),
+                    ConfigErrorKind::QueueNotPolled { port: port.name.clone(), queue },
+                ));
+            }
+        }
+    }
+    // Every worker may send on every port in tx_ports (pairs, routes, slow-path replies,
+    // mirror); worker k owns TX queue k of each.
+    let workers = config.workers.len();
+    for i in config.tx_ports() {
+        let port = config.port(i);
+        if usize::from(port.tx_queues) < workers {
+            return Err(ConfigError::new(
+                format!("{i}.tx_queues"),
+                ConfigErrorKind::TooFewTxQueues { port: port.name.clone(), workers, tx_queues: port.tx_queues },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `got` as a `T`, if within `min..=max`.
+fn int<T: TryFrom<i64>>(key: &str, got: i64, min: i64, max: i64) -> Result<T, ConfigError> {
+    if got < min {
+        return Err(ConfigError::new(key.to_owned(), ConfigErrorKind::TooSmall { min, got }));
+    }
+    if got > max {
+        return Err(ConfigError::new(key.to_owned(), ConfigErrorKind::TooLarge { max, got }));
+    }
+    // Cannot fail when min..=max fits in T, as at every call site.
+    T::try_from(got).map_err(|_| ConfigError::new(key.to_owned(), ConfigErrorKind::TooLarge { max, got }))
+}
+
+fn port_index(ports: &[PortConfig], name: &str, key: String) -> Result<PortIdx, ConfigError> {
+    let i = ports
+        .iter()
+        .position(|p| p.name == name)
+        .ok_or_else(|| ConfigError::new(key, ConfigErrorKind::UnknownPort { name: name.to_owned() }))?;
+    Ok(PortIdx(i as u16))
+}
+
+/// Names (ports, file prefix): non-empty `[A-Za-z0-9_-]+`.
+fn check_name(key: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key.to_owned(), ConfigErrorKind::InvalidName { value: value.to_owned() }))
+    }
+}
+
+/// A vdev name (`net_` + a lowercase letter + `[a-z0-9_]*`) or a PCI address
+/// (`DDDD:BB:DD.F` or `BB:DD.F`, hex).
+fn parse_device(s: &str) -> Option<Device> {
+    if let Some(rest) = s.strip_prefix("net_") {
+        let ok = rest.starts_with(|c: char| c.is_ascii_lowercase())
+            && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            return None;
+        }
+        let driver = s.trim_end_matches(|c: char| c.is_ascii_digit());
+        return Some(Device::Vdev { name: s.to_owned(), driver: driver.to_owned() });
+    }
+    parse_pci(s).map(|addr| Device::Pci { addr })
+}
+
+/// `DDDD:BB:DD.F` or `BB:DD.F` (hex) to lowercase `dddd:bb:dd.f`.
+fn parse_pci(s: &str) -> Option<String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (domain, bus, dev_fn) = match parts.as_slice() {
+        [domain, bus, dev_fn] => (*domain, *bus, *dev_fn),
+        [bus, dev_fn] => ("0000", *bus, *dev_fn),
+        _ => return None,
+    };
+    let (dev, func) = dev_fn.split_once('.')?;
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if !(hex(domain, 4) && hex(bus, 2) && hex(dev, 2) && hex(func, 1)) {
+        return None;
+    }
+    // A device number has 5 bits, a function number 3.
+    if u8::from_str_radix(dev, 16).ok()? > 0x1f || u8::from_str_radix(func, 16).ok()? > 7 {
+        return None;
+    }
+    Some(format!("{domain}:{bus}:{dev}.{func}").to_ascii_lowercase())
+}
+
+/// Device arguments: empty, or `key=value` items separated by `,`, with key
+/// `[A-Za-z0-9_-]+` (memif's `socket-abstract` has a dash) and a non-empty value
+/// without whitespace. On error, says
+/// what is wrong.
+fn check_devargs(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Ok(());
+    }
+    for (n, item) in s.split(',').enumerate() {
+        let n = n + 1;
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(if item.is_empty() { format!("item {n} is empty") } else { format!("item {n} ({item:?}) has no '='") });
+        };
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(format!("item {n}: key {key:?} must be letters, digits, '_' and '-'"));
+        }
+        if value.is_empty() {
+            return Err(format!("item {n}: {key} has an empty value"));
+        }
+        if value.contains(char::is_whitespace) {
+            return Err(format!("item {n}: value of {key} contains whitespace"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::fixtures::*;
+
+    #[test]
+    fn minimal_config_gets_the_documented_defaults() {
+        let config = Config::from_toml_str(&valid()).unwrap();
+        assert_eq!(config.eal, EalConfig { main_lcore: 0, file_prefix: "dataplane".into(), args: vec![] });
+        assert_eq!(config.pool, PoolConfig { mbufs: None, cache: 256, data_room: 2176, priv_size: 0 });
+        assert_eq!(config.forward, ForwardConfig { mode: Mode::Io, burst: 32, pairs: vec![(PortIdx(0), PortIdx(1))] });
+        assert_eq!(
+            config.ports[1],
+            PortConfig {
+                name: "null1".into(),
+                device: Device::Vdev { name: "net_null1".into(), driver: "net_null".into() },
+                args: String::new(),
+                rx_queues: 1,
+                tx_queues: 1,
+                rx_desc: 1024,
+                tx_desc: 1024,
+                promiscuous: true,
+                mtu: None,
+                rx_buffer: RxBuffer::PerPacket,
+                peer_mac: None,
+                ipv4: None,
+                ipv6: None,
+                check_chains: None,
+            }
+        );
+        assert_eq!(
+            config.workers,
+            vec![WorkerConfig {
+                lcore: 1,
+                rx: vec![RxQueueRef { port: PortIdx(0), queue: 0 }, RxQueueRef { port: PortIdx(1), queue: 0 }]
+            }]
+        );
+    }
+
+    #[test]
+    fn errors_carry_the_key_and_a_typed_kind() {
+        let err = Config::from_toml_str(&with_port1("rx_queues = 0")).unwrap_err();
+        assert_eq!(err.key, "port[1].rx_queues");
+        assert!(matches!(err.kind, ConfigErrorKind::TooSmall { min: 1, got: 0 }), "{:?}", err.kind);
+        let err = Config::from_toml_str("[forward]\nburst = \n").unwrap_err();
+        assert_eq!(err.key, "line 2, column 9");
+        assert!(matches!(err.kind, ConfigErrorKind::Parse { .. }));
+    }
+
+    #[test]
+    fn device_syntax() {
+        let vdev = |name: &str, driver: &str| Some(Device::Vdev { name: name.into(), driver: driver.into() });
+        let pci = |addr: &str| Some(Device::Pci { addr: addr.into() });
+        assert_eq!(parse_device("net_null0"), vdev("net_null0", "net_null"));
+        assert_eq!(parse_device("net_af_packet12"), vdev("net_af_packet12", "net_af_packet"));
+        assert_eq!(parse_device("0000:03:00.0"), pci("0000:03:00.0"));
+        assert_eq!(parse_device("AB:1F.7"), pci("0000:ab:1f.7"));
+        for bad in [
+            "",
+            "net_",
+            "net_0",
+            "net_Null0",
+            "net null0",
+            "net_null0,copy=1",
+            "foo",
+            "03:00",
+            "3:00.0",
+            "0000:03:20.0",
+            "0000:03:00.8",
+            "0000:03:00.0,x=1",
+            "00000:03:00.0",
+            "g0:00.0",
+        ] {
+            assert_eq!(parse_device(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn devargs_syntax() {
+        for good in ["", "size=64", "size=64,copy=0", "rx_pcap=/tmp/a=b.pcap", "socket-abstract=no"] {
+            assert_eq!(check_devargs(good), Ok(()), "{good:?}");
+        }
+        for bad in ["copy", "a=1,,b=2", ",a=1", "a=1,", "=1", "a=", "a b=1", "a=x y", "a.b=1"] {
+            assert!(check_devargs(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let two_workers = |extra: &str| {
+            with_workers(&format!(
+                r#"
+[[worker]]
+lcore = 1
+rx = [{{ port = "null0", queue = 0 }}, {{ port = "null1", queue = 0 }}]
+[[worker]]
+lcore = 2
+rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
+{extra}"#
+            ))
+            .replace("device = \"net_null0\"", "device = \"net_null0\"\nrx_queues = 2")
+            .replace("device = \"net_null1\"", "device = \"net_null1\"\nrx_queues = 2")
+        };
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("unknown top-level key", format!("bogus = 1\n{}", valid()), "unknown field `bogus`"),
+            ("unknown key in [[port]]", with_port0("colour = \"red\""), "unknown field `colour`"),
+            ("unknown key in [pool]", format!("{}[pool]\nmbuf = 1\n", valid()), "unknown field `mbuf`"),
+            ("wrong type", format!("[eal]\nmain_lcore = \"0\"\n{}", valid()), "main_lcore = \"0\""),
+            ("unknown mode", valid().replace("[forward]\n", "[forward]\nmode = \"warp\"\n"), "unknown variant `warp`"),
+            ("zero rx queues", with_port1("rx_queues = 0"), "port[1].rx_queues: must be at least 1, got 0"),
+            ("too many tx queues", with_port0("tx_queues = 65"), "port[0].tx_queues: must be at most 64, got 65"),
+            ("tiny rx ring", with_port0("rx_desc = 16"), "port[0].rx_desc: must be at least 32"),
+            ("mtu", with_port0("mtu = 9601"), "port[0].mtu: must be at most 9600"),
+            (
+                "pair with missing port",
+                valid().replace(r#"["null0", "null1"]"#, r#"["null0", "null9"]"#),
+                r#"forward.pairs[0][1]: port "null9" is not defined in [[port]]"#,
+            ),
+            (
+                "port in two pairs",
+                valid().replace(r#"[["null0", "null1"]]"#, r#"[["null0", "null1"], ["null1", "null1"]]"#),
+                r#"forward.pairs[1][0]: port "null1" is already in forward.pairs[0]"#,
+            ),
+            (
+                "pair of three",
+                valid().replace(r#"["null0", "null1"]"#, r#"["null0", "null1", "null0"]"#),
+                "forward.pairs[0]: must be a pair of two port names, got 3",
+            ),
+            ("device with space", with_ports(&PORTS.replace("net_null1", "net null1")), "port[1].device"),
+            ("device with args", with_ports(&PORTS.replace("net_null1", "net_null1,copy=1")), "port[1].device"),
+            ("device foo", with_ports(&PORTS.replace("net_null1", "foo")), "port[1].device"),
+            ("missing device", with_ports(&PORTS.replace("device = \"net_null1\"", "")), "port[1].device: is required"),
+            ("args without value", with_port0("args = \"copy\""), "port[0].args"),
+            ("args with empty item", with_port0("args = \"a=1,,b=2\""), "port[0].args"),
+            ("duplicate port name", with_ports(&PORTS.replace("null1", "null0")), r#"port[1].name: "null0" is already used by port[0]"#),
+            ("bad port name", with_ports(&PORTS.replace("name = \"null1\"", "name = \"null 1\"")), "port[1].name"),
+            ("duplicate device", with_ports(&PORTS.replace("net_null1", "net_null0")), "port[1].device: \"net_null0\" is already used by port[0]"),
+            (
+                "queue out of range",
+                with_workers(&WORKER.replace(r#"port = "null1", queue = 0"#, r#"port = "null1", queue = 1"#)),
+                "worker[0].rx[1].queue: rx queue 1 of port \"null1\" does not exist (port[1].rx_queues = 1)",
+            ),
+            (
+                "negative queue",
+                with_workers(&WORKER.replace(r#"port = "null1", queue = 0"#, r#"port = "null1", queue = -1"#)),
+                "worker[0].rx[1].queue: must be at least 0",
+            ),
+            (
+                "queue polled twice",
+                with_workers(&format!("{WORKER}[[worker]]\nlcore = 2\nrx = [{{ port = \"null1\", queue = 0 }}]\n")),
+                "worker[1].rx[0]: rx queue 0 of port \"null1\" is already polled by worker[0].rx[1]",
+            ),
+            (
+                "queue polled by nobody",
+                with_port1("rx_queues = 2\ntx_queues = 2"),
+                "port[1].rx_queues: rx queue 1 of port \"null1\" is polled by no [[worker]]",
+            ),
+            (
+                "polled port in no pair",
+                format!("{PAIR}{PORTS}[[port]]\nname = \"null2\"\ndevice = \"net_null2\"\n{}", WORKER.replace(
+                    "queue = 0 }]",
+                    r#"queue = 0 }, { port = "null2", queue = 0 }]"#,
+                )),
+                "worker[0].rx[2].port: port \"null2\" is polled but is in no forward.pairs entry",
+            ),
+            ("too few tx queues", two_workers(""), "port[0].tx_queues: port \"null0\" may be sent to by each of the 2 [[worker]]s"),
+            (
+                "too few tx queues for the slow path's replies",
+                two_workers("[[route]]\nprefix = \"10.0.0.0/8\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n")
+                    .replace("[forward]\npairs = [[\"null0\", \"null1\"]]\n", "[forward]\nmode = \"l3fwd\"\n")
+                    .replace("device = \"net_null0\"\n", "device = \"net_null0\"\ntx_queues = 2\n")
+                    .replace("device = \"net_null1\"\n", "device = \"net_null1\"\nipv4 = \"10.1.0.1/24\"\n"),
+                "port[1].tx_queues: port \"null1\" may be sent to by each of the 2 [[worker]]s",
+            ),
+            ("worker on main lcore", with_workers(&WORKER.replace("lcore = 1", "lcore = 0")), "worker[0].lcore: lcore 0 is eal.main_lcore"),
+            ("worker lcore too big", with_workers(&WORKER.replace("lcore = 1", "lcore = 128")), "worker[0].lcore: must be at most 127"),
+            (
+                "duplicate worker lcore",
+                two_workers("").replace("lcore = 2", "lcore = 1"),
+                "worker[1].lcore: 1 is already used by worker[0]",
+            ),
+            ("worker without rx", with_workers("[[worker]]\nlcore = 1\n"), "worker[0].rx: at least one"),
+            ("worker without lcore", with_workers(&WORKER.replace("lcore = 1", "")), "worker[0].lcore: is required"),
+            (
+                "multi_packet on a vdev",
+                with_port0("rx_buffer = \"multi_packet\""),
+                "port[0].rx_buffer: multi_packet needs the mlx5 driver (Multi-Packet RQ); device \"net_null0\" is a net_null vdev",
+            ),
+            ("mprq with per_packet", with_port1("[port.mprq]\nrxqs_min = 1"), "port[1].mprq: only allowed with rx_buffer = \"multi_packet\""),
+            ("cache too big", format!("{}[pool]\nmbufs = 1024\ncache = 513\n", valid()), "pool.cache: must be at most 512, got 513"),
+            ("too few mbufs", format!("{}[pool]\nmbufs = 1000\n", valid()), "pool.mbufs: must be 0 (sized at run time) or at least 1024, got 1000"),
+            ("priv_size not aligned", format!("{}[pool]\npriv_size = 12\n", valid()), "pool: priv_size 12 is not a multiple of 8"),
+            ("data_room too small", format!("{}[pool]\ndata_room = 128\n", valid()), "pool.data_room: must be at least 256"),
+            ("bad file prefix", format!("[eal]\nfile_prefix = \"a/b\"\n{}", valid()), "eal.file_prefix"),
+            ("empty file prefix", format!("[eal]\nfile_prefix = \"\"\n{}", valid()), "eal.file_prefix"),
+            (
+                "forbidden --vdev",
+                format!("[eal]\nargs = [\"--no-huge\", \"--vdev\", \"net_null2\"]\n{}", valid()),
+                "eal.args[1]: \"--vdev\" is derived from [[port]] device",
+            ),
+            ("forbidden --vdev=", format!("[eal]\nargs = [\"--vdev=net_null0\"]\n{}", valid()), "eal.args[0]"),
+            ("forbidden -l1,2", format!("[eal]\nargs = [\"-l1,2\"]\n{}", valid()), "eal.args[0]"),
+            ("forbidden --file", format!("[eal]\nargs = [\"--file\", \"x\"]\n{}", valid()), "eal.args[0]"),
+            ("forbidden --no-pci", format!("[eal]\nargs = [\"-m\", \"512\", \"--no-pci\"]\n{}", valid()), "eal.args[2]"),
+            ("burst 0", valid().replace("[forward]\n", "[forward]\nburst = 0\n"), "forward.burst: must be at least 1, got 0"),
+            ("burst 33", valid().replace("[forward]\n", "[forward]\nburst = 33\n"), "forward.burst: must be at most 32, got 33"),
+            ("accounting min > pressure", format!("{}[accounting]\ntcp = {{ min = 9, pressure = 4, max = 10 }}\n", valid()), "accounting.tcp.min: must not be above accounting.tcp.pressure (9 > 4)"),
+            ("accounting pressure > max", format!("{}[accounting]\nudp = {{ min = 1, pressure = 40, max = 10 }}\n", valid()), "accounting.udp.pressure: must not be above accounting.udp.max"),
+            ("accounting backlog order", format!("{}[accounting]\nbacklog = 8\nbacklog_under_pressure = 9\n", valid()), "accounting.backlog_under_pressure"),
+            ("accounting unknown key", format!("{}[accounting]\nbogus = 1\n", valid()), "unknown field `bogus`"),
+            ("mirror proto", format!("{}[mirror]\nport = \"null1\"\nproto = \"sctp\"\n", valid().replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")), "mirror.proto: \"sctp\" is not one of any, tcp, udp, icmp or other"),
+            ("mirror in io", format!("{}[mirror]\nport = \"null1\"\n", valid()), "mirror: not used with forward.mode = \"io\""),
+            ("mirror port missing", format!("{}[mirror]\nport = \"nope\"\n", valid()), "mirror.port: port \"nope\" is not defined"),
+            ("route outside l3fwd", format!("{}[[route]]\nprefix = \"10.0.0.0/8\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n", valid()), "route[0]: not used with forward.mode = \"io\""),
+            ("route host bits", format!("{}[[route]]\nprefix = \"10.1.2.3/16\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n", valid()), "did you mean \"10.1.0.0/16\""),
+            (
+                "duplicate route",
+                format!(
+                    "{}[[route]]\nprefix = \"10.0.1.0/24\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n[[route]]\nprefix = \"10.0.1.0/24\"\nport = \"null1\"\nvia_mac = \"02:00:00:00:00:02\"\n",
+                    valid().replace("[forward]\npairs = [[\"null0\", \"null1\"]]\n", "[forward]\nmode = \"l3fwd\"\n")
+                ),
+                "route[1].prefix: 10.0.1.0/24 is already used by route[0]",
+            ),
+            ("bad via_mac", format!("{}[[route]]\nprefix = \"10.0.0.0/8\"\nport = \"null0\"\nvia_mac = \"02:00\"\n", valid()), "route[0].via_mac"),
+            ("l2fwd without peer_mac", valid().replace("[forward]\n", "[forward]\nmode = \"l2fwd\"\n"), "peer_mac: is required with forward.mode = \"l2fwd\""),
+            ("idle backoff order", format!("{}[poll.idle_backoff]\npause_after = 100\nsleep_after = 10\n", valid()), "poll.idle_backoff.pause_after"),
+            ("no [[port]]", format!("{PAIR}{WORKER}"), "port: at least one [[port]] table is required"),
+            ("no [[worker]]", format!("{PAIR}{PORTS}"), "worker: at least one [[worker]] table is required"),
+        ];
+        for (what, text, expected) in cases {
+            match Config::from_toml_str(&text) {
+                Ok(_) => panic!("{what}: accepted\n{text}"),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(expected), "{what}: {msg:?} does not contain {expected:?}\n{text}");
+                    assert!(!msg.contains('\n'), "{what}: not one line: {msg:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_workers_with_enough_tx_queues() {
+        let text = valid()
+            .replace("device = \"net_null0\"", "device = \"net_null0\"\nrx_queues = 2\ntx_queues = 2")
+            .replace("device = \"net_null1\"", "device = \"net_null1\"\nrx_queues = 2\ntx_queues = 2")
+            + "[[worker]]\nlcore = 5\nrx = [{ port = \"null1\", queue = 1 }, { port = \"null0\", queue = 1 }]\n";
+        let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!(config.eal_args("x", &[])[2], "0,1,5");
+    }
+}
