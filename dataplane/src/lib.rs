@@ -10,6 +10,7 @@
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
 //! - [`net`]: zero-copy header views, the one-pass packet classifier, and the emit side.
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
+//! - [`rcu`]: DPDK's QSBR RCU: lock-free readers, grace periods for writers.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
 //! - [`slowpath`]: the thread that answers requests to the forwarder's own addresses.
@@ -34,6 +35,8 @@ pub mod lpm;
 pub mod net;
 #[allow(unsafe_code)]
 pub mod port;
+#[allow(unsafe_code)]
+pub mod rcu;
 pub mod report;
 pub mod slowpath;
 pub mod stats;

@@ -136,3 +136,30 @@ int dp_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t 
 {
 	return rte_lpm_lookup_bulk(lpm, ips, next_hops, n);
 }
+
+#include <rte_rcu_qsbr.h>
+
+void dp_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id)
+{
+	rte_rcu_qsbr_thread_online(v, thread_id);
+}
+
+void dp_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id)
+{
+	rte_rcu_qsbr_thread_offline(v, thread_id);
+}
+
+void dp_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id)
+{
+	rte_rcu_qsbr_quiescent(v, thread_id);
+}
+
+uint64_t dp_rcu_qsbr_start(struct rte_rcu_qsbr *v)
+{
+	return rte_rcu_qsbr_start(v);
+}
+
+int dp_rcu_qsbr_check(struct rte_rcu_qsbr *v, uint64_t t, int wait)
+{
+	return rte_rcu_qsbr_check(v, t, wait != 0);
+}

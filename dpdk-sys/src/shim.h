@@ -52,4 +52,12 @@ struct rte_lpm;
 int dp_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_hop);
 int dp_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned int n);
 
+/* rcu: rte_rcu_qsbr's reader calls and the writer's start/check are static inline */
+struct rte_rcu_qsbr;
+void dp_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id);
+void dp_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id);
+void dp_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id);
+uint64_t dp_rcu_qsbr_start(struct rte_rcu_qsbr *v);
+int dp_rcu_qsbr_check(struct rte_rcu_qsbr *v, uint64_t t, int wait);
+
 #endif
