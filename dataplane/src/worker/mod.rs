@@ -50,17 +50,53 @@ pub use poll::{idle_action, Idle};
 /// handles it: `LCORE:ROUNDS` (the worker on lcore LCORE panics after ROUNDS rounds).
 pub const FAULT_ENV: &str = "DATAPLANE_FAULT_PANIC";
 
-/// One polled RX queue and, in pair modes, where its packets go.
+/// One polled RX queue and where its packets go.
 #[derive(Debug)]
 pub struct Lane {
     /// Where packets come from.
     pub rx: RxQueue,
     /// The RX port.
     pub port: PortIdx,
-    /// Pair modes: the out port's index. `None` in l3fwd, which routes per packet.
-    pub out: Option<PortIdx>,
+    /// Where its packets go, resolved once for the lane.
+    pub dest: Dest,
     /// Check each received packet's mbuf chain (the RX port's `check_chains`).
     pub check_chains: bool,
+}
+
+/// Where a lane's packets go.
+#[derive(Debug, Clone)]
+pub enum Dest {
+    /// Pair modes: every packet leaves by `out`, rewritten by `rewrite`.
+    Pair {
+        /// The pair partner of the lane's port.
+        out: PortIdx,
+        /// What is done to each packet.
+        rewrite: Rewrite,
+    },
+    /// l3fwd: each packet is routed.
+    Route {
+        /// The routes.
+        tables: Arc<L3Tables>,
+        /// The forwarder's own addresses on the lane's port, if any (their requests are
+        /// punted to the slow path).
+        local: Option<Local>,
+    },
+}
+
+/// What a pair mode does to each packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// `io`: nothing; whole bursts move untouched.
+    None,
+    /// `macswap`: source and destination MAC swapped.
+    Macswap,
+    /// `l2fwd`: source MAC = the out port's own, destination MAC = its peer's.
+    L2fwd {
+        /// The out port's MAC.
+        src: MacAddr,
+        /// The out port's `peer_mac`.
+        dst: MacAddr,
+    },
 }
 
 /// The routing tables shared read-only by every worker in l3fwd mode.
@@ -85,19 +121,6 @@ impl Routes for L3Tables {
     fn lookup_v6(&self, dst: std::net::Ipv6Addr) -> Option<u32> {
         self.v6.lookup(dst)
     }
-}
-
-/// What a worker does to each packet.
-#[derive(Debug, Clone)]
-pub enum Forwarding {
-    /// Whole bursts to the pair port, untouched.
-    Io,
-    /// Swap MACs, then to the pair port.
-    Macswap,
-    /// Per out port: (its own MAC, its peer's MAC).
-    L2fwd(Vec<(MacAddr, MacAddr)>),
-    /// Route.
-    L3fwd(Arc<L3Tables>),
 }
 
 /// The round's budget and back-off, in TSC cycles where they are times.
@@ -179,8 +202,6 @@ pub struct WorkerPlan {
     pub burst: u16,
     /// The round's budget.
     pub budget: Budget,
-    /// The mode.
-    pub forwarding: Forwarding,
     /// Where copies come from when a shared packet must be written.
     pub pool: Arc<Pool>,
     /// Published counters.
@@ -204,32 +225,12 @@ pub struct WorkerPlan {
 /// Runs the poll loop until `stop` is set; then flushes and frees what it holds and sends
 /// its histograms and queue handles on `done`.
 pub fn run(plan: WorkerPlan) {
-    let WorkerPlan {
-        lcore,
-        lanes,
-        tx,
-        burst,
-        budget,
-        forwarding,
-        pool,
-        counters,
-        stop,
-        commands,
-        done,
-        slow,
-        exts,
-        memory,
-        panic_after,
-    } = plan;
+    let WorkerPlan { lcore, lanes, tx, burst, budget, pool, counters, stop, commands, done, slow, exts, memory, panic_after } =
+        plan;
     let ports = tx.len();
     let infos: Vec<modes::LaneInfo> = lanes
         .iter()
-        .map(|l| modes::LaneInfo {
-            port: l.port,
-            from: (l.rx.port().0, l.rx.queue().0),
-            out: l.out,
-            check_chains: l.check_chains,
-        })
+        .map(|l| modes::LaneInfo { from: (l.rx.port().0, l.rx.queue().0), dest: l.dest.clone(), check_chains: l.check_chains })
         .collect();
     let io = queues::EalQueues {
         rx: lanes.into_iter().map(|l| l.rx).collect(),
@@ -243,7 +244,6 @@ pub fn run(plan: WorkerPlan) {
     let mut poller = poll::Poller::new(worker, infos.len(), burst, budget);
     let mut stage = modes::Pipeline {
         lanes: infos,
-        forwarding,
         pool,
         exts: exts.map(|x| extensions::Extensions::new(x, lcore)),
         slow: slow.map(|link| slow::SlowStep::new(link, memory.as_ref())),

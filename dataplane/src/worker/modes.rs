@@ -11,24 +11,21 @@ use std::sync::Arc;
 use mempool::{Burst, Mbuf, Pool};
 
 use crate::forward::{self, Action, DropReason};
-use crate::port::PortIdx;
 
 use super::extensions::Extensions;
 use super::poll::Stage;
 use super::queues::EalQueues;
 use super::slow::SlowStep;
 use super::tx::Worker;
-use super::Forwarding;
+use super::{Dest, Rewrite};
 
 /// What the stage knows of a lane.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct LaneInfo {
-    /// The RX port (config index).
-    pub port: PortIdx,
     /// Its ethdev id and the RX queue (for traces and punted requests).
     pub from: (u16, u16),
-    /// Pair modes: the out port.
-    pub out: Option<PortIdx>,
+    /// Where its packets go.
+    pub dest: Dest,
     /// Drop received mbuf chains whose lengths disagree.
     pub check_chains: bool,
 }
@@ -36,7 +33,6 @@ pub(super) struct LaneInfo {
 /// The forwarder's steps.
 pub(super) struct Pipeline {
     pub lanes: Vec<LaneInfo>,
-    pub forwarding: Forwarding,
     /// Where copies come from when a shared packet must be written or mirrored.
     pub pool: Arc<Pool>,
     pub exts: Option<Extensions>,
@@ -52,65 +48,67 @@ impl Stage<EalQueues> for Pipeline {
 
     #[inline]
     fn forward(&mut self, lane: usize, rx: &mut Burst, rx_tsc: u64, w: &mut Worker<EalQueues>) {
-        let info = self.lanes[lane];
+        let Pipeline { lanes, pool, exts, slow } = self;
+        let info = &lanes[lane];
         if info.check_chains {
             drop_bad_chains(rx, w);
         }
-        match &self.forwarding {
-            Forwarding::Io => {
+        match (&info.dest, exts) {
+            (&Dest::Pair { out, rewrite: Rewrite::None }, exts) => {
                 // A whole burst has one destination: hand it to the NIC as it is, as
                 // testpmd's io engine does, with no copy into a TX buffer.
-                let out = info.out.expect("pair modes have an out port");
-                if let Some(x) = &mut self.exts {
+                if let Some(x) = exts {
                     let tagged = x.attach_burst(info.from, rx, rx_tsc, w);
                     x.hand_off(tagged, rx, w);
                 }
                 w.send(out, rx, rx_tsc);
             }
-            Forwarding::Macswap | Forwarding::L2fwd(_) if self.exts.is_none() => {
+            (&Dest::Pair { out, rewrite }, None) => {
                 // Pair modes send the whole burst to one port too: rewrite it in place,
                 // drop what cannot be rewritten, and hand the rest over at once.
-                let out = info.out.expect("pair modes have an out port");
-                let (forwarding, pool, totals) = (&self.forwarding, &self.pool, &mut w.totals);
+                let totals = &mut w.totals;
                 rx.retain(
-                    |m| {
-                        let action = match m.unshare(pool) {
-                            Ok(data) => decide(forwarding, data, info.port, Some(out)),
-                            Err(_) => Action::Drop(DropReason::NoBufForCopy),
-                        };
-                        match action {
-                            Action::Drop(r) => {
-                                totals[r] += 1;
-                                false
-                            }
-                            _ => true,
+                    |m| match m.unshare(pool).map_err(|_| DropReason::NoBufForCopy).and_then(|d| apply(rewrite, d)) {
+                        Ok(()) => true,
+                        Err(r) => {
+                            totals[r] += 1;
+                            false
                         }
                     },
                     drop,
                 );
                 w.send(out, rx, rx_tsc);
             }
-            Forwarding::Macswap | Forwarding::L2fwd(_) | Forwarding::L3fwd(_) => {
+            (&Dest::Pair { out, rewrite }, Some(x)) => {
                 for mut m in rx.drain() {
-                    if let Some(x) = &mut self.exts {
+                    x.attach(info.from, &mut m, rx_tsc, w);
+                    match m.unshare(pool).map_err(|_| DropReason::NoBufForCopy).and_then(|d| apply(rewrite, d)) {
+                        Ok(()) => {
+                            x.mirror(&m, rx_tsc, pool, w);
+                            w.enqueue(out, m, rx_tsc);
+                        }
+                        Err(r) => w.totals[r] += 1,
+                    }
+                }
+            }
+            (Dest::Route { tables, local }, mut exts) => {
+                for mut m in rx.drain() {
+                    if let Some(x) = &mut exts {
                         x.attach(info.from, &mut m, rx_tsc, w);
                     }
-                    let action = match m.unshare(&self.pool) {
+                    let action = match m.unshare(pool) {
                         Err(_) => Action::Drop(DropReason::NoBufForCopy),
-                        Ok(data) => decide(&self.forwarding, data, info.port, info.out),
+                        Ok(data) => forward::l3fwd(data, tables.as_ref(), &tables.next_hops, local.as_ref()),
                     };
                     match action {
                         Action::Tx(p) => {
-                            if let Some(x) = &self.exts {
-                                x.mirror(&m, rx_tsc, &self.pool, w);
+                            if let Some(x) = &exts {
+                                x.mirror(&m, rx_tsc, pool, w);
                             }
                             w.enqueue(p, m, rx_tsc)
                         }
-                        Action::Drop(r) => {
-                            w.totals[r] += 1;
-                            drop(m);
-                        }
-                        Action::Punt => match &mut self.slow {
+                        Action::Drop(r) => w.totals[r] += 1,
+                        Action::Punt => match slow {
                             Some(s) => {
                                 // The slow path answers out of the input port: make sure
                                 // the mbuf says which one (not every PMD sets it).
@@ -121,7 +119,7 @@ impl Stage<EalQueues> for Pipeline {
                         },
                     }
                 }
-                if let Some(s) = &mut self.slow {
+                if let Some(s) = slow {
                     s.flush(w);
                 }
             }
@@ -146,23 +144,12 @@ fn drop_bad_chains(rx: &mut Burst, w: &mut Worker<EalQueues>) {
     );
 }
 
-/// The per-packet decision of the modes that look at packets.
+/// A pair mode's rewrite of one frame.
 #[inline(always)]
-fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: PortIdx, out: Option<PortIdx>) -> Action {
-    match forwarding {
-        Forwarding::Io => Action::Tx(out.expect("pair modes have an out port")),
-        Forwarding::Macswap => match forward::macswap(data) {
-            Ok(()) => Action::Tx(out.expect("pair modes have an out port")),
-            Err(r) => Action::Drop(r),
-        },
-        Forwarding::L2fwd(macs) => {
-            let out = out.expect("pair modes have an out port");
-            let (src, dst) = macs[out.index()];
-            match forward::l2fwd(data, src, dst) {
-                Ok(()) => Action::Tx(out),
-                Err(r) => Action::Drop(r),
-            }
-        }
-        Forwarding::L3fwd(t) => forward::l3fwd(data, t.as_ref(), &t.next_hops, t.locals[in_port.index()].as_ref()),
+fn apply(rewrite: Rewrite, data: &mut [u8]) -> Result<(), DropReason> {
+    match rewrite {
+        Rewrite::None => Ok(()),
+        Rewrite::Macswap => forward::macswap(data),
+        Rewrite::L2fwd { src, dst } => forward::l2fwd(data, src, dst),
     }
 }
