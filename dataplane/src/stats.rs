@@ -3,13 +3,19 @@
 //! Each worker has one [`WorkerCounters`]: its softnet_stat-like totals ([`Counter`]: rounds,
 //! idle rounds, time_squeeze, busy cycles, ...; drops by [`DropReason`]), RX per lane (polled queue) and
 //! TX per out port. Only the worker writes them, with relaxed stores of totals it keeps
-//! locally, once per round, so no update is a read-modify-write on a shared line; the
-//! control thread reads with relaxed loads and may see a value one round old. Each
-//! worker's counters start on a cache line of their own.
+//! locally, every [`PUBLISH_EVERY`] busy rounds, after every idle round and at exit, so no
+//! update is a read-modify-write on a shared line; the control thread reads with relaxed
+//! loads and may see values that many rounds old (microseconds). Each worker's counters
+//! start on a cache line of their own.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::eal::LcoreId;
+
+/// A busy worker publishes its totals once in this many rounds (a round takes a few
+/// microseconds at most, so readers lag by well under a millisecond); an idle worker after
+/// every round.
+pub const PUBLISH_EVERY: u64 = 16;
 use crate::forward::DropReason;
 use crate::port::{PortId, PortIdx, QueueId};
 

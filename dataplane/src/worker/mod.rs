@@ -30,7 +30,7 @@ use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
 use crate::port::{PortIdx, RxQueue, TxQueue};
 use crate::slowpath::SlowPathLink;
-use crate::stats::{Counter, WorkerCounters};
+use crate::stats::{self, Counter, WorkerCounters};
 
 mod backlog;
 mod extensions;
@@ -258,7 +258,9 @@ pub fn run(plan: WorkerPlan) {
             back_off(idle.as_ref(), idle_streak);
         }
         let w = &poller.w;
-        counters.publish(&w.totals);
+        if !worked || w.totals[Counter::Rounds] % stats::PUBLISH_EVERY == 0 {
+            counters.publish(&w.totals);
+        }
         if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
             panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
         }

@@ -66,7 +66,7 @@ impl<B: PacketBurst> TxBuf<B> {
 pub struct Worker<Q: Queues> {
     /// The queues and the clock.
     pub io: Q,
-    /// Running totals, published once a round.
+    /// Running totals, published every few rounds (`stats::PUBLISH_EVERY`).
     pub totals: WorkerTotals,
     /// Latency and cost distributions.
     pub hist: Histograms,
@@ -221,10 +221,16 @@ impl<Q: Queues> Worker<Q> {
 
     /// What the NIC refused: into the backlog when there is one, else freed and counted
     /// `tx_full`.
+    #[inline(always)]
     fn refused(&mut self, port: PortIdx, unsent: &mut Q::Burst) {
-        if unsent.is_empty() {
-            return;
+        if !unsent.is_empty() {
+            self.refused_some(port, unsent);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused_some(&mut self, port: PortIdx, unsent: &mut Q::Burst) {
         if self.backlog.is_some() {
             unsent.drain_each(|p| self.hold(port, p));
         } else {
