@@ -8,7 +8,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::local::Local;
-use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
+use crate::net::{checksum, ip_proto, parse, EthernetFrame, MacAddr, ParseError, Parsed, Proto, L3};
 use crate::port::PortIdx;
 
 /// Why a packet was dropped. Indexes the per-lcore drop counters; its counter name is the
@@ -122,12 +122,27 @@ pub fn l2fwd(frame: &mut [u8], src: MacAddr, dst: MacAddr) -> Result<(), DropRea
     Ok(())
 }
 
-/// Longest-prefix-match lookups, to next-hop indexes.
+/// Longest-prefix-match lookups, to next-hop indexes: one at a time, or a burst's worth at
+/// once (the forwarder's path; DPDK's `rte_lpm_lookup_bulk`).
 pub trait Routes {
     /// The next hop for an IPv4 destination.
     fn lookup_v4(&self, dst: Ipv4Addr) -> Option<u32>;
     /// The next hop for an IPv6 destination.
     fn lookup_v6(&self, dst: Ipv6Addr) -> Option<u32>;
+    /// [`Routes::lookup_v4`] of each of `dsts` (host order, `u32::from(Ipv4Addr)`) into
+    /// the same position of `out`, which is as long.
+    fn lookup_v4_bulk(&self, dsts: &[u32], out: &mut [Option<u32>]) {
+        for (d, o) in dsts.iter().zip(out) {
+            *o = self.lookup_v4(Ipv4Addr::from(*d));
+        }
+    }
+    /// [`Routes::lookup_v6`] of each of `dsts` (network order) into the same position of
+    /// `out`, which is as long.
+    fn lookup_v6_bulk(&self, dsts: &[[u8; 16]], out: &mut [Option<u32>]) {
+        for (d, o) in dsts.iter().zip(out) {
+            *o = self.lookup_v6(Ipv6Addr::from(*d));
+        }
+    }
 }
 
 /// Where a next hop is: the out port and the MACs to write.
@@ -141,70 +156,273 @@ pub struct NextHop {
     pub dst: MacAddr,
 }
 
+/// What the NIC reported of a received IPv4 header checksum (`ol_flags`,
+/// `RTE_MBUF_F_RX_IP_CKSUM_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Not checked by the NIC: l3fwd verifies it in software (RFC 1812 section 5.2.2).
+    Unknown,
+    /// The NIC verified it.
+    Good,
+    /// The NIC found it wrong.
+    Bad,
+}
+
+/// The address l3fwd looks a packet up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// An IPv4 destination.
+    V4(Ipv4Addr),
+    /// An IPv6 destination.
+    V6(Ipv6Addr),
+}
+
 /// `l3fwd`: route by destination address. IPv4: header checksum verified, TTL
 /// decremented with an incremental checksum update (RFC 1624). IPv6: hop limit
 /// decremented. Both: MACs rewritten for the next hop. Anything else is dropped with
 /// its reason; the frame is only modified when the packet is forwarded. With the input
 /// port's own addresses in `local`, requests to them are punted ([`Action::Punt`]) and
 /// other packets to them dropped (`local_unhandled`) instead of being routed.
+///
+/// The forwarder runs the same steps on each packet of a burst ([`l3fwd_parsed`] after one
+/// [`parse`] whose result it keeps), then sends the burst grouped by out port.
 pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], local: Option<&Local>) -> Action {
-    let p = match parse(frame) {
-        Ok(p) => p,
-        Err(e) => return Action::Drop(e.into()),
+    match parse(frame) {
+        Ok(p) => l3fwd_parsed(frame, &p, routes, next_hops, local, RxChecksum::Unknown),
+        Err(e) => Action::Drop(e.into()),
+    }
+}
+
+/// [`l3fwd`] of a frame already parsed as `p`, whose IPv4 checksum the NIC may have
+/// checked (`csum`): [`l3fwd_check`], the route lookup, [`l3fwd_rewrite`].
+#[inline(always)]
+pub fn l3fwd_parsed<R: Routes>(
+    frame: &mut [u8],
+    p: &Parsed,
+    routes: &R,
+    next_hops: &[NextHop],
+    local: Option<&Local>,
+    csum: RxChecksum,
+) -> Action {
+    let hop = match l3fwd_check(frame, p, local, csum) {
+        Ok(Lookup::V4(a)) => routes.lookup_v4(a),
+        Ok(Lookup::V6(a)) => routes.lookup_v6(a),
+        Err(action) => return action,
     };
-    if let Some(l) = local {
-        if crate::local::classify(frame, &p, l).is_some() {
-            return Action::Punt;
+    let Some(nh) = hop.and_then(|i| next_hops.get(i as usize)) else {
+        return Action::Drop(DropReason::NoRoute);
+    };
+    l3fwd_rewrite(frame, p, nh);
+    Action::Tx(nh.port)
+}
+
+/// What [`l3fwd_common`] found of a frame it handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Common {
+    /// What to do with the packet (as [`l3fwd`] says).
+    pub action: Action,
+    /// IPv6 (else IPv4).
+    pub v6: bool,
+    /// The IP protocol number (the upper layer).
+    pub ip_proto: u8,
+    /// Its class.
+    pub proto: Proto,
+}
+
+impl Common {
+    /// What [`parse`] says of the frame: the common case's fixed offsets.
+    #[inline]
+    pub fn parsed(&self) -> Parsed {
+        let (l3, l3_len) = if self.v6 { (L3::Ipv6, 40) } else { (L3::Ipv4, 20) };
+        Parsed {
+            l2_len: 14,
+            l3,
+            l3_offset: 14,
+            l3_len,
+            l4_offset: 14 + l3_len,
+            proto: self.proto,
+            ip_proto: self.ip_proto,
+            fragment: false,
         }
-        if crate::local::is_for(frame, &p, l) {
-            return Action::Drop(DropReason::LocalUnhandled);
+    }
+}
+
+/// [`l3fwd`] for the common case only, from fixed offsets and without the views: an
+/// untagged IPv4 datagram with a 20-byte header that is not a fragment (any protocol; TCP,
+/// UDP or ICMP with a valid header), or an untagged IPv6 datagram whose next header is TCP,
+/// UDP or ICMPv6 with a valid header, on a port without own addresses. Returns `None` for
+/// any other frame, which [`l3fwd`] then handles; for the frames it takes, the action, the
+/// frame's bytes afterwards and the parse are exactly [`l3fwd`]'s and [`parse`]'s (unit
+/// tests on every test frame and its variants; the `forward` fuzz target).
+#[inline(always)]
+pub fn l3fwd_common<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], csum: RxChecksum) -> Option<Common> {
+    let len = frame.len();
+    let eth: &[u8; 14] = frame.first_chunk()?;
+    let ether = [eth[12], eth[13]];
+    if ether == [0x08, 0x00] {
+        let h: &[u8; 34] = frame.first_chunk()?;
+        let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
+        // Version 4 and IHL 5; neither MF nor an offset; the datagram within the frame.
+        if h[14] != 0x45 || h[20] & 0x3f != 0 || h[21] != 0 || total < 20 || 14 + total > len {
+            return None;
+        }
+        let ip_proto = h[23];
+        let proto = Proto::from_ip(ip_proto, false);
+        if !l4_valid(proto, &frame[34..14 + total]) {
+            return None;
+        }
+        let h: &mut [u8; 34] = frame.first_chunk_mut()?;
+        let valid = match csum {
+            RxChecksum::Good => true,
+            RxChecksum::Bad => false,
+            RxChecksum::Unknown => {
+                let ip: &[u8; 20] = h[14..].first_chunk()?;
+                checksum::sum(ip) == 0xffff
+            }
+        };
+        let action = if !valid {
+            Action::Drop(DropReason::BadIpv4Checksum)
+        } else if h[22] <= 1 {
+            Action::Drop(DropReason::TtlExpired)
+        } else {
+            match routes.lookup_v4(Ipv4Addr::new(h[30], h[31], h[32], h[33])).and_then(|i| next_hops.get(i as usize)) {
+                None => Action::Drop(DropReason::NoRoute),
+                Some(nh) => {
+                    h[22] -= 1;
+                    [h[24], h[25]] = checksum::update_ttl_decrement(u16::from_be_bytes([h[24], h[25]])).to_be_bytes();
+                    h[..6].copy_from_slice(&nh.dst.0);
+                    h[6..12].copy_from_slice(&nh.src.0);
+                    Action::Tx(nh.port)
+                }
+            }
+        };
+        return Some(Common { action, v6: false, ip_proto, proto });
+    }
+    if ether == [0x86, 0xdd] {
+        let h: &[u8; 54] = frame.first_chunk()?;
+        let end = 54 + usize::from(u16::from_be_bytes([h[18], h[19]]));
+        let ip_proto = h[20];
+        if h[14] >> 4 != 6 || end > len || !matches!(ip_proto, ip_proto::TCP | ip_proto::UDP | ip_proto::ICMPV6) {
+            return None;
+        }
+        let proto = Proto::from_ip(ip_proto, true);
+        if !l4_valid(proto, &frame[54..end]) {
+            return None;
+        }
+        let h: &mut [u8; 54] = frame.first_chunk_mut()?;
+        let action = if h[21] <= 1 {
+            Action::Drop(DropReason::TtlExpired)
+        } else {
+            let dst: &[u8; 16] = h[38..].first_chunk()?;
+            match routes.lookup_v6(Ipv6Addr::from(*dst)).and_then(|i| next_hops.get(i as usize)) {
+                None => Action::Drop(DropReason::NoRoute),
+                Some(nh) => {
+                    h[21] -= 1;
+                    h[..6].copy_from_slice(&nh.dst.0);
+                    h[6..12].copy_from_slice(&nh.src.0);
+                    Action::Tx(nh.port)
+                }
+            }
+        };
+        return Some(Common { action, v6: true, ip_proto, proto });
+    }
+    None
+}
+
+/// [`parse`]'s check of the L4 header at the start of `l4` (which ends with the datagram):
+/// TCP's data offset, UDP's length, ICMP's 8 bytes.
+#[inline(always)]
+fn l4_valid(proto: Proto, l4: &[u8]) -> bool {
+    match proto {
+        Proto::Tcp => l4.len() >= 20 && usize::from(l4[12] >> 4) * 4 >= 20 && usize::from(l4[12] >> 4) * 4 <= l4.len(),
+        Proto::Udp => l4.len() >= 8 && (8..=l4.len()).contains(&usize::from(u16::from_be_bytes([l4[4], l4[5]]))),
+        Proto::Icmp => l4.len() >= 8,
+        Proto::Other => true,
+    }
+}
+
+/// l3fwd's checks of a frame that [`parse`] accepted as `p`, before the route lookup:
+/// requests to the port's own addresses (`local`), the IPv4 header checksum (in software
+/// unless the NIC reported it, `csum`) and the TTL or hop limit (RFC 1812 sections 5.2.2,
+/// 5.3.1). Returns the address to look up, or what to do instead (drop, punt). Reads only.
+#[inline]
+pub fn l3fwd_check(frame: &[u8], p: &Parsed, local: Option<&Local>, csum: RxChecksum) -> Result<Lookup, Action> {
+    if let Some(l) = local {
+        if crate::local::classify(frame, p, l).is_some() {
+            return Err(Action::Punt);
+        }
+        if crate::local::is_for(frame, p, l) {
+            return Err(Action::Drop(DropReason::LocalUnhandled));
         }
     }
     let l3 = usize::from(p.l3_offset);
-    let nh = match p.l3 {
+    // parse() checked the headers, so the fixed-size views below exist; a frame that was
+    // not parsed as `p` is dropped as truncated rather than read out of bounds.
+    let truncated = Action::Drop(DropReason::Truncated);
+    match p.l3 {
         L3::Ipv4 => {
-            let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[l3..]) else {
-                return Action::Drop(DropReason::Truncated);
+            let h: &[u8; 20] = frame[l3..].first_chunk().ok_or(truncated)?;
+            let valid = match csum {
+                RxChecksum::Good => true,
+                RxChecksum::Bad => false,
+                RxChecksum::Unknown if p.l3_len == 20 => checksum::sum(h) == 0xffff,
+                RxChecksum::Unknown => {
+                    let header = frame.get(l3..l3 + usize::from(p.l3_len)).ok_or(truncated)?;
+                    checksum::sum(header) == 0xffff
+                }
             };
-            if !ip.verify_checksum() {
-                return Action::Drop(DropReason::BadIpv4Checksum);
+            if !valid {
+                return Err(Action::Drop(DropReason::BadIpv4Checksum));
             }
-            if ip.ttl() <= 1 {
-                return Action::Drop(DropReason::TtlExpired);
+            if h[8] <= 1 {
+                return Err(Action::Drop(DropReason::TtlExpired));
             }
-            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.get(i as usize)) else {
-                return Action::Drop(DropReason::NoRoute);
-            };
-            ip.decrement_ttl();
-            nh
+            Ok(Lookup::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])))
         }
         L3::Ipv6 => {
-            let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[l3..]) else {
-                return Action::Drop(DropReason::Truncated);
-            };
-            if ip.hop_limit() <= 1 {
-                return Action::Drop(DropReason::TtlExpired);
+            let h: &[u8; 40] = frame[l3..].first_chunk().ok_or(truncated)?;
+            if h[7] <= 1 {
+                return Err(Action::Drop(DropReason::TtlExpired));
             }
-            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.get(i as usize)) else {
-                return Action::Drop(DropReason::NoRoute);
-            };
-            ip.decrement_hop_limit();
-            nh
+            let dst: &[u8; 16] = h[24..].first_chunk().ok_or(truncated)?;
+            Ok(Lookup::V6(Ipv6Addr::from(*dst)))
         }
-        L3::Arp | L3::Other(_) => return Action::Drop(DropReason::NotIp),
-    };
-    // parse() accepted at least an Ethernet header, so this cannot fail.
-    if let Ok(mut eth) = EthernetFrame::new_checked(&mut frame[..]) {
-        eth.set_src(nh.src);
-        eth.set_dst(nh.dst);
+        L3::Arp | L3::Other(_) => Err(Action::Drop(DropReason::NotIp)),
     }
-    Action::Tx(nh.port)
+}
+
+/// l3fwd's rewrite of a frame that [`l3fwd_check`] passed, for next hop `nh`: TTL - 1 with
+/// the checksum updated (RFC 1624 eqn. 3) or hop limit - 1, then the MACs.
+#[inline]
+pub fn l3fwd_rewrite(frame: &mut [u8], p: &Parsed, nh: &NextHop) {
+    let l3 = usize::from(p.l3_offset);
+    match p.l3 {
+        L3::Ipv4 => {
+            if let Some(h) = frame[l3..].first_chunk_mut::<20>() {
+                // l3fwd_check let only a TTL of 2 or more through.
+                h[8] = h[8].wrapping_sub(1);
+                let hc = checksum::update_ttl_decrement(u16::from_be_bytes([h[10], h[11]]));
+                [h[10], h[11]] = hc.to_be_bytes();
+            }
+        }
+        L3::Ipv6 => {
+            if let Some(h) = frame[l3..].first_chunk_mut::<40>() {
+                h[7] = h[7].wrapping_sub(1);
+            }
+        }
+        L3::Arp | L3::Other(_) => {}
+    }
+    if let Some(eth) = frame.first_chunk_mut::<12>() {
+        eth[..6].copy_from_slice(&nh.dst.0);
+        eth[6..].copy_from_slice(&nh.src.0);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::net::ethernet::ethertype;
+    use crate::net::Ipv4Packet;
     use crate::net::{emit, ip_proto};
 
     /// A linear-scan LPM: enough to test the decision logic without DPDK's tables
@@ -367,6 +585,42 @@ mod tests {
         assert_eq!(&f[6..12], &P0.0);
         assert_eq!(macswap(&mut [0u8; 13]), Err(DropReason::Truncated));
         assert_eq!(l2fwd(&mut [0u8; 5], P0, GW1), Err(DropReason::Truncated));
+    }
+
+    /// The common-case path agrees with the general one (action, bytes afterwards, parse)
+    /// on every frame it takes: every single-byte variant and prefix of routed, dropped and
+    /// malformed frames of both families.
+    #[test]
+    fn the_common_case_is_l3fwd() {
+        let (t, nh) = tables();
+        let mut bases = vec![ipv4_udp([10, 1, 2, 3], 64), ipv4_udp([10, 9, 0, 1], 2), ipv6_udp("2001:db8:1::7", 64)];
+        bases.push(ipv6_udp("2001:db9::1", 9));
+        bases.extend([&crate::net::testdata::IPV4_TCP_OPTS[..], &crate::net::testdata::VLAN_IPV6_ICMPV6].map(|f| f.to_vec()));
+        let mut taken = 0;
+        let check = |f: &[u8], taken: &mut usize| {
+            for csum in [RxChecksum::Unknown, RxChecksum::Good, RxChecksum::Bad] {
+                let (mut a, mut b) = (f.to_vec(), f.to_vec());
+                let Some(c) = l3fwd_common(&mut a, &t, &nh, csum) else { continue };
+                *taken += 1;
+                let p = parse(&b).expect("the common case parses");
+                assert_eq!(c.parsed(), p);
+                let expected = l3fwd_parsed(&mut b, &p, &t, &nh, None, csum);
+                assert_eq!((c.action, &a), (expected, &b), "{f:02x?} {csum:?}");
+            }
+        };
+        for f in &bases {
+            for len in 0..=f.len() {
+                check(&f[..len], &mut taken);
+            }
+            for i in 0..f.len() {
+                for v in [0x00, 0x01, 0x02, 0x05, 0x06, 0x11, 0x14, 0x3a, 0x45, 0x50, 0x60, 0x86, 0xdd, 0xfe, 0xff] {
+                    let mut g = f.clone();
+                    g[i] = v;
+                    check(&g, &mut taken);
+                }
+            }
+        }
+        assert!(taken > 3000, "the common path took {taken} frames");
     }
 
     #[test]

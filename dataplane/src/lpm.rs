@@ -179,27 +179,65 @@ impl Lpm4 {
     }
 
     /// The next hop of the longest prefix that covers `addr`, else the default route's.
-    #[inline]
+    ///
+    /// `rte_lpm_lookup`, which is static inline in C, done inline here: one load from the
+    /// first-level table (`tbl24`), and a second from a `tbl8` group for an address under
+    /// a prefix longer than /24.
+    #[inline(always)]
     pub fn lookup(&self, addr: Ipv4Addr) -> Option<u32> {
-        let mut next_hop = 0u32;
-        // SAFETY: the table is valid and nobody writes it while &self is held (see Sync);
-        // next_hop is a valid out pointer.
-        let r = unsafe { dpdk_sys::dp_lpm_lookup(self.raw.as_ptr(), u32::from(addr), &mut next_hop) };
-        if r == 0 {
-            Some(next_hop)
+        let entry = self.entry(u32::from(addr));
+        if entry & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS != 0 {
+            Some(entry & Self::MAX_NEXT_HOP)
         } else {
             self.default
         }
     }
 
+    /// The table entry for `ip` (host order), as `rte_lpm_lookup` reads it.
+    #[inline(always)]
+    fn entry(&self, ip: u32) -> u32 {
+        let lpm = self.raw.as_ptr();
+        let load = |p: *const dpdk_sys::rte_lpm_tbl_entry| {
+            // SAFETY: p points at a 4-byte, 4-aligned entry inside the table's memory (see the
+            // callers). DPDK's writers store whole 32-bit entries (with RCU, while lookups
+            // run), so the entry is read as one relaxed atomic load, as C's plain load is.
+            unsafe { (*p.cast::<std::sync::atomic::AtomicU32>()).load(std::sync::atomic::Ordering::Relaxed) }
+        };
+        // SAFETY: the table is valid while &self is held; tbl24 has 2^24 entries and
+        // ip >> 8 < 2^24, so the address computed is inside it (no reference is made).
+        let mut entry =
+            load(unsafe { std::ptr::addr_of!((*lpm).tbl24).cast::<dpdk_sys::rte_lpm_tbl_entry>().add((ip >> 8) as usize) });
+        if entry & dpdk_sys::RTE_LPM_VALID_EXT_ENTRY_BITMASK == dpdk_sys::RTE_LPM_VALID_EXT_ENTRY_BITMASK {
+            // An extended entry holds the index of an allocated tbl8 group of 256 entries
+            // (DPDK's invariant for valid_group entries), which the address's last byte
+            // indexes.
+            let index =
+                (ip & 0xff) as usize + (entry & Self::MAX_NEXT_HOP) as usize * dpdk_sys::RTE_LPM_TBL8_GROUP_NUM_ENTRIES as usize;
+            // SAFETY: tbl8 points at the table's groups and `index` lies in an allocated
+            // group (above); the table is valid while &self is held.
+            entry = load(unsafe { (*lpm).tbl8.add(index) });
+        }
+        entry
+    }
+
     /// Looks up every address of `addrs` (host order, `u32::from(Ipv4Addr)`) and writes the
-    /// result for `addrs[i]` to `out[i]`, as [`Lpm4::lookup`] would. Uses
-    /// `rte_lpm_lookup_bulk` on chunks of 64; allocates nothing.
+    /// result for `addrs[i]` to `out[i]`, as [`Lpm4::lookup`] would (and, like it, inline
+    /// rather than through `rte_lpm_lookup_bulk`). Allocates nothing.
     ///
     /// # Panics
     /// When `out` and `addrs` differ in length.
     #[inline]
     pub fn lookup_bulk(&self, addrs: &[u32], out: &mut [Option<u32>]) {
+        assert_eq!(addrs.len(), out.len(), "lookup_bulk: addrs and out differ in length");
+        for (&ip, hop) in addrs.iter().zip(out) {
+            let entry = self.entry(ip);
+            *hop = if entry & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS != 0 { Some(entry & Self::MAX_NEXT_HOP) } else { self.default };
+        }
+    }
+
+    /// [`Lpm4::lookup_bulk`] through DPDK's `rte_lpm_lookup_bulk` (via the C shim), for
+    /// comparison in tests and benchmarks.
+    pub fn lookup_bulk_dpdk(&self, addrs: &[u32], out: &mut [Option<u32>]) {
         assert_eq!(addrs.len(), out.len(), "lookup_bulk: addrs and out differ in length");
         let mut raw = [0u32; BULK_CHUNK];
         for (ips, hops) in addrs.chunks(BULK_CHUNK).zip(out.chunks_mut(BULK_CHUNK)) {

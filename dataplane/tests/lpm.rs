@@ -267,6 +267,10 @@ fn v4_bulk_agrees_with_single_lookups() {
         t.lookup_bulk(&addrs, &mut out);
         let single: Vec<Option<u32>> = addrs.iter().map(|&a| t.lookup(Ipv4Addr::from(a))).collect();
         assert_eq!(out, single);
+        // The inline lookups read the table as DPDK's rte_lpm_lookup_bulk does.
+        let mut dpdk = vec![Some(u32::MAX); addrs.len()];
+        t.lookup_bulk_dpdk(&addrs, &mut dpdk);
+        assert_eq!(out, dpdk);
         let hits = out.iter().filter(|h| h.is_some() && **h != default).count();
         assert!(hits > 50, "only {hits} of 300 addresses hit a route");
         if default.is_some() {

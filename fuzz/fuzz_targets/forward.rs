@@ -4,13 +4,14 @@
 //! The first input byte picks the mode and whether the input port has local addresses;
 //! the rest is the frame. Checked: nothing panics; a dropped or punted frame is left
 //! untouched; a forwarded IPv4 frame had its TTL decremented by one with a checksum
-//! that still verifies, and got the next hop's MACs.
+//! that still verifies, and got the next hop's MACs; the common-case path
+//! (`l3fwd_common`) decides and writes exactly what `l3fwd` does wherever it applies.
 
 #![no_main]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use dataplane::forward::{l2fwd, l3fwd, macswap, Action, DropReason, NextHop, Routes};
+use dataplane::forward::{l2fwd, l3fwd, l3fwd_common, macswap, Action, DropReason, NextHop, Routes, RxChecksum};
 use dataplane::local::Local;
 use dataplane::net::{parse, Ipv4Packet, Ipv6Packet, MacAddr, L3};
 use dataplane::port::PortIdx;
@@ -91,7 +92,14 @@ fuzz_target!(|data: &[u8]| {
         }
         n => {
             let l = local();
+            let mut common = frame.to_vec();
             let action = l3fwd(&mut f, &ROUTES, &HOPS, (n == 3).then_some(&l));
+            if n == 2 {
+                if let Some(c) = l3fwd_common(&mut common, &ROUTES, &HOPS, RxChecksum::Unknown) {
+                    assert_eq!((c.action, &common), (action, &f), "the common-case path disagrees");
+                    assert_eq!(Ok(c.parsed()), parse(frame));
+                }
+            }
             match action {
                 Action::Drop(_) | Action::Punt => assert_eq!(f, before, "{action:?} modified the frame"),
                 Action::Tx(port) => {

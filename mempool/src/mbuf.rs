@@ -159,6 +159,54 @@ impl Mbuf {
         unsafe { self.0.as_mut().port = port };
     }
 
+    /// The offload flags (`ol_flags`, `RTE_MBUF_F_*`): what the PMD found at RX, such as
+    /// the IP checksum status (`RTE_MBUF_F_RX_IP_CKSUM_*`) and whether `hash.rss` is set.
+    #[inline]
+    pub fn ol_flags(&self) -> u64 {
+        self.raw().ol_flags
+    }
+
+    /// The packet type (`packet_type`, `RTE_PTYPE_*`): what the PMD (or a parser that
+    /// stored its result with [`Mbuf::set_packet_type`]) found; 0 when unknown.
+    #[inline]
+    pub fn packet_type(&self) -> u32 {
+        // SAFETY: packet_type is a plain u32 in a union of plain integers: every bit
+        // pattern is valid.
+        unsafe { self.raw().__bindgen_anon_1.packet_type }
+    }
+
+    /// Records what a parser found (`RTE_PTYPE_*` bits), as DPDK's software parsers do
+    /// (`rte_net_get_ptype`); the field is reset when the mbuf goes back to its pool.
+    #[inline]
+    pub fn set_packet_type(&mut self, ptype: u32) {
+        // SAFETY: &mut self is the only handle to this mbuf's metadata; any u32 is valid.
+        unsafe { self.0.as_mut().__bindgen_anon_1.packet_type = ptype };
+    }
+
+    /// The RSS hash the NIC computed (`hash.rss`), if it set one (`RTE_MBUF_F_RX_RSS_HASH`).
+    #[inline]
+    pub fn rss_hash(&self) -> Option<u32> {
+        let raw = self.raw();
+        if raw.ol_flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_RSS_HASH) == 0 {
+            return None;
+        }
+        // SAFETY: a u32 in a union of plain integers, which the flag says the PMD set.
+        Some(unsafe { raw.__bindgen_anon_2.hash.rss })
+    }
+
+    /// Asks the CPU to start loading the first cache line of the packet data
+    /// (`rte_prefetch0(rte_pktmbuf_mtod(m, void *))`), for a packet that will be looked at
+    /// soon. A hint: it never faults and changes nothing.
+    #[inline(always)]
+    pub fn prefetch_data(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching has no architectural effect and cannot fault on any address;
+        // this one is inside the mbuf's buffer anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(self.data_ptr().cast::<i8>())
+        };
+    }
+
     /// The number of references to this mbuf (more than one after [`Mbuf::clone_in`]).
     #[inline]
     pub fn refcnt(&self) -> u16 {

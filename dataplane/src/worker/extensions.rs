@@ -7,7 +7,7 @@ use mempool::{ext, Burst, Mbuf, Pool};
 use crate::eal::LcoreId;
 use crate::exts::{FlowMeta, PacketExts, Trace};
 use crate::forward::DropReason;
-use crate::net::{parse, Proto};
+use crate::net::{parse, Parsed, Proto};
 use crate::port::PortIdx;
 use crate::stats::Counter;
 
@@ -61,7 +61,7 @@ impl Extensions {
         let x = self.x;
         if x.flow || x.mirror.is_some() {
             for m in rx.as_mut_slice() {
-                self.attach(from, m, rx_tsc, w);
+                self.attach(from, m, None, rx_tsc, w);
             }
             return Tagged::All;
         }
@@ -111,8 +111,16 @@ impl Extensions {
 
     /// Attaches the configured extensions to a packet just received: a trace on one
     /// packet in `trace_every`, flow metadata on every packet if asked for (or for the
-    /// mirror). A failure (no free area) is counted and the packet goes on without.
-    pub(super) fn attach(&mut self, from: (u16, u16), m: &mut Mbuf, rx_tsc: u64, w: &mut Worker<EalQueues>) {
+    /// mirror), from `parsed` when the caller parsed the packet already. A failure (no free
+    /// area) is counted and the packet goes on without.
+    pub(super) fn attach(
+        &mut self,
+        from: (u16, u16),
+        m: &mut Mbuf,
+        parsed: Option<&Parsed>,
+        rx_tsc: u64,
+        w: &mut Worker<EalQueues>,
+    ) {
         let x = self.x;
         if x.trace_every > 0 {
             if self.trace_in == 0 {
@@ -125,9 +133,9 @@ impl Extensions {
             }
         }
         if x.flow || x.mirror.is_some() {
-            let meta = match parse(m.data()) {
+            let meta = match parsed.copied().ok_or(()).or_else(|()| parse(m.data()).map_err(drop)) {
                 Ok(p) => FlowMeta::from_parsed(m.data(), &p),
-                Err(_) => FlowMeta::default(),
+                Err(()) => FlowMeta::default(),
             };
             if ext::set(m, x.ids.flow, meta).is_err() {
                 w.totals[Counter::ExtFailures] += 1;

@@ -39,6 +39,7 @@ mod fake;
 mod modes;
 mod poll;
 mod queues;
+mod route;
 mod slow;
 mod tx;
 
@@ -113,13 +114,21 @@ pub struct L3Tables {
 }
 
 impl Routes for L3Tables {
-    #[inline]
+    #[inline(always)]
     fn lookup_v4(&self, dst: std::net::Ipv4Addr) -> Option<u32> {
         self.v4.lookup(dst)
     }
-    #[inline]
+    #[inline(always)]
     fn lookup_v6(&self, dst: std::net::Ipv6Addr) -> Option<u32> {
         self.v6.lookup(dst)
+    }
+    #[inline]
+    fn lookup_v4_bulk(&self, dsts: &[u32], out: &mut [Option<u32>]) {
+        self.v4.lookup_bulk(dsts, out)
+    }
+    #[inline]
+    fn lookup_v6_bulk(&self, dsts: &[[u8; 16]], out: &mut [Option<u32>]) {
+        self.v6.lookup_bulk(dsts, out)
     }
 }
 

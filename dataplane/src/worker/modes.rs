@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use mempool::{Burst, Mbuf, Pool};
 
-use crate::forward::{self, Action, DropReason};
+use crate::forward::{self, DropReason};
 
 use super::extensions::Extensions;
 use super::poll::Stage;
 use super::queues::EalQueues;
+use super::route;
 use super::slow::SlowStep;
 use super::tx::Worker;
 use super::{Dest, Rewrite};
@@ -81,7 +82,7 @@ impl Stage<EalQueues> for Pipeline {
             }
             (&Dest::Pair { out, rewrite }, Some(x)) => {
                 for mut m in rx.drain() {
-                    x.attach(info.from, &mut m, rx_tsc, w);
+                    x.attach(info.from, &mut m, None, rx_tsc, w);
                     match m.unshare(pool).map_err(|_| DropReason::NoBufForCopy).and_then(|d| apply(rewrite, d)) {
                         Ok(()) => {
                             x.mirror(&m, rx_tsc, pool, w);
@@ -91,37 +92,9 @@ impl Stage<EalQueues> for Pipeline {
                     }
                 }
             }
-            (Dest::Route { tables, local }, mut exts) => {
-                for mut m in rx.drain() {
-                    if let Some(x) = &mut exts {
-                        x.attach(info.from, &mut m, rx_tsc, w);
-                    }
-                    let action = match m.unshare(pool) {
-                        Err(_) => Action::Drop(DropReason::NoBufForCopy),
-                        Ok(data) => forward::l3fwd(data, tables.as_ref(), &tables.next_hops, local.as_ref()),
-                    };
-                    match action {
-                        Action::Tx(p) => {
-                            if let Some(x) = &exts {
-                                x.mirror(&m, rx_tsc, pool, w);
-                            }
-                            w.enqueue(p, m, rx_tsc)
-                        }
-                        Action::Drop(r) => w.totals[r] += 1,
-                        Action::Punt => match slow {
-                            Some(s) => {
-                                // The slow path answers out of the input port: make sure
-                                // the mbuf says which one (not every PMD sets it).
-                                m.set_port(info.from.0);
-                                s.punt(m, w)
-                            }
-                            None => w.totals[DropReason::LocalUnhandled] += 1,
-                        },
-                    }
-                }
-                if let Some(s) = slow {
-                    s.flush(w);
-                }
+            (Dest::Route { tables, local }, exts) => {
+                let x = route::Extras { pool, exts: exts.as_mut(), slow: slow.as_mut(), from: info.from };
+                route::route(rx, tables, local.as_ref(), rx_tsc, x, w);
             }
         }
     }

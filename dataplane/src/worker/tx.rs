@@ -131,6 +131,19 @@ impl<Q: Queues> Worker<Q> {
         self.refused(port, burst);
     }
 
+    /// Moves a whole burst for one port (received at `rx_tsc`): straight to the NIC when
+    /// nothing waits for that port, as [`Worker::send`] (after the hand-off), else into
+    /// its TX buffer behind what waits. Leaves `burst` empty.
+    #[inline]
+    pub fn forward_burst(&mut self, port: PortIdx, burst: &mut Q::Burst, rx_tsc: u64) {
+        if self.bufs[port.index()].burst.is_empty() && !self.backlogged(port) {
+            self.io.hand_off(burst, &mut self.hist.latency_cycles);
+            self.send(port, burst, rx_tsc);
+        } else {
+            burst.drain_each(|p| self.enqueue(port, p, rx_tsc));
+        }
+    }
+
     /// Sends every TX buffer whose oldest packet waited the drain time (`now` is the
     /// round's start).
     pub fn flush_due(&mut self) {

@@ -1,0 +1,178 @@
+//! l3fwd a burst at a time, as DPDK's l3fwd does it (`l3fwd_lpm_send_packets`):
+//!
+//! 1. each packet is parsed once ([`parse`]; the result goes into its `packet_type` for
+//!    later steps, such as a TX backlog's charge) while the headers of the packets after it
+//!    are prefetched, then checked, looked up and rewritten ([`forward::l3fwd_parsed`]:
+//!    own addresses, the IPv4 checksum unless the NIC verified it, TTL; `rte_lpm`'s tables
+//!    read inline for IPv4, `rte_lpm6_lookup` for IPv6; TTL and MACs);
+//! 2. the burst goes out grouped by port: whole to the NIC when it all leaves by one port
+//!    that has nothing waiting, else packet by packet into the TX buffers.
+//!
+//! Extensions, the mirror and the slow path take their turn on the way.
+
+use mempool::{Burst, Mbuf, Pool, MAX_BURST};
+
+use crate::forward::{self, Action, DropReason, RxChecksum};
+use crate::local::Local;
+use crate::net::parse;
+
+use super::extensions::Extensions;
+use super::queues::{ptype, EalQueues};
+use super::slow::SlowStep;
+use super::tx::Worker;
+use super::L3Tables;
+
+/// How many packets ahead of the one being parsed have their headers prefetched.
+const PREFETCH: usize = 4;
+
+/// The packet types of the common case ([`forward::l3fwd_common`]), by `Proto::index`.
+const PTYPE_V4: [u32; 4] = common_ptypes(dpdk_sys::RTE_PTYPE_L3_IPV4);
+const PTYPE_V6: [u32; 4] = common_ptypes(dpdk_sys::RTE_PTYPE_L3_IPV6);
+
+const fn common_ptypes(l3: u32) -> [u32; 4] {
+    use dpdk_sys::*;
+    let l2 = RTE_PTYPE_L2_ETHER | l3;
+    [l2 | RTE_PTYPE_L4_TCP, l2 | RTE_PTYPE_L4_UDP, l2 | RTE_PTYPE_L4_ICMP, l2 | RTE_PTYPE_L4_NONFRAG]
+}
+
+/// What the NIC said of a packet's IPv4 header checksum.
+#[inline]
+fn rx_checksum(m: &Mbuf) -> RxChecksum {
+    use dpdk_sys::{RTE_MBUF_F_RX_IP_CKSUM_BAD, RTE_MBUF_F_RX_IP_CKSUM_GOOD, RTE_MBUF_F_RX_IP_CKSUM_MASK};
+    match m.ol_flags() & u64::from(RTE_MBUF_F_RX_IP_CKSUM_MASK) {
+        f if f == u64::from(RTE_MBUF_F_RX_IP_CKSUM_GOOD) => RxChecksum::Good,
+        f if f == u64::from(RTE_MBUF_F_RX_IP_CKSUM_BAD) => RxChecksum::Bad,
+        _ => RxChecksum::Unknown,
+    }
+}
+
+/// The steps a routed burst may take besides routing.
+pub(super) struct Extras<'a> {
+    pub pool: &'a Pool,
+    pub exts: Option<&'a mut Extensions>,
+    pub slow: Option<&'a mut SlowStep>,
+    /// The lane's ethdev id and RX queue.
+    pub from: (u16, u16),
+}
+
+/// Routes the burst `rx` (received at `rx_tsc`) into TX buffers, drops or punts: see the
+/// module docs. `local` holds the RX port's own addresses.
+///
+/// Not inlined into the loop: a function of its own per burst keeps the per-packet state
+/// in registers.
+#[inline(never)]
+pub(super) fn route(
+    rx: &mut Burst,
+    tables: &L3Tables,
+    local: Option<&Local>,
+    rx_tsc: u64,
+    mut x: Extras<'_>,
+    w: &mut Worker<EalQueues>,
+) {
+    let mut verdict = [Action::Drop(DropReason::NoRoute); MAX_BURST];
+    // Whether every packet so far leaves by the first one's port.
+    let mut one_port = true;
+    let pkts = rx.as_mut_slice();
+    for m in pkts.iter().take(PREFETCH) {
+        m.prefetch_data();
+    }
+    for i in 0..pkts.len() {
+        if let Some(ahead) = pkts.get(i + PREFETCH) {
+            ahead.prefetch_data();
+        }
+        let m = &mut pkts[i];
+        let csum = rx_checksum(m);
+        let Ok(data) = m.unshare(x.pool) else {
+            verdict[i] = Action::Drop(DropReason::NoBufForCopy);
+            one_port = false;
+            continue;
+        };
+        let common = if local.is_none() { forward::l3fwd_common(data, tables, &tables.next_hops, csum) } else { None };
+        let (v, parsed) = match common {
+            Some(c) => {
+                m.set_packet_type(if c.v6 { PTYPE_V6[c.proto.index()] } else { PTYPE_V4[c.proto.index()] });
+                (c.action, Ok(c))
+            }
+            None => match parse(data) {
+                Ok(p) => {
+                    let v = forward::l3fwd_parsed(data, &p, tables, &tables.next_hops, local, csum);
+                    m.set_packet_type(ptype(&p));
+                    (v, Err(p))
+                }
+                Err(e) => {
+                    verdict[i] = Action::Drop(e.into());
+                    one_port = false;
+                    continue;
+                }
+            },
+        };
+        one_port &= v == verdict[0] || i == 0;
+        verdict[i] = v;
+        if let Some(e) = x.exts.as_deref_mut() {
+            let p = parsed.map_or_else(|p| p, |c| c.parsed());
+            e.attach(x.from, m, Some(&p), rx_tsc, w);
+        }
+    }
+
+    // Out, grouped by port.
+    if let (true, Action::Tx(port)) = (one_port, verdict[0]) {
+        if let Some(e) = x.exts.as_deref() {
+            for m in rx.as_slice() {
+                e.mirror(m, rx_tsc, x.pool, w);
+            }
+        }
+        w.forward_burst(port, rx, rx_tsc);
+        return;
+    }
+    let mut i = 0;
+    rx.drain().for_each(|mut m| {
+        match verdict[i] {
+            Action::Tx(p) => {
+                if let Some(e) = x.exts.as_deref() {
+                    e.mirror(&m, rx_tsc, x.pool, w);
+                }
+                w.enqueue(p, m, rx_tsc)
+            }
+            Action::Drop(r) => w.totals[r] += 1,
+            Action::Punt => match x.slow.as_deref_mut() {
+                Some(s) => {
+                    // The slow path answers out of the input port: make sure the mbuf says
+                    // which one (not every PMD sets it).
+                    m.set_port(x.from.0);
+                    s.punt(m, w)
+                }
+                None => w.totals[DropReason::LocalUnhandled] += 1,
+            },
+        }
+        i += 1;
+    });
+    if let Some(s) = x.slow {
+        s.flush(w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::Common;
+    use crate::net::Proto;
+
+    /// The common case's packet types are what `ptype` says of its parse.
+    #[test]
+    fn common_packet_types() {
+        for v6 in [false, true] {
+            for proto in Proto::ALL {
+                let ip_proto = match (proto, v6) {
+                    (Proto::Tcp, _) => 6,
+                    (Proto::Udp, _) => 17,
+                    (Proto::Icmp, false) => 1,
+                    (Proto::Icmp, true) => 58,
+                    (Proto::Other, _) => 47,
+                };
+                let c = Common { action: Action::Punt, v6, ip_proto, proto };
+                let table = if v6 { PTYPE_V6 } else { PTYPE_V4 };
+                assert_eq!(table[proto.index()], ptype(&c.parsed()), "{c:?}");
+            }
+        }
+    }
+}
