@@ -8,7 +8,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::local::Local;
-use crate::net::{checksum, ip_proto, parse, EthernetFrame, MacAddr, ParseError, Parsed, Proto, L3};
+use crate::net::{checksum, ip_proto, parse, MacAddr, ParseError, Parsed, Proto, L3};
 use crate::port::PortIdx;
 
 /// Why a packet was dropped. Indexes the per-lcore drop counters; its counter name is the
@@ -108,17 +108,26 @@ pub enum Action {
 /// `macswap`: exchange source and destination MAC.
 #[inline]
 pub fn macswap(frame: &mut [u8]) -> Result<(), DropReason> {
-    let mut eth = EthernetFrame::new_checked(frame).map_err(DropReason::from)?;
-    eth.swap_macs();
+    // The Ethernet header's 14 bytes, as EthernetFrame::new_checked asks; the two MACs are
+    // its first 12 bytes, swapped as two words: [d0..d5 s0 s1] [s2..s5] becomes
+    // [s0..s5 d0 d1] [d2..d5].
+    let eth: &mut [u8; 14] = frame.first_chunk_mut().ok_or(DropReason::Truncated)?;
+    let (head, tail) = eth.split_at_mut(8);
+    let (head, tail): (&mut [u8; 8], &mut [u8; 4]) =
+        (head.try_into().map_err(|_| DropReason::Truncated)?, tail.first_chunk_mut().ok_or(DropReason::Truncated)?);
+    let a = u64::from_le_bytes(*head);
+    let b = u64::from(u32::from_le_bytes(*tail));
+    *head = ((a >> 48) | (b << 16) | (a << 48)).to_le_bytes();
+    *tail = ((a >> 16) as u32).to_le_bytes();
     Ok(())
 }
 
 /// `l2fwd`: source MAC = the out port's, destination MAC = its configured peer.
 #[inline]
 pub fn l2fwd(frame: &mut [u8], src: MacAddr, dst: MacAddr) -> Result<(), DropReason> {
-    let mut eth = EthernetFrame::new_checked(frame).map_err(DropReason::from)?;
-    eth.set_src(src);
-    eth.set_dst(dst);
+    let eth: &mut [u8; 14] = frame.first_chunk_mut().ok_or(DropReason::Truncated)?;
+    eth[..6].copy_from_slice(&dst.0);
+    eth[6..12].copy_from_slice(&src.0);
     Ok(())
 }
 

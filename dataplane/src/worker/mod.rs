@@ -48,7 +48,8 @@ pub use extensions::WorkerExts;
 pub use poll::{idle_action, Idle};
 
 /// The environment variable that makes a worker panic, for testing how the forwarder
-/// handles it: `LCORE:ROUNDS` (the worker on lcore LCORE panics after ROUNDS rounds).
+/// handles it: `LCORE:ROUNDS` (the worker on lcore LCORE panics after ROUNDS rounds, at
+/// the next time it looks, within `stats::PUBLISH_EVERY` rounds).
 pub const FAULT_ENV: &str = "DATAPLANE_FAULT_PANIC";
 
 /// One polled RX queue and where its packets go.
@@ -266,15 +267,17 @@ pub fn run(plan: WorkerPlan) {
             idle_streak = idle_streak.saturating_add(1);
             back_off(idle.as_ref(), idle_streak);
         }
+        // Every few rounds, and at the first idle round after traffic: publish the counters,
+        // and look at the control thread's requests and the fault injection.
         let w = &poller.w;
-        if !worked || w.totals[Counter::Rounds] % stats::PUBLISH_EVERY == 0 {
+        if idle_streak == 1 || w.totals[Counter::Rounds] % stats::PUBLISH_EVERY == 0 {
             counters.publish(&w.totals);
-        }
-        if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
-            panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
-        }
-        if let Ok(Command::Histograms(reply)) = commands.try_recv() {
-            let _ = reply.send((lcore, w.hist.clone()));
+            if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
+                panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
+            }
+            if let Ok(Command::Histograms(reply)) = commands.try_recv() {
+                let _ = reply.send((lcore, w.hist.clone()));
+            }
         }
     }
     let mut w = poller.w;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use mempool::{Burst, Mbuf, Pool};
+use mempool::{Burst, Mbuf, Pool, MAX_BURST};
 
 use crate::forward::{self, DropReason};
 
@@ -65,19 +65,17 @@ impl Stage<EalQueues> for Pipeline {
                 w.send(out, rx, rx_tsc);
             }
             (&Dest::Pair { out, rewrite }, None) => {
-                // Pair modes send the whole burst to one port too: rewrite it in place,
-                // drop what cannot be rewritten, and hand the rest over at once.
-                let totals = &mut w.totals;
-                rx.retain(
-                    |m| match m.unshare(pool).map_err(|_| DropReason::NoBufForCopy).and_then(|d| apply(rewrite, d)) {
-                        Ok(()) => true,
-                        Err(r) => {
-                            totals[r] += 1;
-                            false
-                        }
-                    },
-                    drop,
-                );
+                // Pair modes send the whole burst to one port too: rewrite it in place and
+                // hand it over at once; in the rare burst where a packet cannot be
+                // rewritten, drop those first.
+                let (failed, reasons) = match rewrite {
+                    Rewrite::None => (0, [DropReason::Truncated; MAX_BURST]),
+                    Rewrite::Macswap => rewrite_each(rx, pool, forward::macswap),
+                    Rewrite::L2fwd { src, dst } => rewrite_each(rx, pool, |d| forward::l2fwd(d, src, dst)),
+                };
+                if failed != 0 {
+                    drop_failed(rx, failed, &reasons, w);
+                }
                 w.send(out, rx, rx_tsc);
             }
             (&Dest::Pair { out, rewrite }, Some(x)) => {
@@ -114,6 +112,47 @@ fn drop_bad_chains(rx: &mut Burst, w: &mut Worker<EalQueues>) {
             totals[DropReason::BadMbufChain] += 1;
             drop(m)
         },
+    );
+}
+
+/// Rewrites every packet of `rx` in place with `f` (after making it writable); returns a
+/// bit per packet that could not be rewritten, and why. Generic, so each rewrite gets a
+/// loop of its own.
+#[inline(always)]
+fn rewrite_each(
+    rx: &mut Burst,
+    pool: &Pool,
+    mut f: impl FnMut(&mut [u8]) -> Result<(), DropReason>,
+) -> (u32, [DropReason; MAX_BURST]) {
+    let mut failed = 0u32;
+    let mut reasons = [DropReason::Truncated; MAX_BURST];
+    for (i, m) in rx.as_mut_slice().iter_mut().enumerate() {
+        let done = match m.unshare(pool) {
+            Ok(data) => f(data),
+            Err(_) => Err(DropReason::NoBufForCopy),
+        };
+        if let Err(r) = done {
+            failed |= 1 << i;
+            reasons[i] = r;
+        }
+    }
+    (failed, reasons)
+}
+
+/// Drops the packets of `rx` whose bit is set in `failed`, counting each one's reason.
+#[cold]
+fn drop_failed(rx: &mut Burst, failed: u32, reasons: &[DropReason; MAX_BURST], w: &mut Worker<EalQueues>) {
+    let mut i = 0;
+    rx.retain(
+        |_| {
+            let keep = failed & (1 << i) == 0;
+            if !keep {
+                w.totals[reasons[i]] += 1;
+            }
+            i += 1;
+            keep
+        },
+        drop,
     );
 }
 

@@ -111,7 +111,7 @@ impl<Q: Queues> Worker<Q> {
     /// Hands a whole burst for one port (received at `rx_tsc`) to its TX queue, bypassing
     /// the buffer; what the NIC refuses goes to the backlog or is dropped. Leaves `burst`
     /// empty. The caller has done the hand-off of packets with extensions.
-    #[inline]
+    #[inline(always)]
     pub fn send(&mut self, port: PortIdx, burst: &mut Q::Burst, rx_tsc: u64) {
         if self.backlogged(port) {
             // Packets already wait for this port: queue behind them, in order.
