@@ -11,6 +11,7 @@
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
 //! - [`net`]: zero-copy header views, the one-pass packet classifier, and the emit side.
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
+//! - [`hash`]: DPDK's CRC32-C hash (rte_hash_crc).
 //! - [`rcu`]: DPDK's QSBR RCU: lock-free readers, grace periods for writers.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
@@ -18,7 +19,7 @@
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //!
-//! `unsafe` is confined to [`eal`], [`port`], [`lpm`] and [`telemetry`], the modules that
+//! `unsafe` is confined to [`eal`], [`port`], [`lpm`], [`rcu`], [`hash`] and [`telemetry`], the modules that
 //! call DPDK directly;
 //! every block there says why it holds.
 
@@ -30,6 +31,8 @@ pub mod eal;
 pub mod exts;
 pub mod forward;
 pub mod forwarder;
+#[allow(unsafe_code)]
+pub mod hash;
 pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;

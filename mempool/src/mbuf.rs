@@ -253,20 +253,29 @@ impl Mbuf {
     ///
     /// # Errors
     /// [`PoolError::Exhausted`] when the copy cannot be allocated; the packet is unchanged.
-    #[inline]
+    #[inline(always)]
     pub fn unshare(&mut self, pool: &Pool) -> Result<&mut [u8], PoolError> {
         if !self.is_exclusive() {
-            // SAFETY: copies the whole packet (offset 0, all bytes) into new mbufs from
-            // `pool`; returns an owned, exclusive chain or NULL. The old reference is
-            // then dropped by the assignment. The extension area moves to the copy.
-            let copy = crate::ext::around_copy(self.as_ptr(), || unsafe {
-                dpdk_sys::rte_pktmbuf_copy(self.as_ptr(), pool.as_ptr(), 0, u32::MAX)
-            });
-            let copy = NonNull::new(copy).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
-            *self = Mbuf(copy);
+            self.copy_in(pool)?;
         }
         // SAFETY: exclusive now (checked, or a fresh copy); &mut self makes the slice unique.
         Ok(unsafe { slice::from_raw_parts_mut(self.data_ptr(), self.data_len()) })
+    }
+
+    /// Replaces this packet with an exclusive copy from `pool`: the rare half of
+    /// [`Mbuf::unshare`].
+    #[cold]
+    #[inline(never)]
+    fn copy_in(&mut self, pool: &Pool) -> Result<(), PoolError> {
+        // SAFETY: copies the whole packet (offset 0, all bytes) into new mbufs from `pool`;
+        // returns an owned, exclusive chain or NULL. The old reference is then dropped by
+        // the assignment. The extension area moves to the copy.
+        let copy = crate::ext::around_copy(self.as_ptr(), || unsafe {
+            dpdk_sys::rte_pktmbuf_copy(self.as_ptr(), pool.as_ptr(), 0, u32::MAX)
+        });
+        let copy = NonNull::new(copy).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
+        *self = Mbuf(copy);
+        Ok(())
     }
 
     /// Grows the packet by `len` bytes at the tail of the last segment and returns the new

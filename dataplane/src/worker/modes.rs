@@ -14,7 +14,7 @@ use crate::forward::{self, DropReason};
 
 use super::extensions::Extensions;
 use super::poll::Stage;
-use super::queues::EalQueues;
+use super::queues::{EalQueues, Queues};
 use super::route;
 use super::slow::SlowStep;
 use super::tx::Worker;
@@ -59,12 +59,12 @@ impl Stage<EalQueues> for Pipeline {
                 // A whole burst has one destination: hand it to the NIC as it is, as
                 // testpmd's io engine does, with no copy into a TX buffer.
                 if let Some(x) = exts {
-                    let tagged = x.attach_burst(info.from, rx, rx_tsc, w);
-                    x.hand_off(tagged, rx, w);
+                    let carried = x.attach_all(info.from, rx, rx_tsc, w, Extensions::meta_of);
+                    w.io.hand_off(rx, carried, &mut w.hist.latency_cycles);
                 }
                 w.send(out, rx, rx_tsc);
             }
-            (&Dest::Pair { out, rewrite }, None) => {
+            (&Dest::Pair { out, rewrite }, exts) => {
                 // Pair modes send the whole burst to one port too: rewrite it in place and
                 // hand it over at once; in the rare burst where a packet cannot be
                 // rewritten, drop those first.
@@ -76,19 +76,17 @@ impl Stage<EalQueues> for Pipeline {
                 if failed != 0 {
                     drop_failed(rx, failed, &reasons, w);
                 }
-                w.send(out, rx, rx_tsc);
-            }
-            (&Dest::Pair { out, rewrite }, Some(x)) => {
-                for mut m in rx.drain() {
-                    x.attach(info.from, &mut m, None, rx_tsc, w);
-                    match m.unshare(pool).map_err(|_| DropReason::NoBufForCopy).and_then(|d| apply(rewrite, d)) {
-                        Ok(()) => {
-                            x.mirror(&m, rx_tsc, pool, w);
-                            w.enqueue(out, m, rx_tsc);
-                        }
-                        Err(r) => w.totals[r] += 1,
+                let Some(x) = exts else {
+                    w.send(out, rx, rx_tsc);
+                    return;
+                };
+                let carried = x.attach_all(info.from, rx, rx_tsc, w, Extensions::meta_of);
+                if x.mirrors() {
+                    for m in rx.as_slice() {
+                        x.mirror(m, rx_tsc, pool, w);
                     }
                 }
+                w.forward_burst(out, rx, rx_tsc, carried);
             }
             (Dest::Route { tables, local }, exts) => {
                 let x = route::Extras { pool, exts: exts.as_mut(), slow: slow.as_mut(), from: info.from };
@@ -154,14 +152,4 @@ fn drop_failed(rx: &mut Burst, failed: u32, reasons: &[DropReason; MAX_BURST], w
         },
         drop,
     );
-}
-
-/// A pair mode's rewrite of one frame.
-#[inline(always)]
-fn apply(rewrite: Rewrite, data: &mut [u8]) -> Result<(), DropReason> {
-    match rewrite {
-        Rewrite::None => Ok(()),
-        Rewrite::Macswap => forward::macswap(data),
-        Rewrite::L2fwd { src, dst } => forward::l2fwd(data, src, dst),
-    }
 }

@@ -63,10 +63,10 @@ pub trait Queues {
     fn needs_hand_off(&self, _p: &Self::Pkt) -> bool {
         false
     }
-    /// Makes the packets of `burst` ready for the NIC (which frees them in C): records the
-    /// RX-to-TX latency of traced ones into `latency` and releases their extensions. Costs
-    /// one test when no packet can carry extensions.
-    fn hand_off(&mut self, _burst: &mut Self::Burst, _latency: &mut Histogram<u64>) {}
+    /// Makes the packets of `burst` whose bit is set in `which` (those that may carry
+    /// extensions) ready for the NIC, which frees them in C: records the RX-to-TX latency of
+    /// traced ones into `latency` and releases their extensions.
+    fn hand_off(&mut self, _burst: &mut Self::Burst, _which: u32, _latency: &mut Histogram<u64>) {}
 }
 
 impl Packet for Mbuf {
@@ -194,20 +194,33 @@ impl Queues for EalQueues {
         self.exts.is_some() && ext::active(m) != 0
     }
 
-    fn hand_off(&mut self, burst: &mut Burst, latency: &mut Histogram<u64>) {
+    fn hand_off(&mut self, burst: &mut Burst, which: u32, latency: &mut Histogram<u64>) {
         let Some(x) = self.exts else { return };
+        if which == 0 {
+            return;
+        }
         if self.traced {
-            let mut now = 0;
-            for m in burst.as_slice() {
-                if let Some(t) = ext::get(m, x.trace) {
-                    if now == 0 {
-                        now = eal::rdtsc();
+            // The packets of one RX burst share its timestamp: one record per run.
+            let now = eal::rdtsc();
+            let mut run = (0u64, 0u64);
+            let mut bits = which;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let Some(t) = burst.as_slice().get(i).and_then(|m| ext::get(m, x.trace)) else { continue };
+                if t.rx_tsc != run.0 {
+                    if run.1 > 0 {
+                        latency.saturating_record_n(now.wrapping_sub(run.0).max(1), run.1);
                     }
-                    latency.saturating_record(now.wrapping_sub(t.rx_tsc).max(1));
+                    run = (t.rx_tsc, 0);
                 }
+                run.1 += 1;
+            }
+            if run.1 > 0 {
+                latency.saturating_record_n(now.wrapping_sub(run.0).max(1), run.1);
             }
         }
-        burst.release_extensions();
+        ext::release_bulk(burst.as_mut_slice(), which);
     }
 }
 

@@ -12,11 +12,12 @@
 
 use mempool::{Burst, Mbuf, Pool, MAX_BURST};
 
+use crate::exts::FlowMeta;
 use crate::forward::{self, Action, DropReason, RxChecksum};
 use crate::local::Local;
 use crate::net::parse;
 
-use super::extensions::Extensions;
+use super::extensions::{BurstExts, Extensions};
 use super::queues::{ptype, EalQueues};
 use super::slow::SlowStep;
 use super::tx::Worker;
@@ -70,69 +71,31 @@ pub(super) fn route(
     w: &mut Worker<EalQueues>,
 ) {
     let mut verdict = [Action::Drop(DropReason::NoRoute); MAX_BURST];
-    // Whether every packet so far leaves by the first one's port.
-    let mut one_port = true;
-    let pkts = rx.as_mut_slice();
-    for m in pkts.iter().take(PREFETCH) {
-        m.prefetch_data();
-    }
-    for i in 0..pkts.len() {
-        if let Some(ahead) = pkts.get(i + PREFETCH) {
-            ahead.prefetch_data();
-        }
-        let m = &mut pkts[i];
-        let csum = rx_checksum(m);
-        let Ok(data) = m.unshare(x.pool) else {
-            verdict[i] = Action::Drop(DropReason::NoBufForCopy);
-            one_port = false;
-            continue;
-        };
-        let common = if local.is_none() { forward::l3fwd_common(data, tables, &tables.next_hops, csum) } else { None };
-        let (v, parsed) = match common {
-            Some(c) => {
-                m.set_packet_type(if c.v6 { PTYPE_V6[c.proto.index()] } else { PTYPE_V4[c.proto.index()] });
-                (c.action, Ok(c))
+    let mut bx = x.exts.as_deref_mut().map(|e| e.begin(x.from, rx.len(), rx_tsc, w.now)).filter(BurstExts::any);
+    // Two copies of the loop: without flow metadata, nothing of the extensions is in it
+    // (traces go to the sampled packets afterwards).
+    let (one_port, kept) = match &mut bx {
+        Some(b) if b.flow => each::<true>(rx.as_mut_slice(), tables, local, x.pool, Some(b), &mut verdict),
+        _ => each::<false>(rx.as_mut_slice(), tables, local, x.pool, None, &mut verdict),
+    };
+    let carried = bx.map_or(0, |b| b.finish(rx, kept, w));
+    if let Some(e) = x.exts.as_deref().filter(|e| e.mirrors()) {
+        for (m, v) in rx.as_slice().iter().zip(&verdict) {
+            if matches!(v, Action::Tx(_)) {
+                e.mirror(m, rx_tsc, x.pool, w);
             }
-            None => match parse(data) {
-                Ok(p) => {
-                    let v = forward::l3fwd_parsed(data, &p, tables, &tables.next_hops, local, csum);
-                    m.set_packet_type(ptype(&p));
-                    (v, Err(p))
-                }
-                Err(e) => {
-                    verdict[i] = Action::Drop(e.into());
-                    one_port = false;
-                    continue;
-                }
-            },
-        };
-        one_port &= v == verdict[0] || i == 0;
-        verdict[i] = v;
-        if let Some(e) = x.exts.as_deref_mut() {
-            let p = parsed.map_or_else(|p| p, |c| c.parsed());
-            e.attach(x.from, m, Some(&p), rx_tsc, w);
         }
     }
 
     // Out, grouped by port.
     if let (true, Action::Tx(port)) = (one_port, verdict[0]) {
-        if let Some(e) = x.exts.as_deref() {
-            for m in rx.as_slice() {
-                e.mirror(m, rx_tsc, x.pool, w);
-            }
-        }
-        w.forward_burst(port, rx, rx_tsc);
+        w.forward_burst(port, rx, rx_tsc, carried);
         return;
     }
     let mut i = 0;
     rx.drain().for_each(|mut m| {
         match verdict[i] {
-            Action::Tx(p) => {
-                if let Some(e) = x.exts.as_deref() {
-                    e.mirror(&m, rx_tsc, x.pool, w);
-                }
-                w.enqueue(p, m, rx_tsc)
-            }
+            Action::Tx(p) => w.enqueue_with(p, m, rx_tsc, carried >> i & 1 != 0),
             Action::Drop(r) => w.totals[r] += 1,
             Action::Punt => match x.slow.as_deref_mut() {
                 Some(s) => {
@@ -149,6 +112,73 @@ pub(super) fn route(
     if let Some(s) = x.slow {
         s.flush(w);
     }
+}
+
+/// Step 1 for every packet of `pkts`: parse, route, rewrite (see the module docs); the
+/// verdicts go to `verdict`, and with `FLOW` the packets that go on get their flow metadata
+/// from `bx`. Returns whether every packet leaves by the first one's port, and a bit for
+/// each packet that goes on (forwarded or punted).
+#[inline(always)]
+fn each<const FLOW: bool>(
+    pkts: &mut [Mbuf],
+    tables: &L3Tables,
+    local: Option<&Local>,
+    pool: &Pool,
+    mut bx: Option<&mut BurstExts>,
+    verdict: &mut [Action; MAX_BURST],
+) -> (bool, u32) {
+    let mut one_port = true;
+    let mut kept = 0u32;
+    let flow = FLOW;
+    let n = pkts.len();
+    for m in pkts.iter().take(PREFETCH) {
+        m.prefetch_data();
+    }
+    for i in 0..n {
+        if let Some(ahead) = pkts.get(i + PREFETCH) {
+            ahead.prefetch_data();
+        }
+        let m = &mut pkts[i];
+        let csum = rx_checksum(m);
+        let rss = if flow { m.rss_hash() } else { None };
+        let Ok(data) = m.unshare(pool) else {
+            verdict[i] = Action::Drop(DropReason::NoBufForCopy);
+            one_port = false;
+            continue;
+        };
+        let common = if local.is_none() { forward::l3fwd_common(data, tables, &tables.next_hops, csum) } else { None };
+        let (v, meta) = match common {
+            Some(c) => {
+                let meta = flow.then(|| FlowMeta::from_common(data, &c, rss));
+                m.set_packet_type(if c.v6 { PTYPE_V6[c.proto.index()] } else { PTYPE_V4[c.proto.index()] });
+                (c.action, meta)
+            }
+            None => match parse(data) {
+                Ok(p) => {
+                    let v = forward::l3fwd_parsed(data, &p, tables, &tables.next_hops, local, csum);
+                    let meta = flow.then(|| FlowMeta::from_parsed(data, &p, rss));
+                    m.set_packet_type(ptype(&p));
+                    (v, meta)
+                }
+                Err(e) => {
+                    verdict[i] = Action::Drop(e.into());
+                    one_port = false;
+                    continue;
+                }
+            },
+        };
+        one_port &= v == verdict[0] || i == 0;
+        verdict[i] = v;
+        let goes_on = !matches!(v, Action::Drop(_));
+        kept |= u32::from(goes_on) << i;
+        // Flow metadata on the packets that go on.
+        if FLOW && goes_on {
+            if let Some(b) = bx.as_deref_mut() {
+                b.attach_flow(i, m, || meta.unwrap_or_default());
+            }
+        }
+    }
+    (one_port, kept)
 }
 
 #[cfg(test)]

@@ -30,8 +30,8 @@ struct TxBuf<B> {
     /// in `burst`, its RX TSC, count).
     timed: [(u8, u64, u8); MAX_BURST],
     ntimed: usize,
-    /// Whether a buffered packet needs the hand-off before TX (it carries extensions).
-    has_ext: bool,
+    /// A bit per buffered packet that needs the hand-off before TX (it carries extensions).
+    ext_mask: u32,
 }
 
 impl<B: PacketBurst> TxBuf<B> {
@@ -39,7 +39,7 @@ impl<B: PacketBurst> TxBuf<B> {
 
     fn new() -> Self {
         let () = Self::FITS;
-        TxBuf { burst: B::default(), since: None, timed: [(0, 0, 0); MAX_BURST], ntimed: 0, has_ext: false }
+        TxBuf { burst: B::default(), since: None, timed: [(0, 0, 0); MAX_BURST], ntimed: 0, ext_mask: 0 }
     }
 
     /// Notes that the last `n` packets in the buffer came from an RX burst at `rx_tsc`
@@ -96,9 +96,15 @@ impl<Q: Queues> Worker<Q> {
     /// sends the buffer when that filled it.
     #[inline]
     pub fn enqueue(&mut self, port: PortIdx, p: Q::Pkt, rx_tsc: u64) {
-        let needs_hand_off = self.io.needs_hand_off(&p);
+        let ext = self.io.needs_hand_off(&p);
+        self.enqueue_with(port, p, rx_tsc, ext);
+    }
+
+    /// [`Worker::enqueue`] when the caller knows whether `p` carries extensions (`ext`).
+    #[inline]
+    pub fn enqueue_with(&mut self, port: PortIdx, p: Q::Pkt, rx_tsc: u64, ext: bool) {
         let buf = &mut self.bufs[port.index()];
-        buf.has_ext |= needs_hand_off;
+        buf.ext_mask |= u32::from(ext) << buf.burst.len();
         // A full buffer was sent when it filled, so there is room.
         if buf.burst.push(p).is_ok() {
             buf.note(rx_tsc, 1, self.now);
@@ -131,16 +137,21 @@ impl<Q: Queues> Worker<Q> {
         self.refused(port, burst);
     }
 
-    /// Moves a whole burst for one port (received at `rx_tsc`): straight to the NIC when
-    /// nothing waits for that port, as [`Worker::send`] (after the hand-off), else into
-    /// its TX buffer behind what waits. Leaves `burst` empty.
+    /// Moves a whole burst for one port (received at `rx_tsc`; `ext` has a bit for each
+    /// packet that carries extensions): straight to the NIC when nothing waits for that
+    /// port, as [`Worker::send`] (after the hand-off), else into its TX buffer behind what
+    /// waits. Leaves `burst` empty.
     #[inline]
-    pub fn forward_burst(&mut self, port: PortIdx, burst: &mut Q::Burst, rx_tsc: u64) {
+    pub fn forward_burst(&mut self, port: PortIdx, burst: &mut Q::Burst, rx_tsc: u64, ext: u32) {
         if self.bufs[port.index()].burst.is_empty() && !self.backlogged(port) {
-            self.io.hand_off(burst, &mut self.hist.latency_cycles);
+            self.io.hand_off(burst, ext, &mut self.hist.latency_cycles);
             self.send(port, burst, rx_tsc);
         } else {
-            burst.drain_each(|p| self.enqueue(port, p, rx_tsc));
+            let mut i = 0;
+            burst.drain_each(|p| {
+                self.enqueue_with(port, p, rx_tsc, ext >> i & 1 != 0);
+                i += 1;
+            });
         }
     }
 
@@ -194,9 +205,9 @@ impl<Q: Queues> Worker<Q> {
             return;
         }
         buf.since = None;
-        if buf.has_ext {
-            buf.has_ext = false;
-            self.io.hand_off(&mut buf.burst, &mut self.hist.latency_cycles);
+        if buf.ext_mask != 0 {
+            self.io.hand_off(&mut buf.burst, buf.ext_mask, &mut self.hist.latency_cycles);
+            buf.ext_mask = 0;
         }
         if self.backlogged(port) {
             // The NIC still refuses the backlog: new packets wait behind it, in order.
