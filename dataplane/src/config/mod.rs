@@ -21,7 +21,7 @@ use std::path::Path;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mempool::accounting::Proto;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::net::MacAddr;
 use crate::port::PortIdx;
@@ -31,6 +31,7 @@ mod error;
 #[cfg(test)]
 mod fixtures;
 mod raw;
+mod render;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrorKind};
@@ -57,6 +58,23 @@ pub struct Config {
     pub mirror: Option<MirrorConfig>,
     /// `[accounting]`: per-protocol memory accounting of packets held past a round.
     pub accounting: Option<AccountingConf>,
+    /// `[fib]`: the route tables' capacities (l3fwd).
+    pub fib: crate::fib::FibCapacity,
+    /// `[control]`: the control socket.
+    pub control: ControlConfig,
+}
+
+/// `[control]`: the UNIX socket `dataplane ctl` talks to (docs/control-api.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// Its path; `None`: [`Config::control_socket`]'s default.
+    pub socket: Option<std::path::PathBuf>,
+    /// Clients served at once; more are refused with `busy`.
+    pub max_clients: u32,
+    /// A client that sends nothing for this long is closed (milliseconds).
+    pub idle_timeout_ms: u32,
+    /// The longest request line, in bytes (`ctl apply` sends a whole config in one).
+    pub max_request_bytes: u32,
 }
 
 /// `[accounting]`: TX backlogs and the slow path charge what they hold to per-protocol
@@ -175,7 +193,7 @@ pub struct PoolConfig {
 ///
 /// To add a mode, add a variant: its TOML spelling is the lowercased variant
 /// name (`L2fwd` is `"l2fwd"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Send every packet out of the pair partner of its RX port, unmodified.
@@ -326,6 +344,11 @@ impl Config {
         validate::validate(raw::parse(text, None)?)
     }
 
+    /// The control socket's path: `control.socket`, or `/run/dataplane/<file_prefix>.sock`.
+    pub fn control_socket(&self) -> std::path::PathBuf {
+        self.control.socket.clone().unwrap_or_else(|| default_socket(&self.eal.file_prefix))
+    }
+
     /// The port at `p`.
     ///
     /// # Panics
@@ -364,6 +387,11 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Where the control socket of the forwarder with EAL file prefix `prefix` is by default.
+pub fn default_socket(prefix: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/run/dataplane/{prefix}.sock"))
 }
 
 impl Device {
