@@ -9,7 +9,10 @@
 //! - [`stats`]: counters written by one worker and read by the control thread.
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
 //! - [`net`]: zero-copy header views, the one-pass packet classifier, and the emit side.
-//! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
+//! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables, one writer and lock-free readers.
+//! - [`nexthop`]: the next-hop table the LPM ids index, and its allocator.
+//! - [`fib`]: the one owner of routes, next hops and origins; all-or-nothing changes.
+//! - [`live`]: parameters the workers pick up once per round.
 //! - [`rcu`]: DPDK's QSBR RCU: lock-free readers, grace periods for writers.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
@@ -27,12 +30,15 @@ pub mod config;
 #[allow(unsafe_code)]
 pub mod eal;
 pub mod exts;
+pub mod fib;
 pub mod forward;
 pub mod forwarder;
+pub mod live;
 pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;
 pub mod net;
+pub mod nexthop;
 #[allow(unsafe_code)]
 pub mod port;
 #[allow(unsafe_code)]
