@@ -33,12 +33,14 @@ use crate::config::AccountingConf;
 use crate::config::IdleBackoff;
 use crate::eal::{self, LcoreId};
 use crate::exts::{FlowMeta, PacketExts, Trace};
-use crate::forward::{self, Action, DropReason, NextHop, Routes};
+use crate::fib::FibReader;
+use crate::forward::{self, Action, DropReason};
+use crate::live::LiveCell;
 use crate::local::Local;
-use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
 use crate::net::{parse, Proto};
 use crate::port::{PortIdx, RxQueue, TxQueue};
+use crate::rcu::QsbrReader;
 use crate::slowpath::SlowPathLink;
 use crate::stats::{Counter, WorkerCounters, WorkerTotals};
 
@@ -59,28 +61,11 @@ pub struct Lane {
     pub check_chains: bool,
 }
 
-/// The routing tables shared read-only by every worker in l3fwd mode.
+/// The routing tables every worker reads in l3fwd mode (lock-free, through its RCU reader).
 #[derive(Debug)]
 pub struct L3Tables {
-    /// IPv4 routes to next-hop indexes.
-    pub v4: Lpm4,
-    /// IPv6 routes to next-hop indexes.
-    pub v6: Lpm6,
-    /// The next hops.
-    pub next_hops: Vec<NextHop>,
-    /// Per port (config index): the forwarder's own addresses there, if any.
-    pub locals: Vec<Option<Local>>,
-}
-
-impl Routes for L3Tables {
-    #[inline]
-    fn lookup_v4(&self, dst: std::net::Ipv4Addr) -> Option<u32> {
-        self.v4.lookup(dst)
-    }
-    #[inline]
-    fn lookup_v6(&self, dst: std::net::Ipv6Addr) -> Option<u32> {
-        self.v6.lookup(dst)
-    }
+    /// Routes and next hops.
+    pub fib: FibReader,
 }
 
 /// What a worker does to each packet.
@@ -159,6 +144,9 @@ pub struct Finished {
 pub enum Command {
     /// Reply with a copy of the histograms.
     Histograms(Sender<(LcoreId, Histograms)>),
+    /// Send what the TX buffers hold, then zero the counters and histograms (`ctl clear
+    /// counters`); reply when done.
+    ClearCounters(Sender<LcoreId>),
 }
 
 /// Everything one worker lcore needs.
@@ -195,6 +183,11 @@ pub struct WorkerPlan {
     pub memory: Option<WorkerMemory>,
     /// Fault injection for tests: panic after this many rounds.
     pub panic_after: Option<u64>,
+    /// This worker's RCU reader (thread id = its lcore id): reports a quiescent state
+    /// once per round, offline while it sleeps.
+    pub rcu: QsbrReader,
+    /// Parameters that change while it runs, read once per round.
+    pub live: Arc<LiveCell>,
 }
 
 /// What a worker needs to account for the packets it holds: TX backlogs per port and
@@ -336,6 +329,8 @@ pub fn run(plan: WorkerPlan) {
         exts,
         memory,
         panic_after,
+        rcu,
+        live,
     } = plan;
     let ports = tx.len();
     let mut w = Worker {
@@ -357,6 +352,9 @@ pub fn run(plan: WorkerPlan) {
         trace_in: 0,
         lcore,
         memory: memory.map(|m| Memory::new(m, ports)),
+        rcu,
+        live_gen: u64::MAX,
+        locals: Arc::new(Vec::new()),
     };
     if w.budget.sample_every == 0 {
         w.sample_in = u32::MAX;
@@ -364,7 +362,10 @@ pub fn run(plan: WorkerPlan) {
     w.totals = WorkerTotals::new(w.lanes.len(), w.txbufs.len());
     let mut idle_streak = 0u32;
     while !stop.load(Relaxed) {
+        w.refresh(&live);
         let worked = w.round();
+        // Nothing read from the tables or the live cell is held past here.
+        w.rcu.quiescent();
         if worked {
             idle_streak = 0;
         } else {
@@ -375,8 +376,20 @@ pub fn run(plan: WorkerPlan) {
         if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
             panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
         }
-        if let Ok(Command::Histograms(reply)) = commands.try_recv() {
-            let _ = reply.send((lcore, w.hist.clone()));
+        match commands.try_recv() {
+            Ok(Command::Histograms(reply)) => {
+                let _ = reply.send((lcore, w.hist.clone()));
+            }
+            Ok(Command::ClearCounters(reply)) => {
+                for p in PortIdx::all(w.txbufs.len()) {
+                    w.flush(p);
+                }
+                w.totals = WorkerTotals::new(w.lanes.len(), w.txbufs.len());
+                w.hist = Histograms::new();
+                counters.publish(&w.totals);
+                let _ = reply.send(lcore);
+            }
+            Err(_) => {}
         }
     }
     for p in PortIdx::all(w.txbufs.len()) {
@@ -384,11 +397,14 @@ pub fn run(plan: WorkerPlan) {
     }
     w.free_backlogs();
     counters.publish(&w.totals);
+    let Worker { lanes, txbufs, hist, rcu, .. } = w;
+    // Unregistered: no writer waits for this worker any more.
+    drop(rcu);
     let _ = done.send(Finished {
         lcore,
-        histograms: w.hist,
-        rx: w.lanes.into_iter().map(|l| l.rx).collect(),
-        tx: w.txbufs.into_iter().filter_map(|b| b.q).collect(),
+        histograms: hist,
+        rx: lanes.into_iter().map(|l| l.rx).collect(),
+        tx: txbufs.into_iter().filter_map(|b| b.q).collect(),
     });
 }
 
@@ -420,9 +436,36 @@ struct Worker {
     lcore: LcoreId,
     /// Accounting of held packets, if configured.
     memory: Option<Memory>,
+    /// The RCU reader the table lookups borrow.
+    rcu: QsbrReader,
+    /// The generation of the live parameters last copied.
+    live_gen: u64,
+    /// Per port: the forwarder's own addresses there (from the live parameters).
+    locals: Arc<Vec<Option<Local>>>,
 }
 
 impl Worker {
+    /// Copies the live parameters if they changed since the last round.
+    fn refresh(&mut self, live: &LiveCell) {
+        let l = live.read(&self.rcu);
+        if l.generation == self.live_gen {
+            return;
+        }
+        self.live_gen = l.generation;
+        self.budget = l.budget.clone();
+        self.sample_in = match self.budget.sample_every {
+            0 => u32::MAX,
+            n => self.sample_in.min(n - 1),
+        };
+        if let Some(x) = &mut self.exts {
+            x.mirror = l.mirror;
+        }
+        if let Some(m) = &mut self.memory {
+            (m.limit, m.limit_under_pressure) = (l.backlog.0 as usize, l.backlog.1 as usize);
+        }
+        self.locals = l.locals.clone();
+    }
+
     /// One round; returns whether it received anything.
     fn round(&mut self) -> bool {
         let start = eal::rdtsc();
@@ -533,12 +576,12 @@ impl Worker {
                 // Pair modes send the whole burst to one port too: rewrite it in place,
                 // drop what cannot be rewritten, and hand the rest over at once.
                 let out = out.expect("pair modes have an out port");
-                let Worker { rx, forwarding, pool, totals, lanes, .. } = self;
+                let Worker { rx, forwarding, pool, totals, lanes, rcu, locals, .. } = self;
                 let in_port = lanes[lane].port;
                 rx.retain(
                     |m| {
                         let action = match m.unshare(pool) {
-                            Ok(data) => decide(forwarding, data, in_port, Some(out)),
+                            Ok(data) => decide(forwarding, rcu, locals, data, in_port, Some(out)),
                             Err(_) => Action::Drop(DropReason::NoBufForCopy),
                         };
                         match action {
@@ -562,7 +605,7 @@ impl Worker {
                     }
                     let action = match self.writable(&mut m) {
                         Err(r) => Action::Drop(r),
-                        Ok(data) => decide(&self.forwarding, data, in_port, out),
+                        Ok(data) => decide(&self.forwarding, &self.rcu, &self.locals, data, in_port, out),
                     };
                     match action {
                         Action::Tx(p) => {
@@ -995,10 +1038,12 @@ impl Worker {
         }
     }
 
-    fn back_off(&self, idle_streak: u32) {
+    fn back_off(&mut self, idle_streak: u32) {
         let Some(b) = &self.budget.idle else { return };
         if idle_streak >= b.sleep_after {
-            std::thread::sleep(Duration::from_micros(u64::from(b.sleep_usecs)));
+            let nap = Duration::from_micros(u64::from(b.sleep_usecs));
+            // Offline while asleep: no writer waits for a sleeping worker.
+            self.rcu.offline_while(|| std::thread::sleep(nap));
         } else if idle_streak >= b.pause_after {
             eal::pause();
         }
@@ -1007,7 +1052,14 @@ impl Worker {
 
 /// The per-packet decision of the modes that look at packets.
 #[inline(always)]
-fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: PortIdx, out: Option<PortIdx>) -> Action {
+fn decide(
+    forwarding: &Forwarding,
+    rcu: &QsbrReader,
+    locals: &[Option<Local>],
+    data: &mut [u8],
+    in_port: PortIdx,
+    out: Option<PortIdx>,
+) -> Action {
     match forwarding {
         Forwarding::Io => Action::Tx(out.expect("pair modes have an out port")),
         Forwarding::Macswap => match forward::macswap(data) {
@@ -1022,6 +1074,9 @@ fn decide(forwarding: &Forwarding, data: &mut [u8], in_port: PortIdx, out: Optio
                 Err(r) => Action::Drop(r),
             }
         }
-        Forwarding::L3fwd(t) => forward::l3fwd(data, t.as_ref(), &t.next_hops, t.locals[in_port.index()].as_ref()),
+        Forwarding::L3fwd(t) => {
+            let view = t.fib.view(rcu);
+            forward::l3fwd(data, &view, &view, locals.get(in_port.index()).and_then(Option::as_ref))
+        }
     }
 }
