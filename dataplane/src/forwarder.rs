@@ -559,6 +559,11 @@ impl Forwarder {
         self.accounting.as_ref().map(|a| (a, self.groups.as_slice()))
     }
 
+    /// The ports' MACs, by config index.
+    pub fn macs(&self) -> Vec<MacAddr> {
+        self.ports.iter().map(|s| s.port.mac()).collect()
+    }
+
     /// TSC ticks per second.
     pub fn tsc_hz(&self) -> u64 {
         self.tsc_hz

@@ -19,6 +19,7 @@
 //! - [`slowpath`]: the thread that answers requests to the forwarder's own addresses.
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
 //! - [`forwarder`]: the lifecycle that ties them together.
+//! - [`control`]: the control socket, its API and the `ctl` client.
 //!
 //! `unsafe` is confined to [`eal`], [`port`], [`lpm`] and [`telemetry`], the modules that
 //! call DPDK directly;
@@ -27,6 +28,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod control;
 #[allow(unsafe_code)]
 pub mod eal;
 pub mod exts;

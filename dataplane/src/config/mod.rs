@@ -344,7 +344,8 @@ impl Config {
         validate::validate(raw::parse(text, None)?)
     }
 
-    /// The control socket's path: `control.socket`, or `/run/dataplane/<file_prefix>.sock`.
+    /// The control socket's path: `control.socket`, or [`default_socket`] of the file prefix
+    /// (`/run/dataplane/<file_prefix>.sock` for root).
     pub fn control_socket(&self) -> std::path::PathBuf {
         self.control.socket.clone().unwrap_or_else(|| default_socket(&self.eal.file_prefix))
     }
@@ -389,9 +390,21 @@ impl Config {
     }
 }
 
-/// Where the control socket of the forwarder with EAL file prefix `prefix` is by default.
+/// Where the control socket of the forwarder with EAL file prefix `prefix` is by default:
+/// `/run/dataplane/<prefix>.sock` for root; for another user `$XDG_RUNTIME_DIR/dataplane/`,
+/// else `/tmp/dataplane-<uid>/` (the forwarder and `dataplane ctl` agree when run by the
+/// same user).
 pub fn default_socket(prefix: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("/run/dataplane/{prefix}.sock"))
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let dir = if uid == 0 {
+        std::path::PathBuf::from("/run/dataplane")
+    } else if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+        std::path::Path::new(&xdg).join("dataplane")
+    } else {
+        std::path::PathBuf::from(format!("/tmp/dataplane-{uid}"))
+    };
+    dir.join(format!("{prefix}.sock"))
 }
 
 impl Device {
