@@ -16,7 +16,7 @@ pub const VERSION: u32 = 1;
 
 /// A command and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames)]
-#[serde(tag = "command", content = "args", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[strum(serialize_all = "snake_case")]
 pub enum Command {
     /// Version, mode, uptime, socket.
@@ -112,14 +112,28 @@ pub struct RouteArgs {
     pub via_mac: String,
 }
 
-/// A request line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A request line: serialises as `{"version": V, "command": NAME, "args": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// [`VERSION`].
     pub version: u32,
     /// The command.
-    #[serde(flatten)]
     pub command: Command,
+}
+
+impl Serialize for Request {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // Serde's external tagging gives {NAME: ARGS}; the wire has them as two fields.
+        let tagged = serde_json::to_value(&self.command).map_err(serde::ser::Error::custom)?;
+        let (name, args) =
+            tagged.as_object().and_then(|o| o.iter().next()).ok_or_else(|| serde::ser::Error::custom("a command"))?;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("version", &self.version)?;
+        m.serialize_entry("command", name)?;
+        m.serialize_entry("args", args)?;
+        m.end()
+    }
 }
 
 /// An error reply's body.
@@ -215,7 +229,7 @@ pub fn parse_request(line: &str) -> Result<Command, ApiError> {
             ))
         }
     }
-    match obj.get("command") {
+    let name = match obj.remove("command") {
         None => return Err(ApiError::new(code::BAD_REQUEST, "is required", Some("command"))),
         Some(Value::String(c)) if !Command::NAMES.contains(&c.as_str()) => {
             return Err(ApiError::new(
@@ -224,26 +238,29 @@ pub fn parse_request(line: &str) -> Result<Command, ApiError> {
                 Some("command"),
             ))
         }
-        Some(Value::String(_)) => {}
+        Some(Value::String(c)) => c,
         Some(_) => return Err(ApiError::new(code::BAD_REQUEST, "must be a string", Some("command"))),
-    }
-    if let Some(k) = obj.keys().find(|k| *k != "command" && *k != "args") {
+    };
+    let args = obj.remove("args").unwrap_or_else(|| Value::Object(Default::default()));
+    if let Some(k) = obj.keys().next() {
         return Err(ApiError::new(code::BAD_REQUEST, "unknown field; a request has version, command and args", Some(k)));
     }
-    obj.entry("args").or_insert_with(|| Value::Object(Default::default()));
-    serde_path_to_error::deserialize::<_, Command>(Value::Object(obj)).map_err(|e| {
+    // Serde's external tagging, {NAME: ARGS}, keeps the path of an error inside ARGS.
+    let mut tagged = serde_json::Map::new();
+    tagged.insert(name.clone(), args);
+    serde_path_to_error::deserialize::<_, Command>(Value::Object(tagged)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        // An unknown field is reported at its parent; name the field itself.
-        let key = match inner.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-            Some(f) if path == "." => format!("args.{f}"),
-            Some(f) => format!("{path}.{f}"),
-            None => match inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
-                Some(f) if path == "." => format!("args.{f}"),
-                Some(f) => format!("{path}.{f}"),
-                None => path,
-            },
-        };
+        let inside = path.strip_prefix(name.as_str()).unwrap_or("").trim_start_matches('.');
+        let mut key = if inside.is_empty() { "args".to_owned() } else { format!("args.{inside}") };
+        // An unknown or missing field is reported at its parent: name the field itself.
+        for what in ["unknown field `", "missing field `"] {
+            if let Some(f) = inner.strip_prefix(what).and_then(|r| r.split('`').next()) {
+                if !key.ends_with(&format!(".{f}")) {
+                    key = format!("{key}.{f}");
+                }
+            }
+        }
         ApiError::new(code::BAD_REQUEST, inner, Some(&key))
     })
 }
