@@ -204,14 +204,14 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}, {{ port = "c", q
         for n in 0..CHANGES {
             let i = rng.next() % DESTS;
             let r = rng.next();
-            if r % 4 == 0 {
+            if r.is_multiple_of(4) {
                 let res = client.call(&Command::RouteDel { prefix: prefix(i) }).unwrap();
                 assert_eq!(res.is_ok(), model.remove(&i).is_some(), "del {}: {res:?}", prefix(i));
             } else {
-                let port = if r % 2 == 0 { "b" } else { "c" };
+                let port = if r.is_multiple_of(2) { "b" } else { "c" };
                 let mac = MacAddr([2, 0, 0, 0, if port == "b" { 0xb } else { 0xc }, (r >> 8) as u8 % 8 + 1]);
                 let args = RouteArgs { prefix: prefix(i), port: port.into(), via_mac: mac.to_string() };
-                let cmd = if n % 2 == 0 { Command::RouteReplace(args) } else { Command::RouteAdd(args) };
+                let cmd = if n.is_multiple_of(2) { Command::RouteReplace(args) } else { Command::RouteAdd(args) };
                 let res = client.call(&cmd).unwrap();
                 match (&cmd, &res) {
                     (Command::RouteAdd(_), Err(e)) if model.contains_key(&i) => assert_eq!(e.code, "exists"),
