@@ -152,7 +152,7 @@ def internet_like(n, rng):
         r = rng.random()
         length = 24 if r < 0.6 else rng.randrange(16, 24) if r < 0.98 else rng.randrange(25, 33)
         a = rng.randrange(1 << 24, 224 << 24) & (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
-        if (a, length) in seen:
+        if (a, length) in seen or a >> 16 == 0x0A01:  # 10.1.0.0/16 holds the routed /24s
             continue
         seen.add((a, length))
         out.append(f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}/{length}")
