@@ -85,7 +85,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Started from this (pinned) control thread, so it shares its core, never a worker's.
     let metrics = match metrics_listener {
         Some(listener) => {
+            // Published once before serving, so no scrape ever finds the endpoint empty.
             let slot = MetricsSlot::default();
+            slot.publish(Published::new(fwd.snapshot(), &fwd.histograms(Duration::from_millis(100)).latency_cycles));
             let server = listener.serve(slot.clone()).context("metrics: cannot start the endpoint's thread")?;
             eprintln!("metrics: serving http://{}/metrics", server.local_addr());
             Some((slot, server))
