@@ -858,15 +858,17 @@ def run_pktgen(ctx, name, mode, reps):
                 time.sleep(0.1)
             vdevs = [a for i, s in enumerate(sockets)
                      for a in ("--vdev", f"net_memif{i},role=client,socket={s},socket-abstract=no")]
-            pg_cmd = [pktgen, "-l", "0-1", "--no-pci", "--file-prefix", f"bench-pg-{tag}", "--huge-unlink",
-                      "--no-huge", "-m", "3300", *vdevs, "--", "-P", "-m", "1.[0-1]",
+            # pktgen makes ~1.25 GB of mbuf pools per port: more than the hugepages here, so
+            # --no-huge (memif copies; it needs no hugepages).
+            pg_cmd = [pktgen, "-l", "0-1", "--no-pci", "--file-prefix", f"bench-pg-{tag}", "--no-huge", "-m", "3300", *vdevs, "--", "-P", "-m", "1.[0-1]",
                       "-f", str(ROOT / "configs" / "pktgen" / "dataplane-2port.pkt"), "-f", lua]
             pg = Proc("pktgen", ["script", "-qfec", " ".join(pg_cmd), f"{tmp}/pg-{tag}.typescript"],
                       f"{tmp}/pg-{tag}.log")
             deadline = time.monotonic() + 90
             while tel.port_counter([0, 1], "ipackets") == 0:
                 if not pg.alive() or time.monotonic() > deadline:
-                    raise CaseError(f"pktgen sent nothing to the forwarder:\n{pg.tail()}")
+                    status = "still running" if pg.alive() else f"exit status {pg.proc.returncode}"
+                    raise CaseError(f"pktgen sent nothing to the forwarder ({status}):\n{pg.tail()}")
                 time.sleep(0.1)
             time.sleep(ctx.warmup + 1)
             t0, rx0, tx0 = time.monotonic(), tel.port_counter([0, 1], "ipackets"), tel.port_counter([0, 1], "opackets")
