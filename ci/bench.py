@@ -31,13 +31,17 @@ under `valgrind --tool=callgrind --separate-threads=yes`, for T and 2T seconds o
     its start, per-worker set-up (the forwarder zeroes its histograms there: about 2x10^8
     instructions), the polls before traffic starts, the final flush. JSON: `fixed`.
 The sources never run dry (net_null, net_pcap infinite_rx), except a memif peer: a native
-dpdk-testpmd that must keep the side under callgrind busy (deep rings, 8192 packets in flight).
-The share of polls that found nothing between the two runs is recorded (`empty_polls`); above
-1% the figure is marked `~` (not packet work: the peer did not keep up, on a busy machine).
+dpdk-testpmd (deep rings, 8192 packets in flight). There the side also polls an empty ring
+between connecting and the first packet and after the last (the peer stops first: a memif
+server still forwarding when its client leaves can crash), a different number of times each
+run, which a difference does not cancel: memif cases take three runs (T, 2T, 3T) and fit
+I = a P + b E + c exactly, E being the empty polls (the forwarder's idle rounds, exact;
+testpmd's --record-burst-stats, given to 1% of its polls: such figures are marked `~` when
+the empty polls pass 1%).
 Callgrind counts each iteration of a rep-prefixed string instruction (glibc's memset/memcpy
 of a few KiB) as one instruction. The valgrind'd side runs on --no-huge (EAL's hugepage
 address-space reservation fails under valgrind); the packet path is the same. The forwarding
-thread's profile of the longer run is kept as CASE-a2.callgrind / CASE-b2.callgrind in --out
+thread's profile of the longer run is kept as callgrind/CASE-a2.callgrind (and -b2) in --out
 (`callgrind_annotate FILE` shows where the instructions go).
 
 Outputs in --out: bench.json (every run), table.md, and CASE.png per case (Debian's
@@ -377,13 +381,15 @@ class LoopPeer:
                 raise CaseError(f"the memif peer did not start:\n{self.proc.tail()}")
             time.sleep(0.05)
 
-    def kick(self):
-        """Puts 32 x `bursts` packets in flight once the peer's side of the link is up too:
-        half of each direction's ring, so no TX is ever refused and the population, which
-        only a drop could shrink, stays whole."""
+    def kick(self, timeout=30, side=None):
+        """Puts 32 x `bursts` packets in flight as soon as the peer's side of the link is up
+        (the side has connected): half of each direction's ring, so no TX is ever refused
+        and the population, which only a drop could shrink, stays whole."""
         tel = Telemetry(self.prefix)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while not (tel.ready() and tel.links_up([0])):
+            if side is not None and not side.alive():
+                return    # the caller reports the side's exit
             if not self.proc.alive() or time.monotonic() > deadline:
                 raise CaseError(f"the memif peer's link did not come up:\n{self.proc.tail()}")
             time.sleep(0.05)
@@ -543,6 +549,10 @@ def run_side(ctx, side, setup_args, tag, huge, callgrind=None):
         if setup.peer:
             setup.peer.start(huge)
         dut = Proc(side.label, cmd, f"{tmp}/{side.kind}-{tag}.log")
+        if setup.peer:
+            # Kicked the moment the side connects, as seen from the (native, quick) peer: the
+            # side then spends next to no time polling an empty ring before traffic.
+            setup.peer.kick(ready_timeout, dut)
         tel = Telemetry(prefix, timeout=60 if callgrind else 5)
         ports = [p for p in range(len(setup.ports)) if p not in setup.down]
         deadline = time.monotonic() + ready_timeout
@@ -552,13 +562,11 @@ def run_side(ctx, side, setup_args, tag, huge, callgrind=None):
             if time.monotonic() > deadline:
                 raise CaseError(f"{side.label}: ports not up after {ready_timeout} s:\n{dut.tail()}")
             time.sleep(0.1)
-        if setup.peer:
-            setup.peer.kick()
         measured = setup.measured_ports()
         deadline = time.monotonic() + (60 if callgrind else 10)
         kicked = time.monotonic()
         while tel.port_counter(measured, setup.metric) == 0:
-            if setup.peer and time.monotonic() - kicked > 3:
+            if setup.peer and time.monotonic() - kicked > (10 if callgrind else 3):
                 setup.peer.kick()    # the first packets can meet a link still coming up
                 kicked = time.monotonic()
             if not dut.alive():
@@ -579,6 +587,8 @@ def run_side(ctx, side, setup_args, tag, huge, callgrind=None):
             if c1 == c0:
                 raise CaseError(f"{side.label} forwarded nothing in {ctx.seconds} s ({setup.metric} of ports {measured})")
         if setup.peer:
+            # Before the side leaves: a memif server still forwarding when its client
+            # disconnects can crash (seen: SIGSEGV in dpdk-testpmd).
             setup.peer.stop_traffic()
         rc = dut.stop(timeout=180 if callgrind else 20)
         if rc != 0:
@@ -594,9 +604,10 @@ def run_side(ctx, side, setup_args, tag, huge, callgrind=None):
         if callgrind:
             result.update(callgrind_figures(side, cg_dir, dut.output(), result))
             # The forwarding thread's profile, for callgrind_annotate.
-            kept = ctx.out / f"{tag.split('-', 1)[1]}.callgrind"
+            kept = ctx.out / "callgrind" / f"{tag.split('-', 1)[1]}.callgrind"
+            kept.parent.mkdir(exist_ok=True)
             shutil.copyfile(result["profile"], kept)
-            result["profile"] = kept.name
+            result["profile"] = f"callgrind/{kept.name}"
     except (OSError, ValueError) as e:
         # Telemetry went away or answered nonsense: most likely the process died.
         if dut is not None and not dut.alive():
@@ -752,26 +763,43 @@ def run_case(ctx, case, pairs, instructions):
 
 
 def instructions_per_packet(ctx, side, case, key):
-    """Instructions per packet of `side`'s forwarding thread: two callgrind runs of T and 2T
-    seconds of traffic, (I2 - I1) / (P2 - P1), so that whatever the thread does once (its
-    start, per-worker set-up such as zeroing histograms, the final flush) cancels exactly,
-    whatever the packet counts. `fixed` is that once-only part."""
+    """Instructions per packet of `side`'s forwarding thread from callgrind runs of T, 2T
+    (and 3T) seconds of traffic. Two runs: (I2 - I1) / (P2 - P1), so that whatever the
+    thread does once (its start, per-worker set-up such as zeroing histograms, the final
+    flush) cancels exactly, whatever the packet counts; `fixed` is that once-only part.
+    With a memif peer the side also polls an empty ring before the first packet and after
+    the last, a different number of times each run: three runs fit I = a P + b E + c
+    exactly, E being the empty polls (the forwarder's idle rounds; testpmd's
+    --record-burst-stats, to 1% of its polls), and a is the figure."""
+    memif = case.setup["kind"] == "memif-loop"
     runs = [run_side(ctx, side, case.setup, f"{os.getpid()}-{case.name}-{key}{n}", False, callgrind=n * ctx.cg_seconds)
-            for n in (1, 2)]
-    (i1, p1), (i2, p2) = [(r["instructions"], r["packets"]) for r in runs]
-    if p2 <= p1:
-        raise CaseError(f"{side.label} under callgrind: the longer run received no more packets ({p1}, {p2})")
-    (ctx.out / runs[0]["profile"]).unlink(missing_ok=True)   # keep the longer run's profile
-    per = (i2 - i1) / (p2 - p1)
-    # Polls that found nothing between the two runs' ends (the forwarder counts idle rounds):
-    # they are not packet work, and only a peer too slow to keep the side busy causes them.
-    empty = None
-    if runs[0]["polls"] is not None and runs[1]["polls"] > runs[0]["polls"]:
-        empty = (runs[1]["empty_polls"] - runs[0]["empty_polls"]) / (runs[1]["polls"] - runs[0]["polls"])
-    res = {"per_packet": per, "fixed": i1 - per * p1, "runs": runs, "empty_polls": empty,
-           "approximate": empty is not None and empty > EMPTY_POLL_LIMIT, "profile": runs[1]["profile"]}
-    log(f"  {case.name} {side.label}: {per:.1f} instructions/packet (runs of {p1} and {p2} packets; "
-        f"{res['fixed'] / 1e6:.1f} M once)" + (f"; {empty:.0%} empty polls" if res["approximate"] else ""))
+            for n in ((1, 2, 3) if memif else (1, 2))]
+    for r in runs[:-1]:
+        (ctx.out / r["profile"]).unlink(missing_ok=True)   # keep the longest run's profile
+    res = {"runs": runs, "profile": runs[-1]["profile"], "empty_polls": None, "approximate": False}
+    if memif and all(r["empty_polls"] is not None for r in runs):
+        import numpy
+        a = numpy.array([[r["packets"], r["empty_polls"], 1.0] for r in runs], dtype=float)
+        i = numpy.array([r["instructions"] for r in runs], dtype=float)
+        if numpy.linalg.matrix_rank(a) == 3:
+            per, per_empty, fixed = numpy.linalg.solve(a, i)
+            res.update(per_packet=float(per), per_empty_poll=float(per_empty), fixed=float(fixed))
+        res["empty_polls"] = max(r["empty_polls"] / max(r["polls"], 1) for r in runs)
+        # testpmd gives its empty polls to 1% of its polls: say so when that could matter.
+        res["approximate"] = side.kind == "testpmd" and res["empty_polls"] > EMPTY_POLL_LIMIT
+    if "per_packet" not in res:
+        (i1, p1), (i2, p2) = [(r["instructions"], r["packets"]) for r in runs[:2]]
+        if p2 <= p1:
+            raise CaseError(f"{side.label} under callgrind: the longer run received no more packets ({p1}, {p2})")
+        res.update(per_packet=(i2 - i1) / (p2 - p1))
+        res["fixed"] = i1 - res["per_packet"] * p1
+        res["approximate"] = memif   # empty polls not known, or the same in every run
+    if res["per_packet"] <= 0:
+        res["approximate"] = True
+    log(f"  {case.name} {side.label}: {res['per_packet']:.1f} instructions/packet (runs of "
+        f"{', '.join(str(r['packets']) for r in runs)} packets; {res['fixed'] / 1e6:.1f} M once"
+        + (f"; {res['per_empty_poll']:.0f} per empty poll" if "per_empty_poll" in res else "") + ")"
+        + ("; approximate" if res["approximate"] else ""))
     return res
 
 
