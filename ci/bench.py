@@ -75,9 +75,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PATCH = ROOT / "ci" / "patches" / "l3fwd-vdev.patch"
 EXAMPLES = Path("/usr/share/dpdk/examples")
-# Debian packages the bench needs beyond ci/setup.sh: DPDK's example sources (l3fwd),
-# callgrind, and the charts.
-PACKAGES = ["dpdk-doc", "valgrind", "python3-matplotlib"]
+# Debian packages the bench needs beyond ci/setup.sh: DPDK's example sources (l3fwd) and
+# what builds them, callgrind, the memif fit (numpy) and the charts.
+PACKAGES = ["dpdk-doc", "make", "patch", "valgrind", "python3-numpy", "python3-matplotlib"]
 
 # Ports of every set-up get these MACs as next hops: (l3fwd's --eth-dest, the forwarder's
 # via_mac/peer_mac).
@@ -439,8 +439,6 @@ class Side:
                    "--record-burst-stats"]
             if setup.kind == "memif-loop":
                 cmd.append("--port-topology=loop")
-            if self.mode == "mac":
-                cmd += [f"--eth-peer={i},{m}" for i, m in enumerate(NEXT_HOP_MAC[:len(setup.ports)])]
             return cmd, prefix, None
         if self.kind == "l3fwd":
             n = len(setup.ports)
