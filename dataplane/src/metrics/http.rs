@@ -162,17 +162,11 @@ impl Collector for Scrape {
         if let Some(p) = self.slot.latest() {
             families::encode_all(&p, &mut e)?;
         }
+        let refused = format!("Connections to this endpoint closed at once: {MAX_CONNECTIONS} were open.");
+        let timed_out = format!("Connections to this endpoint closed for sending headers slower than {HEADER_TIMEOUT:?}.");
         for (name, help, v) in [
-            (
-                "metrics_refused_connections",
-                "Connections to this endpoint closed at once: MAX_CONNECTIONS were open.",
-                &self.http.refused,
-            ),
-            (
-                "metrics_timed_out_connections",
-                "Connections to this endpoint closed because headers came too slowly.",
-                &self.http.timed_out,
-            ),
+            ("metrics_refused_connections", &refused, &self.http.refused),
+            ("metrics_timed_out_connections", &timed_out, &self.http.timed_out),
         ] {
             ConstCounter::new(v.load(Relaxed)).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)?;
         }
