@@ -21,6 +21,19 @@ pub struct File {
     pub extensions: Extensions,
     pub mirror: Option<Mirror>,
     pub accounting: Option<Accounting>,
+    pub metrics: Option<Metrics>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    pub listen: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { listen: "127.0.0.1:9111".to_owned() }
+    }
 }
 
 #[derive(Debug, Deserialize)]
