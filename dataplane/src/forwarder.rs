@@ -29,7 +29,7 @@ use crate::rcu::{Qsbr, RcuError};
 use crate::slowpath::{SlowPath, SlowPathError};
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
 use crate::worker::{
-    self, Budget, Command, Finished, Forwarding, Histograms, L3Tables, Lane, WorkerExts, WorkerMemory, WorkerPlan,
+    self, Budget, Command, Dest, Finished, Histograms, L3Tables, Lane, Rewrite, WorkerExts, WorkerMemory, WorkerPlan,
 };
 use mempool::accounting::{Accounting, AccountingConfig, AccountingError, AccountingSnapshot, Group, LcoreSlot};
 
@@ -331,17 +331,13 @@ impl Forwarder {
         // Reader ids: the workers' lcore ids (below MAX_LCORES).
         let qsbr = Qsbr::new(crate::config::MAX_LCORES)?;
         let mut fib = None;
-        let forwarding = match config.forward.mode {
-            Mode::Io => Forwarding::Io,
-            Mode::Macswap => Forwarding::Macswap,
-            Mode::L2fwd => Forwarding::L2fwd(
-                config.ports.iter().zip(&macs).map(|(pc, &own)| (own, pc.peer_mac.unwrap_or(MacAddr::BROADCAST))).collect(),
-            ),
+        let tables = match config.forward.mode {
             Mode::L3fwd => {
                 let (table, reader) = load_routes(config, &macs, &tx_capable, &qsbr, home)?;
                 fib = Some(Arc::new(Mutex::new(table)));
-                Forwarding::L3fwd(Arc::new(L3Tables { fib: reader }))
+                Some(Arc::new(L3Tables { fib: reader }))
             }
+            Mode::Io | Mode::Macswap | Mode::L2fwd => None,
         };
         let locals = Arc::new(locals(config, &macs));
         let us = |u: u32| u64::from(u) * eal.tsc_hz() / 1_000_000;
@@ -381,8 +377,8 @@ impl Forwarder {
             live: live.clone(),
             tx_capable: tx_capable.clone(),
         };
-        let mut slow_links = match &forwarding {
-            Forwarding::L3fwd(_) if locals.iter().any(Option::is_some) => {
+        let mut slow_links = match &tables {
+            Some(_) if locals.iter().any(Option::is_some) => {
                 let table = Arc::new(PortTable::new(fwd.ports.iter().map(|s| s.port.id()).collect()));
                 let lcores: Vec<LcoreId> = config.workers.iter().map(|w| LcoreId(w.lcore)).collect();
                 let (sp, links) = SlowPath::start(&lcores, table, live.clone(), home)?;
@@ -442,10 +438,24 @@ impl Forwarder {
                     what: format!("rx queue {}", r.queue),
                     lcore,
                 })?;
-                let out = config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten();
+                let dest = match &tables {
+                    Some(tables) => Dest::Route { tables: tables.clone(), local: locals[r.port.index()] },
+                    None => {
+                        let out = config.out_port(r.port).expect("validated: every port polled in a pair mode is in a pair");
+                        let rewrite = match config.forward.mode {
+                            Mode::Macswap => Rewrite::Macswap,
+                            Mode::L2fwd => Rewrite::L2fwd {
+                                src: macs[out.index()],
+                                dst: config.port(out).peer_mac.unwrap_or(MacAddr::BROADCAST),
+                            },
+                            Mode::Io | Mode::L3fwd => Rewrite::None,
+                        };
+                        Dest::Pair { out, rewrite }
+                    }
+                };
                 let check_chains =
                     config.port(r.port).check_chains.unwrap_or_else(|| port::builds_bad_chains(slot.port.driver()));
-                lanes.push(Lane { rx, port: r.port, out, check_chains });
+                lanes.push(Lane { rx, port: r.port, dest, check_chains });
             }
             // Worker k owns TX queue k of every port a worker may send to (the config
             // guarantees each has a TX queue per worker).
@@ -484,7 +494,6 @@ impl Forwarder {
                 tx,
                 burst: config.forward.burst,
                 budget: budget.clone(),
-                forwarding: forwarding.clone(),
                 pool,
                 counters: counters.clone(),
                 stop: fwd.stop.clone(),

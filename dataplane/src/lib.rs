@@ -4,7 +4,8 @@
 //! - [`eal`]: EAL start-up and clean-up, lcore ids, launching workers safely.
 //! - [`port`]: ethdev set-up, counters, `PortIdx`/`PortId` and the `PortTable` between them,
 //!   and the owned RX/TX queue handles.
-//! - [`worker`]: the per-lcore poll loop.
+//! - [`worker`]: the per-lcore worker: the budgeted poll loop (generic over a small RX/TX
+//!   trait), TX buffers and backlogs, and each mode's and feature's step.
 //! - [`report`]: the rate line, the final report, and their JSON form.
 //! - [`stats`]: counters written by one worker and read by the control thread.
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
@@ -18,6 +19,7 @@
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
 //! - [`slowpath`]: the thread that answers requests to the forwarder's own addresses.
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
+//! - [`metrics`]: the OpenMetrics / Prometheus endpoint and the thread that serves it.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //! - [`control`]: the control socket, its API and the `ctl` client.
 //!
@@ -39,6 +41,7 @@ pub mod live;
 pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;
+pub mod metrics;
 pub mod net;
 pub mod nexthop;
 #[allow(unsafe_code)]

@@ -22,6 +22,7 @@ use clap::{Parser, Subcommand};
 use dataplane::control::{self, Control, Server};
 use dataplane::eal::Eal;
 use dataplane::forwarder::Forwarder;
+use dataplane::metrics::{MetricsListener, MetricsSlot, Published};
 use dataplane::{report, telemetry, Config};
 
 mod ctl;
@@ -87,6 +88,13 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
     // Bound before EAL starts: a second instance on the same socket stops here, before it
     // touches a hugepage. Served once the forwarder runs; removed at exit.
     let bound = control::Bound::bind(&config.control_socket())?;
+    // Bound before EAL starts: a port in use is refused before any hugepage is touched.
+    let metrics_listener = match &config.metrics {
+        Some(m) => {
+            Some(MetricsListener::bind(m.listen).with_context(|| format!("metrics.listen: cannot listen on {}", m.listen))?)
+        }
+        None => None,
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -99,11 +107,27 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
     telemetry::register().context("cannot register the telemetry commands")?;
     telemetry::pdump_init().context("cannot initialise rte_pdump")?;
     let fwd = Arc::new(Mutex::new(Forwarder::start(&eal, &config, stop.clone())?));
+    let fwd_lock = || fwd.lock().unwrap_or_else(|e| e.into_inner());
     let control = Arc::new(Control::new(fwd.clone(), config.clone(), stop.clone()));
     let socket = bound.path().display().to_string();
     let mut server = Server::start(bound, control.clone(), config.control.clone()).context("cannot start the control socket")?;
     eprintln!("control socket: {socket} (dataplane ctl --socket {socket} --help)");
-    let fwd_lock = || fwd.lock().unwrap_or_else(|e| e.into_inner());
+    // Started from this (pinned) control thread, so it shares its core, never a worker's.
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            // Published once before serving, so no scrape ever finds the endpoint empty.
+            let slot = MetricsSlot::default();
+            let (snap, hist) = {
+                let f = fwd_lock();
+                (f.snapshot(), f.histograms(Duration::from_millis(100)))
+            };
+            slot.publish(Published::new(snap, &hist.latency_cycles));
+            let server = listener.serve(slot.clone()).context("metrics: cannot start the endpoint's thread")?;
+            eprintln!("metrics: serving http://{}/metrics", server.local_addr());
+            Some((slot, server))
+        }
+        None => None,
+    };
 
     let started = Instant::now();
     let deadline = cli.duration.map(Duration::from_secs_f64);
@@ -117,11 +141,11 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
         }
         let print = interval.is_some_and(|iv| now - last.0 >= iv);
         if print || now - published >= TELEMETRY_PERIOD {
-            let (snap, hist) = {
+            let (snap, histograms) = {
                 let f = fwd_lock();
                 (f.snapshot(), f.histograms(Duration::from_millis(100)))
             };
-            let lat = report::latency_json(&hist, snap.tsc_hz);
+            let lat = report::latency_json(&histograms, snap.tsc_hz);
             if print {
                 let mut line = report::rate_line(now - started, now - last.0, &last.1, &snap);
                 if lat["rx_to_tx"]["count"] != 0 {
@@ -130,6 +154,9 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
                 println!("{line}");
             }
             publish_telemetry(&snap, lat);
+            if let Some((slot, _)) = &metrics {
+                slot.publish(Published::new(snap.clone(), &histograms.latency_cycles));
+            }
             published = now;
             if print {
                 last = (now, snap);
@@ -138,7 +165,8 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // No client is served past here: the forwarder has one owner again.
+    drop(metrics); // the endpoint closes before the ports it reports on
+                   // No client is served past here: the forwarder has one owner again.
     server.stop();
     drop(control);
     let fwd = Arc::try_unwrap(fwd).map_err(|_| anyhow::anyhow!("the control socket still holds the forwarder"))?;

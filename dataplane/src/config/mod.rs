@@ -62,6 +62,8 @@ pub struct Config {
     pub fib: crate::fib::FibCapacity,
     /// `[control]`: the control socket.
     pub control: ControlConfig,
+    /// `[metrics]`: the OpenMetrics / Prometheus endpoint; `None` = off.
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// `[control]`: the UNIX socket `dataplane ctl` talks to (docs/control-api.md).
@@ -75,6 +77,15 @@ pub struct ControlConfig {
     pub idle_timeout_ms: u32,
     /// The longest request line, in bytes (`ctl apply` sends a whole config in one).
     pub max_request_bytes: u32,
+}
+
+/// `[metrics]`: where `/metrics` is served (see [`crate::metrics`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `listen`: an IP address and TCP port, `127.0.0.1:9111` when the table is present
+    /// without it. Any address may be configured; only loopback is ever a default. Port 0
+    /// takes a free port (the binary prints the one it got).
+    pub listen: std::net::SocketAddr,
 }
 
 /// `[accounting]`: TX backlogs and the slow path charge what they hold to per-protocol

@@ -25,6 +25,20 @@ pub struct File {
     pub accounting: Option<Accounting>,
     pub fib: Fib,
     pub control: Control,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    pub listen: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { listen: "127.0.0.1:9111".to_owned() }
+    }
 }
 
 /// `[fib]`: the route tables' capacities.

@@ -82,6 +82,7 @@ impl Config {
                 idle_timeout_ms: self.control.idle_timeout_ms.into(),
                 max_request_bytes: self.control.max_request_bytes.into(),
             },
+            metrics: self.metrics.as_ref().map(|m| raw::Metrics { listen: m.listen.to_string() }),
         }
     }
 }

@@ -77,6 +77,9 @@ pub fn diff(old: &Config, new: &Config, can: &Abilities) -> Result<Plan, ApiErro
     same!(old.extensions, new.extensions, "extensions", [trace_every, flow, areas]);
     same!(old.fib, new.fib, "fib", [ipv4_max_routes, ipv4_tbl8_groups, ipv6_max_routes, ipv6_tbl8_groups, max_next_hops]);
     same!(old.control, new.control, "control", [socket, max_clients, idle_timeout_ms, max_request_bytes]);
+    if old.metrics != new.metrics {
+        return Err(restart("metrics.listen", "the metrics endpoint"));
+    }
     if old.workers != new.workers {
         let i =
             old.workers.iter().zip(&new.workers).position(|(a, b)| a != b).unwrap_or(old.workers.len().min(new.workers.len()));
