@@ -7,7 +7,8 @@
 //! - no crash, every counter identity holds (processed = tx + dropped), every mbuf back;
 //! - after the churn, one frame to each destination leaves exactly where the final table
 //!   says, byte for byte as the pure l3fwd decision computes it (or is a `no_route` drop);
-//! - the next hops in use are exactly the distinct (port, MAC) pairs of the final table.
+//! - the next hops in use are exactly the distinct (port, MAC) pairs of the final table;
+//! - `port_down` / `port_up` set the link of a net_ring port down and up again.
 
 mod common;
 
@@ -275,6 +276,13 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}, {{ port = "c", q
     assert_eq!(hops["next_hops"].as_array().unwrap().len(), distinct.len(), "{hops}");
     let routes = client_call(&config, Command::ShowRoutes { family: None, origin: None });
     assert_eq!(routes["routes"].as_array().unwrap().len(), model.len());
+
+    // Link control on a PMD that has it (net_ring): down, then up again.
+    let down = client_call(&config, Command::PortDown { port: "c".into() });
+    assert!(down["link"].as_str().unwrap().contains("down"), "{down}");
+    assert!(!f().snapshot().ports[2].link.up);
+    let up = client_call(&config, Command::PortUp { port: "c".into() });
+    assert!(up["link"].as_str().unwrap().contains("up"), "{up}");
 
     server.stop();
     drop(control);
