@@ -203,6 +203,7 @@ def main():
     d = Path(tempfile.mkdtemp(prefix="dp-bench-routes-"))
     prefix = f"dp-bench-routes-{os.getpid()}"
     results = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu(), "rows": {}}
+    p = None
     try:
         write_pcaps(d)
         routes = "".join(route(f"10.1.{x}.0/24") for x in range(256))
@@ -238,6 +239,7 @@ def main():
             api.call("show_status")
             rows["an API round trip after the load (ms)"] = (time.monotonic() - t0) * 1000
         stop(p, api)
+        p = None
         width = max(len(k) for k in rows)
         print(f"bench-routes {results['date']} on {results['cpu']} ({a.reps} reps x {a.seconds} s)")
         for k, v in rows.items():
@@ -245,6 +247,13 @@ def main():
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
     finally:
+        if p is not None and p.poll() is None:
+            # Failed half-way: the forwarder (and its hugepages) must not outlive the bench.
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
         shutil.rmtree(d, ignore_errors=True)
         for base in ["/var/run/dpdk", "/tmp/dpdk"]:
             shutil.rmtree(f"{base}/{prefix}", ignore_errors=True)
