@@ -66,10 +66,10 @@ def memory_args():
     return ["--in-memory", "-m", "1024"] if huge else ["--no-huge", "--no-shconf", "-m", "1024"]
 
 
-def config(d, prefix, routes_toml, max_routes):
+def config(d, prefix, routes_toml, max_routes, mem):
     return f"""[eal]
 file_prefix = "{prefix}"
-args = {json.dumps(memory_args() + ["--no-telemetry"])}
+args = {json.dumps(mem + ["--no-telemetry"])}
 [forward]
 mode = "l3fwd"
 [fib]
@@ -208,7 +208,9 @@ def main():
         write_pcaps(d)
         routes = "".join(route(f"10.1.{x}.0/24") for x in range(256))
         cfg = d / "fwd.toml"
-        cfg.write_text(config(d, prefix, routes, 1 << 20))
+        # Chosen once: the config given to apply must keep the same eal.args.
+        mem = memory_args()
+        cfg.write_text(config(d, prefix, routes, 1 << 20, mem))
         p, api = start(a.bin, cfg, d)
         idle, churn, ups = [], [], []
         for _ in range(a.reps):
@@ -225,7 +227,7 @@ def main():
             rng = random.Random(13)
             big = "".join(route(r) for r in internet_like(a.load, rng))
             new = d / "big.toml"
-            new.write_text(config(d, prefix, routes + big, 1 << 20))
+            new.write_text(config(d, prefix, routes + big, 1 << 20, mem))
             t0 = time.monotonic()
             out = subprocess.run([a.bin, "ctl", "--socket", f"{d}/ctl.sock", "apply", str(new)], capture_output=True, text=True)
             dt = time.monotonic() - t0
