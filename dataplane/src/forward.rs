@@ -154,6 +154,33 @@ pub trait Routes {
     }
 }
 
+/// Next hops by the id a route lookup returned.
+pub trait NextHops {
+    /// The next hop with id `id`, if it exists and is usable.
+    fn next_hop(&self, id: u32) -> Option<NextHop>;
+}
+
+impl NextHops for [NextHop] {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.get(id as usize).copied()
+    }
+}
+
+impl<const N: usize> NextHops for [NextHop; N] {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.get(id as usize).copied()
+    }
+}
+
+impl NextHops for Vec<NextHop> {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.get(id as usize).copied()
+    }
+}
+
 /// Where a next hop is: the out port and the MACs to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
@@ -195,7 +222,7 @@ pub enum Lookup {
 ///
 /// The forwarder runs the same steps on each packet of a burst ([`l3fwd_parsed`] after one
 /// [`parse`] whose result it keeps), then sends the burst grouped by out port.
-pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], local: Option<&Local>) -> Action {
+pub fn l3fwd<R: Routes, N: NextHops + ?Sized>(frame: &mut [u8], routes: &R, next_hops: &N, local: Option<&Local>) -> Action {
     match parse(frame) {
         Ok(p) => l3fwd_parsed(frame, &p, routes, next_hops, local, RxChecksum::Unknown),
         Err(e) => Action::Drop(e.into()),
@@ -205,11 +232,11 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
 /// [`l3fwd`] of a frame already parsed as `p`, whose IPv4 checksum the NIC may have
 /// checked (`csum`): [`l3fwd_check`], the route lookup, [`l3fwd_rewrite`].
 #[inline(always)]
-pub fn l3fwd_parsed<R: Routes>(
+pub fn l3fwd_parsed<R: Routes, N: NextHops + ?Sized>(
     frame: &mut [u8],
     p: &Parsed,
     routes: &R,
-    next_hops: &[NextHop],
+    next_hops: &N,
     local: Option<&Local>,
     csum: RxChecksum,
 ) -> Action {
@@ -218,10 +245,10 @@ pub fn l3fwd_parsed<R: Routes>(
         Ok(Lookup::V6(a)) => routes.lookup_v6(a),
         Err(action) => return action,
     };
-    let Some(nh) = hop.and_then(|i| next_hops.get(i as usize)) else {
+    let Some(nh) = hop.and_then(|i| next_hops.next_hop(i)) else {
         return Action::Drop(DropReason::NoRoute);
     };
-    l3fwd_rewrite(frame, p, nh);
+    l3fwd_rewrite(frame, p, &nh);
     Action::Tx(nh.port)
 }
 
@@ -264,7 +291,12 @@ impl Common {
 /// frame's bytes afterwards and the parse are exactly [`l3fwd`]'s and [`parse`]'s (unit
 /// tests on every test frame and its variants; the `forward` fuzz target).
 #[inline(always)]
-pub fn l3fwd_common<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], csum: RxChecksum) -> Option<Common> {
+pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
+    frame: &mut [u8],
+    routes: &R,
+    next_hops: &N,
+    csum: RxChecksum,
+) -> Option<Common> {
     let len = frame.len();
     let eth: &[u8; 14] = frame.first_chunk()?;
     let ether = [eth[12], eth[13]];
@@ -294,7 +326,7 @@ pub fn l3fwd_common<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHo
         } else if h[22] <= 1 {
             Action::Drop(DropReason::TtlExpired)
         } else {
-            match routes.lookup_v4(Ipv4Addr::new(h[30], h[31], h[32], h[33])).and_then(|i| next_hops.get(i as usize)) {
+            match routes.lookup_v4(Ipv4Addr::new(h[30], h[31], h[32], h[33])).and_then(|i| next_hops.next_hop(i)) {
                 None => Action::Drop(DropReason::NoRoute),
                 Some(nh) => {
                     h[22] -= 1;
@@ -323,7 +355,7 @@ pub fn l3fwd_common<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHo
             Action::Drop(DropReason::TtlExpired)
         } else {
             let dst: &[u8; 16] = h[38..].first_chunk()?;
-            match routes.lookup_v6(Ipv6Addr::from(*dst)).and_then(|i| next_hops.get(i as usize)) {
+            match routes.lookup_v6(Ipv6Addr::from(*dst)).and_then(|i| next_hops.next_hop(i)) {
                 None => Action::Drop(DropReason::NoRoute),
                 Some(nh) => {
                     h[21] -= 1;

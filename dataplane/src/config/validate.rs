@@ -25,9 +25,40 @@ pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let extensions = validate_extensions(raw.extensions)?;
     let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
     let accounting = raw.accounting.map(validate_accounting).transpose()?;
-    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting };
+    let fib = validate_fib(raw.fib)?;
+    let control = validate_control(raw.control)?;
+    let metrics = raw.metrics.map(validate_metrics).transpose()?;
+    let config =
+        Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, fib, control, metrics };
     check_traffic(&config)?;
     Ok(config)
+}
+
+fn validate_fib(raw: raw::Fib) -> Result<crate::fib::FibCapacity, ConfigError> {
+    Ok(crate::fib::FibCapacity {
+        ipv4_max_routes: int("fib.ipv4_max_routes", raw.ipv4_max_routes, 1, 1 << 24)?,
+        ipv4_tbl8_groups: int("fib.ipv4_tbl8_groups", raw.ipv4_tbl8_groups, 1, 1 << 24)?,
+        ipv6_max_routes: int("fib.ipv6_max_routes", raw.ipv6_max_routes, 1, 1 << 24)?,
+        ipv6_tbl8_groups: int("fib.ipv6_tbl8_groups", raw.ipv6_tbl8_groups, 1, 1 << 24)?,
+        // rte_lpm6 keeps 21 bits of a next hop.
+        max_next_hops: int("fib.max_next_hops", raw.max_next_hops, 1, 1 << 21)?,
+    })
+}
+
+fn validate_control(raw: raw::Control) -> Result<ControlConfig, ConfigError> {
+    let socket = match raw.socket {
+        None => None,
+        Some(s) if s.is_empty() || s.contains('\0') => {
+            return Err(ConfigError::new("control.socket", ConfigErrorKind::InvalidChoice { value: s, expected: "a file path" }))
+        }
+        Some(s) => Some(std::path::PathBuf::from(s)),
+    };
+    Ok(ControlConfig {
+        socket,
+        max_clients: int("control.max_clients", raw.max_clients, 1, 1024)?,
+        idle_timeout_ms: int("control.idle_timeout_ms", raw.idle_timeout_ms, 10, 86_400_000)?,
+        max_request_bytes: int("control.max_request_bytes", raw.max_request_bytes, 1024, 1 << 30)?,
+    })
 }
 
 fn validate_extensions(raw: raw::Extensions) -> Result<ExtensionsConfig, ConfigError> {
@@ -256,6 +287,14 @@ fn validate_accounting(raw: raw::Accounting) -> Result<AccountingConf, ConfigErr
     })
 }
 
+fn validate_metrics(raw: raw::Metrics) -> Result<MetricsConfig, ConfigError> {
+    let listen = raw
+        .listen
+        .parse()
+        .map_err(|_| ConfigError::new("metrics.listen", ConfigErrorKind::InvalidSocketAddr { value: raw.listen.clone() }))?;
+    Ok(MetricsConfig { listen })
+}
+
 fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfig, ConfigError> {
     let name = raw.port.ok_or_else(|| ConfigError::new("mirror.port".to_owned(), ConfigErrorKind::Missing))?;
     let port = port_index(ports, &name, "mirror.port".to_owned())?;
@@ -273,6 +312,7 @@ fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfi
 
 fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<RouteConfig>, ConfigError> {
     let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
+    let mut seen: HashMap<IpNet, usize> = HashMap::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("route[{i}].{field}");
         let text = r.prefix.ok_or_else(|| ConfigError::new(key("prefix"), ConfigErrorKind::Missing))?;
@@ -281,12 +321,13 @@ fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<Rou
         let port = port_index(ports, &port_name, key("port"))?;
         let mac = r.via_mac.ok_or_else(|| ConfigError::new(key("via_mac"), ConfigErrorKind::Missing))?;
         let via_mac = parse_mac(&key("via_mac"), &mac)?;
-        if let Some(j) = routes.iter().position(|other| other.prefix == prefix) {
+        if let Some(&j) = seen.get(&prefix) {
             return Err(ConfigError::new(
                 key("prefix"),
                 ConfigErrorKind::Duplicate { value: prefix.to_string(), first: format!("route[{j}]") },
             ));
         }
+        seen.insert(prefix, i);
         routes.push(RouteConfig { prefix, port, via_mac });
     }
     Ok(routes)
@@ -800,6 +841,9 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
             ("accounting unknown key", format!("{}[accounting]\nbogus = 1\n", valid()), "unknown field `bogus`"),
             ("mirror proto", format!("{}[mirror]\nport = \"null1\"\nproto = \"sctp\"\n", valid().replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")), "mirror.proto: \"sctp\" is not one of any, tcp, udp, icmp or other"),
             ("mirror in io", format!("{}[mirror]\nport = \"null1\"\n", valid()), "mirror: not used with forward.mode = \"io\""),
+            ("metrics listen not an address", format!("{}[metrics]\nlisten = \"localhost:9111\"\n", valid()), "metrics.listen: \"localhost:9111\" is not an IP address and port (e.g. \"127.0.0.1:9111\" or \"[::1]:9111\")"),
+            ("metrics listen without port", format!("{}[metrics]\nlisten = \"127.0.0.1\"\n", valid()), "metrics.listen: \"127.0.0.1\" is not an IP address and port"),
+            ("metrics unknown key", format!("{}[metrics]\nport = 9111\n", valid()), "unknown field `port`"),
             ("mirror port missing", format!("{}[mirror]\nport = \"nope\"\n", valid()), "mirror.port: port \"nope\" is not defined"),
             ("route outside l3fwd", format!("{}[[route]]\nprefix = \"10.0.0.0/8\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n", valid()), "route[0]: not used with forward.mode = \"io\""),
             ("route host bits", format!("{}[[route]]\nprefix = \"10.1.2.3/16\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n", valid()), "did you mean \"10.1.0.0/16\""),
@@ -826,6 +870,17 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
                     assert!(!msg.contains('\n'), "{what}: not one line: {msg:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn metrics_are_off_unless_configured_and_default_to_loopback() {
+        assert_eq!(Config::from_toml_str(&valid()).unwrap().metrics, None);
+        let on = Config::from_toml_str(&format!("{}[metrics]\n", valid())).unwrap();
+        assert_eq!(on.metrics, Some(MetricsConfig { listen: "127.0.0.1:9111".parse().unwrap() }));
+        for listen in ["0.0.0.0:9111", "[::1]:0", "[::]:9100", "192.0.2.1:80"] {
+            let c = Config::from_toml_str(&format!("{}[metrics]\nlisten = \"{listen}\"\n", valid())).unwrap();
+            assert_eq!(c.metrics.unwrap().listen, listen.parse().unwrap(), "{listen}");
         }
     }
 

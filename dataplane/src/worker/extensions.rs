@@ -94,6 +94,11 @@ impl Extensions {
         Extensions { x, trace_in: 0, lcore, batch: ext::AreaBatch::default() }
     }
 
+    /// Changes the mirror (`ctl apply` of `[mirror]`).
+    pub(super) fn set_mirror(&mut self, mirror: Option<(PortIdx, Option<Proto>)>) {
+        self.x.mirror = mirror;
+    }
+
     /// Whether packets get flow metadata (asked for, or needed by the mirror).
     #[inline]
     pub(super) fn flow(&self) -> bool {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use mempool::{Burst, Mbuf, Pool, MAX_BURST};
 
 use crate::forward::{self, DropReason};
+use crate::rcu::QsbrReader;
 
 use super::extensions::Extensions;
 use super::poll::Stage;
@@ -25,6 +26,8 @@ use super::{Dest, Rewrite};
 pub(super) struct LaneInfo {
     /// Its ethdev id and the RX queue (for traces and punted requests).
     pub from: (u16, u16),
+    /// Its port's config index.
+    pub port: crate::port::PortIdx,
     /// Where its packets go.
     pub dest: Dest,
     /// Drop received mbuf chains whose lengths disagree.
@@ -38,6 +41,8 @@ pub(super) struct Pipeline {
     pub pool: Arc<Pool>,
     pub exts: Option<Extensions>,
     pub slow: Option<SlowStep>,
+    /// This worker's RCU reader: route lookups borrow it.
+    pub rcu: QsbrReader,
 }
 
 impl Stage<EalQueues> for Pipeline {
@@ -49,7 +54,7 @@ impl Stage<EalQueues> for Pipeline {
 
     #[inline]
     fn forward(&mut self, lane: usize, rx: &mut Burst, rx_tsc: u64, w: &mut Worker<EalQueues>) {
-        let Pipeline { lanes, pool, exts, slow } = self;
+        let Pipeline { lanes, pool, exts, slow, rcu } = self;
         let info = &lanes[lane];
         if info.check_chains {
             drop_bad_chains(rx, w);
@@ -90,7 +95,7 @@ impl Stage<EalQueues> for Pipeline {
             }
             (Dest::Route { tables, local }, exts) => {
                 let x = route::Extras { pool, exts: exts.as_mut(), slow: slow.as_mut(), from: info.from };
-                route::route(rx, tables, local.as_ref(), rx_tsc, x, w);
+                route::route(rx, &tables.fib.view(rcu), local.as_ref(), rx_tsc, x, w);
             }
         }
     }

@@ -21,7 +21,7 @@ use super::extensions::{BurstExts, Extensions};
 use super::queues::{ptype, EalQueues};
 use super::slow::SlowStep;
 use super::tx::Worker;
-use super::L3Tables;
+use crate::fib::FibView;
 
 /// How many packets ahead of the one being parsed have their headers prefetched.
 const PREFETCH: usize = 4;
@@ -64,7 +64,7 @@ pub(super) struct Extras<'a> {
 #[inline(never)]
 pub(super) fn route(
     rx: &mut Burst,
-    tables: &L3Tables,
+    tables: &FibView<'_>,
     local: Option<&Local>,
     rx_tsc: u64,
     mut x: Extras<'_>,
@@ -121,7 +121,7 @@ pub(super) fn route(
 #[inline(always)]
 fn each<const FLOW: bool>(
     pkts: &mut [Mbuf],
-    tables: &L3Tables,
+    tables: &FibView<'_>,
     local: Option<&Local>,
     pool: &Pool,
     mut bx: Option<&mut BurstExts>,
@@ -146,7 +146,7 @@ fn each<const FLOW: bool>(
             one_port = false;
             continue;
         };
-        let common = if local.is_none() { forward::l3fwd_common(data, tables, &tables.next_hops, csum) } else { None };
+        let common = if local.is_none() { forward::l3fwd_common(data, tables, tables, csum) } else { None };
         let (v, meta) = match common {
             Some(c) => {
                 let meta = flow.then(|| FlowMeta::from_common(data, &c, rss));
@@ -155,7 +155,7 @@ fn each<const FLOW: bool>(
             }
             None => match parse(data) {
                 Ok(p) => {
-                    let v = forward::l3fwd_parsed(data, &p, tables, &tables.next_hops, local, csum);
+                    let v = forward::l3fwd_parsed(data, &p, tables, tables, local, csum);
                     let meta = flow.then(|| FlowMeta::from_parsed(data, &p, rss));
                     m.set_packet_type(ptype(&p));
                     (v, meta)
