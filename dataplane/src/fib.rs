@@ -230,7 +230,7 @@ pub struct FibView<'a> {
 }
 
 impl Routes for FibView<'_> {
-    #[inline]
+    #[inline(always)]
     fn lookup_v4(&self, dst: std::net::Ipv4Addr) -> Option<u32> {
         // view() checked the reader; it stays borrowed while the view lives.
         self.fib.v4.lookup_checked(dst)
@@ -242,7 +242,7 @@ impl Routes for FibView<'_> {
 }
 
 impl NextHopSource for FibView<'_> {
-    #[inline]
+    #[inline(always)]
     fn next_hop(&self, id: u32) -> Option<NextHop> {
         self.fib.hops.get(id)
     }

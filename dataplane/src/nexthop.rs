@@ -32,15 +32,20 @@ use crate::rcu::{Qsbr, Token};
 /// The bit of an entry's `dst` word that says the MAC in its low 48 bits is valid.
 const VALID: u64 = 1 << 63;
 
+/// A MAC in the low 48 bits of a word, its bytes in memory order (little-endian), so that
+/// reading it back is a store of the word's first six bytes.
+#[inline(always)]
 fn mac_word(mac: MacAddr) -> u64 {
     let mut b = [0u8; 8];
-    b[2..].copy_from_slice(&mac.0);
-    u64::from_be_bytes(b)
+    b[..6].copy_from_slice(&mac.0);
+    u64::from_le_bytes(b)
 }
 
+#[inline(always)]
 fn word_mac(w: u64) -> MacAddr {
-    let b = w.to_be_bytes();
-    MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
+    let b = w.to_le_bytes();
+    let (mac, _) = b.split_first_chunk::<6>().expect("8 bytes hold 6");
+    MacAddr(*mac)
 }
 
 /// How a next hop's destination MAC is known.
@@ -97,8 +102,9 @@ impl NextHopTable {
         self.entries.len() as u32
     }
 
-    /// The next hop with id `id`, if that entry is valid (its MAC known).
-    #[inline]
+    /// The next hop with id `id`, if that entry is valid (its MAC known). On every routed
+    /// packet's path: inline.
+    #[inline(always)]
     pub fn get(&self, id: u32) -> Option<NextHop> {
         let e = self.entries.get(id as usize)?;
         // Acquire: `port` and `src` were written before `dst` was stored with Release.
