@@ -4,21 +4,28 @@
 use super::{Config, Device};
 
 impl Config {
-    /// The argv for `rte_eal_init`: `program`, the lcore list, main lcore,
-    /// file prefix, one `-a` per PCI port (with its [`PortConfig::devargs`]);
-    /// vdevs are not here: the forwarder creates them after EAL start-up so that
-    /// a bad one is reported against its port. `--no-pci` if no port is a PCI
-    /// device, then `eal.args`, then `extra` (from the command line).
+    /// The argv for `rte_eal_init`: `program`, the lcores (`-l LIST`, or `--lcores
+    /// LCORE@CPU,...` when the config places an lcore on a CPU of another number), main
+    /// lcore, file prefix, one `-a` per PCI port (with its [`PortConfig::devargs`]); vdevs
+    /// are not here: the forwarder creates them after EAL start-up so that a bad one is
+    /// reported against its port. `--no-pci` if no port is a PCI device, then `eal.args`,
+    /// then `extra` (from the command line).
     pub fn eal_args(&self, program: &str, extra: &[String]) -> Vec<String> {
-        let mut lcores: Vec<u32> = self.workers.iter().map(|w| w.lcore).collect();
-        lcores.push(self.eal.main_lcore);
+        let mut lcores: Vec<(u32, Option<u32>)> = self.workers.iter().map(|w| (w.lcore, w.cpu)).collect();
+        lcores.push((self.eal.main_lcore, self.eal.main_cpu));
         lcores.sort_unstable();
-        let lcores: Vec<String> = lcores.iter().map(u32::to_string).collect();
+        let placed = lcores.iter().any(|&(l, c)| c.is_some_and(|c| c != l));
+        let (option, list) = if placed {
+            let each = lcores.iter().map(|&(l, c)| format!("{l}@{}", c.unwrap_or(l)));
+            ("--lcores", each.collect::<Vec<_>>().join(","))
+        } else {
+            ("-l", lcores.iter().map(|(l, _)| l.to_string()).collect::<Vec<_>>().join(","))
+        };
 
         let mut args = vec![
             program.to_owned(),
-            "-l".to_owned(),
-            lcores.join(","),
+            option.to_owned(),
+            list,
             "--main-lcore".to_owned(),
             self.eal.main_lcore.to_string(),
             "--file-prefix".to_owned(),
@@ -50,7 +57,7 @@ fn with_devargs(device: &str, devargs: &str) -> String {
 /// EAL options the dataplane derives from the config, and from where.
 const DERIVED_EAL_OPTIONS: &[(&str, &str)] = &[
     ("-l", "eal.main_lcore and [[worker]] lcore"),
-    ("--lcores", "eal.main_lcore and [[worker]] lcore"),
+    ("--lcores", "eal.main_lcore, eal.main_cpu and [[worker]] lcore and cpu"),
     ("-c", "eal.main_lcore and [[worker]] lcore"),
     ("--main-lcore", "eal.main_lcore"),
     ("--file-prefix", "eal.file_prefix"),
@@ -106,6 +113,29 @@ mod tests {
                 "lib.eal:debug",
             ])
         );
+    }
+
+    /// Workers placed on CPUs: `--lcores` maps every lcore (the main lcore sleeping beside
+    /// worker 1 on CPU 0, worker 2 on CPU 1).
+    #[test]
+    fn eal_args_place_lcores_on_cpus() {
+        let text = format!(
+            "{PAIR}{}[[worker]]\nlcore = 1\ncpu = 0\nrx = [{{ port = \"null0\", queue = 0 }}]\n\
+             [[worker]]\nlcore = 2\ncpu = 1\nrx = [{{ port = \"null1\", queue = 0 }}]\n",
+            PORTS.replace("\"\n\n[[port]]", "\"\ntx_queues = 2\n\n[[port]]") + "tx_queues = 2\n"
+        );
+        let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!(config.workers.iter().map(|w| (w.lcore, w.cpu)).collect::<Vec<_>>(), [(1, Some(0)), (2, Some(1))]);
+        let args = config.eal_args("dataplane", &[]);
+        assert_eq!(args[1..5], strings(&["--lcores", "0@0,1@0,2@1", "--main-lcore", "0"]));
+        // The main lcore placed too; the rendered config keeps the keys.
+        let moved = Config::from_toml_str(&text.replace("[forward]", "[eal]\nmain_cpu = 1\n[forward]")).unwrap();
+        assert_eq!(moved.eal_args("x", &[])[2], "0@1,1@0,2@1");
+        assert_eq!(Config::from_toml_str(&moved.to_toml()).unwrap(), moved);
+        // A CPU of the lcore's own number changes nothing: the plain list.
+        let same = Config::from_toml_str(&text.replace("cpu = 0", "cpu = 1").replace("lcore = 2\ncpu = 1", "lcore = 2")).unwrap();
+        assert_eq!(same.eal_args("x", &[])[1..3], strings(&["-l", "0,1,2"]));
+        assert_eq!(load("null.toml").eal_args("x", &[])[1..3], strings(&["-l", "0,1"]));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub use error::{ConfigError, ConfigErrorKind};
 /// Lcore ids must be below EAL's default `RTE_MAX_LCORE`.
 pub const MAX_LCORES: u32 = 128;
 
+/// CPUs an lcore may be placed on: `CPU_SETSIZE`, the size of EAL's cpu sets.
+pub const MAX_CPUS: u32 = 1024;
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -181,6 +184,9 @@ pub struct RouteConfig {
 pub struct EalConfig {
     /// Lcore of the control thread.
     pub main_lcore: u32,
+    /// The CPU the main lcore runs on (EAL `--lcores MAIN@CPU`); `None`: the CPU of the same
+    /// number.
+    pub main_cpu: Option<u32>,
     /// EAL `--file-prefix`: `[A-Za-z0-9_-]+`.
     pub file_prefix: String,
     /// Extra EAL arguments, none of which is derived from the config.
@@ -321,6 +327,9 @@ pub struct PortConfig {
 pub struct WorkerConfig {
     /// Unique, not the main lcore, below [`MAX_LCORES`].
     pub lcore: u32,
+    /// The CPU the lcore runs on (EAL `--lcores LCORE@CPU`); `None`: the CPU of the same
+    /// number. Two lcores may share a CPU (a sleeping main lcore beside a worker).
+    pub cpu: Option<u32>,
     /// RX queues this worker polls; never empty.
     pub rx: Vec<RxQueueRef>,
 }
