@@ -133,7 +133,7 @@ impl<Q: Queues> Worker<Q> {
     pub fn send(&mut self, port: PortIdx, burst: &mut Q::Burst, rx_tsc: u64) {
         if self.backlogged(port) {
             // Packets already wait for this port: queue behind them, in order.
-            burst.drain_each(|p| self.hold(port, p));
+            self.hold_burst(port, burst);
             return;
         }
         let Some(sent) = self.io.tx_burst(port, burst) else {
@@ -150,12 +150,12 @@ impl<Q: Queues> Worker<Q> {
     }
 
     /// Moves a whole burst for one port (received at `rx_tsc`; `ext` has a bit for each
-    /// packet that carries extensions): straight to the NIC when nothing waits for that
-    /// port, as [`Worker::send`] (after the hand-off), else into its TX buffer behind what
-    /// waits. Leaves `burst` empty.
+    /// packet that carries extensions): as [`Worker::send`] (after the hand-off) when that
+    /// port's TX buffer is empty (to the NIC, or behind its backlog), else into the buffer
+    /// behind what waits. Leaves `burst` empty.
     #[inline]
     pub fn forward_burst(&mut self, port: PortIdx, burst: &mut Q::Burst, rx_tsc: u64, ext: u32) {
-        if self.bufs[port.index()].burst.is_empty() && !self.backlogged(port) {
+        if self.bufs[port.index()].burst.is_empty() {
             self.io.hand_off(burst, ext, &mut self.hist.latency_cycles);
             self.send(port, burst, rx_tsc);
         } else {
@@ -224,7 +224,7 @@ impl<Q: Queues> Worker<Q> {
         if self.backlogged(port) {
             // The NIC still refuses the backlog: new packets wait behind it, in order.
             let mut b = std::mem::take(&mut self.bufs[i].burst);
-            b.drain_each(|p| self.hold(port, p));
+            self.hold_burst(port, &mut b);
             let buf = &mut self.bufs[i];
             buf.burst = b;
             buf.ntimed = 0;
@@ -268,7 +268,7 @@ impl<Q: Queues> Worker<Q> {
     #[inline(never)]
     fn refused_some(&mut self, port: PortIdx, unsent: &mut Q::Burst) {
         if self.backlog.is_some() {
-            unsent.drain_each(|p| self.hold(port, p));
+            self.hold_burst(port, unsent);
         } else {
             self.totals[DropReason::TxFull] += unsent.len() as u64;
             unsent.clear();
@@ -279,6 +279,18 @@ impl<Q: Queues> Worker<Q> {
     #[inline]
     pub fn backlogged(&self, port: PortIdx) -> bool {
         self.backlog.as_ref().is_some_and(|b| b.is_held(port.index()))
+    }
+
+    /// Queues the packets of `burst` behind `port`'s backlog, in order, or drops them with
+    /// the backlog's reason; a full backlog drops the whole burst at once (one bulk free,
+    /// no per-packet look at its class). Leaves `burst` empty.
+    fn hold_burst(&mut self, port: PortIdx, burst: &mut Q::Burst) {
+        if self.backlog.as_ref().is_none_or(|b| b.is_full(port.index())) {
+            self.totals[DropReason::TxFull] += burst.len() as u64;
+            burst.clear();
+            return;
+        }
+        burst.drain_each(|p| self.hold(port, p));
     }
 
     /// Queues a packet behind `port`'s backlog, or drops it with the backlog's reason.
