@@ -101,7 +101,11 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install a signal handler")?;
     }
 
-    let args = config.eal_args("dataplane", &cli.eal);
+    // The first line: where EAL's memory comes from (hugepages when ci/setup.sh reserved
+    // them, else --no-huge), decided before EAL starts.
+    let memory = config.memory_plan(&dataplane::config::Hugepages::read());
+    println!("{}", memory.says);
+    let args = config.eal_args_with("dataplane", &cli.eal, &memory);
     let eal = Eal::init(&args).with_context(|| format!("EAL initialisation failed (arguments: {})", args[1..].join(" ")))?;
     pin_control_thread(&config);
     telemetry::register().context("cannot register the telemetry commands")?;

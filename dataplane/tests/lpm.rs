@@ -391,12 +391,16 @@ fn lookups_while_the_writer_changes_the_tables() {
             self.0.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
+    // The writer starts once both readers are registered, so each reads while it writes
+    // (on a loaded machine the writer could otherwise finish before a reader began).
+    let started = std::sync::Barrier::new(3);
     std::thread::scope(|s| {
         let readers: Vec<_> = (0..2u32)
             .map(|id| {
-                let (r4, r6, stop, q) = (t4.reader(), t6.reader(), &stop, &q);
+                let (r4, r6, stop, q, started) = (t4.reader(), t6.reader(), &stop, &q, &started);
                 s.spawn(move || {
                     let mut rcu = q.register(id).unwrap();
+                    started.wait();
                     let mut n = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         for i in 0..256u32 {
@@ -417,6 +421,7 @@ fn lookups_while_the_writer_changes_the_tables() {
             })
             .collect();
         let guard = Stop(&stop);
+        started.wait();
         let mut rng = Lcg(7);
         for round in 0..1500u32 {
             let i = rng.next_u32() % 256;

@@ -27,6 +27,7 @@ use crate::net::MacAddr;
 use crate::port::PortIdx;
 
 mod eal;
+pub use eal::{Hugepages, MemoryPlan};
 mod error;
 #[cfg(test)]
 mod fixtures;
@@ -182,6 +183,10 @@ pub struct RouteConfig {
 /// `[eal]`: how EAL is started (see [`Config::eal_args`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EalConfig {
+    /// Where EAL's memory comes from.
+    pub memory: EalMemory,
+    /// How much EAL reserves at start (`-m`, MiB) when [`EalConfig::memory`] adds it.
+    pub memory_mb: u32,
     /// Lcore of the control thread.
     pub main_lcore: u32,
     /// The CPU the main lcore runs on (EAL `--lcores MAIN@CPU`); `None`: the CPU of the same
@@ -191,6 +196,23 @@ pub struct EalConfig {
     pub file_prefix: String,
     /// Extra EAL arguments, none of which is derived from the config.
     pub args: Vec<String>,
+}
+
+/// `eal.memory`: where EAL's memory comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EalMemory {
+    /// Hugepages when enough are free for `eal.memory_mb` (and hugetlbfs is mounted), else
+    /// ordinary memory (`--no-huge`); the forwarder says which on its first line. When
+    /// `eal.args` name the memory themselves (`--no-huge`, `-m`, `--socket-mem`,
+    /// `--in-memory`), they decide and nothing is added.
+    #[default]
+    Auto,
+    /// Hugepages (`-m memory_mb`): EAL fails to start when too few are free.
+    Hugepages,
+    /// Ordinary memory (`--no-huge -m memory_mb`): no privileges needed, slower (every
+    /// packet buffer on 4 KiB pages: the TLB thrashes).
+    NoHuge,
 }
 
 /// `[pool]`: the mbuf pool.

@@ -15,6 +15,8 @@ impl Config {
         let name = |p: PortIdx| self.port(p).name.clone();
         raw::File {
             eal: raw::Eal {
+                memory: self.eal.memory,
+                memory_mb: self.eal.memory_mb.into(),
                 main_lcore: self.eal.main_lcore.into(),
                 main_cpu: self.eal.main_cpu.map(i64::from),
                 file_prefix: self.eal.file_prefix.clone(),

@@ -79,7 +79,24 @@ fn validate_eal(raw: raw::Eal) -> Result<EalConfig, ConfigError> {
             return Err(ConfigError::new(format!("eal.args[{i}]"), ConfigErrorKind::ForbiddenEalArg { arg: arg.clone(), from }));
         }
     }
-    Ok(EalConfig { main_lcore, main_cpu, file_prefix: raw.file_prefix, args: raw.args })
+    let memory_mb = int("eal.memory_mb", raw.memory_mb, 16, 1 << 20)?;
+    if raw.memory != EalMemory::Auto {
+        if let Some(i) = raw.args.iter().position(|a| names_memory(a)) {
+            return Err(ConfigError::new(
+                format!("eal.args[{i}]"),
+                ConfigErrorKind::MemoryTwice { arg: raw.args[i].clone(), memory: raw.memory },
+            ));
+        }
+    }
+    Ok(EalConfig { memory: raw.memory, memory_mb, main_lcore, main_cpu, file_prefix: raw.file_prefix, args: raw.args })
+}
+
+/// Whether an EAL argument says where memory comes from (then `eal.memory = "auto"` leaves
+/// it to the arguments).
+pub(super) fn names_memory(arg: &str) -> bool {
+    let name = arg.split_once('=').map_or(arg, |(name, _)| name);
+    matches!(name, "--no-huge" | "--socket-mem" | "--in-memory" | "--legacy-mem")
+        || (arg.starts_with("-m") && !arg.starts_with("--"))
 }
 
 fn validate_pool(raw: raw::Pool) -> Result<PoolConfig, ConfigError> {
@@ -640,7 +657,17 @@ mod tests {
     #[test]
     fn minimal_config_gets_the_documented_defaults() {
         let config = Config::from_toml_str(&valid()).unwrap();
-        assert_eq!(config.eal, EalConfig { main_lcore: 0, main_cpu: None, file_prefix: "dataplane".into(), args: vec![] });
+        assert_eq!(
+            config.eal,
+            EalConfig {
+                memory: EalMemory::Auto,
+                memory_mb: 512,
+                main_lcore: 0,
+                main_cpu: None,
+                file_prefix: "dataplane".into(),
+                args: vec![]
+            }
+        );
         assert_eq!(config.pool, PoolConfig { mbufs: None, cache: 256, data_room: 2176, priv_size: 0 });
         assert_eq!(config.forward, ForwardConfig { mode: Mode::Io, burst: 32, pairs: vec![(PortIdx(0), PortIdx(1))] });
         assert_eq!(

@@ -285,21 +285,23 @@ pub fn run(plan: WorkerPlan) {
             if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
                 panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
             }
-            match commands.try_recv() {
-                Ok(Command::Histograms(reply)) => {
-                    let _ = reply.send((lcore, w.hist.clone()));
-                }
-                Ok(Command::ClearCounters(reply)) => {
-                    let w = &mut poller.w;
-                    for p in PortIdx::all(w.totals.port_tx.len()) {
-                        w.flush(p);
+            // Every request waiting (the channel holds a few).
+            while let Ok(command) = commands.try_recv() {
+                match command {
+                    Command::Histograms(reply) => {
+                        let _ = reply.send((lcore, poller.w.hist.clone()));
                     }
-                    w.totals = crate::stats::WorkerTotals::new(w.totals.lane_rx.len(), w.totals.port_tx.len());
-                    w.hist = Histograms::new();
-                    counters.publish(&w.totals);
-                    let _ = reply.send(lcore);
+                    Command::ClearCounters(reply) => {
+                        let w = &mut poller.w;
+                        for p in PortIdx::all(w.totals.port_tx.len()) {
+                            w.flush(p);
+                        }
+                        w.totals = crate::stats::WorkerTotals::new(w.totals.lane_rx.len(), w.totals.port_tx.len());
+                        w.hist = Histograms::new();
+                        counters.publish(&w.totals);
+                        let _ = reply.send(lcore);
+                    }
                 }
-                Err(_) => {}
             }
         }
     }
