@@ -8,6 +8,7 @@
 //! - [`report`]: the rate line, the final report, and their JSON form.
 //! - [`stats`]: counters written by one worker and read by the control thread.
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
+//! - [`neigh`]: the neighbour state machine (ARP, neighbour discovery) with Linux's knobs.
 //! - [`net`]: zero-copy header views, the one-pass packet classifier, and the emit side.
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
 //! - [`rcu`]: DPDK's QSBR RCU: lock-free readers, grace periods for writers.
@@ -32,6 +33,7 @@ pub mod forwarder;
 pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;
+pub mod neigh;
 pub mod net;
 #[allow(unsafe_code)]
 pub mod port;
