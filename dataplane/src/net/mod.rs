@@ -47,6 +47,7 @@ pub mod ethernet;
 pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
+pub mod ndisc;
 mod parse;
 #[cfg(test)]
 mod testdata;
