@@ -95,6 +95,12 @@ pub enum StartError {
     /// A route could not be loaded.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// A route whose next hop must be resolved, which this build cannot do yet.
+    #[error("route[{index}]: neighbour resolution is not wired into the forwarder yet; give the next hop's via_mac")]
+    Unresolved {
+        /// Position in `[[route]]`.
+        index: usize,
+    },
     /// The slow path could not be started.
     #[error(transparent)]
     SlowPath(#[from] SlowPathError),
@@ -619,7 +625,10 @@ fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3
         .map_err(|error| RouteError { index: 0, error })?;
     let mut next_hops: Vec<NextHop> = Vec::new();
     for (index, r) in config.routes.iter().enumerate() {
-        let nh = NextHop { port: r.port, src: macs[r.port.index()], dst: r.via_mac };
+        // Resolution comes with the slow path's neighbour table (issue 14, after the
+        // control plane's next-hop table): until then a route needs its via_mac.
+        let Some(dst) = r.via_mac else { return Err(StartError::Unresolved { index }) };
+        let nh = NextHop { port: r.port, src: macs[r.port.index()], dst };
         let id = match next_hops.iter().position(|n| *n == nh) {
             Some(i) => i,
             None => {

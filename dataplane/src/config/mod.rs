@@ -57,6 +57,8 @@ pub struct Config {
     pub mirror: Option<MirrorConfig>,
     /// `[accounting]`: per-protocol memory accounting of packets held past a round.
     pub accounting: Option<AccountingConf>,
+    /// `[neighbour]`: the neighbour subsystem's knobs (Linux's names and defaults).
+    pub neighbour: crate::neigh::NeighParams,
 }
 
 /// `[accounting]`: TX backlogs and the slow path charge what they hold to per-protocol
@@ -136,15 +138,29 @@ pub struct IdleBackoff {
     pub sleep_usecs: u32,
 }
 
-/// One `[[route]]`: packets to `prefix` leave by `port` towards `via_mac`.
+/// One `[[route]]`: packets to `prefix` leave by `port`, to the gateway `via` (its MAC
+/// resolved by ARP or neighbour discovery), or to the static MAC `via_mac`, or, with
+/// neither, to the destination itself on the port's link (an on-link route, like
+/// `ip route add PREFIX dev PORT`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
     /// The destination prefix, host bits zero.
     pub prefix: IpNet,
     /// The out port.
     pub port: PortIdx,
-    /// Destination MAC of the next hop.
-    pub via_mac: MacAddr,
+    /// The gateway, of the prefix's family, on the port's subnet (or IPv6 link-local).
+    pub via: Option<std::net::IpAddr>,
+    /// The next hop's MAC, static: with `via`, a PERMANENT neighbour entry for it
+    /// (`ip neigh replace VIA lladdr MAC nud permanent`); alone, a next hop that is never
+    /// resolved.
+    pub via_mac: Option<MacAddr>,
+}
+
+impl RouteConfig {
+    /// Whether packets on this route need their next hop resolved (no `via_mac`).
+    pub fn resolves(&self) -> bool {
+        self.via_mac.is_none()
+    }
 }
 
 /// `[eal]`: how EAL is started (see [`Config::eal_args`]).

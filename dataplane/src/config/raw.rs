@@ -21,6 +21,45 @@ pub struct File {
     pub extensions: Extensions,
     pub mirror: Option<Mirror>,
     pub accounting: Option<Accounting>,
+    pub neighbour: Neighbour,
+}
+
+/// `[neighbour]`: Linux's sysctl names and units (`net.ipv4.neigh.default.*`), Linux's defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Neighbour {
+    pub base_reachable_time_ms: i64,
+    pub retrans_time_ms: i64,
+    pub delay_first_probe_time: i64,
+    pub mcast_solicit: i64,
+    pub ucast_solicit: i64,
+    pub mcast_resolicit: i64,
+    pub unres_qlen: i64,
+    pub unres_qlen_under_pressure: i64,
+    pub gc_stale_time: i64,
+    pub gc_thresh1: i64,
+    pub gc_thresh2: i64,
+    pub gc_thresh3: i64,
+}
+
+impl Default for Neighbour {
+    fn default() -> Self {
+        let p = crate::neigh::NeighParams::LINUX;
+        Neighbour {
+            base_reachable_time_ms: p.base_reachable_time.as_millis() as i64,
+            retrans_time_ms: p.retrans_time.as_millis() as i64,
+            delay_first_probe_time: p.delay_first_probe_time.as_secs() as i64,
+            mcast_solicit: p.mcast_solicit.into(),
+            ucast_solicit: p.ucast_solicit.into(),
+            mcast_resolicit: p.mcast_resolicit.into(),
+            unres_qlen: p.unres_qlen.into(),
+            unres_qlen_under_pressure: p.unres_qlen_under_pressure.into(),
+            gc_stale_time: p.gc_stale_time.as_secs() as i64,
+            gc_thresh1: p.gc_thresh1.into(),
+            gc_thresh2: p.gc_thresh2.into(),
+            gc_thresh3: p.gc_thresh3.into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +160,7 @@ impl Default for IdleBackoff {
 pub struct Route {
     pub prefix: Option<String>,
     pub port: Option<String>,
+    pub via: Option<String>,
     pub via_mac: Option<String>,
 }
 
