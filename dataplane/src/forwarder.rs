@@ -159,6 +159,18 @@ pub struct Forwarder {
     accounting: Option<Arc<Accounting>>,
 }
 
+impl SlowPathSnapshot {
+    /// Requests discarded for any reason.
+    pub fn discarded(&self) -> u64 {
+        self.discards.iter().sum()
+    }
+
+    /// Requests discarded for `reason`.
+    pub fn discards(&self, reason: crate::local::Discard) -> u64 {
+        self.discards[reason.index()]
+    }
+}
+
 /// A port's name, id, link and counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortReport {
@@ -203,12 +215,14 @@ pub struct Snapshot {
 }
 
 /// What the slow path did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlowPathSnapshot {
     /// Requests answered (the replies went back to the workers).
     pub answered: u64,
-    /// Requests it could not answer (freed).
+    /// Valid requests with nothing to answer (freed).
     pub ignored: u64,
+    /// Requests silently discarded, by [`crate::local::Discard`] index (freed).
+    pub discards: [u64; crate::local::Discard::COUNT],
     /// Replies dropped on a full inject ring.
     pub inject_full: u64,
 }
@@ -497,6 +511,7 @@ impl Forwarder {
                 SlowPathSnapshot {
                     answered: c.answered.load(Ordering::Relaxed),
                     ignored: c.ignored.load(Ordering::Relaxed),
+                    discards: std::array::from_fn(|i| c.discards[i].load(Ordering::Relaxed)),
                     inject_full: c.inject_full.load(Ordering::Relaxed),
                 }
             }),

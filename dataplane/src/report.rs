@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::forward::DropReason;
 use crate::forwarder::{Report, Snapshot};
+use crate::local::Discard;
 use crate::port::PortIdx;
 use crate::stats::Counter;
 use crate::worker::Histograms;
@@ -185,7 +186,13 @@ pub fn report_json(r: &Report, elapsed: Duration, mode: &str) -> Value {
         "latency": latency_json(&r.histograms, s.tsc_hz),
         "pools": pools_json(s),
         "memory": memory_json(s),
-        "slow_path": s.slow_path.map(|sp| json!({ "answered": sp.answered, "ignored": sp.ignored, "inject_full": sp.inject_full })),
+        "slow_path": s.slow_path.map(|sp| json!({
+            "answered": sp.answered,
+            "ignored": sp.ignored,
+            "discarded": sp.discarded(),
+            "discards": Discard::ALL.iter().map(|&d| (d.name().to_owned(), json!(sp.discards(d)))).collect::<Map<_, _>>(),
+            "inject_full": sp.inject_full,
+        })),
         "clean": r.is_clean(),
         "errors": r.worker_errors.iter().map(ToString::to_string)
             .chain(r.port_errors.iter().map(ToString::to_string))
@@ -281,13 +288,19 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
     if let Some(sp) = s.slow_path {
         let _ = writeln!(
             o,
-            "  slow path: punted {} answered {} ignored {} inject_full {} replies sent {}",
+            "  slow path: punted {} answered {} ignored {} discarded {} inject_full {} replies sent {}",
             t[Counter::Punted],
             sp.answered,
             sp.ignored,
+            sp.discarded(),
             sp.inject_full,
             t[Counter::Injected]
         );
+        let d: Vec<String> =
+            Discard::ALL.iter().filter(|&&d| sp.discards(d) > 0).map(|&d| format!("{} {}", d.name(), sp.discards(d))).collect();
+        if !d.is_empty() {
+            let _ = writeln!(o, "    discards: {}", d.join(", "));
+        }
     }
     let reasons: Vec<String> = DropReason::ALL.iter().filter(|&&r| t[r] > 0).map(|&r| format!("{} {}", r.name(), t[r])).collect();
     let _ = writeln!(o, "  drops: {}", if reasons.is_empty() { "none".to_owned() } else { reasons.join(", ") });

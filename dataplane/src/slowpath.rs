@@ -1,6 +1,9 @@
-//! The slow path: a control-plane thread that answers requests addressed to the
-//! forwarder itself (ARP, IPv6 neighbour solicitation, ICMP/ICMPv6 echo; see
-//! [`crate::local`]).
+//! The slow path: a control-plane thread that takes what the workers punt (ARP, IPv6
+//! neighbour solicitations and advertisements, ICMP/ICMPv6 echo requests to the forwarder;
+//! see [`crate::local`]), validates it as the RFCs say, and answers or silently discards
+//! it. Every request ends in exactly one of `answered`, `ignored` (valid, nothing to
+//! answer) or `discards.<reason>` ([`Discard`]), besides having been counted once by its
+//! worker as `punted`.
 //!
 //! # The boundary
 //!
@@ -12,8 +15,9 @@
 //! - **inject** (slow path to worker): replies, each rewritten in place from its request,
 //!   to be sent out of the port the request came in on ([`SlowPathLink::take_replies`],
 //!   [`SlowPathLink::out_port`]), on the worker's own TX queue, so no TX queue is shared;
-//! - **returned** (slow path to worker): requests it did not answer, and replies that did
-//!   not fit in the inject ring ([`SlowPathLink::take_returned`]). The worker returns their
+//! - **returned** (slow path to worker): requests it did not answer (ignored or
+//!   discarded), and replies that did not fit in the inject ring
+//!   ([`SlowPathLink::take_returned`]). The worker returns their
 //!   memory charge and frees them; they were counted when punted, so they are not drops.
 //!
 //! Nothing is marked in the packet itself. The thread polls the punt rings and sleeps
@@ -27,7 +31,7 @@ use std::time::Duration;
 use mempool::{Burst, Mbuf, MbufRing, RingError, SocketId};
 
 use crate::eal::LcoreId;
-use crate::local::{self, Local};
+use crate::local::{self, Discard, Local};
 use crate::port::{PortId, PortIdx, PortTable};
 
 /// Entries of each punt and inject ring (one fewer fit).
@@ -37,14 +41,28 @@ pub const RING_SIZE: u32 = 1024;
 const RETURNED_SIZE: u32 = 4 * RING_SIZE;
 
 /// The slow path's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SlowPathCounters {
     /// Requests answered and handed back for sending.
     pub answered: AtomicU64,
-    /// Requests that could not be answered after all (handed back to be freed).
+    /// Valid requests with nothing to answer (handed back to be freed): an ARP message or
+    /// a solicitation for another address, an advertisement.
     pub ignored: AtomicU64,
+    /// Requests silently discarded, by [`Discard`] reason (handed back to be freed).
+    pub discards: [AtomicU64; Discard::COUNT],
     /// Replies that found a worker's inject ring full (handed back to be freed).
     pub inject_full: AtomicU64,
+}
+
+impl Default for SlowPathCounters {
+    fn default() -> Self {
+        SlowPathCounters {
+            answered: AtomicU64::new(0),
+            ignored: AtomicU64::new(0),
+            discards: std::array::from_fn(|_| AtomicU64::new(0)),
+            inject_full: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Why the slow path could not start.
@@ -182,14 +200,32 @@ fn run(rings: &[WorkerRings], ports: &PortTable, locals: &[Option<Local>], stop:
             busy = true;
             for mut m in requests.drain() {
                 let local = ports.idx(PortId(m.port())).and_then(|i| locals.get(i.index())?.as_ref());
-                let answered = match (local, m.data_mut()) {
-                    (Some(l), Some(data)) => local::answer(data, l),
-                    _ => false,
+                let outcome = match local {
+                    Some(l) => local::answer(m.data(), l),
+                    None => Err(Discard::Malformed),
+                };
+                let answered = match outcome {
+                    // The reply is written over the request (same mbuf, so the worker
+                    // returns the request's charge when it sends it).
+                    Ok(local::Answer { reply: Some(bytes), .. }) => match m.set_data(&bytes) {
+                        Ok(()) => true,
+                        Err(_) => {
+                            c.discards[Discard::Malformed.index()].fetch_add(1, Relaxed);
+                            false
+                        }
+                    },
+                    Ok(_) => {
+                        c.ignored.fetch_add(1, Relaxed);
+                        false
+                    }
+                    Err(d) => {
+                        c.discards[d.index()].fetch_add(1, Relaxed);
+                        false
+                    }
                 };
                 // At most one burst of requests at a time, so both fit.
                 let _ = if answered { replies.push(m) } else { returned.push(m) };
             }
-            c.ignored.fetch_add(returned.len() as u64, Relaxed);
             let n = r.inject.enqueue(&mut replies);
             c.answered.fetch_add(n as u64, Relaxed);
             c.inject_full.fetch_add(replies.len() as u64, Relaxed);
