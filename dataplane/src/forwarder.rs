@@ -386,8 +386,9 @@ impl Forwarder {
                     .map(|p| acct.group(&format!("port_{}", p.name), budget(conf.port_budget)))
                     .collect::<Result<Vec<_>, _>>()?;
                 let slow_group = acct.group("slow_path", budget(conf.slow_path_budget))?;
+                let classes = (acct.class("tx_backlog", conf.backlog_bypass)?, acct.class("slow_path", conf.punt_bypass)?);
                 fwd.accounting = Some(acct.clone());
-                Some((acct, groups, slow_group, conf.clone()))
+                Some((acct, groups, slow_group, classes, conf.clone()))
             }
         };
         // Fault injection for tests (worker::FAULT_ENV): "LCORE:ROUNDS".
@@ -461,11 +462,13 @@ impl Forwarder {
                 slow: slow_links.get_mut(k).and_then(Option::take),
                 exts: worker_exts,
                 panic_after: fault_panic.filter(|(l, _)| *l == w.lcore).map(|(_, n)| n),
-                memory: memory.as_ref().map(|(acct, groups, slow_group, conf)| WorkerMemory {
+                memory: memory.as_ref().map(|(acct, groups, slow_group, classes, conf)| WorkerMemory {
                     accounting: acct.clone(),
                     slot: LcoreSlot(k),
                     port_groups: groups.clone(),
                     slow_group: slow_group.clone(),
+                    backlog_class: classes.0.clone(),
+                    slow_class: classes.1.clone(),
                     conf: conf.clone(),
                     truesize,
                 }),

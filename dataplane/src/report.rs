@@ -129,11 +129,25 @@ pub fn memory_json(s: &Snapshot) -> Value {
         let limit = if g.limit_bytes == u64::MAX { Value::from("unlimited") } else { Value::from(g.limit_bytes) };
         groups.insert(g.name.clone(), json!({ "bytes": g.bytes, "limit_bytes": limit, "failures": g.failures }));
     }
+    // Per consumer class (tx_backlog, slow_path, neigh_queue): whether it bypasses the
+    // protocol accounts, and the bytes it holds (and held) through them or bypassing them.
+    let mut classes = Map::new();
+    for c in &m.classes {
+        classes.insert(
+            c.name.clone(),
+            json!({
+                "bypass_prot_mem": c.bypass_prot_mem,
+                "bytes_charged": c.bytes_charged, "bytes_bypassed": c.bytes_bypassed, "peak_bytes": c.peak_bytes,
+                "total_bytes_charged": c.total_bytes_charged, "total_bytes_bypassed": c.total_bytes_bypassed,
+                "charges": c.charges, "failures": c.failures,
+            }),
+        );
+    }
     let t = s.total();
     json!({
         "batch_pages": m.batch_pages, "error_bound_pages": m.batch_pages as u64 * m.lcores as u64,
         "backlogged": t[Counter::Backlogged], "backlog_sent": t[Counter::BacklogSent],
-        "protocols": protos, "groups": groups,
+        "protocols": protos, "groups": groups, "consumers": classes,
     })
 }
 
@@ -283,6 +297,19 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         }
         for g in &m.groups {
             let _ = writeln!(o, "    group {}: bytes {} failures {}", g.name, g.bytes, g.failures);
+        }
+        for c in &m.classes {
+            let _ = writeln!(
+                o,
+                "    consumers {} ({}): bytes now {} peak {} total {} charges {} failures {}",
+                c.name,
+                if c.bypass_prot_mem { "bypass_prot_mem" } else { "protocol accounts" },
+                c.bytes(),
+                c.peak_bytes,
+                c.total_bytes_charged + c.total_bytes_bypassed,
+                c.charges,
+                c.failures
+            );
         }
     }
     if let Some(sp) = s.slow_path {

@@ -36,7 +36,7 @@ impl SlowStep {
     pub(super) fn new(link: SlowPathLink, memory: Option<&WorkerMemory>) -> Self {
         let memory = memory.map(|m| PuntMemory {
             slot: m.slot,
-            consumers: m.consumers(&m.slow_group, m.conf.punt_bypass),
+            consumers: m.consumers(&m.slow_group, &m.slow_class),
             truesize: m.truesize,
         });
         SlowStep { link, punted: Burst::new(), memory }

@@ -306,6 +306,8 @@ mod tests {
             slot: LcoreSlot(0),
             port_groups: vec![group.clone(), group.clone()],
             slow_group: group,
+            backlog_class: acct.class("tx_backlog", bypass).unwrap(),
+            slow_class: acct.class("slow_path", true).unwrap(),
             conf: AccountingConf {
                 limits: [ProtoLimits::DEFAULT; 4],
                 batch_pages: 0,
