@@ -17,6 +17,7 @@
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
 //! - [`slowpath`]: the thread that answers requests to the forwarder's own addresses.
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
+//! - [`metrics`]: the OpenMetrics / Prometheus endpoint and the thread that serves it.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //!
 //! `unsafe` is confined to [`eal`], [`port`], [`lpm`] and [`telemetry`], the modules that
@@ -34,6 +35,7 @@ pub mod forwarder;
 pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;
+pub mod metrics;
 pub mod neigh;
 pub mod net;
 #[allow(unsafe_code)]

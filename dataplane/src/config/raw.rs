@@ -22,6 +22,7 @@ pub struct File {
     pub mirror: Option<Mirror>,
     pub accounting: Option<Accounting>,
     pub neighbour: Neighbour,
+    pub metrics: Option<Metrics>,
 }
 
 /// `[neighbour]`: Linux's sysctl names and units (`net.ipv4.neigh.default.*`), Linux's defaults.
@@ -59,6 +60,18 @@ impl Default for Neighbour {
             gc_thresh2: p.gc_thresh2.into(),
             gc_thresh3: p.gc_thresh3.into(),
         }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    pub listen: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { listen: "127.0.0.1:9111".to_owned() }
     }
 }
 

@@ -26,7 +26,8 @@ pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
     let accounting = raw.accounting.map(validate_accounting).transpose()?;
     let neighbour = validate_neighbour(raw.neighbour)?;
-    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, neighbour };
+    let metrics = raw.metrics.map(validate_metrics).transpose()?;
+    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, neighbour, metrics };
     check_traffic(&config)?;
     Ok(config)
 }
@@ -255,6 +256,14 @@ fn validate_accounting(raw: raw::Accounting) -> Result<AccountingConf, ConfigErr
         port_budget: int("accounting.port_budget", raw.port_budget, 0, i64::MAX)?,
         slow_path_budget: int("accounting.slow_path_budget", raw.slow_path_budget, 0, i64::MAX)?,
     })
+}
+
+fn validate_metrics(raw: raw::Metrics) -> Result<MetricsConfig, ConfigError> {
+    let listen = raw
+        .listen
+        .parse()
+        .map_err(|_| ConfigError::new("metrics.listen", ConfigErrorKind::InvalidSocketAddr { value: raw.listen.clone() }))?;
+    Ok(MetricsConfig { listen })
 }
 
 fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfig, ConfigError> {
@@ -927,6 +936,9 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
             ("accounting unknown key", format!("{}[accounting]\nbogus = 1\n", valid()), "unknown field `bogus`"),
             ("mirror proto", format!("{}[mirror]\nport = \"null1\"\nproto = \"sctp\"\n", valid().replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")), "mirror.proto: \"sctp\" is not one of any, tcp, udp, icmp or other"),
             ("mirror in io", format!("{}[mirror]\nport = \"null1\"\n", valid()), "mirror: not used with forward.mode = \"io\""),
+            ("metrics listen not an address", format!("{}[metrics]\nlisten = \"localhost:9111\"\n", valid()), "metrics.listen: \"localhost:9111\" is not an IP address and port (e.g. \"127.0.0.1:9111\" or \"[::1]:9111\")"),
+            ("metrics listen without port", format!("{}[metrics]\nlisten = \"127.0.0.1\"\n", valid()), "metrics.listen: \"127.0.0.1\" is not an IP address and port"),
+            ("metrics unknown key", format!("{}[metrics]\nport = 9111\n", valid()), "unknown field `port`"),
             ("mirror port missing", format!("{}[mirror]\nport = \"nope\"\n", valid()), "mirror.port: port \"nope\" is not defined"),
             ("route outside l3fwd", format!("{}[[route]]\nprefix = \"10.0.0.0/8\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n", valid()), "route[0]: not used with forward.mode = \"io\""),
             ("route host bits", format!("{}[[route]]\nprefix = \"10.1.2.3/16\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n", valid()), "did you mean \"10.1.0.0/16\""),
@@ -1061,6 +1073,17 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
         ] {
             let msg = Config::from_toml_str(&format!("{}[neighbour]\n{text}\n", valid())).map(|_| ()).unwrap_err().to_string();
             assert!(msg.contains(expected), "{text}: {msg:?} does not contain {expected:?}");
+        }
+    }
+
+    #[test]
+    fn metrics_are_off_unless_configured_and_default_to_loopback() {
+        assert_eq!(Config::from_toml_str(&valid()).unwrap().metrics, None);
+        let on = Config::from_toml_str(&format!("{}[metrics]\n", valid())).unwrap();
+        assert_eq!(on.metrics, Some(MetricsConfig { listen: "127.0.0.1:9111".parse().unwrap() }));
+        for listen in ["0.0.0.0:9111", "[::1]:0", "[::]:9100", "192.0.2.1:80"] {
+            let c = Config::from_toml_str(&format!("{}[metrics]\nlisten = \"{listen}\"\n", valid())).unwrap();
+            assert_eq!(c.metrics.unwrap().listen, listen.parse().unwrap(), "{listen}");
         }
     }
 
