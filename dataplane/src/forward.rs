@@ -58,6 +58,16 @@ pub enum DropReason {
     /// The worker has no TX queue on the out port. Config validation gives every worker a
     /// TX queue on every port it may send to, so this stays 0; it is counted, not assumed.
     NoTxQueue,
+    /// A source address no packet may be forwarded from (RFC 1812 5.3.7, RFC 4291; Linux's
+    /// "martian source"): IPv4 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16 (RFC 3927 2.7),
+    /// multicast, 255.255.255.255; IPv6 `::`, `::1`, multicast, link-local `fe80::/10`.
+    MartianSource,
+    /// A destination no packet may be forwarded to, whatever the routes say (RFC 1812 5.3.7,
+    /// RFC 4291; Linux's "martian destination"): IPv4 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16,
+    /// multicast, the limited broadcast 255.255.255.255; IPv6 `::`, `::1`, link-local
+    /// `fe80::/10`, multicast (a unicast router forwards none; interface- and link-local
+    /// scopes never leave the link, RFC 4291 2.7).
+    MartianDestination,
 }
 
 impl DropReason {
@@ -169,6 +179,9 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
             if !ip.verify_checksum() {
                 return Action::Drop(DropReason::BadIpv4Checksum);
             }
+            if let Some(r) = martian_v4(ip.src_addr(), ip.dst_addr()) {
+                return Action::Drop(r);
+            }
             if ip.ttl() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
@@ -182,6 +195,9 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
             let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[l3..]) else {
                 return Action::Drop(DropReason::Truncated);
             };
+            if let Some(r) = martian_v6(ip.src_addr(), ip.dst_addr()) {
+                return Action::Drop(r);
+            }
             if ip.hop_limit() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
@@ -199,6 +215,41 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
         eth.set_dst(nh.dst);
     }
     Action::Tx(nh.port)
+}
+
+/// Whether an IPv4 packet from `src` to `dst` must not be forwarded, and why
+/// (RFC 1812 5.3.7; Linux `ip_route_input_slow`'s martian checks; RFC 3927 2.7).
+#[inline]
+pub fn martian_v4(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
+    // 0/8, 127/8, 169.254/16, 224/4 and 255.255.255.255, one compare each on the first
+    // octets.
+    let bad = |a: Ipv4Addr| {
+        let o = a.octets();
+        o[0] == 0 || o[0] == 127 || (o[0] == 169 && o[1] == 254) || a.is_multicast() || a.is_broadcast()
+    };
+    if bad(dst) {
+        Some(DropReason::MartianDestination)
+    } else if bad(src) {
+        Some(DropReason::MartianSource)
+    } else {
+        None
+    }
+}
+
+/// Whether an IPv6 packet from `src` to `dst` must not be forwarded, and why (RFC 4291;
+/// Linux `ip6_forward`): the unspecified address, loopback, link-local unicast, and
+/// multicast (a unicast router forwards none; RFC 4291 2.7 keeps interface- and link-local
+/// scopes on their link).
+#[inline]
+pub fn martian_v6(src: Ipv6Addr, dst: Ipv6Addr) -> Option<DropReason> {
+    let bad = |a: Ipv6Addr| a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_unicast_link_local();
+    if bad(dst) {
+        Some(DropReason::MartianDestination)
+    } else if bad(src) {
+        Some(DropReason::MartianSource)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +407,64 @@ mod tests {
         assert_eq!(l3fwd(&mut ipv6_udp("2001:db8::1", 1), &t, &nh, None), Action::Drop(DropReason::TtlExpired));
     }
 
+    /// Issue 14 item 7: martians are dropped with their own reasons even with a default
+    /// route, and ordinary addresses next to them still route.
+    #[test]
+    fn martians_are_not_forwarded_even_with_a_default_route() {
+        let (mut t, nh) = tables();
+        t.0.push((0, 0, false, 0)); // 0.0.0.0/0
+        t.0.push((0, 0, true, 0)); // ::/0
+        let v4 = |src: [u8; 4], dst: [u8; 4]| {
+            let mut f = ipv4_udp(dst, 64);
+            f[26..30].copy_from_slice(&src);
+            f[24..26].fill(0);
+            let c = crate::net::checksum::checksum(&f[14..34]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            f
+        };
+        let ok = [192, 0, 2, 1];
+        for (dst, why) in [
+            ([255, 255, 255, 255], "limited broadcast"),
+            ([127, 0, 0, 1], "loopback"),
+            ([0, 0, 0, 0], "unspecified"),
+            ([0, 1, 2, 3], "this network"),
+            ([224, 0, 0, 251], "multicast"),
+            ([169, 254, 1, 1], "link-local"),
+        ] {
+            let mut f = v4(ok, dst);
+            let before = f.clone();
+            assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Drop(DropReason::MartianDestination), "{why}");
+            assert_eq!(f, before);
+        }
+        for (src, why) in [
+            ([127, 0, 0, 1], "loopback"),
+            ([0, 0, 0, 0], "unspecified"),
+            ([224, 0, 0, 1], "multicast"),
+            ([255, 255, 255, 255], "limited broadcast"),
+            ([169, 254, 0, 9], "link-local"),
+        ] {
+            assert_eq!(l3fwd(&mut v4(src, [10, 9, 9, 9]), &t, &nh, None), Action::Drop(DropReason::MartianSource), "{why}");
+        }
+        for (src, dst) in
+            [([10, 0, 0, 1], [10, 9, 9, 9]), ([192, 0, 2, 1], [240, 0, 0, 1]), ([169, 253, 0, 1], [126, 255, 255, 255])]
+        {
+            assert_eq!(l3fwd(&mut v4(src, dst), &t, &nh, None), Action::Tx(PortIdx(0)), "{src:?} -> {dst:?}");
+        }
+        let v6 = |src: &str, dst: &str| {
+            let mut f = ipv6_udp(dst, 64);
+            f[22..38].copy_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+            f
+        };
+        for dst in ["::", "::1", "ff02::1", "ff01::1", "ff0e::1", "fe80::1"] {
+            assert_eq!(l3fwd(&mut v6("2001:db8::9", dst), &t, &nh, None), Action::Drop(DropReason::MartianDestination), "{dst}");
+        }
+        for src in ["::", "::1", "ff02::1", "fe80::1"] {
+            assert_eq!(l3fwd(&mut v6(src, "2001:db9::1"), &t, &nh, None), Action::Drop(DropReason::MartianSource), "{src}");
+        }
+        assert_eq!(l3fwd(&mut v6("2001:db8::9", "2001:db9::1"), &t, &nh, None), Action::Tx(PortIdx(0)));
+        assert_eq!(l3fwd(&mut v6("fec0::1", "fc00::1"), &t, &nh, None), Action::Tx(PortIdx(0)), "site-local, ULA route");
+    }
+
     #[test]
     fn macswap_and_l2fwd_rewrite_macs() {
         let mut f = ipv4_udp([10, 1, 2, 3], 64);
@@ -413,6 +522,8 @@ mod tests {
                 "proto_mem",
                 "bad_mbuf_chain",
                 "no_tx_queue",
+                "martian_source",
+                "martian_destination",
             ]
         );
         for &e in ParseError::ALL {

@@ -717,6 +717,14 @@ via_mac = "02:00:00:00:0b:06"
         f[14 + 11] ^= 0x5a;
         f
     };
+    // Martians: never forwarded, whatever the routes (a route covers 10.1/16 here).
+    let to_broadcast = u4([255, 255, 255, 255], 64).frame();
+    let from_loopback = {
+        let mut h = Ipv4Hdr::new([10, 1, 9, 9], 64, UDP);
+        h.src = Ipv4Addr::new(127, 0, 0, 1);
+        let l4 = udp(h.net(), 5000, 6000, b"martian");
+        Datagram::v4(h, l4).frame()
+    };
     let three_tags = u4([10, 1, 9, 9], 64).tagged(&[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]).frame();
     let mut tag_cut = u4([10, 1, 9, 9], 64).tagged(&[(0x8100, 5)]).frame();
     tag_cut.truncate(16);
@@ -748,6 +756,8 @@ via_mac = "02:00:00:00:0b:06"
         ("0x88b5 experimental", common::frame(0xa4, 0, 64)),
         ("checksum becomes 0x0000", zero_after.frame()),
         ("checksum sent as 0xffff", ffff_in),
+        ("to 255.255.255.255", to_broadcast),
+        ("from 127.0.0.1", from_loopback),
     ];
     // In on b.
     let b_to_a = u4([10, 1, 2, 9], 64);
@@ -810,6 +820,8 @@ via_mac = "02:00:00:00:0b:06"
             (DropReason::BadL4Header, 1),
             (DropReason::TooManyVlanTags, 1),
             (DropReason::TooManyIpv6ExtHeaders, 1),
+            (DropReason::MartianDestination, 1),
+            (DropReason::MartianSource, 1),
         ],
     );
 }
