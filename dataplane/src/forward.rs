@@ -8,7 +8,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::local::Local;
-use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
+use crate::net::{parse_packet, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
 use crate::port::PortIdx;
 
 /// Why a packet was dropped. Indexes the per-lcore drop counters; its counter name is the
@@ -157,8 +157,24 @@ pub struct NextHop {
 /// its reason; the frame is only modified when the packet is forwarded. With the input
 /// port's own addresses in `local`, requests to them are punted ([`Action::Punt`]) and
 /// other packets to them dropped (`local_unhandled`) instead of being routed.
+#[inline]
 pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], local: Option<&Local>) -> Action {
-    let p = match parse(frame) {
+    let len = frame.len();
+    l3fwd_packet(frame, len, routes, next_hops, local)
+}
+
+/// [`l3fwd`] for a packet of `pkt_len` bytes whose first segment is `frame` (an mbuf
+/// chain: a frame larger than one data room, or scattered RX). Its headers are in the first
+/// segment, so it is routed like any other; only the headers are read or written
+/// ([`parse_packet`]).
+pub fn l3fwd_packet<R: Routes>(
+    frame: &mut [u8],
+    pkt_len: usize,
+    routes: &R,
+    next_hops: &[NextHop],
+    local: Option<&Local>,
+) -> Action {
+    let p = match parse_packet(frame, pkt_len) {
         Ok(p) => p,
         Err(e) => return Action::Drop(e.into()),
     };
@@ -171,9 +187,10 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
         }
     }
     let l3 = usize::from(p.l3_offset);
+    let available = pkt_len.max(frame.len()) - l3;
     let nh = match p.l3 {
         L3::Ipv4 => {
-            let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[l3..]) else {
+            let Ok(mut ip) = Ipv4Packet::new_checked_within(&mut frame[l3..], available) else {
                 return Action::Drop(DropReason::Truncated);
             };
             if !ip.verify_checksum() {
@@ -192,7 +209,7 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
             nh
         }
         L3::Ipv6 => {
-            let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[l3..]) else {
+            let Ok(mut ip) = Ipv6Packet::new_checked_within(&mut frame[l3..], available) else {
                 return Action::Drop(DropReason::Truncated);
             };
             if let Some(r) = martian_v6(ip.src_addr(), ip.dst_addr()) {
@@ -463,6 +480,31 @@ mod tests {
         }
         assert_eq!(l3fwd(&mut v6("2001:db8::9", "2001:db9::1"), &t, &nh, None), Action::Tx(PortIdx(0)));
         assert_eq!(l3fwd(&mut v6("fec0::1", "fc00::1"), &t, &nh, None), Action::Tx(PortIdx(0)), "site-local, ULA route");
+    }
+
+    /// Issue 14 item 6: the first 2 KiB of a 9000-byte packet route it; only a packet
+    /// really shorter than its headers declare is `truncated`.
+    #[test]
+    fn a_packet_longer_than_its_first_segment_is_routed() {
+        let (t, nh) = tables();
+        let mut whole = ipv4_udp([10, 1, 2, 3], 64);
+        // Declare 9000 - 14 bytes of datagram, as a jumbo frame would.
+        whole[16..18].copy_from_slice(&(9000u16 - 14).to_be_bytes());
+        whole[38..40].copy_from_slice(&(9000u16 - 34).to_be_bytes());
+        whole[24..26].fill(0);
+        let c = crate::net::checksum::checksum(&whole[14..34]);
+        whole[24..26].copy_from_slice(&c.to_be_bytes());
+        let mut first = whole[..60].to_vec();
+        assert_eq!(l3fwd_packet(&mut first, 9000, &t, &nh, None), Action::Tx(PortIdx(1)));
+        assert_eq!(first[14 + 8], 63, "TTL decremented in the first segment");
+        assert!(Ipv4Packet::new_checked_within(&first[14..], 9000 - 14).unwrap().verify_checksum());
+        let mut short = whole[..60].to_vec();
+        assert_eq!(l3fwd_packet(&mut short, 8999, &t, &nh, None), Action::Drop(DropReason::Truncated));
+        assert_eq!(l3fwd(&mut whole[..60].to_vec(), &t, &nh, None), Action::Drop(DropReason::Truncated), "one segment alone");
+        let mut v6 = ipv6_udp("2001:db8:1::7", 64);
+        v6[18..20].copy_from_slice(&(9000u16 - 54).to_be_bytes());
+        v6[58..60].copy_from_slice(&(9000u16 - 54).to_be_bytes());
+        assert_eq!(l3fwd_packet(&mut v6[..62].to_vec(), 9000, &t, &nh, None), Action::Tx(PortIdx(1)));
     }
 
     #[test]

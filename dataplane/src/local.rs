@@ -45,7 +45,8 @@ pub enum Request {
     Ndisc,
 }
 
-/// Whether `frame` (already parsed as `p`) is for the slow path of a port with `local`'s
+/// Whether `frame` (already parsed as `p`, by [`parse`] or, for the first segment of a
+/// chain, [`crate::net::parse_packet`]) is for the slow path of a port with `local`'s
 /// addresses. Cheap: only the headers `p` located are looked at; the slow path validates.
 pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
     let l3 = usize::from(p.l3_offset);
@@ -53,7 +54,8 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
     match p.l3 {
         L3::Arp => local.ipv4.map(|_| Request::Arp),
         L3::Ipv4 if p.proto == Proto::Icmp && !p.fragment => {
-            let ip = Ipv4Packet::new_checked(frame.get(l3..)?).ok()?;
+            // `p` checked the lengths (against the whole packet): read the header only.
+            let ip = Ipv4Packet::new_checked_within(frame.get(l3..)?, usize::MAX).ok()?;
             (Some(ip.dst_addr()) == local.ipv4 && frame.get(l4) == Some(&icmp_type::ECHO_REQUEST)).then_some(Request::Echo)
         }
         L3::Ipv6 if p.proto == Proto::Icmp && !p.fragment => {
@@ -61,7 +63,7 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
             match *frame.get(l4)? {
                 icmpv6_type::NEIGHBOR_SOLICIT | icmpv6_type::NEIGHBOR_ADVERT => Some(Request::Ndisc),
                 icmpv6_type::ECHO_REQUEST => {
-                    let ip = Ipv6Packet::new_checked(frame.get(l3..)?).ok()?;
+                    let ip = Ipv6Packet::new_checked_within(frame.get(l3..)?, usize::MAX).ok()?;
                     (ip.dst_addr() == ours).then_some(Request::Echo6)
                 }
                 _ => None,
@@ -71,15 +73,18 @@ pub fn classify(frame: &[u8], p: &Parsed, local: &Local) -> Option<Request> {
     }
 }
 
-/// Whether an IP packet is addressed to one of `local`'s addresses.
+/// Whether an IP packet (parsed as `p`, as for [`classify`]) is addressed to one of
+/// `local`'s addresses.
 pub fn is_for(frame: &[u8], p: &Parsed, local: &Local) -> bool {
     let l3 = usize::from(p.l3_offset);
     match p.l3 {
         L3::Ipv4 => {
-            local.ipv4.is_some() && Ipv4Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv4)
+            local.ipv4.is_some()
+                && Ipv4Packet::new_checked_within(&frame[l3..], usize::MAX).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv4)
         }
         L3::Ipv6 => {
-            local.ipv6.is_some() && Ipv6Packet::new_checked(&frame[l3..]).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv6)
+            local.ipv6.is_some()
+                && Ipv6Packet::new_checked_within(&frame[l3..], usize::MAX).is_ok_and(|ip| Some(ip.dst_addr()) == local.ipv6)
         }
         _ => false,
     }

@@ -96,9 +96,12 @@ impl Stage<EalQueues> for Pipeline {
                     if let Some(x) = &mut exts {
                         x.attach(info.from, &mut m, rx_tsc, w);
                     }
+                    // A chained packet (larger than one data room, scattered RX) is routed
+                    // on the headers in its first segment.
+                    let len = m.pkt_len();
                     let action = match m.unshare(pool) {
                         Err(_) => Action::Drop(DropReason::NoBufForCopy),
-                        Ok(data) => forward::l3fwd(data, tables.as_ref(), &tables.next_hops, local.as_ref()),
+                        Ok(data) => forward::l3fwd_packet(data, len, tables.as_ref(), &tables.next_hops, local.as_ref()),
                     };
                     match action {
                         Action::Tx(p) => {
