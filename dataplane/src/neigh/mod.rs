@@ -9,6 +9,10 @@
 //!   `gc_stale_time`). Pure: it is driven by calls that carry the time and answers with
 //!   [`Event`]s (solicit, send, drop, publish), so every transition is tested on a fake clock.
 //!
+//! - [`Resolver`]: the slow path's side: learning from received ARP / NS / NA, building
+//!   the solicitations the table asks for from the port's own addresses, announcing our
+//!   addresses at start.
+//!
 //! The slow path owns the one table (one writer); the workers only see what
 //! [`Event::Publish`] tells them: for each neighbour, a MAC to send to, or none (then they
 //! hand the packet to the slow path, which holds it and resolves).
@@ -24,9 +28,11 @@
 //! | [`NeighDrop`] | `SKB_DROP_REASON_NEIGH_{FAILED,QUEUEFULL,CREATEFAIL}` |
 
 mod params;
+mod resolver;
 mod table;
 #[cfg(test)]
 mod tests;
 
 pub use params::NeighParams;
+pub use resolver::{Output, Resolver, ResolverStats};
 pub use table::{ArpInput, Event, NeighDrop, NeighKey, NeighState, NeighStats, NeighTable, NeighView, UpdateFlags};
