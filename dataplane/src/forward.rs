@@ -140,6 +140,33 @@ pub trait Routes {
     fn lookup_v6(&self, dst: Ipv6Addr) -> Option<u32>;
 }
 
+/// Next hops by the id a route lookup returned.
+pub trait NextHops {
+    /// The next hop with id `id`, if it exists and is usable.
+    fn next_hop(&self, id: u32) -> Option<NextHop>;
+}
+
+impl NextHops for [NextHop] {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.get(id as usize).copied()
+    }
+}
+
+impl<const N: usize> NextHops for [NextHop; N] {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.get(id as usize).copied()
+    }
+}
+
+impl NextHops for Vec<NextHop> {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.get(id as usize).copied()
+    }
+}
+
 /// Where a next hop is: the out port and the MACs to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
@@ -158,7 +185,7 @@ pub struct NextHop {
 /// port's own addresses in `local`, requests to them are punted ([`Action::Punt`]) and
 /// other packets to them dropped (`local_unhandled`) instead of being routed.
 #[inline]
-pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], local: Option<&Local>) -> Action {
+pub fn l3fwd<R: Routes, N: NextHops + ?Sized>(frame: &mut [u8], routes: &R, next_hops: &N, local: Option<&Local>) -> Action {
     let len = frame.len();
     l3fwd_packet(frame, len, routes, next_hops, local)
 }
@@ -167,11 +194,11 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
 /// chain: a frame larger than one data room, or scattered RX). Its headers are in the first
 /// segment, so it is routed like any other; only the headers are read or written
 /// ([`parse_packet`]).
-pub fn l3fwd_packet<R: Routes>(
+pub fn l3fwd_packet<R: Routes, N: NextHops + ?Sized>(
     frame: &mut [u8],
     pkt_len: usize,
     routes: &R,
-    next_hops: &[NextHop],
+    next_hops: &N,
     local: Option<&Local>,
 ) -> Action {
     let p = match parse_packet(frame, pkt_len) {
@@ -202,7 +229,7 @@ pub fn l3fwd_packet<R: Routes>(
             if ip.ttl() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.get(i as usize)) else {
+            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.next_hop(i)) else {
                 return Action::Drop(DropReason::NoRoute);
             };
             ip.decrement_ttl();
@@ -218,7 +245,7 @@ pub fn l3fwd_packet<R: Routes>(
             if ip.hop_limit() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.get(i as usize)) else {
+            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.next_hop(i)) else {
                 return Action::Drop(DropReason::NoRoute);
             };
             ip.decrement_hop_limit();

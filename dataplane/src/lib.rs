@@ -11,7 +11,10 @@
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
 //! - [`neigh`]: the neighbour state machine (ARP, neighbour discovery) with Linux's knobs.
 //! - [`net`]: zero-copy header views, the one-pass packet classifier, and the emit side.
-//! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
+//! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables, one writer and lock-free readers.
+//! - [`nexthop`]: the next-hop table the LPM ids index, and its allocator.
+//! - [`fib`]: the one owner of routes, next hops and origins; all-or-nothing changes.
+//! - [`live`]: parameters the workers pick up once per round.
 //! - [`rcu`]: DPDK's QSBR RCU: lock-free readers, grace periods for writers.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
@@ -19,6 +22,7 @@
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
 //! - [`metrics`]: the OpenMetrics / Prometheus endpoint and the thread that serves it.
 //! - [`forwarder`]: the lifecycle that ties them together.
+//! - [`control`]: the control socket, its API and the `ctl` client.
 //!
 //! `unsafe` is confined to [`eal`], [`port`], [`lpm`] and [`telemetry`], the modules that
 //! call DPDK directly;
@@ -27,17 +31,21 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod control;
 #[allow(unsafe_code)]
 pub mod eal;
 pub mod exts;
+pub mod fib;
 pub mod forward;
 pub mod forwarder;
+pub mod live;
 pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;
 pub mod metrics;
 pub mod neigh;
 pub mod net;
+pub mod nexthop;
 #[allow(unsafe_code)]
 pub mod port;
 #[allow(unsafe_code)]

@@ -26,10 +26,54 @@ pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
     let accounting = raw.accounting.map(validate_accounting).transpose()?;
     let neighbour = validate_neighbour(raw.neighbour)?;
+    let fib = validate_fib(raw.fib)?;
+    let control = validate_control(raw.control)?;
     let metrics = raw.metrics.map(validate_metrics).transpose()?;
-    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, neighbour, metrics };
+    let config = Config {
+        eal,
+        pool,
+        forward,
+        poll,
+        ports,
+        workers,
+        routes,
+        extensions,
+        mirror,
+        accounting,
+        neighbour,
+        fib,
+        control,
+        metrics,
+    };
     check_traffic(&config)?;
     Ok(config)
+}
+
+fn validate_fib(raw: raw::Fib) -> Result<crate::fib::FibCapacity, ConfigError> {
+    Ok(crate::fib::FibCapacity {
+        ipv4_max_routes: int("fib.ipv4_max_routes", raw.ipv4_max_routes, 1, 1 << 24)?,
+        ipv4_tbl8_groups: int("fib.ipv4_tbl8_groups", raw.ipv4_tbl8_groups, 1, 1 << 24)?,
+        ipv6_max_routes: int("fib.ipv6_max_routes", raw.ipv6_max_routes, 1, 1 << 24)?,
+        ipv6_tbl8_groups: int("fib.ipv6_tbl8_groups", raw.ipv6_tbl8_groups, 1, 1 << 24)?,
+        // rte_lpm6 keeps 21 bits of a next hop.
+        max_next_hops: int("fib.max_next_hops", raw.max_next_hops, 1, 1 << 21)?,
+    })
+}
+
+fn validate_control(raw: raw::Control) -> Result<ControlConfig, ConfigError> {
+    let socket = match raw.socket {
+        None => None,
+        Some(s) if s.is_empty() || s.contains('\0') => {
+            return Err(ConfigError::new("control.socket", ConfigErrorKind::InvalidChoice { value: s, expected: "a file path" }))
+        }
+        Some(s) => Some(std::path::PathBuf::from(s)),
+    };
+    Ok(ControlConfig {
+        socket,
+        max_clients: int("control.max_clients", raw.max_clients, 1, 1024)?,
+        idle_timeout_ms: int("control.idle_timeout_ms", raw.idle_timeout_ms, 10, 86_400_000)?,
+        max_request_bytes: int("control.max_request_bytes", raw.max_request_bytes, 1024, 1 << 30)?,
+    })
 }
 
 fn validate_extensions(raw: raw::Extensions) -> Result<ExtensionsConfig, ConfigError> {
@@ -321,6 +365,7 @@ fn validate_neighbour(raw: raw::Neighbour) -> Result<crate::neigh::NeighParams, 
 
 fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<RouteConfig>, ConfigError> {
     let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
+    let mut seen: HashMap<IpNet, usize> = HashMap::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("route[{i}].{field}");
         let text = r.prefix.ok_or_else(|| ConfigError::new(key("prefix"), ConfigErrorKind::Missing))?;
@@ -328,33 +373,23 @@ fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<Rou
         let port_name = r.port.ok_or_else(|| ConfigError::new(key("port"), ConfigErrorKind::Missing))?;
         let port = port_index(ports, &port_name, key("port"))?;
         let via_mac = r.via_mac.map(|m| parse_mac(&key("via_mac"), &m)).transpose()?;
-        let via = r.via.map(|v| parse_via(&key("via"), &v, prefix)).transpose()?;
-        if via_mac.is_none() {
-            // The next hop (the gateway, or each destination of an on-link route) is
-            // resolved out of the port, from its own address of that family.
-            check_resolvable(&key(if via.is_some() { "via" } else { "port" }), via, prefix, &ports[port.index()], port)?;
-        } else if let Some(v) = via {
-            match check_resolvable(&key("via"), Some(v), prefix, &ports[port.index()], port) {
-                // A static entry needs no address to solicit from.
-                Err(e) if !matches!(e.kind, ConfigErrorKind::NeedsPortAddress { .. }) => return Err(e),
-                _ => {}
-            }
-        }
-        if let Some(j) = routes.iter().position(|other| other.prefix == prefix) {
+        let via = r.via.map(|v| parse_via(&key("via"), &v)).transpose()?;
+        check_route(&format!("route[{i}]"), &RouteConfig { prefix, port, via, via_mac }, ports)?;
+        if let Some(&j) = seen.get(&prefix) {
             return Err(ConfigError::new(
                 key("prefix"),
                 ConfigErrorKind::Duplicate { value: prefix.to_string(), first: format!("route[{j}]") },
             ));
         }
+        seen.insert(prefix, i);
         routes.push(RouteConfig { prefix, port, via, via_mac });
     }
     Ok(routes)
 }
 
-/// A route's `via`: a unicast address of the prefix's family.
-fn parse_via(key: &str, s: &str, prefix: IpNet) -> Result<std::net::IpAddr, ConfigError> {
-    use std::net::IpAddr;
-    let addr: IpAddr = s.parse().map_err(|_| {
+/// A route's `via`: an address.
+fn parse_via(key: &str, s: &str) -> Result<std::net::IpAddr, ConfigError> {
+    s.parse().map_err(|_| {
         ConfigError::new(
             key.to_owned(),
             ConfigErrorKind::InvalidPrefix {
@@ -362,25 +397,54 @@ fn parse_via(key: &str, s: &str, prefix: IpNet) -> Result<std::net::IpAddr, Conf
                 expected: "an IPv4 or IPv6 address, like 10.0.2.2 or 2001:db8:2::2",
             },
         )
-    })?;
-    let same_family = matches!((addr, prefix), (IpAddr::V4(_), IpNet::V4(_)) | (IpAddr::V6(_), IpNet::V6(_)));
-    if !same_family {
-        return Err(ConfigError::new(
-            key.to_owned(),
-            ConfigErrorKind::InvalidGateway { value: s.to_owned(), why: format!("not of the family of the prefix {prefix}") },
-        ));
+    })
+}
+
+/// The rules for a route's next hop, for `[[route]]` and `ctl route add` alike (`key` names
+/// the route: `route[3]`): `via` is a unicast address of the prefix's family; a next hop
+/// that is resolved (no `via_mac`: the gateway, or each destination of an on-link route)
+/// needs the port's own address of that family to solicit from, and `via` on the port's
+/// subnet (or IPv6 link-local), as Linux wants a gateway reachable on-link. A static entry
+/// (`via` with `via_mac`) needs no address on the port, but a `via` still on its subnet if
+/// it has one.
+///
+/// # Errors
+/// The rule broken, at `KEY.via` or `KEY.port`.
+pub fn check_route(key: &str, r: &RouteConfig, ports: &[PortConfig]) -> Result<(), ConfigError> {
+    use std::net::IpAddr;
+    let k = |f: &str| format!("{key}.{f}");
+    if let Some(addr) = r.via {
+        let same_family = matches!((addr, r.prefix), (IpAddr::V4(_), IpNet::V4(_)) | (IpAddr::V6(_), IpNet::V6(_)));
+        if !same_family {
+            return Err(ConfigError::new(
+                k("via"),
+                ConfigErrorKind::InvalidGateway {
+                    value: addr.to_string(),
+                    why: format!("not of the family of the prefix {}", r.prefix),
+                },
+            ));
+        }
+        let unusable = match addr {
+            IpAddr::V4(a) => a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast(),
+            IpAddr::V6(a) => a.is_unspecified() || a.is_loopback() || a.is_multicast(),
+        };
+        if unusable {
+            return Err(ConfigError::new(
+                k("via"),
+                ConfigErrorKind::InvalidGateway { value: addr.to_string(), why: "not a unicast address".to_owned() },
+            ));
+        }
     }
-    let unusable = match addr {
-        IpAddr::V4(a) => a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast(),
-        IpAddr::V6(a) => a.is_unspecified() || a.is_loopback() || a.is_multicast(),
-    };
-    if unusable {
-        return Err(ConfigError::new(
-            key.to_owned(),
-            ConfigErrorKind::InvalidGateway { value: s.to_owned(), why: "not a unicast address".to_owned() },
-        ));
+    let port = &ports[r.port.index()];
+    if r.via_mac.is_none() {
+        check_resolvable(&k(if r.via.is_some() { "via" } else { "port" }), r.via, r.prefix, port, r.port)?;
+    } else if let Some(v) = r.via {
+        match check_resolvable(&k("via"), Some(v), r.prefix, port, r.port) {
+            Err(e) if !matches!(e.kind, ConfigErrorKind::NeedsPortAddress { .. }) => return Err(e),
+            _ => {}
+        }
     }
-    Ok(addr)
+    Ok(())
 }
 
 /// Resolving `via` (or, for an on-link route without one, the destinations in `prefix`) out
