@@ -23,6 +23,7 @@ Examples:
   dataplane ctl show memory
   dataplane ctl show routes --family ipv4 --origin ctl
   dataplane ctl show next-hops
+  dataplane ctl show neighbours
   dataplane ctl show config > running.toml
   dataplane ctl route add 10.1.0.0/16 --port p1 --via-mac 02:00:00:00:01:01
   dataplane ctl route replace 10.1.0.0/16 --port p0 --via-mac 02:00:00:00:00:01
@@ -115,12 +116,14 @@ enum Show {
         /// ipv4 or ipv6.
         #[arg(long)]
         family: Option<String>,
-        /// config or ctl.
+        /// config, ctl, connected or neighbour.
         #[arg(long)]
         origin: Option<String>,
     },
     /// Next hops in use and how many routes use each.
     NextHops,
+    /// The neighbour table (ARP, neighbour discovery), like `ip neigh`.
+    Neighbours,
     /// The running config (start-up config and live changes) as TOML.
     Config,
 }
@@ -245,6 +248,7 @@ fn request(c: &CtlCommand) -> Result<Command, String> {
             Show::Memory => Command::ShowMemory {},
             Show::Routes { family, origin } => Command::ShowRoutes { family: family.clone(), origin: origin.clone() },
             Show::NextHops => Command::ShowNextHops {},
+            Show::Neighbours => Command::ShowNeighbours {},
             Show::Config => Command::ShowConfig {},
         },
         CtlCommand::Route { op } => match op {
@@ -278,6 +282,37 @@ fn right(t: &mut Table, from: usize) {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
+}
+
+/// `ip neigh`-like lines: `10.0.2.2 dev h2 lladdr 02:.. router REACHABLE`, then the
+/// table's counters.
+fn neighbours(v: &Value) -> String {
+    let mut t = table(&["address", "dev", "lladdr", "state", "router", "queued", "used ms"]);
+    for e in v["entries"].as_array().into_iter().flatten() {
+        t.add_row(vec![
+            num(&e["address"]),
+            num(&e["port"]),
+            num(&e["mac"]),
+            num(&e["state"]),
+            if e["router"] == true { "router".to_owned() } else { String::new() },
+            num(&e["queued"]),
+            num(&e["used_ms"]),
+        ]);
+    }
+    let s = &v["stats"];
+    format!(
+        "{t}\n{} entries, {} packets held, {} host routes; allocs {} destroys {} res_failed {} unres_discards {} table_fulls {}; ARP requests {} NS {}\n",
+        v["entries"].as_array().map_or(0, Vec::len),
+        num(&v["held"]),
+        num(&v["host_routes"]),
+        num(&s["allocs"]),
+        num(&s["destroys"]),
+        num(&s["res_failed"]),
+        num(&s["unres_discards"]),
+        num(&s["table_fulls"]),
+        num(&s["arp_requests"]),
+        num(&s["neighbor_solicits"])
+    )
 }
 
 fn num(v: &Value) -> String {
@@ -329,6 +364,7 @@ fn render(c: &CtlCommand, v: &Value) -> String {
                     r.retired
                 )
             }),
+            Show::Neighbours => Some(neighbours(v)),
             Show::Config => v["toml"].as_str().map(str::to_owned),
         },
         CtlCommand::Route { op } => decode::<RouteChanged>(v).map(|r| {

@@ -113,6 +113,15 @@ pub enum Action {
     /// A request to the forwarder itself (ARP, neighbour solicitation, echo): hand it to
     /// the slow path, which answers it.
     Punt,
+    /// Routed (TTL or hop limit already decremented) to next hop `next_hop` out of `port`,
+    /// whose neighbour MAC is not known: hand it to the slow path, which holds it while it
+    /// resolves the neighbour, then sends it.
+    Resolve {
+        /// The out port.
+        port: PortIdx,
+        /// The next-hop id the route lookup returned.
+        next_hop: u32,
+    },
 }
 
 /// `macswap`: exchange source and destination MAC.
@@ -144,6 +153,25 @@ pub trait Routes {
 pub trait NextHops {
     /// The next hop with id `id`, if it exists and is usable.
     fn next_hop(&self, id: u32) -> Option<NextHop>;
+
+    /// What id `id` leads to: a usable next hop, one whose neighbour must be resolved first,
+    /// or nothing. Tables without resolution need not implement it.
+    #[inline]
+    fn lookup(&self, id: u32) -> Hop {
+        self.next_hop(id).map_or(Hop::Missing, Hop::Ready)
+    }
+}
+
+/// What a next-hop id leads to, for the per-packet path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// Send out of the port to this MAC.
+    Ready(NextHop),
+    /// Its MAC is not known (yet, or any more): hand the packet to the slow path, which
+    /// resolves the neighbour out of this port.
+    Resolve(PortIdx),
+    /// No such next hop.
+    Missing,
 }
 
 impl NextHops for [NextHop] {
@@ -180,8 +208,9 @@ pub struct NextHop {
 
 /// `l3fwd`: route by destination address. IPv4: header checksum verified, TTL
 /// decremented with an incremental checksum update (RFC 1624). IPv6: hop limit
-/// decremented. Both: MACs rewritten for the next hop. Anything else is dropped with
-/// its reason; the frame is only modified when the packet is forwarded. With the input
+/// decremented. Both: MACs rewritten for the next hop, or, when its neighbour's MAC is not
+/// known, [`Action::Resolve`] (the MACs are the slow path's to write). Anything else is
+/// dropped with its reason; the frame is only modified when the packet is forwarded. With the input
 /// port's own addresses in `local`, requests to them are punted ([`Action::Punt`]) and
 /// other packets to them dropped (`local_unhandled`) instead of being routed.
 #[inline]
@@ -229,11 +258,20 @@ pub fn l3fwd_packet<R: Routes, N: NextHops + ?Sized>(
             if ip.ttl() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.next_hop(i)) else {
+            let Some(id) = routes.lookup_v4(ip.dst_addr()) else {
                 return Action::Drop(DropReason::NoRoute);
             };
-            ip.decrement_ttl();
-            nh
+            match next_hops.lookup(id) {
+                Hop::Ready(nh) => {
+                    ip.decrement_ttl();
+                    nh
+                }
+                Hop::Resolve(port) => {
+                    ip.decrement_ttl();
+                    return Action::Resolve { port, next_hop: id };
+                }
+                Hop::Missing => return Action::Drop(DropReason::NoRoute),
+            }
         }
         L3::Ipv6 => {
             let Ok(mut ip) = Ipv6Packet::new_checked_within(&mut frame[l3..], available) else {
@@ -245,11 +283,20 @@ pub fn l3fwd_packet<R: Routes, N: NextHops + ?Sized>(
             if ip.hop_limit() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.next_hop(i)) else {
+            let Some(id) = routes.lookup_v6(ip.dst_addr()) else {
                 return Action::Drop(DropReason::NoRoute);
             };
-            ip.decrement_hop_limit();
-            nh
+            match next_hops.lookup(id) {
+                Hop::Ready(nh) => {
+                    ip.decrement_hop_limit();
+                    nh
+                }
+                Hop::Resolve(port) => {
+                    ip.decrement_hop_limit();
+                    return Action::Resolve { port, next_hop: id };
+                }
+                Hop::Missing => return Action::Drop(DropReason::NoRoute),
+            }
         }
         L3::Arp | L3::Other(_) => return Action::Drop(DropReason::NotIp),
     };

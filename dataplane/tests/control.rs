@@ -358,8 +358,7 @@ fn bad_input_gets_one_clear_error_and_forwarding_goes_on() {
     let routes = fwd.call(Command::ShowRoutes { family: Some("ipv4".into()), origin: Some("ctl".into()) }).unwrap();
     assert_eq!(routes["routes"].as_array().unwrap().len(), 50);
     assert_eq!(
-        routes["summary"]["next_hops"],
-        3,
+        routes["summary"]["next_hops"], 3,
         "50 routes, one shared next hop (and the IPv6 one, and p0's connected subnet's)"
     );
 

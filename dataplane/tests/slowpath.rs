@@ -160,7 +160,7 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert_eq!(t[DropReason::LocalUnhandled], 1);
     assert_eq!(t.dropped(), 1);
     assert_eq!(t.processed() + t[Counter::Injected], t.tx_packets() + t.dropped() + t[Counter::Punted], "{t:?}");
-    let sp = report.snapshot.slow_path.expect("the slow path ran");
+    let sp = report.snapshot.slow_path.clone().expect("the slow path ran");
     assert_eq!((sp.answered, sp.ignored, sp.discarded(), sp.inject_full), (5, 1, 0, 0));
     assert!(report.is_clean(), "{report:?}");
     drop(rings);

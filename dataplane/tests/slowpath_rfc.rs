@@ -143,7 +143,7 @@ rx = [{{ port = "a", queue = 0 }}]
     assert_eq!(replies.len(), 1, "only the valid solicitation is answered: {replies:02x?}");
     assert_eq!(replies[0][54], icmpv6_type::NEIGHBOR_ADVERT);
 
-    let sp = report.snapshot.slow_path.expect("the slow path ran");
+    let sp = report.snapshot.slow_path.clone().expect("the slow path ran");
     let mut want = [0u64; Discard::COUNT];
     for (_, _, d) in &cases {
         want[d.index()] += 1;

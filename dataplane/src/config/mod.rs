@@ -113,6 +113,12 @@ pub struct AccountingConf {
     pub port_budget: u64,
     /// Byte budget of the slow path's group; 0 = unlimited.
     pub slow_path_budget: u64,
+    /// The neighbour queues skip the protocol accounts (off by default: held data packets
+    /// are data, and are moderated and refused like a backlog's).
+    pub neigh_queue_bypass: bool,
+    /// Byte budget of the neighbour queues' group (every packet held for resolution); 0 =
+    /// unlimited.
+    pub neigh_queue_budget: u64,
 }
 
 /// `[extensions]`.

@@ -46,6 +46,8 @@ pub struct Neighbour {
     pub gc_thresh1: i64,
     pub gc_thresh2: i64,
     pub gc_thresh3: i64,
+    pub arp_notify: bool,
+    pub ndisc_notify: bool,
 }
 
 impl Default for Neighbour {
@@ -64,6 +66,8 @@ impl Default for Neighbour {
             gc_thresh1: p.gc_thresh1.into(),
             gc_thresh2: p.gc_thresh2.into(),
             gc_thresh3: p.gc_thresh3.into(),
+            arp_notify: p.arp_notify,
+            ndisc_notify: p.ndisc_notify,
         }
     }
 }
@@ -130,6 +134,8 @@ pub struct Accounting {
     pub punt_bypass: bool,
     pub port_budget: i64,
     pub slow_path_budget: i64,
+    pub neigh_queue_bypass: bool,
+    pub neigh_queue_budget: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<Limits>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,6 +156,8 @@ impl Default for Accounting {
             punt_bypass: true,
             port_budget: 0,
             slow_path_budget: 4 << 20,
+            neigh_queue_bypass: false,
+            neigh_queue_budget: 2 << 20,
             tcp: None,
             udp: None,
             icmp: None,

@@ -103,6 +103,8 @@ fn render_neighbour(n: &crate::neigh::NeighParams) -> raw::Neighbour {
         gc_thresh1: n.gc_thresh1.into(),
         gc_thresh2: n.gc_thresh2.into(),
         gc_thresh3: n.gc_thresh3.into(),
+        arp_notify: n.arp_notify,
+        ndisc_notify: n.ndisc_notify,
     }
 }
 
@@ -151,6 +153,8 @@ fn render_accounting(a: &AccountingConf) -> raw::Accounting {
         punt_bypass: a.punt_bypass,
         port_budget: a.port_budget as i64,
         slow_path_budget: a.slow_path_budget as i64,
+        neigh_queue_bypass: a.neigh_queue_bypass,
+        neigh_queue_budget: a.neigh_queue_budget as i64,
         tcp: limits(0),
         udp: limits(1),
         icmp: limits(2),

@@ -299,6 +299,8 @@ fn validate_accounting(raw: raw::Accounting) -> Result<AccountingConf, ConfigErr
         punt_bypass: raw.punt_bypass,
         port_budget: int("accounting.port_budget", raw.port_budget, 0, i64::MAX)?,
         slow_path_budget: int("accounting.slow_path_budget", raw.slow_path_budget, 0, i64::MAX)?,
+        neigh_queue_bypass: raw.neigh_queue_bypass,
+        neigh_queue_budget: int("accounting.neigh_queue_budget", raw.neigh_queue_budget, 0, i64::MAX)?,
     })
 }
 
@@ -360,6 +362,8 @@ fn validate_neighbour(raw: raw::Neighbour) -> Result<crate::neigh::NeighParams, 
         gc_thresh1: t1,
         gc_thresh2: t2,
         gc_thresh3: t3,
+        arp_notify: raw.arp_notify,
+        ndisc_notify: raw.ndisc_notify,
     })
 }
 

@@ -46,6 +46,9 @@ pub enum Command {
     },
     /// Next hops in use.
     ShowNextHops {},
+    /// The neighbour table (ARP and neighbour discovery): entries with their state, like
+    /// `ip neigh`, and its counters, like `ip -s ntable`.
+    ShowNeighbours {},
     /// The running config (start-up config and every live change) as TOML.
     ShowConfig {},
     /// Add a route; refused if one exists for the prefix.

@@ -167,7 +167,7 @@ pub fn diff(old: &Config, new: &Config, can: &Abilities) -> Result<Plan, ApiErro
     match (&old.accounting, &new.accounting) {
         (None, None) => {}
         (Some(a), Some(b)) => {
-            same!(a, b, "accounting", [batch_pages, backlog_bypass, punt_bypass]);
+            same!(a, b, "accounting", [batch_pages, backlog_bypass, punt_bypass, neigh_queue_bypass, neigh_queue_budget]);
             if a != b {
                 plan.accounting = true;
                 plan.live |= a.backlog != b.backlog || a.backlog_under_pressure != b.backlog_under_pressure;

@@ -123,6 +123,7 @@ impl Control {
             Command::ShowMemory {} => Ok(report::memory_json(&snap())),
             Command::ShowRoutes { family, origin } => self.routes(family.as_deref(), origin.as_deref()),
             Command::ShowNextHops {} => self.next_hops(),
+            Command::ShowNeighbours {} => Ok(report::neighbours_json(&snap())),
             Command::ShowConfig {} => Ok(json!({ "toml": lock(&self.running).to_toml() })),
             Command::RouteAdd(a) => self.route_set(&a, false),
             Command::RouteReplace(a) => self.route_set(&a, true),
@@ -433,15 +434,18 @@ fn describe(r: &RouteInfo) -> String {
 fn via_fields(via: Via) -> (Option<String>, Option<String>) {
     match via {
         Via::Mac(m) => (None, Some(m.to_string())),
+        Via::Static(a, m) => (Some(a.to_string()), Some(m.to_string())),
         Via::Gateway(a) => (Some(a.to_string()), None),
         Via::Connected => (None, None),
     }
 }
 
-/// How `ip route` would say where a route goes: `via GATEWAY`, `via MAC`, or `on-link`.
+/// How `ip route` would say where a route goes: `via GATEWAY`, `via MAC`, `via GATEWAY
+/// (MAC)` for a static neighbour, or `on-link`.
 pub fn via_text(via: Option<&str>, via_mac: Option<&str>) -> String {
     match (via, via_mac) {
-        (Some(v), _) | (None, Some(v)) => format!("via {v}"),
+        (Some(v), Some(m)) => format!("via {v} ({m})"),
+        (Some(v), None) | (None, Some(v)) => format!("via {v}"),
         (None, None) => "on-link".to_owned(),
     }
 }

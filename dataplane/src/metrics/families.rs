@@ -13,7 +13,7 @@
 //! | `dataplane_softnet_time_squeeze_total` | counter | lcore | softnet_stat column 3 |
 //! | `dataplane_softnet_{rounds,idle_rounds}_total` | counter | lcore | poll rounds |
 //! | `dataplane_softnet_busy_seconds_total` | counter | lcore | busy cycles / TSC Hz |
-//! | `dataplane_softnet_{punted,injected,mirrored,backlogged,backlog_sent}_packets_total`, `dataplane_softnet_ext_failures_total` | counter | lcore | the other [`Counter`]s |
+//! | `dataplane_softnet_{punted,injected,mirrored,backlogged,backlog_sent,resolving}_packets_total`, `dataplane_softnet_ext_failures_total` | counter | lcore | the other [`Counter`]s |
 //! | `dataplane_dropped_packets_total` | counter | reason | drops by [`DropReason`], all lcores |
 //! | `dataplane_rx_to_tx_latency_seconds` | histogram | - | hdrhistogram buckets ([`super::LATENCY_BOUNDS_SECONDS`]) |
 //! | `dataplane_pool_{size,available,in_use,cached}_objects` | gauge | pool | `rte_mempool` counts |
@@ -26,6 +26,11 @@
 //! | `dataplane_memory_consumer_bytes`, `dataplane_memory_consumer_peak_bytes` | gauge | consumer, bypass_prot_mem | what each consumer class (tx_backlog, slow_path, neigh_queue) holds now, at most |
 //! | `dataplane_memory_consumer_charged_bytes_total`, `dataplane_memory_consumer_failures_total` | counter | consumer, bypass_prot_mem | bytes charged in total, charges refused |
 //! | `dataplane_slow_path_{answered,ignored,inject_full}_total` | counter | - | the slow path, when it runs |
+//! | `dataplane_neighbours` | gauge | state | neighbour table entries by state (`ip neigh`) |
+//! | `dataplane_neigh_held_packets` | gauge | - | packets held until their neighbour resolves |
+//! | `dataplane_neigh_{resolving,resolved_sent}_packets_total` | counter | - | routed packets taken for resolution, and sent |
+//! | `dataplane_neigh_dropped_packets_total` | counter | reason | neigh_failed, neigh_queue_full, neigh_table_full, proto_mem, no_route |
+//! | `dataplane_neigh_solicitations_total` | counter | kind (arp, ns) | solicitations sent, probes included |
 //! | `dataplane_slow_path_discarded_total` | counter | reason | requests discarded as the RFCs say, by [`Discard`](crate::local::Discard) |
 //! | `dataplane_routes` | gauge | origin (config, ctl, connected, neighbour) | routes in the FIB by who installed them (l3fwd) |
 //! | `dataplane_fib_routes`, `dataplane_fib_max_routes` | gauge | family (ipv4, ipv6) | routes in each table and its capacity |
@@ -111,6 +116,9 @@ fn gauges<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
 
 type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
 
+/// The label set of a family with one sample.
+const NO_LABELS: Labels<'static, 0> = [];
+
 /// The device counters of each port.
 fn ports(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
     let ports = &p.snapshot.ports;
@@ -194,6 +202,11 @@ fn counter_family(c: Counter) -> (&'static str, Option<&'static str>, &'static s
         Counter::ExtFailures => ("softnet_ext_failures", None, "Packet extensions that could not be attached (no free area)."),
         Counter::Backlogged => ("softnet_backlogged", Some("packets"), "Packets the NIC refused that waited in a TX backlog."),
         Counter::BacklogSent => ("softnet_backlog_sent", Some("packets"), "Backlogged packets later sent."),
+        Counter::Resolving => (
+            "softnet_resolving",
+            Some("packets"),
+            "Routed packets handed to the slow path to wait for their neighbour's MAC (also punted).",
+        ),
     }
 }
 
@@ -383,7 +396,7 @@ fn memory_consumers(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
 
 /// The slow path's counters, when it runs.
 fn slow_path(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
-    let Some(sp) = p.snapshot.slow_path else { return Ok(()) };
+    let Some(sp) = &p.snapshot.slow_path else { return Ok(()) };
     for (name, help, v) in [
         ("slow_path_answered", "Requests to the forwarder's own addresses the slow path answered.", sp.answered),
         ("slow_path_ignored", "Valid requests with nothing to answer (freed).", sp.ignored),
@@ -397,6 +410,43 @@ fn slow_path(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
         None,
         "Requests the slow path discarded silently, by the rule they broke.",
         crate::local::Discard::ALL.iter().map(|&d| ([("reason", d.name())], sp.discards(d))),
+    )?;
+    let n = &sp.neighbours;
+    gauges(
+        e,
+        "neighbours",
+        None,
+        "Neighbour table entries by state (ip neigh).",
+        crate::neigh::NeighState::ALL
+            .iter()
+            .map(|&st| ([("state", st.name())], n.entries.iter().filter(|x| x.state == st).count() as u64)),
+    )?;
+    gauges(e, "neigh_held", Some("packets"), "Packets held until their neighbour resolves.", [(NO_LABELS, n.held as u64)])?;
+    let r = &sp.resolution;
+    counters(
+        e,
+        "neigh_resolving",
+        Some("packets"),
+        "Routed packets taken by the slow path to wait for their neighbour's MAC.",
+        [(NO_LABELS, r.taken)],
+    )?;
+    counters(e, "neigh_resolved_sent", Some("packets"), "Of those, sent to their neighbour.", [(NO_LABELS, r.sent)])?;
+    counters(
+        e,
+        "neigh_dropped",
+        Some("packets"),
+        "Of those, dropped, by reason.",
+        crate::neigh::NeighDrop::ALL
+            .iter()
+            .map(|&d| ([("reason", d.name())], r.drops[d as usize]))
+            .chain([([("reason", "proto_mem")], r.proto_mem), ([("reason", "no_route")], r.no_route)]),
+    )?;
+    counters(
+        e,
+        "neigh_solicitations",
+        None,
+        "Solicitations sent: ARP requests and neighbour solicitations (probes included).",
+        [([("kind", "arp")], n.resolver.arp_requests), ([("kind", "ns")], n.resolver.neighbor_solicits)],
     )
 }
 
@@ -533,7 +583,14 @@ mod tests {
             ports: port_reports,
             pools,
             tsc_hz: 2_100_000_000,
-            slow_path: Some(SlowPathSnapshot { answered: 10, ignored: 2, discards: [1; Discard::COUNT], inject_full: 1 }),
+            slow_path: Some(SlowPathSnapshot {
+                answered: 10,
+                ignored: 2,
+                discards: [1; Discard::COUNT],
+                inject_full: 1,
+                resolution: Default::default(),
+                neighbours: Default::default(),
+            }),
             memory: Some(AccountingSnapshot { lcores, batch_pages: 64, protos, groups, classes }),
             fib: Some(crate::fib::FibSummary {
                 ipv4_routes: 3,
@@ -671,13 +728,15 @@ mod tests {
                 body.len(),
                 times[10]
             );
-            // Ports: 9 families x 64; queues 2 x 64; softnet (3 + 10) x 16; drops; the
+            // Ports: 9 families x 64; queues 2 x 64; softnet (3 + 11) x 16; drops; the
             // histogram's buckets, sum and count; pools 4 x 3; protocols (6 + 3) x 4;
-            // groups 3 x 65; consumer classes 4 x 2; slow path 3 and its discards; routes:
-            // 2 origins, 2 x 2 families, 3 next-hop gauges; the endpoint's own 2.
+            // groups 3 x 65; consumer classes 4 x 2; slow path 3 and its discards, its
+            // neighbours: 7 states, held, resolving, sent, 5 drop reasons, 2 kinds of
+            // solicitations; routes: 2 origins, 2 x 2 families, 3 next-hop gauges; the
+            // endpoint's own 2.
             let want = 9 * 64
                 + 2 * 64
-                + 13 * 16
+                + 14 * 16
                 + DropReason::COUNT
                 + super::LATENCY_BOUNDS_SECONDS.len()
                 + 3
@@ -687,6 +746,10 @@ mod tests {
                 + 4 * 2
                 + 3
                 + Discard::COUNT
+                + 7
+                + 3
+                + 5
+                + 2
                 + 9
                 + 2;
             assert_eq!(series, want);

@@ -44,6 +44,12 @@ pub struct NeighParams {
     /// `gc_thresh3` (1024): the hard maximum; a new entry that forced collection cannot make
     /// room for is refused ("neighbour table overflow", `table_fulls`).
     pub gc_thresh3: u32,
+    /// `net.ipv4.conf.*.arp_notify` (off): send a gratuitous ARP for each of our IPv4
+    /// addresses when the forwarder starts, so hosts that cached another MAC for it take ours.
+    pub arp_notify: bool,
+    /// `net.ipv6.conf.*.ndisc_notify` (off): send an unsolicited neighbour advertisement
+    /// (Override set) for each of our IPv6 addresses when the forwarder starts.
+    pub ndisc_notify: bool,
 }
 
 impl NeighParams {
@@ -61,6 +67,8 @@ impl NeighParams {
         gc_thresh1: 128,
         gc_thresh2: 512,
         gc_thresh3: 1024,
+        arp_notify: false,
+        ndisc_notify: false,
     };
 
     /// Probes an entry in `state` may send before it fails (`neigh_max_probes`): unicast ones,

@@ -27,6 +27,8 @@ pub enum Output<P> {
     },
     /// Send a held packet to `mac` out of `port` (its destination MAC to be rewritten).
     Send {
+        /// The neighbour.
+        key: NeighKey,
         /// The out port.
         port: PortIdx,
         /// The neighbour's MAC.
@@ -155,18 +157,19 @@ impl<P> Resolver<P> {
         self.table.clear().into_iter().map(|(_, p)| p).collect()
     }
 
-    /// A gratuitous ARP and an unsolicited neighbour advertisement (Override, Router) for
-    /// each of our addresses, so hosts that cached another MAC for them take ours (RFC 826
-    /// practice, RFC 4861 7.2.6).
+    /// A gratuitous ARP (with `arp_notify`) and an unsolicited neighbour advertisement
+    /// (Override, Router; with `ndisc_notify`) for each of our addresses, so hosts that cached
+    /// another MAC for them take ours (RFC 826 practice, RFC 4861 7.2.6).
     pub fn announce(&mut self, locals: &[Option<Local>], out: &mut Vec<Output<P>>) {
+        let (arp_notify, ndisc_notify) = (self.table.params().arp_notify, self.table.params().ndisc_notify);
         for (i, l) in locals.iter().enumerate() {
             let Some(l) = l else { continue };
             let port = PortIdx(i as u16);
-            if let Some(a) = l.ipv4 {
+            if let (Some(a), true) = (l.ipv4, arp_notify) {
                 out.push(Output::Frame { port, frame: arp::request_frame(l.mac, a, a, None) });
                 self.stats.announcements += 1;
             }
-            if let Some(a) = l.ipv6 {
+            if let (Some(a), true) = (l.ipv6, ndisc_notify) {
                 out.push(Output::Frame { port, frame: ndisc::unsolicited_advert_frame(l.mac, a, true) });
                 self.stats.announcements += 1;
             }
@@ -196,7 +199,7 @@ impl<P> Resolver<P> {
                         None => self.stats.solicit_unsendable += 1,
                     }
                 }
-                Event::Send { key, mac, packet } => out.push(Output::Send { port: key.port, mac, packet }),
+                Event::Send { key, mac, packet } => out.push(Output::Send { key, port: key.port, mac, packet }),
                 Event::Drop { packet, reason, .. } => out.push(Output::Drop { packet, reason }),
                 Event::Publish { key, mac } => out.push(Output::Publish { key, mac }),
             }
@@ -252,7 +255,10 @@ mod tests {
         r.learn(PortIdx(0), Learn::Arp(reply), now, &locals(), &mut out);
         assert_eq!(
             out,
-            [Output::Send { port: PortIdx(0), mac: HOST, packet: 7 }, Output::Publish { key: key("10.0.0.2"), mac: Some(HOST) }],
+            [
+                Output::Send { key: key("10.0.0.2"), port: PortIdx(0), mac: HOST, packet: 7 },
+                Output::Publish { key: key("10.0.0.2"), mac: Some(HOST) }
+            ],
             "held packets leave before the workers are told, so they stay first"
         );
         assert_eq!(r.stats().0.learned, 1);
@@ -299,6 +305,10 @@ mod tests {
     fn announcements_and_unsendable_solicitations() {
         let mut r: Resolver<u32> = Resolver::new(NeighParams::default(), 1, Duration::ZERO);
         let mut out = Vec::new();
+        r.announce(&locals(), &mut out);
+        assert!(out.is_empty(), "arp_notify and ndisc_notify are off by default, as in Linux");
+        let p = NeighParams { arp_notify: true, ndisc_notify: true, ..NeighParams::default() };
+        let mut r: Resolver<u32> = Resolver::new(p, 1, Duration::ZERO);
         r.announce(&locals(), &mut out);
         let f = frames(&out);
         assert_eq!(f.len(), 2);

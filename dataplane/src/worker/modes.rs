@@ -128,6 +128,15 @@ impl Stage<EalQueues> for Pipeline {
                             }
                             None => w.totals[DropReason::LocalUnhandled] += 1,
                         },
+                        Action::Resolve { next_hop, .. } => match slow {
+                            Some(s) => {
+                                // The slow path holds it while it resolves the next hop's
+                                // neighbour; the tag says which next hop the route chose.
+                                m.set_user_tag(next_hop);
+                                s.resolve(m, w)
+                            }
+                            None => w.totals[DropReason::NoRoute] += 1,
+                        },
                     }
                 }
                 if let Some(s) = slow {

@@ -329,6 +329,8 @@ mod tests {
                 punt_bypass: true,
                 port_budget: 0,
                 slow_path_budget: 0,
+                neigh_queue_bypass: false,
+                neigh_queue_budget: 0,
             },
             truesize: 2304,
         };
