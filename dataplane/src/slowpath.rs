@@ -448,12 +448,13 @@ impl Thread {
                 std::thread::sleep(IDLE_SLEEP);
             }
         }
-        // Shutdown: what is still held goes back, uncharged.
+        // Shutdown: the table as it ends, for the final report; then what is still held
+        // goes back, uncharged.
+        self.publish(self.now());
         for h in self.resolver.clear() {
             self.uncharge(&h);
             self.c.held_at_exit.fetch_add(1, Relaxed);
         }
-        self.publish(self.now());
     }
 
     /// Answers, ignores or discards a burst of requests from worker `k`, learning from the
