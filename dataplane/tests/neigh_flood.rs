@@ -95,7 +95,8 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     while start.elapsed() < Duration::from_secs(3) {
         let mut burst: Burst = Burst::new();
         while burst.spare() > 0 {
-            let dst = if i.is_multiple_of(64) { HOST_IP } else { Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 1, 0)) + i % 5000) };
+            let dst =
+                if i.is_multiple_of(64) { HOST_IP } else { Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 1, 0)) + i % 5000) };
             let Ok(mut m) = Mbuf::alloc(&pool) else {
                 alloc_failures += 1;
                 break;
