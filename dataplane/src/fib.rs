@@ -41,13 +41,19 @@ pub enum Origin {
     Config,
     /// `ctl route add` / `replace`.
     Ctl,
+    /// The connected subnet of a port's own address (`ipv4`, `ipv6`): on-link, like the
+    /// kernel's `proto kernel scope link` routes.
+    Connected,
+    /// A host route the slow path installs for a resolved neighbour on a connected subnet,
+    /// so workers find its MAC with one lookup; removed when the neighbour entry goes.
+    Neighbour,
 }
 
 impl Origin {
     /// Every origin.
     pub const ALL: &'static [Origin] = <Self as strum::VariantArray>::VARIANTS;
 
-    /// Its name: `config`, `ctl`.
+    /// Its name: `config`, `ctl`, `connected`, `neighbour`.
     pub fn name(self) -> &'static str {
         self.into()
     }
@@ -246,6 +252,11 @@ impl NextHopSource for FibView<'_> {
     fn next_hop(&self, id: u32) -> Option<NextHop> {
         self.fib.hops.get(id)
     }
+
+    #[inline]
+    fn lookup(&self, id: u32) -> crate::forward::Hop {
+        self.fib.hops.lookup(id)
+    }
 }
 
 /// Names of the LPM tables: unique per process (DPDK refuses a second table of a name).
@@ -304,6 +315,31 @@ impl Fib {
         let reader = FibReader { v4: v4.reader(), v6: v6.reader(), hops: hops.table().clone() };
         let fib = Fib { v4, v6, hops, qsbr: qsbr.clone(), ports, routes: BTreeMap::new(), capacity, counts: [0, 0] };
         Ok((fib, reader))
+    }
+
+    /// The key of next-hop id `id`, if in use (the slow path: what a packet it was handed
+    /// for resolution was routed to).
+    pub fn next_hop_key(&self, id: u32) -> Option<NextHopKey> {
+        self.hops.key(id)
+    }
+
+    /// Sets (or invalidates) the neighbour MAC of the next hop to gateway `addr` out of
+    /// `port`, if a route uses one; returns whether one does. Workers see it at once.
+    pub fn set_neighbour(&self, port: crate::port::PortIdx, addr: IpAddr, mac: Option<MacAddr>) -> bool {
+        let key = NextHopKey { port, via: crate::nexthop::Via::Gateway(addr) };
+        match self.hops.id(&key) {
+            Some(id) => {
+                self.hops.table().set_neighbour(id, mac);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a worker sent to gateway `addr` out of `port` since the last call.
+    pub fn take_used(&self, port: crate::port::PortIdx, addr: IpAddr) -> bool {
+        let key = NextHopKey { port, via: crate::nexthop::Via::Gateway(addr) };
+        self.hops.id(&key).is_some_and(|id| self.hops.table().take_used(id))
     }
 
     /// The route for exactly `prefix`.

@@ -8,7 +8,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::local::Local;
-use crate::net::{checksum, ip_proto, parse, MacAddr, ParseError, Parsed, Proto, L3};
+use crate::net::{checksum, ip_proto, parse_packet, MacAddr, ParseError, Parsed, Proto, L3};
 use crate::port::PortIdx;
 
 /// Why a packet was dropped. Indexes the per-lcore drop counters; its counter name is the
@@ -58,6 +58,16 @@ pub enum DropReason {
     /// The worker has no TX queue on the out port. Config validation gives every worker a
     /// TX queue on every port it may send to, so this stays 0; it is counted, not assumed.
     NoTxQueue,
+    /// A source address no packet may be forwarded from (RFC 1812 5.3.7, RFC 4291; Linux's
+    /// "martian source"): IPv4 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16 (RFC 3927 2.7),
+    /// multicast, 255.255.255.255; IPv6 `::`, `::1`, multicast, link-local `fe80::/10`.
+    MartianSource,
+    /// A destination no packet may be forwarded to, whatever the routes say (RFC 1812 5.3.7,
+    /// RFC 4291; Linux's "martian destination"): IPv4 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16,
+    /// multicast, the limited broadcast 255.255.255.255; IPv6 `::`, `::1`, link-local
+    /// `fe80::/10`, multicast (a unicast router forwards none; interface- and link-local
+    /// scopes never leave the link, RFC 4291 2.7).
+    MartianDestination,
 }
 
 impl DropReason {
@@ -103,6 +113,15 @@ pub enum Action {
     /// A request to the forwarder itself (ARP, neighbour solicitation, echo): hand it to
     /// the slow path, which answers it.
     Punt,
+    /// Routed (TTL or hop limit already decremented) to next hop `next_hop` out of `port`,
+    /// whose neighbour MAC is not known: hand it to the slow path, which holds it while it
+    /// resolves the neighbour, then sends it.
+    Resolve {
+        /// The out port.
+        port: PortIdx,
+        /// The next-hop id the route lookup returned.
+        next_hop: u32,
+    },
 }
 
 /// `macswap`: exchange source and destination MAC.
@@ -158,6 +177,25 @@ pub trait Routes {
 pub trait NextHops {
     /// The next hop with id `id`, if it exists and is usable.
     fn next_hop(&self, id: u32) -> Option<NextHop>;
+
+    /// What id `id` leads to: a usable next hop, one whose neighbour must be resolved first,
+    /// or nothing. Tables without resolution need not implement it.
+    #[inline]
+    fn lookup(&self, id: u32) -> Hop {
+        self.next_hop(id).map_or(Hop::Missing, Hop::Ready)
+    }
+}
+
+/// What a next-hop id leads to, for the per-packet path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// Send out of the port to this MAC.
+    Ready(NextHop),
+    /// Its MAC is not known (yet, or any more): hand the packet to the slow path, which
+    /// resolves the neighbour out of this port.
+    Resolve(PortIdx),
+    /// No such next hop.
+    Missing,
 }
 
 impl NextHops for [NextHop] {
@@ -215,22 +253,40 @@ pub enum Lookup {
 
 /// `l3fwd`: route by destination address. IPv4: header checksum verified, TTL
 /// decremented with an incremental checksum update (RFC 1624). IPv6: hop limit
-/// decremented. Both: MACs rewritten for the next hop. Anything else is dropped with
-/// its reason; the frame is only modified when the packet is forwarded. With the input
+/// decremented. Both: MACs rewritten for the next hop, or, when its neighbour's MAC is not
+/// known, [`Action::Resolve`] (the MACs are the slow path's to write). Anything else is
+/// dropped with its reason; the frame is only modified when the packet is forwarded. With the input
 /// port's own addresses in `local`, requests to them are punted ([`Action::Punt`]) and
 /// other packets to them dropped (`local_unhandled`) instead of being routed.
 ///
 /// The forwarder runs the same steps on each packet of a burst ([`l3fwd_parsed`] after one
-/// [`parse`] whose result it keeps), then sends the burst grouped by out port.
+/// parse whose result it keeps), then sends the burst grouped by out port.
+#[inline]
 pub fn l3fwd<R: Routes, N: NextHops + ?Sized>(frame: &mut [u8], routes: &R, next_hops: &N, local: Option<&Local>) -> Action {
-    match parse(frame) {
+    let len = frame.len();
+    l3fwd_packet(frame, len, routes, next_hops, local)
+}
+
+/// [`l3fwd`] for a packet of `pkt_len` bytes whose first segment is `frame` (an mbuf
+/// chain: a frame larger than one data room, or scattered RX). Its headers are in the first
+/// segment, so it is routed like any other; only the headers are read or written
+/// ([`parse_packet`]).
+pub fn l3fwd_packet<R: Routes, N: NextHops + ?Sized>(
+    frame: &mut [u8],
+    pkt_len: usize,
+    routes: &R,
+    next_hops: &N,
+    local: Option<&Local>,
+) -> Action {
+    match parse_packet(frame, pkt_len) {
         Ok(p) => l3fwd_parsed(frame, &p, routes, next_hops, local, RxChecksum::Unknown),
         Err(e) => Action::Drop(e.into()),
     }
 }
 
-/// [`l3fwd`] of a frame already parsed as `p`, whose IPv4 checksum the NIC may have
-/// checked (`csum`): [`l3fwd_check`], the route lookup, [`l3fwd_rewrite`].
+/// [`l3fwd`] of a frame (or a chain's first segment) already parsed as `p`, whose IPv4
+/// checksum the NIC may have checked (`csum`): [`l3fwd_check`], the route lookup,
+/// [`l3fwd_hop`].
 #[inline(always)]
 pub fn l3fwd_parsed<R: Routes, N: NextHops + ?Sized>(
     frame: &mut [u8],
@@ -240,16 +296,33 @@ pub fn l3fwd_parsed<R: Routes, N: NextHops + ?Sized>(
     local: Option<&Local>,
     csum: RxChecksum,
 ) -> Action {
-    let hop = match l3fwd_check(frame, p, local, csum) {
+    let id = match l3fwd_check(frame, p, local, csum) {
         Ok(Lookup::V4(a)) => routes.lookup_v4(a),
         Ok(Lookup::V6(a)) => routes.lookup_v6(a),
         Err(action) => return action,
     };
-    let Some(nh) = hop.and_then(|i| next_hops.next_hop(i)) else {
-        return Action::Drop(DropReason::NoRoute);
-    };
-    l3fwd_rewrite(frame, p, &nh);
-    Action::Tx(nh.port)
+    match id {
+        Some(id) => l3fwd_hop(frame, p, id, next_hops.lookup(id)),
+        None => Action::Drop(DropReason::NoRoute),
+    }
+}
+
+/// l3fwd's last step for a frame that [`l3fwd_check`] passed and whose route gave next-hop
+/// id `id`, which leads to `hop`: forwarded ([`l3fwd_rewrite`]), handed to the slow path to
+/// resolve the neighbour (TTL or hop limit decremented, MACs left to it), or dropped.
+#[inline(always)]
+pub fn l3fwd_hop(frame: &mut [u8], p: &Parsed, id: u32, hop: Hop) -> Action {
+    match hop {
+        Hop::Ready(nh) => {
+            l3fwd_rewrite(frame, p, &nh);
+            Action::Tx(nh.port)
+        }
+        Hop::Resolve(port) => {
+            decrement_ttl(frame, p);
+            Action::Resolve { port, next_hop: id }
+        }
+        Hop::Missing => Action::Drop(DropReason::NoRoute),
+    }
 }
 
 /// What [`l3fwd_common`] found of a frame it handled.
@@ -266,7 +339,7 @@ pub struct Common {
 }
 
 impl Common {
-    /// What [`parse`] says of the frame: the common case's fixed offsets.
+    /// What [`parse`](crate::net::parse) says of the frame: the common case's fixed offsets.
     #[inline]
     pub fn parsed(&self) -> Parsed {
         let (l3, l3_len) = if self.v6 { (L3::Ipv6, 40) } else { (L3::Ipv4, 20) };
@@ -288,7 +361,7 @@ impl Common {
 /// UDP or ICMP with a valid header), or an untagged IPv6 datagram whose next header is TCP,
 /// UDP or ICMPv6 with a valid header, on a port without own addresses. Returns `None` for
 /// any other frame, which [`l3fwd`] then handles; for the frames it takes, the action, the
-/// frame's bytes afterwards and the parse are exactly [`l3fwd`]'s and [`parse`]'s (unit
+/// frame's bytes afterwards and the parse are exactly [`l3fwd`]'s and [`parse`](crate::net::parse)'s (unit
 /// tests on every test frame and its variants; the `forward` fuzz target).
 #[inline(always)]
 pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
@@ -321,19 +394,23 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
                 checksum::sum(ip) == 0xffff
             }
         };
+        let dst = Ipv4Addr::new(h[30], h[31], h[32], h[33]);
         let action = if !valid {
             Action::Drop(DropReason::BadIpv4Checksum)
+        } else if let Some(r) = martian_v4(Ipv4Addr::new(h[26], h[27], h[28], h[29]), dst) {
+            Action::Drop(r)
         } else if h[22] <= 1 {
             Action::Drop(DropReason::TtlExpired)
         } else {
-            match routes.lookup_v4(Ipv4Addr::new(h[30], h[31], h[32], h[33])).and_then(|i| next_hops.next_hop(i)) {
+            match routes.lookup_v4(dst) {
                 None => Action::Drop(DropReason::NoRoute),
-                Some(nh) => {
-                    h[22] -= 1;
-                    [h[24], h[25]] = checksum::update_ttl_decrement(u16::from_be_bytes([h[24], h[25]])).to_be_bytes();
-                    h[..6].copy_from_slice(&nh.dst.0);
-                    h[6..12].copy_from_slice(&nh.src.0);
-                    Action::Tx(nh.port)
+                Some(id) => {
+                    let hop = next_hops.lookup(id);
+                    if !matches!(hop, Hop::Missing) {
+                        h[22] -= 1;
+                        [h[24], h[25]] = checksum::update_ttl_decrement(u16::from_be_bytes([h[24], h[25]])).to_be_bytes();
+                    }
+                    common_hop(h, id, hop)
                 }
             }
         };
@@ -351,17 +428,21 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
             return None;
         }
         let h: &mut [u8; 54] = frame.first_chunk_mut()?;
-        let action = if h[21] <= 1 {
+        let (src, dst): (&[u8; 16], &[u8; 16]) = (h[22..].first_chunk()?, h[38..].first_chunk()?);
+        let dst = Ipv6Addr::from(*dst);
+        let action = if let Some(r) = martian_v6(Ipv6Addr::from(*src), dst) {
+            Action::Drop(r)
+        } else if h[21] <= 1 {
             Action::Drop(DropReason::TtlExpired)
         } else {
-            let dst: &[u8; 16] = h[38..].first_chunk()?;
-            match routes.lookup_v6(Ipv6Addr::from(*dst)).and_then(|i| next_hops.next_hop(i)) {
+            match routes.lookup_v6(dst) {
                 None => Action::Drop(DropReason::NoRoute),
-                Some(nh) => {
-                    h[21] -= 1;
-                    h[..6].copy_from_slice(&nh.dst.0);
-                    h[6..12].copy_from_slice(&nh.src.0);
-                    Action::Tx(nh.port)
+                Some(id) => {
+                    let hop = next_hops.lookup(id);
+                    if !matches!(hop, Hop::Missing) {
+                        h[21] -= 1;
+                    }
+                    common_hop(h, id, hop)
                 }
             }
         };
@@ -370,7 +451,22 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
     None
 }
 
-/// [`parse`]'s check of the L4 header at the start of `l4` (which ends with the datagram):
+/// [`l3fwd_hop`] for [`l3fwd_common`], whose caller decremented the TTL or hop limit
+/// unless the hop is missing.
+#[inline(always)]
+fn common_hop<const N: usize>(h: &mut [u8; N], id: u32, hop: Hop) -> Action {
+    match hop {
+        Hop::Ready(nh) => {
+            h[..6].copy_from_slice(&nh.dst.0);
+            h[6..12].copy_from_slice(&nh.src.0);
+            Action::Tx(nh.port)
+        }
+        Hop::Resolve(port) => Action::Resolve { port, next_hop: id },
+        Hop::Missing => Action::Drop(DropReason::NoRoute),
+    }
+}
+
+/// [`parse`](crate::net::parse)'s check of the L4 header at the start of `l4` (which ends with the datagram):
 /// TCP's data offset, UDP's length, ICMP's 8 bytes.
 #[inline(always)]
 fn l4_valid(proto: Proto, l4: &[u8]) -> bool {
@@ -382,7 +478,7 @@ fn l4_valid(proto: Proto, l4: &[u8]) -> bool {
     }
 }
 
-/// l3fwd's checks of a frame that [`parse`] accepted as `p`, before the route lookup:
+/// l3fwd's checks of a frame that [`parse`](crate::net::parse) accepted as `p`, before the route lookup:
 /// requests to the port's own addresses (`local`), the IPv4 header checksum (in software
 /// unless the NIC reported it, `csum`) and the TTL or hop limit (RFC 1812 sections 5.2.2,
 /// 5.3.1). Returns the address to look up, or what to do instead (drop, punt). Reads only.
@@ -415,18 +511,27 @@ pub fn l3fwd_check(frame: &[u8], p: &Parsed, local: Option<&Local>, csum: RxChec
             if !valid {
                 return Err(Action::Drop(DropReason::BadIpv4Checksum));
             }
+            let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+            if let Some(r) = martian_v4(Ipv4Addr::new(h[12], h[13], h[14], h[15]), dst) {
+                return Err(Action::Drop(r));
+            }
             if h[8] <= 1 {
                 return Err(Action::Drop(DropReason::TtlExpired));
             }
-            Ok(Lookup::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])))
+            Ok(Lookup::V4(dst))
         }
         L3::Ipv6 => {
             let h: &[u8; 40] = frame[l3..].first_chunk().ok_or(truncated)?;
+            let (src, dst): (&[u8; 16], &[u8; 16]) =
+                (h[8..].first_chunk().ok_or(truncated)?, h[24..].first_chunk().ok_or(truncated)?);
+            let dst = Ipv6Addr::from(*dst);
+            if let Some(r) = martian_v6(Ipv6Addr::from(*src), dst) {
+                return Err(Action::Drop(r));
+            }
             if h[7] <= 1 {
                 return Err(Action::Drop(DropReason::TtlExpired));
             }
-            let dst: &[u8; 16] = h[24..].first_chunk().ok_or(truncated)?;
-            Ok(Lookup::V6(Ipv6Addr::from(*dst)))
+            Ok(Lookup::V6(dst))
         }
         L3::Arp | L3::Other(_) => Err(Action::Drop(DropReason::NotIp)),
     }
@@ -436,11 +541,21 @@ pub fn l3fwd_check(frame: &[u8], p: &Parsed, local: Option<&Local>, csum: RxChec
 /// the checksum updated (RFC 1624 eqn. 3) or hop limit - 1, then the MACs.
 #[inline]
 pub fn l3fwd_rewrite(frame: &mut [u8], p: &Parsed, nh: &NextHop) {
+    decrement_ttl(frame, p);
+    if let Some(eth) = frame.first_chunk_mut::<12>() {
+        eth[..6].copy_from_slice(&nh.dst.0);
+        eth[6..].copy_from_slice(&nh.src.0);
+    }
+}
+
+/// TTL - 1 with the checksum updated (RFC 1624 eqn. 3), or hop limit - 1, of a frame that
+/// [`l3fwd_check`] passed (so the field is 2 or more).
+#[inline]
+fn decrement_ttl(frame: &mut [u8], p: &Parsed) {
     let l3 = usize::from(p.l3_offset);
     match p.l3 {
         L3::Ipv4 => {
             if let Some(h) = frame[l3..].first_chunk_mut::<20>() {
-                // l3fwd_check let only a TTL of 2 or more through.
                 h[8] = h[8].wrapping_sub(1);
                 let hc = checksum::update_ttl_decrement(u16::from_be_bytes([h[10], h[11]]));
                 [h[10], h[11]] = hc.to_be_bytes();
@@ -453,9 +568,40 @@ pub fn l3fwd_rewrite(frame: &mut [u8], p: &Parsed, nh: &NextHop) {
         }
         L3::Arp | L3::Other(_) => {}
     }
-    if let Some(eth) = frame.first_chunk_mut::<12>() {
-        eth[..6].copy_from_slice(&nh.dst.0);
-        eth[6..].copy_from_slice(&nh.src.0);
+}
+
+/// Whether an IPv4 packet from `src` to `dst` must not be forwarded, and why
+/// (RFC 1812 5.3.7; Linux `ip_route_input_slow`'s martian checks; RFC 3927 2.7).
+#[inline]
+pub fn martian_v4(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
+    // 0/8, 127/8, 169.254/16, 224/4 and 255.255.255.255, one compare each on the first
+    // octets.
+    let bad = |a: Ipv4Addr| {
+        let o = a.octets();
+        o[0] == 0 || o[0] == 127 || (o[0] == 169 && o[1] == 254) || a.is_multicast() || a.is_broadcast()
+    };
+    if bad(dst) {
+        Some(DropReason::MartianDestination)
+    } else if bad(src) {
+        Some(DropReason::MartianSource)
+    } else {
+        None
+    }
+}
+
+/// Whether an IPv6 packet from `src` to `dst` must not be forwarded, and why (RFC 4291;
+/// Linux `ip6_forward`): the unspecified address, loopback, link-local unicast, and
+/// multicast (a unicast router forwards none; RFC 4291 2.7 keeps interface- and link-local
+/// scopes on their link).
+#[inline]
+pub fn martian_v6(src: Ipv6Addr, dst: Ipv6Addr) -> Option<DropReason> {
+    let bad = |a: Ipv6Addr| a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_unicast_link_local();
+    if bad(dst) {
+        Some(DropReason::MartianDestination)
+    } else if bad(src) {
+        Some(DropReason::MartianSource)
+    } else {
+        None
     }
 }
 
@@ -463,8 +609,8 @@ pub fn l3fwd_rewrite(frame: &mut [u8], p: &Parsed, nh: &NextHop) {
 mod tests {
     use super::*;
     use crate::net::ethernet::ethertype;
-    use crate::net::Ipv4Packet;
     use crate::net::{emit, ip_proto};
+    use crate::net::{parse, Ipv4Packet};
 
     /// A linear-scan LPM: enough to test the decision logic without DPDK's tables
     /// (those are tested against EAL in tests/lpm.rs and through the forwarder).
@@ -615,6 +761,89 @@ mod tests {
         assert_eq!(l3fwd(&mut ipv6_udp("2001:db8::1", 1), &t, &nh, None), Action::Drop(DropReason::TtlExpired));
     }
 
+    /// Issue 14 item 7: martians are dropped with their own reasons even with a default
+    /// route, and ordinary addresses next to them still route.
+    #[test]
+    fn martians_are_not_forwarded_even_with_a_default_route() {
+        let (mut t, nh) = tables();
+        t.0.push((0, 0, false, 0)); // 0.0.0.0/0
+        t.0.push((0, 0, true, 0)); // ::/0
+        let v4 = |src: [u8; 4], dst: [u8; 4]| {
+            let mut f = ipv4_udp(dst, 64);
+            f[26..30].copy_from_slice(&src);
+            f[24..26].fill(0);
+            let c = crate::net::checksum::checksum(&f[14..34]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            f
+        };
+        let ok = [192, 0, 2, 1];
+        for (dst, why) in [
+            ([255, 255, 255, 255], "limited broadcast"),
+            ([127, 0, 0, 1], "loopback"),
+            ([0, 0, 0, 0], "unspecified"),
+            ([0, 1, 2, 3], "this network"),
+            ([224, 0, 0, 251], "multicast"),
+            ([169, 254, 1, 1], "link-local"),
+        ] {
+            let mut f = v4(ok, dst);
+            let before = f.clone();
+            assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Drop(DropReason::MartianDestination), "{why}");
+            assert_eq!(f, before);
+        }
+        for (src, why) in [
+            ([127, 0, 0, 1], "loopback"),
+            ([0, 0, 0, 0], "unspecified"),
+            ([224, 0, 0, 1], "multicast"),
+            ([255, 255, 255, 255], "limited broadcast"),
+            ([169, 254, 0, 9], "link-local"),
+        ] {
+            assert_eq!(l3fwd(&mut v4(src, [10, 9, 9, 9]), &t, &nh, None), Action::Drop(DropReason::MartianSource), "{why}");
+        }
+        for (src, dst) in
+            [([10, 0, 0, 1], [10, 9, 9, 9]), ([192, 0, 2, 1], [240, 0, 0, 1]), ([169, 253, 0, 1], [126, 255, 255, 255])]
+        {
+            assert_eq!(l3fwd(&mut v4(src, dst), &t, &nh, None), Action::Tx(PortIdx(0)), "{src:?} -> {dst:?}");
+        }
+        let v6 = |src: &str, dst: &str| {
+            let mut f = ipv6_udp(dst, 64);
+            f[22..38].copy_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+            f
+        };
+        for dst in ["::", "::1", "ff02::1", "ff01::1", "ff0e::1", "fe80::1"] {
+            assert_eq!(l3fwd(&mut v6("2001:db8::9", dst), &t, &nh, None), Action::Drop(DropReason::MartianDestination), "{dst}");
+        }
+        for src in ["::", "::1", "ff02::1", "fe80::1"] {
+            assert_eq!(l3fwd(&mut v6(src, "2001:db9::1"), &t, &nh, None), Action::Drop(DropReason::MartianSource), "{src}");
+        }
+        assert_eq!(l3fwd(&mut v6("2001:db8::9", "2001:db9::1"), &t, &nh, None), Action::Tx(PortIdx(0)));
+        assert_eq!(l3fwd(&mut v6("fec0::1", "fc00::1"), &t, &nh, None), Action::Tx(PortIdx(0)), "site-local, ULA route");
+    }
+
+    /// Issue 14 item 6: the first 2 KiB of a 9000-byte packet route it; only a packet
+    /// really shorter than its headers declare is `truncated`.
+    #[test]
+    fn a_packet_longer_than_its_first_segment_is_routed() {
+        let (t, nh) = tables();
+        let mut whole = ipv4_udp([10, 1, 2, 3], 64);
+        // Declare 9000 - 14 bytes of datagram, as a jumbo frame would.
+        whole[16..18].copy_from_slice(&(9000u16 - 14).to_be_bytes());
+        whole[38..40].copy_from_slice(&(9000u16 - 34).to_be_bytes());
+        whole[24..26].fill(0);
+        let c = crate::net::checksum::checksum(&whole[14..34]);
+        whole[24..26].copy_from_slice(&c.to_be_bytes());
+        let mut first = whole[..60].to_vec();
+        assert_eq!(l3fwd_packet(&mut first, 9000, &t, &nh, None), Action::Tx(PortIdx(1)));
+        assert_eq!(first[14 + 8], 63, "TTL decremented in the first segment");
+        assert!(Ipv4Packet::new_checked_within(&first[14..], 9000 - 14).unwrap().verify_checksum());
+        let mut short = whole[..60].to_vec();
+        assert_eq!(l3fwd_packet(&mut short, 8999, &t, &nh, None), Action::Drop(DropReason::Truncated));
+        assert_eq!(l3fwd(&mut whole[..60].to_vec(), &t, &nh, None), Action::Drop(DropReason::Truncated), "one segment alone");
+        let mut v6 = ipv6_udp("2001:db8:1::7", 64);
+        v6[18..20].copy_from_slice(&(9000u16 - 54).to_be_bytes());
+        v6[58..60].copy_from_slice(&(9000u16 - 54).to_be_bytes());
+        assert_eq!(l3fwd_packet(&mut v6[..62].to_vec(), 9000, &t, &nh, None), Action::Tx(PortIdx(1)));
+    }
+
     #[test]
     fn macswap_and_l2fwd_rewrite_macs() {
         let mut f = ipv4_udp([10, 1, 2, 3], 64);
@@ -708,6 +937,8 @@ mod tests {
                 "proto_mem",
                 "bad_mbuf_chain",
                 "no_tx_queue",
+                "martian_source",
+                "martian_destination",
             ]
         );
         for &e in ParseError::ALL {

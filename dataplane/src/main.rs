@@ -226,6 +226,7 @@ fn publish_telemetry(snap: &dataplane::Snapshot, latency: serde_json::Value) {
     telemetry::publish("latency", latency);
     telemetry::publish("pools", report::pools_json(snap));
     telemetry::publish("memory", report::memory_json(snap));
+    telemetry::publish("neighbours", report::neighbours_json(snap));
 }
 
 /// Moves the control thread (this one, EAL's main lcore) to a CPU no worker uses, where

@@ -24,13 +24,20 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::forward::NextHop;
+use crate::forward::{Hop, NextHop};
 use crate::net::MacAddr;
 use crate::port::PortIdx;
 use crate::rcu::{Qsbr, Token};
 
 /// The bit of an entry's `dst` word that says the MAC in its low 48 bits is valid.
 const VALID: u64 = 1 << 63;
+/// The bit that says the entry's MAC comes from the neighbour table: while it is not
+/// valid, packets go to the slow path to be resolved ([`Hop::Resolve`]).
+const RESOLVE: u64 = 1 << 62;
+/// Set by a worker that sent through a resolved entry, cleared by the slow path when it
+/// collects it ([`NextHopTable::take_used`]): the neighbour's "used" time, which decides
+/// whether an expiring REACHABLE entry is probed (DELAY) or left to go STALE.
+const USED: u64 = 1 << 61;
 
 /// A MAC in the low 48 bits of a word, its bytes in memory order (little-endian), so that
 /// reading it back is a store of the word's first six bytes.
@@ -51,14 +58,29 @@ fn word_mac(w: u64) -> MacAddr {
 /// How a next hop's destination MAC is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Via {
-    /// Configured statically (a route's `via_mac`): a static neighbour.
+    /// Configured statically (a route's `via_mac` alone): never resolved.
     Mac(MacAddr),
+    /// A gateway with a static MAC (a route's `via` and `via_mac`): a static neighbour
+    /// entry, never resolved.
+    Static(std::net::IpAddr, MacAddr),
+    /// A gateway by address (a route's `via`): the entry starts invalid and the slow path
+    /// gives it the MAC its neighbour table has for the gateway on the port
+    /// ([`NextHopTable::set_neighbour`]), a static one when the route also has `via_mac`.
+    Gateway(std::net::IpAddr),
+    /// On-link (the connected subnet of a port's own address, or a route with neither
+    /// `via` nor `via_mac`): every destination is its own neighbour. The entry is never
+    /// valid; packets that reach it go to the slow path, which resolves their destination
+    /// and installs a host route to it (a `Gateway` next hop, origin `neighbour`).
+    Connected,
 }
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Via::Mac(m) => write!(f, "{m}"),
+            Via::Static(a, m) => write!(f, "{a} ({m})"),
+            Via::Gateway(a) => write!(f, "{a}"),
+            Via::Connected => f.write_str("on-link"),
         }
     }
 }
@@ -81,7 +103,7 @@ struct Entry {
     port: AtomicU32,
     /// The out port's own MAC, in the low 48 bits.
     src: AtomicU64,
-    /// The gateway's MAC in the low 48 bits, and [`VALID`].
+    /// The gateway's MAC in the low 48 bits, [`VALID`], [`RESOLVE`] and [`USED`].
     dst: AtomicU64,
 }
 
@@ -119,22 +141,53 @@ impl NextHopTable {
         })
     }
 
-    /// Fills entry `id` (writer only, while no route points at it).
-    fn fill(&self, id: u32, port: PortIdx, src: MacAddr, dst: Option<MacAddr>) {
+    /// What id `id` leads to. A send through a resolved entry marks it used (one atomic
+    /// OR, only when the mark is clear: at most once per collection by the slow path).
+    #[inline]
+    pub fn lookup(&self, id: u32) -> Hop {
+        let Some(e) = self.entries.get(id as usize) else { return Hop::Missing };
+        // Acquire: `port` and `src` were written before `dst` was stored with Release.
+        let dst = e.dst.load(Ordering::Acquire);
+        let port = PortIdx(e.port.load(Ordering::Relaxed) as u16);
+        if dst & VALID != 0 {
+            if dst & (RESOLVE | USED) == RESOLVE {
+                e.dst.fetch_or(USED, Ordering::Relaxed);
+            }
+            Hop::Ready(NextHop { port, src: word_mac(e.src.load(Ordering::Relaxed)), dst: word_mac(dst) })
+        } else if dst & RESOLVE != 0 {
+            Hop::Resolve(port)
+        } else {
+            Hop::Missing
+        }
+    }
+
+    /// Fills entry `id` (writer only, while no route points at it): a known `dst`, or, with
+    /// `resolve`, an entry whose MAC the slow path will set.
+    fn fill(&self, id: u32, port: PortIdx, src: MacAddr, dst: Option<MacAddr>, resolve: bool) {
         let e = &self.entries[id as usize];
         e.port.store(u32::from(port.0), Ordering::Relaxed);
         e.src.store(mac_word(src), Ordering::Relaxed);
-        e.dst.store(dst.map_or(0, |m| mac_word(m) | VALID), Ordering::Release);
+        let flag = if resolve { RESOLVE } else { 0 };
+        e.dst.store(dst.map_or(0, |m| mac_word(m) | VALID) | flag, Ordering::Release);
     }
 
-    /// Sets (or, with `None`, invalidates) the gateway MAC of entry `id` in place: for the
-    /// neighbour resolution that fills next hops given by address. Workers see the old or
-    /// the new MAC, never a mix (one atomic store).
+    /// Sets (or, with `None`, invalidates: packets then go to the slow path) the neighbour
+    /// MAC of resolved entry `id` in place. Workers see the old or the new MAC, never a mix
+    /// (one atomic store).
     ///
     /// # Panics
     /// If `id` is not below the capacity.
     pub fn set_neighbour(&self, id: u32, mac: Option<MacAddr>) {
-        self.entries[id as usize].dst.store(mac.map_or(0, |m| mac_word(m) | VALID), Ordering::Release);
+        self.entries[id as usize].dst.store(mac.map_or(0, |m| mac_word(m) | VALID) | RESOLVE, Ordering::Release);
+    }
+
+    /// Whether a worker sent through resolved entry `id` since the last call (clears the
+    /// mark).
+    ///
+    /// # Panics
+    /// If `id` is not below the capacity.
+    pub fn take_used(&self, id: u32) -> bool {
+        self.entries[id as usize].dst.fetch_and(!USED, Ordering::Relaxed) & USED != 0
     }
 }
 
@@ -213,10 +266,11 @@ impl NextHops {
             self.reclaim(true);
         }
         let id = self.free.pop().ok_or(NextHopsFull { capacity: self.table.capacity() })?;
-        let dst = match key.via {
-            Via::Mac(m) => Some(m),
+        let (dst, resolve) = match key.via {
+            Via::Mac(m) | Via::Static(_, m) => (Some(m), false),
+            Via::Gateway(_) | Via::Connected => (None, true),
         };
-        self.table.fill(id, key.port, src, dst);
+        self.table.fill(id, key.port, src, dst, resolve);
         self.slots[id as usize] = Some(Slot { key, refs: 1 });
         self.by_key.insert(key, id);
         Ok(id)
@@ -248,6 +302,11 @@ impl NextHops {
             self.pending.pop_front();
             self.free.push(id);
         }
+    }
+
+    /// The id of `key`, if in use.
+    pub fn id(&self, key: &NextHopKey) -> Option<u32> {
+        self.by_key.get(key).copied()
     }
 
     /// The key of id `id`, if in use.
@@ -343,10 +402,23 @@ mod tests {
     #[test]
     fn neighbour_updates_are_in_place() {
         let t = NextHopTable::new(1);
-        t.fill(0, PortIdx(3), A, None);
+        t.fill(0, PortIdx(3), A, None, true);
         assert_eq!(t.get(0), None, "no MAC yet");
+        assert_eq!(t.lookup(0), Hop::Resolve(PortIdx(3)), "to be resolved");
         t.set_neighbour(0, Some(G2));
         assert_eq!(t.get(0), Some(NextHop { port: PortIdx(3), src: A, dst: G2 }));
+        assert!(!t.take_used(0));
+        assert_eq!(t.lookup(0), Hop::Ready(NextHop { port: PortIdx(3), src: A, dst: G2 }));
+        assert!(t.take_used(0), "a send marks it used");
+        assert!(!t.take_used(0), "taking clears the mark");
+        assert_eq!(t.lookup(0), Hop::Ready(NextHop { port: PortIdx(3), src: A, dst: G2 }), "the mark is not the MAC");
+        t.set_neighbour(0, None);
+        assert_eq!(t.lookup(0), Hop::Resolve(PortIdx(3)), "invalidated: back to the slow path");
         assert_eq!(t.get(1), None, "out of range");
+        assert_eq!(t.lookup(1), Hop::Missing);
+        let s = NextHopTable::new(1);
+        s.fill(0, PortIdx(1), A, Some(G1), false);
+        assert_eq!(s.lookup(0), Hop::Ready(NextHop { port: PortIdx(1), src: A, dst: G1 }));
+        assert!(!s.take_used(0), "static next hops are not marked");
     }
 }

@@ -40,12 +40,15 @@ pub enum Command {
         /// `ipv4` or `ipv6`: only that family.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         family: Option<String>,
-        /// Only routes of this origin (`config`, `ctl`).
+        /// Only routes of this origin (`config`, `ctl`, `connected`, `neighbour`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<String>,
     },
     /// Next hops in use.
     ShowNextHops {},
+    /// The neighbour table (ARP and neighbour discovery): entries with their state, like
+    /// `ip neigh`, and its counters, like `ip -s ntable`.
+    ShowNeighbours {},
     /// The running config (start-up config and every live change) as TOML.
     ShowConfig {},
     /// Add a route; refused if one exists for the prefix.
@@ -100,7 +103,9 @@ impl Command {
     }
 }
 
-/// A route's arguments.
+/// A route's arguments: the next hop as in a config's `[[route]]`: `via` (a gateway,
+/// resolved by ARP / neighbour discovery), `via_mac` (a static MAC; with `via`, a static
+/// neighbour entry for it), or neither (on-link).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteArgs {
@@ -108,8 +113,12 @@ pub struct RouteArgs {
     pub prefix: String,
     /// Config name of the out port.
     pub port: String,
+    /// The gateway's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     /// The next hop's MAC.
-    pub via_mac: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
 }
 
 /// A request line: serialises as `{"version": V, "command": NAME, "args": {...}}`.
@@ -281,9 +290,13 @@ pub struct RouteInfo {
     pub prefix: String,
     /// Out port (config name).
     pub port: String,
-    /// The gateway's MAC.
-    pub via_mac: String,
-    /// `config`, `ctl`.
+    /// The gateway's address (resolved by the neighbour table), if the route names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The next hop's static MAC, if the route names one instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
+    /// `config`, `ctl`, `connected`, `neighbour`.
     pub origin: String,
     /// The next-hop id the LPM returns for it.
     pub next_hop: u32,
@@ -317,8 +330,12 @@ pub struct NextHopEntry {
     pub id: u32,
     /// Out port.
     pub port: String,
-    /// Gateway MAC.
-    pub via_mac: String,
+    /// The gateway's address, for a next hop the neighbour table resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The static MAC, for a next hop configured with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
     /// Routes using it.
     pub routes: u32,
 }

@@ -9,7 +9,7 @@ use mempool::{ext, Burst, Mbuf, Pool};
 use crate::eal::LcoreId;
 use crate::exts::{FlowMeta, PacketExts, Trace};
 use crate::forward::DropReason;
-use crate::net::{parse, Proto};
+use crate::net::{parse_packet, Proto};
 use crate::port::PortIdx;
 use crate::stats::Counter;
 
@@ -174,7 +174,7 @@ impl Extensions {
     /// Flow metadata of a packet not parsed yet.
     #[inline]
     pub(super) fn meta_of(m: &Mbuf) -> FlowMeta {
-        match parse(m.data()) {
+        match parse_packet(m.data(), m.pkt_len()) {
             Ok(p) => FlowMeta::from_parsed(m.data(), &p, m.rss_hash()),
             Err(_) => FlowMeta::default(),
         }

@@ -12,7 +12,7 @@ use mempool::{ext, Burst, Mbuf};
 
 use crate::eal;
 use crate::exts::PacketExts;
-use crate::net::{parse, Parsed, Proto, L3};
+use crate::net::{parse_packet, Parsed, Proto, L3};
 use crate::port::{PortIdx, RxQueue, TxQueue};
 
 /// A packet as the loop holds it.
@@ -76,12 +76,12 @@ impl Packet for Mbuf {
     fn proto(&self) -> Proto {
         match proto_of_ptype(self.packet_type()) {
             Some(p) => p,
-            None => parse(self.data()).map_or(Proto::Other, |p| p.proto),
+            None => parse_packet(self.data(), self.pkt_len()).map_or(Proto::Other, |p| p.proto),
         }
     }
 }
 
-/// DPDK's `RTE_PTYPE_*` bits for what [`parse`] found: L2 (Ethernet, ARP, one or two VLAN
+/// DPDK's `RTE_PTYPE_*` bits for what [`parse`](crate::net::parse) found: L2 (Ethernet, ARP, one or two VLAN
 /// tags), L3 (IPv4 with or without options, IPv6 with or without extension headers), L4
 /// (TCP, UDP, ICMP/ICMPv6, a fragment, another protocol). Stored in the mbuf, it carries
 /// the parse to later steps (see [`proto_of_ptype`]).
@@ -247,7 +247,7 @@ mod tests {
             &IPV6_NO_NEXT_PADDED,
             &ARP_REQUEST,
         ] {
-            let p = parse(f).unwrap();
+            let p = crate::net::parse(f).unwrap();
             let t = ptype(&p);
             assert_ne!(t, 0);
             assert_eq!(proto_of_ptype(t).unwrap_or(p.proto), p.proto, "{p:?}");

@@ -1,10 +1,11 @@
 //! l3fwd a burst at a time, as DPDK's l3fwd does it (`l3fwd_lpm_send_packets`):
 //!
-//! 1. each packet is parsed once ([`parse`]; the result goes into its `packet_type` for
+//! 1. each packet is parsed once ([`parse_packet`]; the result goes into its `packet_type` for
 //!    later steps, such as a TX backlog's charge) while the headers of the packets after it
 //!    are prefetched, then checked, looked up and rewritten ([`forward::l3fwd_parsed`]:
 //!    own addresses, the IPv4 checksum unless the NIC verified it, TTL; `rte_lpm`'s tables
-//!    read inline for IPv4, `rte_lpm6_lookup` for IPv6; TTL and MACs);
+//!    read inline for IPv4, `rte_lpm6_lookup` for IPv6; TTL and MACs, or a hand-off to
+//!    the slow path when the next hop's neighbour is not resolved);
 //! 2. the burst goes out grouped by port: whole to the NIC when it all leaves by one port
 //!    that has nothing waiting, else packet by packet into the TX buffers.
 //!
@@ -15,7 +16,7 @@ use mempool::{Burst, Mbuf, Pool, MAX_BURST};
 use crate::exts::FlowMeta;
 use crate::forward::{self, Action, DropReason, RxChecksum};
 use crate::local::Local;
-use crate::net::parse;
+use crate::net::parse_packet;
 
 use super::extensions::{BurstExts, Extensions};
 use super::queues::{ptype, EalQueues};
@@ -106,6 +107,15 @@ pub(super) fn route(
                 }
                 None => w.totals[DropReason::LocalUnhandled] += 1,
             },
+            Action::Resolve { next_hop, .. } => match x.slow.as_deref_mut() {
+                Some(s) => {
+                    // The slow path holds it while it resolves the next hop's neighbour;
+                    // the tag says which next hop the route chose.
+                    m.set_user_tag(next_hop);
+                    s.resolve(m, w)
+                }
+                None => w.totals[DropReason::NoRoute] += 1,
+            },
         }
         i += 1;
     });
@@ -141,6 +151,9 @@ fn each<const FLOW: bool>(
         let m = &mut pkts[i];
         let csum = rx_checksum(m);
         let rss = if flow { m.rss_hash() } else { None };
+        // A chained packet (larger than one data room, scattered RX) is routed on the
+        // headers in its first segment.
+        let pkt_len = m.pkt_len();
         let Ok(data) = m.unshare(pool) else {
             verdict[i] = Action::Drop(DropReason::NoBufForCopy);
             one_port = false;
@@ -153,7 +166,7 @@ fn each<const FLOW: bool>(
                 m.set_packet_type(if c.v6 { PTYPE_V6[c.proto.index()] } else { PTYPE_V4[c.proto.index()] });
                 (c.action, meta)
             }
-            None => match parse(data) {
+            None => match parse_packet(data, pkt_len) {
                 Ok(p) => {
                     let v = forward::l3fwd_parsed(data, &p, tables, tables, local, csum);
                     let meta = flow.then(|| FlowMeta::from_parsed(data, &p, rss));
