@@ -803,9 +803,10 @@ def run_case(ctx, case, pairs, instructions):
                              "memory": "hugepages" if huge else "no-huge"})
         updates = f", {got['a']['route_updates_per_s']:.0f} route updates/s" if "route_updates_per_s" in got["a"] else ""
         log(f"  {case.name} pair {i + 1}/{pairs}: {got['a']['mpps']:.2f} / {got['b']['mpps']:.2f} Mpps = {ratio:.3f}{updates}")
-    rec["a_mpps"] = statistics.median(p["a"]["mpps"] for p in rec["pairs"])
-    rec["b_mpps"] = statistics.median(p["b"]["mpps"] for p in rec["pairs"])
-    rec["ratio"] = pair_stats([p["ratio"] for p in rec["pairs"]])
+    if pairs:
+        rec["a_mpps"] = statistics.median(p["a"]["mpps"] for p in rec["pairs"])
+        rec["b_mpps"] = statistics.median(p["b"]["mpps"] for p in rec["pairs"])
+        rec["ratio"] = pair_stats([p["ratio"] for p in rec["pairs"]])
     if instructions and case.instructions:
         cg = {key: instructions_per_packet(ctx, side, case, key) for key, side in (("a", case.a), ("b", case.b))}
         rec["instructions"] = {"a": cg["a"], "b": cg["b"], "ratio": cg["a"]["per_packet"] / cg["b"]["per_packet"]}
@@ -998,10 +999,13 @@ def table(results):
                       f"tx {r['pktgen_tx_mpps']:.2f} rx {r['pktgen_rx_mpps']:.2f}",
                       f"pktgen rx/tx {r['pktgen_rx_mpps'] / r['pktgen_tx_mpps']:.3f}"] + [""] * 6
         else:
-            q, ins = r["ratio"], r.get("instructions")
-            spread = f"±{q['spread'] * 100:.1f}%"
-            cells += [f"{r['a_mpps']:.2f}", f"{r['b_mpps']:.2f}", f"{q['median']:.3f}", f"{q['min']:.3f}-{q['max']:.3f}",
-                      f"{q['q1']:.3f}-{q['q3']:.3f}", f"**{spread}**" if q["flagged"] else spread]
+            q, ins = r.get("ratio"), r.get("instructions")
+            if q:
+                spread = f"±{q['spread'] * 100:.1f}%"
+                cells += [f"{r['a_mpps']:.2f}", f"{r['b_mpps']:.2f}", f"{q['median']:.3f}", f"{q['min']:.3f}-{q['max']:.3f}",
+                          f"{q['q1']:.3f}-{q['q3']:.3f}", f"**{spread}**" if q["flagged"] else spread]
+            else:   # --pairs 0: instructions only
+                cells += ["-"] * 6
             if ins:
                 cells += [f"{ins[k]['per_packet']:.1f}" + ("~" if ins[k]["approximate"] else "") for k in "ab"]
                 cells.append(f"{ins['ratio']:.3f}")
@@ -1058,7 +1062,8 @@ def chart(r, path, stamp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pairs", type=int, default=7, help="A/B pairs per case (default 7)")
+    ap.add_argument("--pairs", type=int, default=7,
+                    help="A/B pairs per case (default 7; 0: instructions per packet only)")
     ap.add_argument("--seconds", type=float, default=2.0, help="measuring window per run (default 2)")
     ap.add_argument("--warmup", type=float, default=0.5, help="seconds of traffic before the window (default 0.5)")
     ap.add_argument("--cg-seconds", type=float, default=2.0, help="seconds of traffic under callgrind (default 2)")
@@ -1120,7 +1125,7 @@ def main():
                     rec.update(a=case.a.label, b=case.b.label)
                 log(f"  {name}: FAILED: {e}")
             results.append(rec)
-            if a.charts and rec["status"] == "ok":
+            if a.charts and rec["status"] == "ok" and (rec.get("pairs") or "runs" in rec):
                 chart(rec, out / f"{name}.png", stamp)
     text = table(results)
     mem = "hugepages" if all(p.get("memory") == "hugepages" for r in results for p in r.get("pairs", [])) else "mixed"

@@ -391,18 +391,19 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
             RxChecksum::Bad => false,
             RxChecksum::Unknown => {
                 let ip: &[u8; 20] = h[14..].first_chunk()?;
-                checksum::sum(ip) == 0xffff
+                checksum::ipv4_header_sum(ip) == 0xffff
             }
         };
-        let dst = Ipv4Addr::new(h[30], h[31], h[32], h[33]);
+        let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+        let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
         let action = if !valid {
             Action::Drop(DropReason::BadIpv4Checksum)
-        } else if let Some(r) = martian_v4(Ipv4Addr::new(h[26], h[27], h[28], h[29]), dst) {
+        } else if let Some(r) = martian_v4_bits(src, dst) {
             Action::Drop(r)
         } else if h[22] <= 1 {
             Action::Drop(DropReason::TtlExpired)
         } else {
-            match routes.lookup_v4(dst) {
+            match routes.lookup_v4(Ipv4Addr::from(dst)) {
                 None => Action::Drop(DropReason::NoRoute),
                 Some(id) => {
                     let hop = next_hops.lookup(id);
@@ -429,8 +430,9 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
         }
         let h: &mut [u8; 54] = frame.first_chunk_mut()?;
         let (src, dst): (&[u8; 16], &[u8; 16]) = (h[22..].first_chunk()?, h[38..].first_chunk()?);
+        let martian = martian_v6_bytes(src, dst);
         let dst = Ipv6Addr::from(*dst);
-        let action = if let Some(r) = martian_v6(Ipv6Addr::from(*src), dst) {
+        let action = if let Some(r) = martian {
             Action::Drop(r)
         } else if h[21] <= 1 {
             Action::Drop(DropReason::TtlExpired)
@@ -502,7 +504,7 @@ pub fn l3fwd_check(frame: &[u8], p: &Parsed, local: Option<&Local>, csum: RxChec
             let valid = match csum {
                 RxChecksum::Good => true,
                 RxChecksum::Bad => false,
-                RxChecksum::Unknown if p.l3_len == 20 => checksum::sum(h) == 0xffff,
+                RxChecksum::Unknown if p.l3_len == 20 => checksum::ipv4_header_sum(h) == 0xffff,
                 RxChecksum::Unknown => {
                     let header = frame.get(l3..l3 + usize::from(p.l3_len)).ok_or(truncated)?;
                     checksum::sum(header) == 0xffff
@@ -524,10 +526,10 @@ pub fn l3fwd_check(frame: &[u8], p: &Parsed, local: Option<&Local>, csum: RxChec
             let h: &[u8; 40] = frame[l3..].first_chunk().ok_or(truncated)?;
             let (src, dst): (&[u8; 16], &[u8; 16]) =
                 (h[8..].first_chunk().ok_or(truncated)?, h[24..].first_chunk().ok_or(truncated)?);
-            let dst = Ipv6Addr::from(*dst);
-            if let Some(r) = martian_v6(Ipv6Addr::from(*src), dst) {
+            if let Some(r) = martian_v6_bytes(src, dst) {
                 return Err(Action::Drop(r));
             }
+            let dst = Ipv6Addr::from(*dst);
             if h[7] <= 1 {
                 return Err(Action::Drop(DropReason::TtlExpired));
             }
@@ -572,21 +574,49 @@ fn decrement_ttl(frame: &mut [u8], p: &Parsed) {
 
 /// Whether an IPv4 packet from `src` to `dst` must not be forwarded, and why
 /// (RFC 1812 5.3.7; Linux `ip_route_input_slow`'s martian checks; RFC 3927 2.7).
-#[inline]
+#[inline(always)]
 pub fn martian_v4(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
-    // 0/8, 127/8, 169.254/16, 224/4 and 255.255.255.255, one compare each on the first
-    // octets.
-    let bad = |a: Ipv4Addr| {
-        let o = a.octets();
-        o[0] == 0 || o[0] == 127 || (o[0] == 169 && o[1] == 254) || a.is_multicast() || a.is_broadcast()
+    martian_v4_bits(u32::from(src), u32::from(dst))
+}
+
+/// [`martian_v4`] of two addresses in host order (`u32::from(Ipv4Addr)`): one test of both
+/// on every packet's path, the reason worked out only for a martian.
+#[inline(always)]
+pub fn martian_v4_bits(src: u32, dst: u32) -> Option<DropReason> {
+    // Only a first octet of 0, 127, 169 or 224 and up can be martian: two compares and a
+    // subtraction per address, one branch for both, before the exact test.
+    let maybe = |a: u32| {
+        let o0 = (a >> 24) as u8;
+        (o0.wrapping_sub(1) >= 223) | (o0 == 127) | (o0 == 169)
     };
-    if bad(dst) {
-        Some(DropReason::MartianDestination)
-    } else if bad(src) {
-        Some(DropReason::MartianSource)
-    } else {
-        None
+    if !(maybe(src) | maybe(dst)) {
+        return None;
     }
+    martian_v4_exact(src, dst)
+}
+
+/// [`martian_v4_bits`] past its first filter.
+#[inline(never)]
+fn martian_v4_exact(src: u32, dst: u32) -> Option<DropReason> {
+    if !(martian_v4_addr(src) | martian_v4_addr(dst)) {
+        return None;
+    }
+    if martian_v4_addr(dst) {
+        Some(DropReason::MartianDestination)
+    } else {
+        Some(DropReason::MartianSource)
+    }
+}
+
+/// Whether `a` (host order) is in 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4 or is
+/// 255.255.255.255: the first octet looked up in a 256-bit map, then two compares, without
+/// a branch.
+#[inline(always)]
+const fn martian_v4_addr(a: u32) -> bool {
+    // Bit n of the map: first octet n is martian (0, 127, 224 to 239).
+    const FIRST: [u64; 4] = [1, 1 << 63, 0, 0xffff << (224 - 192)];
+    let o0 = a >> 24;
+    ((FIRST[(o0 >> 6) as usize] >> (o0 & 63)) & 1 != 0) | (a >> 16 == 0xa9fe) | (a == u32::MAX)
 }
 
 /// Whether an IPv6 packet from `src` to `dst` must not be forwarded, and why (RFC 4291;
@@ -603,6 +633,17 @@ pub fn martian_v6(src: Ipv6Addr, dst: Ipv6Addr) -> Option<DropReason> {
     } else {
         None
     }
+}
+
+/// [`martian_v6`] of two addresses as they are in the header: only a first byte of 0x00,
+/// 0xfe or 0xff can be martian, one branch for both addresses before the exact test.
+#[inline(always)]
+pub fn martian_v6_bytes(src: &[u8; 16], dst: &[u8; 16]) -> Option<DropReason> {
+    let maybe = |a: &[u8; 16]| (a[0] == 0) | (a[0] >= 0xfe);
+    if !(maybe(src) | maybe(dst)) {
+        return None;
+    }
+    martian_v6(Ipv6Addr::from(*src), Ipv6Addr::from(*dst))
 }
 
 #[cfg(test)]
@@ -842,6 +883,53 @@ mod tests {
         v6[18..20].copy_from_slice(&(9000u16 - 54).to_be_bytes());
         v6[58..60].copy_from_slice(&(9000u16 - 54).to_be_bytes());
         assert_eq!(l3fwd_packet(&mut v6[..62].to_vec(), 9000, &t, &nh, None), Action::Tx(PortIdx(1)));
+    }
+
+    /// The branch-free martian test is the one written with `Ipv4Addr`'s predicates, on
+    /// every first octet with second octets around 169.254 and on the edge addresses.
+    #[test]
+    fn martian_bits_are_the_predicates() {
+        let reference = |a: Ipv4Addr| {
+            let o = a.octets();
+            o[0] == 0 || o[0] == 127 || (o[0] == 169 && o[1] == 254) || a.is_multicast() || a.is_broadcast()
+        };
+        for o0 in 0..=255u8 {
+            for o1 in [0, 1, 253, 254, 255] {
+                for tail in [[0, 0], [0, 1], [255, 254], [255, 255]] {
+                    let a = Ipv4Addr::new(o0, o1, tail[0], tail[1]);
+                    assert_eq!(martian_v4_addr(u32::from(a)), reference(a), "{a}");
+                    let ok = Ipv4Addr::new(192, 0, 2, 1);
+                    let want = if reference(a) { Some(DropReason::MartianDestination) } else { None };
+                    assert_eq!(martian_v4(ok, a), want, "{a}");
+                    let want = if reference(a) { Some(DropReason::MartianSource) } else { None };
+                    assert_eq!(martian_v4(a, ok), want, "{a}");
+                }
+            }
+        }
+    }
+
+    /// The filtered IPv6 martian test is the plain one, on addresses of every first byte
+    /// and the special ones.
+    #[test]
+    fn martian_v6_bytes_is_martian_v6() {
+        let mut addrs: Vec<Ipv6Addr> = ["::", "::1", "::2", "fe80::1", "febf::1", "fec0::1", "ff02::1", "2001:db8::1", "fc00::1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        for b0 in 0..=255u8 {
+            for b1 in [0x00, 0x80, 0xbf, 0xc0] {
+                let mut o = [0u8; 16];
+                o[0] = b0;
+                o[1] = b1;
+                o[15] = 1;
+                addrs.push(Ipv6Addr::from(o));
+            }
+        }
+        for a in &addrs {
+            for b in &addrs {
+                assert_eq!(martian_v6_bytes(&a.octets(), &b.octets()), martian_v6(*a, *b), "{a} -> {b}");
+            }
+        }
     }
 
     #[test]

@@ -11,12 +11,15 @@
 //!
 //! Extensions, the mirror and the slow path take their turn on the way.
 
+use std::cell::Cell;
+
 use mempool::{Burst, Mbuf, Pool, MAX_BURST};
 
 use crate::exts::FlowMeta;
-use crate::forward::{self, Action, DropReason, RxChecksum};
+use crate::forward::{self, Action, DropReason, Hop, NextHop, NextHops, RxChecksum};
 use crate::local::Local;
 use crate::net::parse_packet;
+use crate::port::PortIdx;
 
 use super::extensions::{BurstExts, Extensions};
 use super::queues::{ptype, EalQueues};
@@ -75,11 +78,20 @@ pub(super) fn route(
     let mut bx = x.exts.as_deref_mut().map(|e| e.begin(x.from, rx.len(), rx_tsc, w.now)).filter(BurstExts::any);
     // Two copies of the loop: without flow metadata, nothing of the extensions is in it
     // (traces go to the sampled packets afterwards).
-    let (one_port, kept) = match &mut bx {
+    let sorted = match &mut bx {
         Some(b) if b.flow => each::<true>(rx.as_mut_slice(), tables, local, x.pool, Some(b), &mut verdict),
         _ => each::<false>(rx.as_mut_slice(), tables, local, x.pool, None, &mut verdict),
     };
-    let carried = bx.map_or(0, |b| b.finish(rx, kept, w));
+    let carried = bx.map_or(0, |b| b.finish(rx, sorted.kept, w));
+    let mirrors = x.exts.as_deref().is_some_and(Extensions::mirrors);
+    if !sorted.one_port || mirrors {
+        // The packets sent where the first one went have no verdict written yet.
+        let mut todo = sorted.same;
+        while todo != 0 {
+            verdict[todo.trailing_zeros() as usize] = Action::Tx(PortIdx(sorted.first as u16));
+            todo &= todo - 1;
+        }
+    }
     if let Some(e) = x.exts.as_deref().filter(|e| e.mirrors()) {
         for (m, v) in rx.as_slice().iter().zip(&verdict) {
             if matches!(v, Action::Tx(_)) {
@@ -89,8 +101,8 @@ pub(super) fn route(
     }
 
     // Out, grouped by port.
-    if let (true, Action::Tx(port)) = (one_port, verdict[0]) {
-        w.forward_burst(port, rx, rx_tsc, carried);
+    if sorted.one_port {
+        w.forward_burst(PortIdx(sorted.first as u16), rx, rx_tsc, carried);
         return;
     }
     let mut i = 0;
@@ -124,10 +136,21 @@ pub(super) fn route(
     }
 }
 
+/// Where step 1 sent a burst.
+struct Sorted {
+    /// Every packet leaves by port `first`.
+    one_port: bool,
+    /// A bit for each packet that goes on (forwarded, punted or resolved).
+    kept: u32,
+    /// A bit for each packet sent out of port `first`, whose verdict was not written.
+    same: u32,
+    /// The first packet's out port (`u32::MAX` when it is not sent).
+    first: u32,
+}
+
 /// Step 1 for every packet of `pkts`: parse, route, rewrite (see the module docs); the
 /// verdicts go to `verdict`, and with `FLOW` the packets that go on get their flow metadata
-/// from `bx`. Returns whether every packet leaves by the first one's port, and a bit for
-/// each packet that goes on (forwarded or punted).
+/// from `bx`, except for the packets sent where the first one went (see [`Sorted`]).
 #[inline(always)]
 fn each<const FLOW: bool>(
     pkts: &mut [Mbuf],
@@ -136,10 +159,15 @@ fn each<const FLOW: bool>(
     pool: &Pool,
     mut bx: Option<&mut BurstExts>,
     verdict: &mut [Action; MAX_BURST],
-) -> (bool, u32) {
-    let mut one_port = true;
+) -> Sorted {
+    let mut one_port = !pkts.is_empty();
+    // The first packet's out port (u32::MAX when it is not sent): one_port holds while
+    // every packet is sent there.
+    let mut first = u32::MAX;
+    let mut same = 0u32;
     let mut kept = 0u32;
     let flow = FLOW;
+    let hops = BurstHops { fib: tables, last: Cell::new((u32::MAX, Hop::Missing)) };
     let n = pkts.len();
     for m in pkts.iter().take(PREFETCH) {
         m.prefetch_data();
@@ -159,7 +187,7 @@ fn each<const FLOW: bool>(
             one_port = false;
             continue;
         };
-        let common = if local.is_none() { forward::l3fwd_common(data, tables, tables, csum) } else { None };
+        let common = if local.is_none() { forward::l3fwd_common(data, tables, &hops, csum) } else { None };
         let (v, meta) = match common {
             Some(c) => {
                 let meta = flow.then(|| FlowMeta::from_common(data, &c, rss));
@@ -168,7 +196,7 @@ fn each<const FLOW: bool>(
             }
             None => match parse_packet(data, pkt_len) {
                 Ok(p) => {
-                    let v = forward::l3fwd_parsed(data, &p, tables, tables, local, csum);
+                    let v = forward::l3fwd_parsed(data, &p, tables, &hops, local, csum);
                     let meta = flow.then(|| FlowMeta::from_parsed(data, &p, rss));
                     m.set_packet_type(ptype(&p));
                     (v, meta)
@@ -180,8 +208,21 @@ fn each<const FLOW: bool>(
                 }
             },
         };
-        one_port &= v == verdict[0] || i == 0;
-        verdict[i] = v;
+        let port = match v {
+            Action::Tx(p) => u32::from(p.0),
+            _ => u32::MAX,
+        };
+        if i == 0 {
+            first = port;
+        }
+        // Packets sent to the first one's port are a bit in `same`; the others' verdicts
+        // are written out.
+        if port == first && port != u32::MAX {
+            same |= 1 << i;
+        } else {
+            one_port = false;
+            verdict[i] = v;
+        }
         let goes_on = !matches!(v, Action::Drop(_));
         kept |= u32::from(goes_on) << i;
         // Flow metadata on the packets that go on.
@@ -191,7 +232,33 @@ fn each<const FLOW: bool>(
             }
         }
     }
-    (one_port, kept)
+    Sorted { one_port, kept, same, first }
+}
+
+/// The next hops as one burst sees them: the last id looked up and what it led to, so that
+/// a burst whose packets share a next hop reads its entry once. (Within a burst the entry
+/// is as current as when the burst began; the RCU read-side section spans the burst.)
+struct BurstHops<'a> {
+    fib: &'a FibView<'a>,
+    last: Cell<(u32, Hop)>,
+}
+
+impl NextHops for BurstHops<'_> {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.fib.next_hop(id)
+    }
+
+    #[inline(always)]
+    fn lookup(&self, id: u32) -> Hop {
+        let (last, hop) = self.last.get();
+        if last == id {
+            return hop;
+        }
+        let hop = self.fib.lookup(id);
+        self.last.set((id, hop));
+        hop
+    }
 }
 
 #[cfg(test)]
