@@ -144,7 +144,7 @@ struct Sorted {
     kept: u32,
     /// A bit for each packet sent out of port `first`, whose verdict was not written.
     same: u32,
-    /// The first packet's out port (`u32::MAX` when it is not sent).
+    /// The first packet's out port (meaningless when `same` is 0).
     first: u32,
 }
 
@@ -161,10 +161,13 @@ fn each<const FLOW: bool>(
     verdict: &mut [Action; MAX_BURST],
 ) -> Sorted {
     let mut one_port = !pkts.is_empty();
-    // The first packet's out port (u32::MAX when it is not sent): one_port holds while
-    // every packet is sent there.
-    let mut first = u32::MAX;
+    // The first packet's out port (UNSET when it is not sent): one_port holds while every
+    // packet is sent there.
+    const UNSET: u32 = u32::MAX - 1;
+    const NOT_SENT: u32 = u32::MAX;
+    let mut first = UNSET;
     let mut same = 0u32;
+    // The packets that go on besides those in `same`.
     let mut kept = 0u32;
     let flow = FLOW;
     let hops = BurstHops { fib: tables, last: Cell::new((u32::MAX, Hop::Missing)) };
@@ -210,29 +213,28 @@ fn each<const FLOW: bool>(
         };
         let port = match v {
             Action::Tx(p) => u32::from(p.0),
-            _ => u32::MAX,
+            _ => NOT_SENT,
         };
-        if i == 0 {
-            first = port;
-        }
         // Packets sent to the first one's port are a bit in `same`; the others' verdicts
         // are written out.
-        if port == first && port != u32::MAX {
+        if port == first {
             same |= 1 << i;
+        } else if i == 0 && port != NOT_SENT {
+            first = port;
+            same = 1;
         } else {
             one_port = false;
             verdict[i] = v;
+            kept |= u32::from(!matches!(v, Action::Drop(_))) << i;
         }
-        let goes_on = !matches!(v, Action::Drop(_));
-        kept |= u32::from(goes_on) << i;
         // Flow metadata on the packets that go on.
-        if FLOW && goes_on {
+        if FLOW && !matches!(v, Action::Drop(_)) {
             if let Some(b) = bx.as_deref_mut() {
                 b.attach_flow(i, m, || meta.unwrap_or_default());
             }
         }
     }
-    Sorted { one_port, kept, same, first }
+    Sorted { one_port, kept: kept | same, same, first }
 }
 
 /// The next hops as one burst sees them: the last id looked up and what it led to, so that
