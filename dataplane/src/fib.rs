@@ -223,8 +223,8 @@ impl FibReader {
     /// every IPv4 lookup through the view).
     #[inline]
     pub fn view<'a>(&'a self, rcu: &'a QsbrReader) -> FibView<'a> {
-        assert!(self.v4.checks(rcu), "FIB lookups through a reader of another QS variable");
-        FibView { fib: self, rcu }
+        assert!(self.v4.checks(rcu) && self.v6.checks(rcu), "FIB lookups through a reader of another QS variable");
+        FibView { fib: self, _rcu: rcu }
     }
 }
 
@@ -232,7 +232,9 @@ impl FibReader {
 #[derive(Clone, Copy)]
 pub struct FibView<'a> {
     fib: &'a FibReader,
-    rcu: &'a QsbrReader,
+    /// The reader view() checked, borrowed for as long as the view lives: every lookup
+    /// through the view runs inside its read-side section.
+    _rcu: &'a QsbrReader,
 }
 
 impl Routes for FibView<'_> {
@@ -241,9 +243,10 @@ impl Routes for FibView<'_> {
         // view() checked the reader; it stays borrowed while the view lives.
         self.fib.v4.lookup_checked(dst)
     }
-    #[inline]
+    #[inline(always)]
     fn lookup_v6(&self, dst: std::net::Ipv6Addr) -> Option<u32> {
-        self.fib.v6.lookup(self.rcu, dst)
+        // view() checked the reader; it stays borrowed while the view lives.
+        self.fib.v6.lookup_checked(dst)
     }
 }
 

@@ -610,6 +610,20 @@ impl Lpm6Reader {
     #[inline]
     pub fn lookup(&self, rcu: &QsbrReader, addr: Ipv6Addr) -> Option<u32> {
         same_qsbr(rcu, &self.t.qsbr);
+        self.lookup_checked(addr)
+    }
+
+    /// Whether `rcu` reports to this table's QS variable (what [`Lpm6Reader::lookup`]
+    /// asserts on every call).
+    #[inline]
+    pub(crate) fn checks(&self, rcu: &QsbrReader) -> bool {
+        Arc::ptr_eq(rcu.qsbr(), &self.t.qsbr)
+    }
+
+    /// [`Lpm6Reader::lookup`] for a caller that has checked its reader's QS variable with
+    /// [`Lpm6Reader::checks`] and holds the reader borrowed for as long as it looks up.
+    #[inline(always)]
+    pub(crate) fn lookup_checked(&self, addr: Ipv6Addr) -> Option<u32> {
         let ip = addr.octets();
         let mut next_hop = 0u32;
         // SAFETY: ip is 16 readable bytes, next_hop a valid out pointer; the active table is
