@@ -583,13 +583,18 @@ pub fn martian_v4(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
 /// on every packet's path, the reason worked out only for a martian.
 #[inline(always)]
 pub fn martian_v4_bits(src: u32, dst: u32) -> Option<DropReason> {
-    // Only a first octet of 0, 127, 169 or 224 and up can be martian: two compares and a
-    // subtraction per address, one branch for both, before the exact test.
-    let maybe = |a: u32| {
-        let o0 = (a >> 24) as u8;
-        (o0.wrapping_sub(1) >= 223) | (o0 == 127) | (o0 == 169)
+    // Only a first octet of 0, 127, 169 or 224 and up can be martian: one table load per
+    // address, one branch for both, before the exact test.
+    const MAYBE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut o = 0;
+        while o < 256 {
+            t[o] = o == 0 || o == 127 || o == 169 || o >= 224;
+            o += 1;
+        }
+        t
     };
-    if !(maybe(src) | maybe(dst)) {
+    if !(MAYBE[(src >> 24) as usize] | MAYBE[(dst >> 24) as usize]) {
         return None;
     }
     martian_v4_exact(src, dst)
