@@ -5,9 +5,10 @@
 //! Lookups go through a registered RCU reader, as on a worker; the writer (this thread)
 //! never holds it online while it waits for a grace period.
 
-use std::ffi::CString;
+mod common;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::MutexGuard;
 
 use dataplane::lpm::{Change6, Lpm4, Lpm6, LpmError};
 use dataplane::rcu::Qsbr;
@@ -29,34 +30,7 @@ macro_rules! look {
 
 /// Starts EAL on first use and returns the lock that serialises the tests.
 fn eal() -> MutexGuard<'static, ()> {
-    static EAL: OnceLock<()> = OnceLock::new();
-    static TURN: Mutex<()> = Mutex::new(());
-    EAL.get_or_init(|| {
-        let prefix = format!("lpm-test-{}", std::process::id());
-        let args = [
-            "lpm-test",
-            "--no-huge",
-            "--no-shconf",
-            "-m",
-            "512",
-            "--no-pci",
-            "-l",
-            "0",
-            "--log-level",
-            "lib.eal:error",
-            "--file-prefix",
-            &prefix,
-        ];
-        let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
-        let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
-        // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
-        // pointers into them, so they are leaked below); EAL is initialised once per process.
-        let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
-        assert!(ret >= 0, "rte_eal_init failed");
-        std::mem::forget(cargs);
-    });
-    // A test that failed while holding the lock left nothing half-done that others share.
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
+    common::shared_eal("lpm-test")
 }
 
 fn v4(s: &str) -> Ipv4Addr {

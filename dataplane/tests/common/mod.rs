@@ -408,3 +408,25 @@ pub fn test_pool(name: &str, size: u32) -> mempool::Pool {
     })
     .unwrap_or_else(|e| panic!("test pool {name}: {e}"))
 }
+
+/// Starts EAL once for a test binary whose tests share it (`EAL_ARGS`, `--no-pci`, one
+/// lcore, file prefix `<tag>-<pid>`) and returns the lock that serialises those tests.
+/// EAL lives as long as the process: it is never cleaned up, so its runtime directory
+/// (none: `--no-shconf`) and memory go with the process.
+///
+/// # Panics
+/// If EAL does not start.
+pub fn shared_eal(tag: &str) -> std::sync::MutexGuard<'static, ()> {
+    use std::sync::{Mutex, OnceLock};
+    static EAL: OnceLock<dataplane::eal::Eal> = OnceLock::new();
+    static TURN: Mutex<()> = Mutex::new(());
+    EAL.get_or_init(|| {
+        let mut args: Vec<String> = vec![tag.to_owned()];
+        args.extend(EAL_ARGS.iter().map(|a| (*a).to_owned()));
+        let prefix = format!("{tag}-{}", std::process::id());
+        args.extend(["--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix].map(String::from));
+        dataplane::eal::Eal::init(&args).unwrap_or_else(|e| panic!("EAL did not start ({e}); arguments: {args:?}"))
+    });
+    // A test that failed while holding the lock left nothing half-done that others share.
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
