@@ -36,8 +36,9 @@ Examples:
   dataplane ctl --json show routes | jq '.routes[].prefix'
   dataplane ctl shutdown
 
-Exit status: 0 done, 1 refused by the forwarder (the error names the field), 2 the forwarder
-cannot be reached (no socket at the path, or nobody answers). The socket defaults to the one
+Exit status: 0 done, 1 refused by the forwarder (the error names the field), 2 a wrong command
+line (a usage error, an unreadable --config), 3 the forwarder cannot be reached (no socket at
+the path, or nobody answers). The socket defaults to the one
 of eal.file_prefix \"dataplane\" (/run/dataplane/dataplane.sock for root); give --socket, or
 --config with the forwarder's config file.";
 
@@ -49,7 +50,9 @@ pub struct CtlArgs {
     #[arg(long, value_name = "PATH", global = true)]
     socket: Option<PathBuf>,
     /// Take the socket from this config ([control] socket, or the default of its eal.file_prefix).
-    #[arg(long, value_name = "FILE", global = true, conflicts_with = "socket")]
+    // Its own id: the run's `--config` (with its default configs/null.toml) is a
+    // different argument, and clap would otherwise merge the two.
+    #[arg(id = "ctl_config", long = "config", value_name = "FILE", global = true, conflicts_with = "socket")]
     config: Option<PathBuf>,
     /// Print the reply as JSON (the `ok` value, or `{"error": ...}`) instead of tables.
     #[arg(long, global = true)]
@@ -60,7 +63,7 @@ pub struct CtlArgs {
 
 #[derive(Debug, Subcommand)]
 enum CtlCommand {
-    /// Show state: status, ports, workers, latency, pools, memory, routes, next-hops, config.
+    /// Show state: status, ports, workers, latency, pools, memory, routes, next-hops, neighbours, config.
     Show {
         #[command(subcommand)]
         what: Show,
@@ -177,6 +180,10 @@ enum Clear {
     Counters,
 }
 
+/// The exit status when the forwarder cannot be reached: apart from clap's 2 for a wrong
+/// command line, so a script can tell a typo from a forwarder that is not running.
+const UNREACHABLE: u8 = 3;
+
 /// Runs `dataplane ctl`.
 pub fn main(args: CtlArgs) -> ExitCode {
     let socket = match (&args.socket, &args.config) {
@@ -204,7 +211,7 @@ pub fn main(args: CtlArgs) -> ExitCode {
             "error: cannot reach the forwarder at {}: {e}\n(is it running? give its socket with --socket PATH, or its config with --config FILE)",
             socket.display()
         );
-        ExitCode::from(2)
+        ExitCode::from(UNREACHABLE)
     };
     let mut client = match Client::connect(&socket, timeout) {
         Ok(c) => c,

@@ -84,6 +84,7 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
         }
     }
     let config = Config::load(&cli.config)?;
+    dataplane::config::check_extra_eal_args(&cli.eal)?;
     check_lcores(&config)?;
     // Bound before EAL starts: a second instance on the same socket stops here, before it
     // touches a hugepage. Served once the forwarder runs; removed at exit.
