@@ -307,8 +307,20 @@ fn neighbours(v: &Value) -> String {
         ]);
     }
     let s = &v["stats"];
+    let r = &v["resolution"];
+    let drops: Vec<String> = r["drops"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, n)| (k.as_str(), n))
+        .chain([("proto_mem", &r["proto_mem"]), ("no_route", &r["no_route"])])
+        .map(|(k, n)| format!("{k} {}", num(n)))
+        .collect();
     format!(
-        "{t}\n{} entries, {} packets held, {} host routes; allocs {} destroys {} res_failed {} unres_discards {} table_fulls {}; ARP requests {} NS {}\n",
+        "{t}\nresolution: {} packets taken, {} sent; dropped {}\n{} entries, {} packets held, {} host routes; allocs {} destroys {} res_failed {} unres_discards {} table_fulls {}; ARP requests {} NS {}\n",
+        num(&r["taken"]),
+        num(&r["sent"]),
+        drops.join(", "),
         v["entries"].as_array().map_or(0, Vec::len),
         num(&v["held"]),
         num(&v["host_routes"]),
@@ -361,8 +373,7 @@ fn render(c: &CtlCommand, v: &Value) -> String {
             Show::NextHops => decode::<NextHopsReply>(v).map(|r| {
                 let mut t = table(&["id", "dev", "via", "routes"]);
                 for n in &r.next_hops {
-                    let via = n.via.clone().or_else(|| n.via_mac.clone()).unwrap_or_else(|| "on-link".to_owned());
-                    t.add_row(vec![n.id.to_string(), n.port.clone(), via, n.routes.to_string()]);
+                    t.add_row(vec![n.id.to_string(), n.port.clone(), via(&n.via, &n.via_mac), n.routes.to_string()]);
                 }
                 format!(
                     "{t}\n{} next hops in use of {}, {} waiting for a grace period\n",
@@ -511,11 +522,20 @@ fn memory(v: &Value) -> String {
     format!("{p}\n{g}")
 }
 
+/// A next hop's column: the gateway with its static MAC when it has one
+/// (`10.0.1.8 (02:00:00:00:00:08)`), the MAC alone, or `on-link`.
+fn via(gateway: &Option<String>, mac: &Option<String>) -> String {
+    match (gateway, mac) {
+        (Some(g), Some(m)) => format!("{g} ({m})"),
+        (Some(x), None) | (None, Some(x)) => x.clone(),
+        (None, None) => "on-link".to_owned(),
+    }
+}
+
 fn routes(r: &RoutesReply) -> String {
     let mut t = table(&["prefix", "via", "dev", "origin", "next hop"]);
     for x in &r.routes {
-        let via = x.via.clone().or_else(|| x.via_mac.clone()).unwrap_or_else(|| "on-link".to_owned());
-        t.add_row(vec![x.prefix.clone(), via, x.port.clone(), x.origin.clone(), x.next_hop.to_string()]);
+        t.add_row(vec![x.prefix.clone(), via(&x.via, &x.via_mac), x.port.clone(), x.origin.clone(), x.next_hop.to_string()]);
     }
     let s = &r.summary;
     let origins: Vec<String> = s.by_origin.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -184,6 +184,7 @@ fn every_command_as_tables_and_json() {
         (&["show", "routes", "--family", "ipv6"], "2001:db8::/32"),
         (&["show", "next-hops"], "02:00:00:00:01:01"),
         (&["show", "config"], "[[route]]"),
+        (&["show", "neighbours"], "resolution: 0 packets taken, 0 sent; dropped neigh_failed 0"),
         (&["route", "add", "10.2.0.0/16", "--port", "p0", "--via-mac", "02:00:00:00:00:02"], "added 10.2.0.0/16"),
         (&["route", "replace", "10.2.0.0/16", "--port", "p1", "--via-mac", "02:00:00:00:01:01"], "replaced 10.2.0.0/16"),
         (&["route", "replace", "2001:db8:5::/48", "--port", "p1", "--via-mac", "02:00:00:00:01:05"], "added 2001:db8:5::/48"),
@@ -207,6 +208,7 @@ fn every_command_as_tables_and_json() {
         (&["show", "routes"], "summary"),
         (&["show", "next-hops"], "capacity"),
         (&["show", "config"], "toml"),
+        (&["show", "neighbours"], "resolution"),
         (&["show", "latency"], "rx_to_tx"),
         (&["show", "pools"], "mbuf_pool_s0"),
     ] {
