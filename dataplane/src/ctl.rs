@@ -36,9 +36,9 @@ Examples:
   dataplane ctl --json show routes | jq '.routes[].prefix'
   dataplane ctl shutdown
 
-Exit status: 0 done, 1 refused by the forwarder (the error names the field), 2 a wrong command
-line (a usage error, an unreadable --config), 3 the forwarder cannot be reached (no socket at
-the path, or nobody answers). The socket defaults to the one
+Exit status: 0 done, 1 refused (by the forwarder: the error names the field; or a wrong command
+line: a usage error, an unreadable --config), 2 the forwarder cannot be reached (no socket at the
+path, or nobody answers). The socket defaults to the one
 of eal.file_prefix \"dataplane\" (/run/dataplane/dataplane.sock for root); give --socket, or
 --config with the forwarder's config file.";
 
@@ -180,9 +180,13 @@ enum Clear {
     Counters,
 }
 
-/// The exit status when the forwarder cannot be reached: apart from clap's 2 for a wrong
-/// command line, so a script can tell a typo from a forwarder that is not running.
-const UNREACHABLE: u8 = 3;
+/// The exit status when the request is refused, by the forwarder or already by `ctl`
+/// (a usage error, an unreadable `--config`).
+pub const REFUSED: u8 = 1;
+
+/// The exit status when the forwarder cannot be reached, and only then, so a script can
+/// tell a typo from a forwarder that is not running.
+const UNREACHABLE: u8 = 2;
 
 /// Runs `dataplane ctl`.
 pub fn main(args: CtlArgs) -> ExitCode {
@@ -192,7 +196,7 @@ pub fn main(args: CtlArgs) -> ExitCode {
             Ok(c) => c.control_socket(),
             Err(e) => {
                 eprintln!("error: --config: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(REFUSED);
             }
         },
         (None, None) => dataplane::config::default_socket("dataplane"),

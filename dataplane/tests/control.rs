@@ -235,20 +235,20 @@ fn every_command_as_tables_and_json() {
     assert_eq!(o.status.code(), Some(1), "net_null has no link control: {}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not_supported"), "{}", text(&o));
 
-    // Cannot reach: exit 3, naming the socket and the way out; a wrong command line is 2.
+    // Cannot reach: exit 2, naming the socket and the way out; a wrong command line is 1.
     let o = Process::new(BIN).args(["ctl", "--socket", "/nonexistent/x.sock", "show", "status"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("/nonexistent/x.sock") && e.contains("--socket"), "{e}");
     let o = Process::new(BIN).args(["ctl", "show", "bogus"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "a usage error: {}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "a usage error: {}", text(&o));
     // Neither --socket nor --config, from a directory without configs/: the default socket
     // (the run's own --config default is not ctl's).
     let o = Process::new(BIN).current_dir("/").args(["ctl", "show", "status"]).output().unwrap();
     let e = String::from_utf8_lossy(&o.stderr);
     let default = dataplane::config::default_socket("dataplane");
     assert!(
-        o.status.success() || (o.status.code() == Some(3) && e.contains(&*default.to_string_lossy())),
+        o.status.success() || (o.status.code() == Some(2) && e.contains(&*default.to_string_lossy())),
         "ctl without --socket/--config: {}",
         text(&o)
     );
