@@ -425,7 +425,11 @@ pub fn shared_eal(tag: &str) -> std::sync::MutexGuard<'static, ()> {
         args.extend(EAL_ARGS.iter().map(|a| (*a).to_owned()));
         let prefix = format!("{tag}-{}", std::process::id());
         args.extend(["--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix].map(String::from));
-        dataplane::eal::Eal::init(&args).unwrap_or_else(|e| panic!("EAL did not start ({e}); arguments: {args:?}"))
+        let eal = dataplane::eal::Eal::init(&args).unwrap_or_else(|e| panic!("EAL did not start ({e}); arguments: {args:?}"));
+        // With --no-shconf and --no-telemetry nothing lives in EAL's runtime directory, and
+        // a static EAL is never cleaned up: remove it now rather than leave one per run.
+        remove_runtime_dir(&prefix);
+        eal
     });
     // A test that failed while holding the lock left nothing half-done that others share.
     TURN.lock().unwrap_or_else(|e| e.into_inner())
