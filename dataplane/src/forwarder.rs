@@ -19,6 +19,7 @@ use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
 use crate::exts::{self, PacketExts};
 use crate::forward::NextHop;
+use crate::fpm::{Change, Fpm, FpmStatus, RouteKey, RouteSink};
 use crate::local::Local;
 use crate::lpm::{Lpm4, Lpm6, LpmError};
 use crate::net::MacAddr;
@@ -104,6 +105,14 @@ pub enum StartError {
     /// Memory accounting refused its configuration.
     #[error("accounting: {0}")]
     Accounting(#[from] AccountingError),
+    /// The FPM listener could not bind its address.
+    #[error("fpm.listen: cannot listen on {listen}: {error}")]
+    Fpm {
+        /// The address.
+        listen: std::net::SocketAddr,
+        /// What the bind said.
+        error: std::io::Error,
+    },
 }
 
 /// Routes could not be loaded into DPDK's LPM tables.
@@ -151,6 +160,8 @@ pub struct Forwarder {
     exts: Option<PacketExts>,
     /// Memory accounting, when configured.
     accounting: Option<Arc<Accounting>>,
+    /// The FPM listener (routes from zebra), when configured.
+    fpm: Option<Fpm>,
 }
 
 /// A port's name, id, link and counters.
@@ -194,6 +205,8 @@ pub struct Snapshot {
     pub slow_path: Option<SlowPathSnapshot>,
     /// Memory accounts, when configured.
     pub memory: Option<AccountingSnapshot>,
+    /// The FPM side (routes from zebra), when configured.
+    pub fpm: Option<FpmStatus>,
 }
 
 /// What the slow path did.
@@ -321,6 +334,7 @@ impl Forwarder {
             slow: None,
             exts: None,
             accounting: None,
+            fpm: None,
         };
         let mut slow_links = match &forwarding {
             Forwarding::L3fwd(t) if t.locals.iter().any(Option::is_some) => {
@@ -455,6 +469,15 @@ impl Forwarder {
                 }
             }
         }
+        if let Some(conf) = &config.fpm {
+            match Fpm::start(conf, Box::new(Unattached)) {
+                Ok(f) => fwd.fpm = Some(f),
+                Err(error) => {
+                    let _ = fwd.stop();
+                    return Err(StartError::Fpm { listen: conf.listen, error });
+                }
+            }
+        }
         Ok(fwd)
     }
 
@@ -486,6 +509,7 @@ impl Forwarder {
             pools: self.pool_reports(),
             tsc_hz: self.tsc_hz,
             memory: self.accounting.as_ref().map(|a| a.snapshot()),
+            fpm: self.fpm.as_ref().map(Fpm::status),
             slow_path: self.slow.as_ref().map(|sp| {
                 let c = sp.counters();
                 SlowPathSnapshot {
@@ -542,6 +566,8 @@ impl Forwarder {
     /// ports (the PMDs free what their rings hold), then checks every pool is full and
     /// frees it.
     pub fn stop(mut self) -> Report {
+        // zebra first: no route changes while the workers wind down.
+        let fpm = self.fpm.take().map(Fpm::stop);
         self.stop.store(true, Ordering::SeqCst);
         let mut worker_errors = Vec::new();
         for w in &mut self.workers {
@@ -570,6 +596,7 @@ impl Forwarder {
         }
         let mut snapshot = self.snapshot();
         snapshot.slow_path = slow_path;
+        snapshot.fpm = fpm;
         Self::drain_rx(&mut rx_queues);
         // Every queue handle is gone now (a panicked worker's went with its stack), so
         // the ports may stop.
@@ -580,6 +607,16 @@ impl Forwarder {
         // only if it is full (see mempool::Pool).
         self.pools.clear();
         Report { snapshot, histograms, worker_errors, port_errors }
+    }
+}
+
+/// Where zebra's routes go until the forwarding table can change while it forwards: nowhere
+/// but the FPM's own [`crate::fpm::Rib`] (its counters and origins are in the report).
+struct Unattached;
+
+impl RouteSink for Unattached {
+    fn apply(&mut self, _changes: &[Change]) -> Vec<(RouteKey, String)> {
+        Vec::new()
     }
 }
 

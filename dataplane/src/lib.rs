@@ -29,6 +29,7 @@ pub mod eal;
 pub mod exts;
 pub mod forward;
 pub mod forwarder;
+pub mod fpm;
 pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;

@@ -57,6 +57,8 @@ pub struct Config {
     pub mirror: Option<MirrorConfig>,
     /// `[accounting]`: per-protocol memory accounting of packets held past a round.
     pub accounting: Option<AccountingConf>,
+    /// `[fpm]`: routes from FRR's zebra (`dplane_fpm_nl`); `None` = off.
+    pub fpm: Option<crate::fpm::FpmConfig>,
 }
 
 /// `[accounting]`: TX backlogs and the slow path charge what they hold to per-protocol

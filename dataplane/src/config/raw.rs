@@ -21,6 +21,21 @@ pub struct File {
     pub extensions: Extensions,
     pub mirror: Option<Mirror>,
     pub accounting: Option<Accounting>,
+    pub fpm: Option<Fpm>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fpm {
+    pub listen: String,
+    pub sweep_after_ms: i64,
+    pub replay_quiet_ms: i64,
+}
+
+impl Default for Fpm {
+    fn default() -> Self {
+        Fpm { listen: format!("127.0.0.1:{}", crate::fpm::DEFAULT_PORT), sweep_after_ms: 10_000, replay_quiet_ms: 1_000 }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,7 +25,8 @@ pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let extensions = validate_extensions(raw.extensions)?;
     let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
     let accounting = raw.accounting.map(validate_accounting).transpose()?;
-    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting };
+    let fpm = raw.fpm.map(validate_fpm).transpose()?;
+    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, fpm };
     check_traffic(&config)?;
     Ok(config)
 }
@@ -256,6 +257,21 @@ fn validate_accounting(raw: raw::Accounting) -> Result<AccountingConf, ConfigErr
     })
 }
 
+fn validate_fpm(raw: raw::Fpm) -> Result<crate::fpm::FpmConfig, ConfigError> {
+    let listen: std::net::SocketAddr = raw.listen.parse().map_err(|_| {
+        ConfigError::new("fpm.listen", ConfigErrorKind::InvalidListen { value: raw.listen.clone(), problem: "not ADDRESS:PORT" })
+    })?;
+    if listen.port() == 0 {
+        return Err(ConfigError::new("fpm.listen", ConfigErrorKind::InvalidListen { value: raw.listen, problem: "port 0" }));
+    }
+    let ms = |key: &str, v: i64| int::<u64>(key, v, 0, 3_600_000).map(std::time::Duration::from_millis);
+    Ok(crate::fpm::FpmConfig {
+        listen,
+        sweep_after: ms("fpm.sweep_after_ms", raw.sweep_after_ms)?,
+        replay_quiet: ms("fpm.replay_quiet_ms", raw.replay_quiet_ms)?,
+    })
+}
+
 fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfig, ConfigError> {
     let name = raw.port.ok_or_else(|| ConfigError::new("mirror.port".to_owned(), ConfigErrorKind::Missing))?;
     let port = port_index(ports, &name, "mirror.port".to_owned())?;
@@ -431,6 +447,12 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             "route[0]".to_owned(),
             ConfigErrorKind::NotUsedByMode { mode: mode.name(), why: "only l3fwd routes" },
+        ));
+    }
+    if mode.uses_pairs() && config.fpm.is_some() {
+        return Err(ConfigError::new(
+            "fpm".to_owned(),
+            ConfigErrorKind::NotUsedByMode { mode: mode.name(), why: "zebra's routes are for l3fwd" },
         ));
     }
     if !mode.uses_pairs() && !config.forward.pairs.is_empty() {
@@ -628,6 +650,17 @@ mod tests {
     }
 
     #[test]
+    fn fpm_is_off_unless_configured_and_loopback_by_default() {
+        assert_eq!(Config::from_toml_str(&l3fwd()).unwrap().fpm, None);
+        let fpm = Config::from_toml_str(&format!("{}[fpm]\n", l3fwd())).unwrap().fpm.unwrap();
+        assert_eq!(fpm.listen, "127.0.0.1:2620".parse().unwrap());
+        assert_eq!((fpm.sweep_after.as_millis(), fpm.replay_quiet.as_millis()), (10_000, 1_000));
+        let text = format!("{}[fpm]\nlisten = \"[2001:db8::1]:2700\"\nsweep_after_ms = 0\n", l3fwd());
+        let fpm = Config::from_toml_str(&text).unwrap().fpm.unwrap();
+        assert_eq!((fpm.listen, fpm.sweep_after.as_millis()), ("[2001:db8::1]:2700".parse().unwrap(), 0));
+    }
+
+    #[test]
     fn errors_carry_the_key_and_a_typed_kind() {
         let err = Config::from_toml_str(&with_port1("rx_queues = 0")).unwrap_err();
         assert_eq!(err.key, "port[1].rx_queues");
@@ -798,6 +831,12 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
             ("accounting pressure > max", format!("{}[accounting]\nudp = {{ min = 1, pressure = 40, max = 10 }}\n", valid()), "accounting.udp.pressure: must not be above accounting.udp.max"),
             ("accounting backlog order", format!("{}[accounting]\nbacklog = 8\nbacklog_under_pressure = 9\n", valid()), "accounting.backlog_under_pressure"),
             ("accounting unknown key", format!("{}[accounting]\nbogus = 1\n", valid()), "unknown field `bogus`"),
+            ("fpm outside l3fwd", format!("{}[fpm]\n", valid()), "fpm: not used with forward.mode = \"io\""),
+            ("fpm listen no port", format!("{}[fpm]\nlisten = \"127.0.0.1\"\n", l3fwd()), "fpm.listen: \"127.0.0.1\": not ADDRESS:PORT (expected ADDRESS:PORT as in zebra's `fpm address ADDRESS port PORT`"),
+            ("fpm listen name", format!("{}[fpm]\nlisten = \"localhost:2620\"\n", l3fwd()), "fpm.listen: \"localhost:2620\": not ADDRESS:PORT"),
+            ("fpm listen port 0", format!("{}[fpm]\nlisten = \"127.0.0.1:0\"\n", l3fwd()), "fpm.listen: \"127.0.0.1:0\": port 0"),
+            ("fpm sweep", format!("{}[fpm]\nsweep_after_ms = -1\n", l3fwd()), "fpm.sweep_after_ms: must be at least 0, got -1"),
+            ("fpm unknown key", format!("{}[fpm]\nport = 2620\n", l3fwd()), "unknown field `port`"),
             ("mirror proto", format!("{}[mirror]\nport = \"null1\"\nproto = \"sctp\"\n", valid().replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")), "mirror.proto: \"sctp\" is not one of any, tcp, udp, icmp or other"),
             ("mirror in io", format!("{}[mirror]\nport = \"null1\"\n", valid()), "mirror: not used with forward.mode = \"io\""),
             ("mirror port missing", format!("{}[mirror]\nport = \"nope\"\n", valid()), "mirror.port: port \"nope\" is not defined"),
