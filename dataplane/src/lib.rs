@@ -15,10 +15,11 @@
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
 //! - [`slowpath`]: the thread that answers requests to the forwarder's own addresses.
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
+//! - [`fpm`]: routes from FRR's zebra (its FPM stream over TCP).
 //! - [`forwarder`]: the lifecycle that ties them together.
 //!
-//! `unsafe` is confined to [`eal`], [`port`], [`lpm`] and [`telemetry`], the modules that
-//! call DPDK directly;
+//! `unsafe` is confined to [`eal`], [`port`], [`lpm`], [`rcu`] and [`telemetry`], the modules
+//! that call DPDK directly, and to the one `if_indextoname(3)` call in [`fpm::ports`];
 //! every block there says why it holds.
 
 #![deny(unsafe_code)]
