@@ -1,80 +1,140 @@
 #!/usr/bin/python3
-"""Forwarding rate of `dataplane` against dpdk-testpmd, measured in one run on this machine.
+"""The forwarder against its C peers, measured in one run on this machine.
 
-Each case runs the forwarder and testpmd in the same set-up, alternating, several times,
-and reports the median rate, the ratio forwarder/testpmd and the min-max range; the table
-goes to stdout and the figures to a JSON file. Rates are read from each program's own
-per-second statistics, skipping the first (warm-up) second.
+    ci/bench.py [--pairs 7] [--seconds 2] [--cases a,b] [--out target/bench] [--no-instructions]
+    ci/bench.py --smoke [--bin target/debug/dataplane]       # the test suite's short run
+    ci/bench.py --list                                       # the cases, one line each
 
-    ci/bench.py [--reps 3] [--seconds 5] [--json target/bench.json] [--smoke]
+Every case compares two sides in the same set-up: the forwarder (A) and its peer (B), which is
+dpdk-testpmd, DPDK's own l3fwd example, or the forwarder itself without a feature.
 
-Scaling from 1 to 2 worker lcores is not measured: this machine has 2 cores, and a main
-lcore plus 2 workers needs 3.
+Rates (Mpps). A and B run alternately, one after the other, in --pairs pairs (A first in even
+pairs, B first in odd ones, so a drift of the machine hits both alike). Each run: start the
+side, wait until its ports are up and packets flow, warm up, then read the side's own port
+counters twice through DPDK telemetry (/ethdev/stats,N) --seconds apart; the same reading for
+every program. A case reports the median of the per-pair ratios A/B with their min-max and
+interquartile range, and is flagged when a pair ratio lies more than 10% from that median
+(the machine was too noisy for the ratio to mean much: run it again).
 
-Cases (one worker lcore, 64-byte packets unless named; testpmd runs the same set-up without the
-forwarder's features, so rows with extensions or accounting show their cost):
-  null-io         net_null pair, copy=0: pure loop cost; testpmd io
-  null-io-copy    net_null pair, copy=1: packet data is touched on RX and TX; testpmd io
-  null-macswap    net_null pair, copy=1, MACs swapped; testpmd macswap
-  memif-l3fwd     a dpdk-testpmd txonly generator (memif server, its own process and core)
-                  sends IPv4/UDP to 198.18.0.2; the DUT (memif client) routes it with
-                  l3fwd back out of its memif port; testpmd as DUT runs macswap in the same
-                  set-up. The generator does not read, so the DUT's TX is refused (counted
-                  tx_full): the rate is what the DUT received and processed.
-For the forwarder the table also gives cycles per packet (TSC cycles in busy rounds /
-packets) and the RX->TX latency p50/p99 from its own report (--stats-json).
-Hugepages are used when reserved (ci/setup.sh does it as root), else --no-huge.
+Instructions per packet, the deterministic figure to optimise against. Each side runs twice
+under `valgrind --tool=callgrind --separate-threads=yes`, for T and 2T seconds of traffic
+(--cg-seconds), and the figure is (I2 - I1) / (P2 - P1):
+  - I: the instructions of the forwarding thread only. Callgrind writes one profile per
+    thread; the forwarder and dpdk-testpmd forward on an EAL worker lcore, a thread of its
+    own, so EAL start-up, port set-up, statistics and telemetry (other threads) are not in
+    it. DPDK's l3fwd forwards on its main lcore, the thread that also ran start-up: there
+    callgrind collects only inside its loop function (--toggle-collect=lpm_main_loop).
+  - P: the packets that thread received, as the program itself counts them at exit (the
+    forwarder's --stats-json, testpmd's forward statistics, l3fwd's port counters, printed by
+    the bench's patch).
+  - The difference cancels exactly what the thread does once, whatever the packet counts:
+    its start, per-worker set-up (the forwarder zeroes its histograms there: about 2x10^8
+    instructions), the polls before traffic starts, the final flush. JSON: `fixed`.
+The sources never run dry (net_null, net_pcap infinite_rx), except a memif peer: a native
+dpdk-testpmd (deep rings, 8192 packets in flight). There the side also polls an empty ring
+between connecting and the first packet and after the last (the peer stops first: a memif
+server still forwarding when its client leaves can crash), a different number of times each
+run, which a difference does not cancel: memif cases take three runs (T, 2T, 3T) and fit
+I = a P + b E + c exactly, E being the empty polls (the forwarder's idle rounds, exact;
+testpmd's --record-burst-stats, given to 1% of its polls: such figures are marked `~` when
+the empty polls pass 1%).
+Callgrind counts each iteration of a rep-prefixed string instruction (glibc's memset/memcpy
+of a few KiB) as one instruction. The valgrind'd side runs on --no-huge (EAL's hugepage
+address-space reservation fails under valgrind); the packet path is the same. The forwarding
+thread's profile of the longer run is kept as callgrind/CASE-a2.callgrind (and -b2) in --out
+(`callgrind_annotate FILE` shows where the instructions go).
+
+Outputs in --out: bench.json (every run), table.md, and CASE.png per case (Debian's
+python3-matplotlib): the per-pair rates of both sides and the pair ratios with their median,
+the +-10% band and the instruction ratio. Exit status 1 when any case failed: a process exited
+non-zero, a side forwarded nothing, or the forwarder's counters did not add up
+(processed + injected + mirrored = tx + dropped + punted, per worker, from --stats-json).
+
+Cores (this machine has 2): the side under test forwards on CPU 1 and keeps its main lcore on
+CPU 0; a peer process (memif) forwards on CPU 0 and keeps its main lcore on CPU 1. Hugepages
+(--in-memory) when enough are free, else --no-huge, chosen per pair so both sides match.
 """
 
 import argparse
+import ipaddress
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BIN = ROOT / "target" / "release" / "dataplane"
-BIN = DEFAULT_BIN
+PATCH = ROOT / "ci" / "patches" / "l3fwd-vdev.patch"
+EXAMPLES = Path("/usr/share/dpdk/examples")
+# Debian packages the bench needs beyond ci/setup.sh: DPDK's example sources (l3fwd) and
+# what builds them, callgrind, the memif fit (numpy) and the charts.
+PACKAGES = ["dpdk-doc", "make", "patch", "valgrind", "python3-numpy", "python3-matplotlib"]
 
-CASES = {
-    # name: (set-up, devargs, dataplane mode, testpmd forward mode, extra dataplane config)
-    "null-io": ("null", "size=64,copy=0", "io", "io", ""),
-    "null-io-copy": ("null", "size=64,copy=1", "io", "io", ""),
-    "null-macswap": ("null", "size=64,copy=1", "macswap", "macswap", ""),
-    # Packet extensions: a trace on one packet in 64, and on every packet.
-    "null-io-trace64": ("null", "size=64,copy=0", "io", "io", "[extensions]\ntrace_every = 64\n"),
-    "null-io-trace1": ("null", "size=64,copy=0", "io", "io", "[extensions]\ntrace_every = 1\n"),
-    # A dpdk-testpmd peer (memif server, io, loop topology, `start tx_first 32`) and the
-    # DUT (memif client) send the same packets back and forth: the rate the DUT forwards.
-    "memif-io-64": ("memif-loop", "64", "io", "io", ""),
-    "memif-io-512": ("memif-loop", "512", "io", "io", ""),
-    "memif-io-1518": ("memif-loop", "1518", "io", "io", ""),
-    "memif-l3fwd": ("memif", "", "l3fwd", "macswap", ""),
-    # Memory accounting: the generator never reads, so every routed packet the memif
-    # ring refuses goes to the TX backlog and is charged (protocol account + group), or
-    # with bypass only to the group; accounting off frees them at once (tx_full).
-    "memif-l3fwd-acct": ("memif", "", "l3fwd", "macswap", "[accounting]\n"),
-    "memif-l3fwd-acct-bypass": ("memif", "", "l3fwd", "macswap", "[accounting]\nbacklog_bypass = true\n"),
-}
+# Ports of every set-up get these MACs as next hops: (l3fwd's --eth-dest, the forwarder's
+# via_mac/peer_mac).
+NEXT_HOP_MAC = ["02:00:00:00:00:02", "02:00:00:00:01:02"]
+# A pair ratio further than this from the case's median flags the case.
+SPREAD_LIMIT = 0.10
+# A callgrind figure with more empty polls than this share is marked approximate.
+EMPTY_POLL_LIMIT = 0.01
 
 
-def hugepages_ready():
+class CaseError(Exception):
+    """A run that failed: the message says what, the log tail why."""
+
+
+class Skip(Exception):
+    """A case that cannot run here; the message says why."""
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- The machine -------------------------------------------------------------------------
+
+def ensure_packages(names):
+    """Installs the Debian packages in `names` that are missing (idempotent: dpkg is asked
+    first, apt-get runs only for what is absent)."""
+    missing = [p for p in names if subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True,
+                                                  text=True).stdout.find("install ok installed") < 0]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"ci/bench.py needs the Debian packages {' '.join(missing)}: install them (as root)")
+    log(f"bench: installing {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+
+
+def free_hugepages():
     try:
         free = int(Path("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages").read_text())
     except OSError:
-        return False
-    return free >= 512 and " hugetlbfs " in Path("/proc/mounts").read_text()
+        return 0
+    return free if " hugetlbfs " in Path("/proc/mounts").read_text() else 0
 
 
-def memory_args():
-    return ["--in-memory", "-m", "1024"] if hugepages_ready() else ["--no-huge", "-m", "1024"]
+def memory_args(huge, megabytes=512):
+    return ["--in-memory", "-m", str(megabytes)] if huge else ["--no-huge", "-m", str(megabytes)]
+
+
+def cpu_name():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def remove_runtime_dir(prefix):
@@ -82,309 +142,952 @@ def remove_runtime_dir(prefix):
     shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
 
 
-def run_bounded(cmd, seconds, **kw):
-    """Runs cmd for `seconds`, then SIGINT (both programs stop cleanly on it), then kill."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, **kw)
-    try:
-        out, _ = proc.communicate(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)
+class Telemetry:
+    """DPDK telemetry (the v2 socket every DPDK process opens) of the process with `prefix`."""
+
+    def __init__(self, prefix, timeout=5):
+        self.path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+        self.timeout = timeout
+
+    def ready(self):
+        return os.path.exists(self.path)
+
+    def query(self, command):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+            s.settimeout(self.timeout)
+            s.connect(self.path)
+            s.recv(1 << 16)
+            s.send(command.encode())
+            return json.loads(s.recv(1 << 20))[command.split(",")[0]]
+
+    def port_counter(self, ports, name):
+        return sum(self.query(f"/ethdev/stats,{p}")[name] for p in ports)
+
+    def links_up(self, ports):
         try:
-            out, _ = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-    return proc.returncode, out
+            return all((self.query(f"/ethdev/link_status,{p}") or {}).get("status") == "UP" for p in ports)
+        except (OSError, ValueError, KeyError):
+            return False
 
 
-def null_ports(devargs):
-    return f"""
-[forward]
-pairs = [["p0", "p1"]]
-[[port]]
-name = "p0"
-device = "net_null0"
-args = "{devargs}"
-[[port]]
-name = "p1"
-device = "net_null1"
-args = "{devargs}"
-[[worker]]
-lcore = 1
-rx = [{{ port = "p0", queue = 0 }}, {{ port = "p1", queue = 0 }}]
-"""
+class Proc:
+    """A process of the bench, its output in `log`; stopped by SIGINT (every program here
+    stops cleanly on it), killed only when it does not stop."""
 
-
-def memif_ports(sock):
-    return f"""
-[[port]]
-name = "m0"
-device = "net_memif0"
-args = "role=client,socket={sock},socket-abstract=no"
-[[route]]
-prefix = "198.18.0.0/15"
-port = "m0"
-via_mac = "02:00:00:00:00:09"
-[[worker]]
-lcore = 1
-rx = [{{ port = "m0", queue = 0 }}]
-"""
-
-
-def memif_loop_port(sock):
-    return f"""
-[forward]
-pairs = [["m0", "m0"]]
-[[port]]
-name = "m0"
-device = "net_memif0"
-args = "role=client,socket={sock},socket-abstract=no"
-[[worker]]
-lcore = 1
-rx = [{{ port = "m0", queue = 0 }}]
-"""
-
-
-class LoopPeer:
-    """dpdk-testpmd as memif server in io mode with loop topology, driven interactively:
-    once the DUT is connected, `start tx_first 32` puts packets in flight, which then
-    circulate between the peer and the DUT; `stop` before either side exits."""
-
-    WARMUP = 2.0
-
-    def __init__(self, tmp, tag, size):
-        self.sock = f"{tmp}/memif-loop-{tag}.sock"
-        self.prefix = f"bench-peer-{tag}"
-        self.size = size
-        cmd = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-pci", "--file-prefix", self.prefix,
-               *memory_args(), "--vdev", f"net_memif0,role=server,socket={self.sock},socket-abstract=no", "--",
-               "-i", "--forward-mode=io", "--port-topology=loop", "--total-num-mbufs", "16384"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True)
-        for _ in range(100):
-            if os.path.exists(self.sock):
-                break
-            time.sleep(0.1)
+    def __init__(self, name, cmd, log_path, stdin_pipe=False, env=None):
+        self.name, self.cmd, self.log_path = name, cmd, Path(log_path)
+        self.out = open(log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT, text=True, env=env,
+                                     stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL)
 
     def send(self, line):
         try:
             self.proc.stdin.write(line + "\n")
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError, AttributeError):
             pass
 
-    def kick(self):
-        self.send(f"set txpkts {self.size}")
-        self.send("start tx_first 32")
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=20, sig=signal.SIGINT):
+        """Stops the process (if running) and returns its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+        return self.proc.returncode
+
+    def wait(self, timeout):
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return self.stop()
+        self.out.close()
+        return self.proc.returncode
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, lines=25):
+        return "\n".join(f"    {line}" for line in self.output().splitlines()[-lines:])
+
+
+# --- Traffic -------------------------------------------------------------------------------
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def udp_frames(v6, size=64, flows=256):
+    """`flows` Ethernet/IPv4-or-IPv6/UDP frames of `size` bytes (without FCS, as testpmd's
+    --txpkts and net_null's size count), all routed to port 1 by l3fwd's default table:
+    destinations 198.18.1.2-17 or 2001:200:0:1::2-11, 16 sources, valid checksums."""
+    eth = bytes.fromhex("020000000001" "020000000002")
+    frames = []
+    for i in range(flows):
+        sport, dport = 1024 + i // 16, 9
+        if v6:
+            src = ipaddress.IPv6Address(f"2001:200::{i // 16 + 2:x}").packed
+            dst = ipaddress.IPv6Address(f"2001:200:0:1::{i % 16 + 2:x}").packed
+            payload = bytes(max(size - 14 - 40 - 8, 0))
+            length = 8 + len(payload)
+            pseudo = src + dst + struct.pack("!IxxxB", length, 17)
+            udp = struct.pack("!HHHH", sport, dport, length, 0) + payload
+            udp = udp[:6] + struct.pack("!H", csum(pseudo + udp) or 0xFFFF) + udp[8:]
+            ip = struct.pack("!IHBB", 0x60000000, length, 17, 64) + src + dst
+            frames.append(eth + b"\x86\xdd" + ip + udp)
+        else:
+            src, dst = bytes([198, 18, 0, i // 16 + 2]), bytes([198, 18, 1, i % 16 + 2])
+            payload = bytes(max(size - 14 - 20 - 8, 0))
+            udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+            ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0, src, dst))
+            ip[10:12] = struct.pack("!H", csum(bytes(ip)))
+            frames.append(eth + b"\x08\x00" + bytes(ip) + udp)
+    return frames
+
+
+def write_pcap(path, frames):
+    with open(path, "wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, f in enumerate(frames):
+            out.write(struct.pack("<IIII", 0, i, len(f), len(f)) + f)
+
+
+def l3fwd_routes(v6, ports):
+    """l3fwd's default LPM table (lpm_default_v4.cfg / _v6.cfg of dpdk-doc) restricted to
+    the ports that exist: [(prefix, port)]."""
+    name = "lpm_default_v6.cfg" if v6 else "lpm_default_v4.cfg"
+    routes = []
+    for line in (EXAMPLES / "l3fwd" / name).read_text().splitlines():
+        if line.startswith("R"):
+            prefix, port = line[1:].split()
+            if int(port) < ports:
+                routes.append((ipaddress.ip_network(prefix), int(port)))
+    return routes
+
+
+def write_l3fwd_rules(path, routes):
+    Path(path).write_text("".join(f"R{net} {port}\n" for net, port in routes))
+
+
+# --- DPDK's l3fwd example ------------------------------------------------------------------
+
+def build_l3fwd(out):
+    """Copies l3fwd and ../common from dpdk-doc to `out`, applies
+    ci/patches/l3fwd-vdev.patch and runs make; returns the binary. Rebuilt only when the
+    patch or the sources are newer than the binary."""
+    src = out
+    binary = src / "l3fwd" / "build" / "l3fwd"
+    newest = max(PATCH.stat().st_mtime, (EXAMPLES / "l3fwd" / "main.c").stat().st_mtime)
+    if binary.exists() and binary.stat().st_mtime > newest:
+        return binary
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    for d in ("l3fwd", "common"):
+        shutil.copytree(EXAMPLES / d, src / d)
+    subprocess.run(["patch", "-s", "-p1", "-d", str(src), "-i", str(PATCH)], check=True)
+    r = subprocess.run(["make", "-s", "-C", str(src / "l3fwd"), "-j2"], capture_output=True, text=True)
+    if r.returncode != 0 or not binary.exists():
+        raise CaseError(f"building DPDK's l3fwd failed:\n{r.stdout}{r.stderr}")
+    return binary
+
+
+# --- Set-ups: what surrounds the side under test -----------------------------------------
+
+@dataclass
+class Port:
+    name: str
+    device: str   # vdev name
+    args: str     # devargs
+
+
+@dataclass
+class Setup:
+    """The ports of the side under test, what it is measured by, and any peer process."""
+    kind: str                  # null | memif-loop | pcap | pcap-refused
+    ports: list
+    metric: str = "opackets"   # the ethdev counter summed over `measured` ports
+    measured: list = None
+    size: int = 64
+    v6: bool = False
+    peer: "LoopPeer" = None
+    pcap: str = None
+    down: list = field(default_factory=list)   # ports whose link stays down by design
+
+    def measured_ports(self):
+        return self.measured if self.measured is not None else list(range(len(self.ports)))
+
+
+def make_setup(kind, ctx, tmp, tag, size=64, v6=False, devargs="size=64,copy=0", deep=False):
+    if kind == "null":
+        return Setup(kind, [Port("p0", "net_null0", devargs), Port("p1", "net_null1", devargs)])
+    if kind == "memif-loop":
+        peer = LoopPeer(tmp, tag, size, deep)
+        return Setup(kind, [Port("m0", "net_memif0", f"role=client,socket={peer.sock},socket-abstract=no{peer.rsize}")],
+                     size=size, peer=peer)
+    if kind in ("pcap", "pcap-refused"):
+        pcap = f"{tmp}/mix-v{6 if v6 else 4}.pcap"
+        if not os.path.exists(pcap):
+            write_pcap(pcap, udp_frames(v6))
+        src = Port("src", "net_pcap0", f"rx_pcap={pcap},infinite_rx=1")
+        if kind == "pcap":
+            # Routed packets go to a net_null port: it accepts (and counts) every one.
+            return Setup(kind, [src, Port("sink", "net_null0", "no-rx=1")], measured=[1], v6=v6, pcap=pcap)
+        # A memif server no client ever connects to: every tx_burst returns 0, as a peer that
+        # never reads its ring. The rate is what the side received and processed.
+        sock = f"{tmp}/refuse-{tag}.sock"
+        return Setup(kind, [src, Port("sink", "net_memif0", f"role=server,socket={sock},socket-abstract=no")],
+                     metric="ipackets", measured=[0], v6=v6, pcap=pcap, down=[1])
+    raise ValueError(kind)
+
+
+class LoopPeer:
+    """dpdk-testpmd as memif server in io mode with loop topology, on CPU 0, driven on its
+    stdin: once the side under test is up, `start tx_first N` puts packets in flight, which
+    then go back and forth; `stop` before either side exits. `deep` (for callgrind) uses
+    16384-slot rings and 8192 packets in flight, so the side under callgrind still has work
+    queued while this native peer waits for a CPU on a busy machine."""
+
+    def __init__(self, tmp, tag, size, deep=False):
+        self.sock = f"{tmp}/memif-loop-{tag}.sock"
+        self.prefix = f"bench-peer-{tag}"
+        self.size = size
+        self.tmp, self.tag = tmp, tag
+        self.rsize = ",rsize=14" if deep else ""
+        self.bursts = 256 if deep else 16
+        self.proc = None
+
+    def start(self, huge):
+        cmd = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-pci", "--file-prefix", self.prefix,
+               *memory_args(huge, 256), "--vdev", f"net_memif0,role=server,socket={self.sock},socket-abstract=no{self.rsize}",
+               "--", "-i", "--forward-mode=io", "--port-topology=loop", "--total-num-mbufs", "16384"]
+        # Line-buffered, so its log says when its port has started: a client that connects
+        # before that (the socket exists from the vdev probe on) may never see a packet.
+        self.proc = Proc("memif peer (dpdk-testpmd)", ["stdbuf", "-oL", *cmd], f"{self.tmp}/peer-{self.tag}.log",
+                         stdin_pipe=True)
+        deadline = time.monotonic() + 30
+        while "Checking link statuses" not in self.proc.output():
+            if not self.proc.alive() or time.monotonic() > deadline:
+                raise CaseError(f"the memif peer did not start:\n{self.proc.tail()}")
+            time.sleep(0.05)
+
+    def kick(self, timeout=30, side=None):
+        """Puts 32 x `bursts` packets in flight as soon as the peer's side of the link is up
+        (the side has connected): half of each direction's ring, so no TX is ever refused
+        and the population, which only a drop could shrink, stays whole."""
+        tel = Telemetry(self.prefix)
+        deadline = time.monotonic() + timeout
+        while not (tel.ready() and tel.links_up([0])):
+            if side is not None and not side.alive():
+                return    # the caller reports the side's exit
+            if not self.proc.alive() or time.monotonic() > deadline:
+                raise CaseError(f"the memif peer's link did not come up:\n{self.proc.tail()}")
+            time.sleep(0.05)
+        self.proc.send("stop")
+        self.proc.send(f"set txpkts {self.size}")
+        self.proc.send(f"start tx_first {self.bursts}")
 
     def stop_traffic(self):
-        self.send("stop")
+        self.proc.send("stop")
+        time.sleep(0.3)
 
     def stop(self):
-        self.send("stop")
-        self.send("quit")
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is None:
+            return 0
+        self.proc.send("stop")
+        self.proc.send("quit")
+        rc = self.proc.wait(20)
         remove_runtime_dir(self.prefix)
+        return rc
 
 
-def memif_loop_run(cmd, peer, seconds):
-    """Runs the DUT `cmd` against `peer`: connect, kick, measure `seconds`, stop the peer
-    first, then the DUT (SIGINT). Returns the DUT's output."""
-    dut = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+# --- Sides: the programs ---------------------------------------------------------------------
+
+@dataclass
+class Side:
+    """One program in one configuration: `kind` is dataplane, testpmd or l3fwd."""
+    kind: str
+    label: str
+    mode: str = "io"           # the forwarder's forward.mode / testpmd's --forward-mode
+    extra: str = ""            # TOML appended to the forwarder's config
+    workers: int = 1           # testpmd: forwarding lcores
+
+    def command(self, ctx, setup, tmp, tag, huge):
+        """The command line, the telemetry file prefix and (forwarder) its JSON report path."""
+        prefix = f"bench-{self.kind}-{tag}"
+        mem = memory_args(huge)
+        if self.kind == "dataplane":
+            cfg, report = f"{tmp}/dp-{tag}.toml", f"{tmp}/dp-{tag}.json"
+            Path(cfg).write_text(dataplane_config(self, setup, prefix, mem))
+            return [str(ctx.bin), "--config", cfg, "--stats-interval", "0", "--stats-json", report], prefix, report
+        vdevs = [a for p in setup.ports for a in ("--vdev", f"{p.device},{p.args}")]
+        if self.kind == "testpmd":
+            lcores = ["--lcores", "0@0,1@1"] if self.workers == 1 else ["--lcores", "0@0,1@0,2@1"]
+            cmd = ["dpdk-testpmd", *lcores, "--main-lcore", "0", "--no-pci", "--file-prefix", prefix, *mem, *vdevs, "--",
+                   f"--forward-mode={self.mode}", f"--nb-cores={self.workers}", "--stats-period", "1",
+                   "--total-num-mbufs", "8192", "--rxd", "1024", "--txd", "1024", "--burst", "32",
+                   "--record-burst-stats"]
+            if setup.kind == "memif-loop":
+                cmd.append("--port-topology=loop")
+            return cmd, prefix, None
+        if self.kind == "l3fwd":
+            n = len(setup.ports)
+            routes_v4, routes_v6 = l3fwd_routes(False, n), l3fwd_routes(True, n)
+            write_l3fwd_rules(f"{tmp}/rules-v4.cfg", routes_v4)
+            write_l3fwd_rules(f"{tmp}/rules-v6.cfg", routes_v6)
+            config = ",".join(f"({p},0,1)" for p in range(n))
+            cmd = [str(ctx.l3fwd()), "-l", "1", "--no-pci", "--file-prefix", prefix, *mem, *vdevs, "--",
+                   "-p", hex((1 << n) - 1), "-P", "--config", config, "--parse-ptype",
+                   f"--rule_ipv4={tmp}/rules-v4.cfg", f"--rule_ipv6={tmp}/rules-v6.cfg",
+                   *[f"--eth-dest={i},{m}" for i, m in enumerate(NEXT_HOP_MAC[:n])]]
+            if setup.v6:
+                cmd.append("--ipv6")
+            return cmd, prefix, None
+        raise ValueError(self.kind)
+
+
+def dataplane_config(side, setup, prefix, mem):
+    """The forwarder's config for `setup`: its ports, one worker on lcore 1 polling queue 0
+    of each, and for l3fwd the routes of DPDK l3fwd's default table (the same next hops)."""
+    lines = ["[eal]", "main_lcore = 0", f'file_prefix = "{prefix}"', f"args = {json.dumps(mem)}", "",
+             "[forward]", f'mode = "{side.mode}"']
+    if side.mode != "l3fwd":
+        pair = [setup.ports[0].name, setup.ports[-1].name]
+        lines.append(f"pairs = [{json.dumps(pair)}]")
+    for i, p in enumerate(setup.ports):
+        lines += ["", "[[port]]", f'name = "{p.name}"', f'device = "{p.device}"', f'args = "{p.args}"']
+        if side.mode == "l2fwd":
+            lines.append(f'peer_mac = "{NEXT_HOP_MAC[i]}"')
+    if side.mode == "l3fwd":
+        n = len(setup.ports)
+        for net, port in l3fwd_routes(False, n) + l3fwd_routes(True, n):
+            lines += ["", "[[route]]", f'prefix = "{net}"', f'port = "{setup.ports[port].name}"',
+                      f'via_mac = "{NEXT_HOP_MAC[port]}"']
+    rx = ", ".join(f'{{ port = "{p.name}", queue = 0 }}' for p in setup.ports)
+    lines += ["", "[[worker]]", "lcore = 1", f"rx = [{rx}]", ""]
+    return "\n".join(lines) + side.extra
+
+
+def check_dataplane_report(path):
+    """The forwarder's --stats-json after a run: a clean exit and, per worker and in total,
+    processed + injected + mirrored = tx_packets + dropped + punted. Returns the report."""
     try:
-        time.sleep(LoopPeer.WARMUP)
-        peer.kick()
-        time.sleep(seconds)
-        peer.stop_traffic()
-        time.sleep(0.5)
-        dut.send_signal(signal.SIGINT)
-        out, _ = dut.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        dut.kill()
-        out, _ = dut.communicate()
-    finally:
-        peer.stop()
-    return dut.returncode, out
+        r = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise CaseError(f"the forwarder wrote no --stats-json report: {e}")
+    problems = []
+    if not r.get("clean"):
+        problems.append(f"the run was not clean: {r.get('errors')}")
+    for lcore, w in r["softnet"].items():
+        ins = w["processed"] + w["injected"] + w["mirrored"]
+        outs = w["tx_packets"] + w["dropped"] + w["punted"]
+        if ins != outs:
+            problems.append(f"{lcore}: processed {w['processed']} + injected {w['injected']} + mirrored "
+                            f"{w['mirrored']} = {ins} != tx {w['tx_packets']} + dropped {w['dropped']} + "
+                            f"punted {w['punted']} = {outs}")
+        if sum(w["drops"].values()) != w["dropped"]:
+            problems.append(f"{lcore}: drops by reason {sum(w['drops'].values())} != dropped {w['dropped']}")
+    workers = r["softnet"].values()
+    if sum(w["tx_packets"] for w in workers) != r["stats"]["tx_packets"]:
+        problems.append("the workers' tx_packets do not add up to the total")
+    if problems:
+        raise CaseError("the forwarder's counters do not add up: " + "; ".join(problems))
+    return r
 
 
-def busy_median(rates):
-    """The median of the per-second rates while traffic ran (the non-zero ones, less the
-    first and last, which are partial seconds)."""
-    busy = [r for r in rates if r > 0.01]
-    return statistics.median(busy[1:-1] or busy or [0.0])
+# --- One run ---------------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    bin: Path
+    out: Path
+    tmp: str
+    seconds: float
+    warmup: float
+    cg_seconds: float
+    _l3fwd: Path = None
+
+    def l3fwd(self):
+        if self._l3fwd is None:
+            self._l3fwd = build_l3fwd(ROOT / "target" / "bench-l3fwd")
+        return self._l3fwd
 
 
-class Generator:
-    """dpdk-testpmd txonly as memif server on core 0 (its main thread on core 1)."""
-
-    def __init__(self, tmp, tag):
-        self.sock = f"{tmp}/memif-{tag}.sock"
-        self.prefix = f"bench-gen-{tag}"
-        cmd = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "1", "--no-pci", "--file-prefix", f"bench-gen-{tag}",
-               *memory_args(), "--vdev", f"net_memif0,role=server,socket={self.sock},socket-abstract=no", "--",
-               "--forward-mode=txonly", "--txpkts=64", "--stats-period", "1", "--total-num-mbufs", "16384"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        for _ in range(100):
-            if os.path.exists(self.sock):
-                break
+def run_side(ctx, side, setup_args, tag, huge, callgrind=None):
+    """Runs `side` once in a fresh set-up. Without `callgrind`: returns its rate (Mpps)
+    between two telemetry readings. With `callgrind` (seconds of traffic): runs it under
+    callgrind and returns the instructions of its forwarding thread and the packets that
+    thread received."""
+    tmp = ctx.tmp
+    setup = make_setup(ctx=ctx, tmp=tmp, tag=tag, deep=bool(callgrind), **setup_args)
+    cmd, prefix, report_path = side.command(ctx, setup, tmp, tag, huge=huge and not callgrind)
+    cg_dir = None
+    if callgrind:
+        cg_dir = Path(tmp) / f"cg-{tag}"
+        cg_dir.mkdir()
+        toggle = ["--toggle-collect=lpm_main_loop"] if side.kind == "l3fwd" else []
+        # --fair-sched: the spinning forwarding thread must not starve telemetry and signals.
+        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--fair-sched=yes",
+               f"--callgrind-out-file={cg_dir}/cg.%p",
+               *toggle, *cmd]
+    ready_timeout = 240 if callgrind else 60
+    dut = None
+    result = {}
+    try:
+        if setup.peer:
+            setup.peer.start(huge)
+        dut = Proc(side.label, cmd, f"{tmp}/{side.kind}-{tag}.log")
+        if setup.peer:
+            # Kicked the moment the side connects, as seen from the (native, quick) peer: the
+            # side then spends next to no time polling an empty ring before traffic.
+            setup.peer.kick(ready_timeout, dut)
+        tel = Telemetry(prefix, timeout=60 if callgrind else 5)
+        ports = [p for p in range(len(setup.ports)) if p not in setup.down]
+        deadline = time.monotonic() + ready_timeout
+        while not (tel.ready() and tel.links_up(ports)):
+            if not dut.alive():
+                raise CaseError(f"{side.label} exited ({dut.proc.returncode}) before its ports came up:\n{dut.tail()}")
+            if time.monotonic() > deadline:
+                raise CaseError(f"{side.label}: ports not up after {ready_timeout} s:\n{dut.tail()}")
             time.sleep(0.1)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        remove_runtime_dir(self.prefix)
-
-
-def dataplane_run(case, seconds, tag, tmp):
-    setup, devargs, mode, _, extra = CASES[case]
-    if setup == "memif-loop":
-        peer = LoopPeer(tmp, tag, devargs)
-        cfg = f"""
-[eal]
-main_lcore = 0
-file_prefix = "bench-dp-{tag}"
-args = {json.dumps(memory_args())}
-""" + memif_loop_port(peer.sock) + extra
-        cfg_path, json_path = f"{tmp}/dp-{tag}.toml", f"{tmp}/dp-{tag}.json"
-        Path(cfg_path).write_text(cfg)
-        rc, out = memif_loop_run([str(BIN), "--config", cfg_path, "--stats-json", json_path], peer, seconds)
-        remove_runtime_dir(f"bench-dp-{tag}")
+        measured = setup.measured_ports()
+        deadline = time.monotonic() + (60 if callgrind else 10)
+        kicked = time.monotonic()
+        while tel.port_counter(measured, setup.metric) == 0:
+            if setup.peer and time.monotonic() - kicked > (10 if callgrind else 3):
+                setup.peer.kick()    # the first packets can meet a link still coming up
+                kicked = time.monotonic()
+            if not dut.alive():
+                raise CaseError(f"{side.label} exited ({dut.proc.returncode}) before forwarding:\n{dut.tail()}")
+            if time.monotonic() > deadline:
+                peer = f"\n  the memif peer:\n{setup.peer.proc.tail()}" if setup.peer else ""
+                raise CaseError(f"{side.label} forwards nothing: {setup.metric} of ports {measured} still 0:\n"
+                                f"{dut.tail()}{peer}")
+            time.sleep(0.05)
+        if callgrind:
+            time.sleep(callgrind)
+        else:
+            time.sleep(ctx.warmup)
+            t0, c0 = time.monotonic(), tel.port_counter(measured, setup.metric)
+            time.sleep(ctx.seconds)
+            t1, c1 = time.monotonic(), tel.port_counter(measured, setup.metric)
+            result["mpps"] = (c1 - c0) / (t1 - t0) / 1e6
+            if c1 == c0:
+                raise CaseError(f"{side.label} forwarded nothing in {ctx.seconds} s ({setup.metric} of ports {measured})")
+        if setup.peer:
+            # Before the side leaves: a memif server still forwarding when its client
+            # disconnects can crash (seen: SIGSEGV in dpdk-testpmd).
+            setup.peer.stop_traffic()
+        rc = dut.stop(timeout=180 if callgrind else 20)
         if rc != 0:
-            raise RuntimeError(f"dataplane exited {rc}:\n{out}")
-        rates = [float(m.group(1)) for m in re.finditer(r"^\s*[\d.]+s\s+rx\s+([\d.]+) Mpps", out, re.M)]
-        report = json.loads(Path(json_path).read_text())
-        lcore = next(iter(report["softnet"].values()))
-        lat = report["latency"]["rx_to_tx"]
-        return {"mpps": busy_median(rates), "cycles_per_packet": lcore["cycles_per_packet"],
-                "latency_p50_ns": lat.get("p50"), "latency_p99_ns": lat.get("p99")}
-    gen = Generator(tmp, tag) if setup == "memif" else None
-    ports = memif_ports(gen.sock) if gen else null_ports(devargs)
-    cfg = f"""
-[eal]
-main_lcore = 0
-file_prefix = "bench-dp-{tag}"
-args = {json.dumps(memory_args())}
-[forward]
-mode = "{mode}"
-""" + ports.replace("[forward]\n", "", 1) + extra
-    cfg_path, json_path = f"{tmp}/dp-{tag}.toml", f"{tmp}/dp-{tag}.json"
-    Path(cfg_path).write_text(cfg)
-    try:
-        rc, out = run_bounded([str(BIN), "--config", cfg_path, "--duration", str(seconds), "--stats-json", json_path], seconds + 30)
+            raise CaseError(f"{side.label} exited with status {rc}:\n{dut.tail()}")
+        if side.kind == "dataplane":
+            report = check_dataplane_report(report_path)
+            w = next(iter(report["softnet"].values()))
+            result["forwarded"] = report["stats"]["tx_packets"]
+            result["processed"] = w["processed"]
+            result["idle_rounds"], result["rounds"] = w["idle_rounds"], w["rounds"]
+            result["cycles_per_packet"] = w["cycles_per_packet"]
+            result["drops"] = {k: v for k, v in w["drops"].items() if v}
+        if callgrind:
+            result.update(callgrind_figures(side, cg_dir, dut.output(), result))
+            # The forwarding thread's profile, for callgrind_annotate.
+            kept = ctx.out / "callgrind" / f"{tag.split('-', 1)[1]}.callgrind"
+            kept.parent.mkdir(exist_ok=True)
+            shutil.copyfile(result["profile"], kept)
+            result["profile"] = f"callgrind/{kept.name}"
+    except (OSError, ValueError) as e:
+        # Telemetry went away or answered nonsense: most likely the process died.
+        if dut is not None and not dut.alive():
+            raise CaseError(f"{side.label} exited with status {dut.proc.returncode} during the run:\n{dut.tail()}")
+        raise CaseError(f"{side.label}: reading its telemetry failed: {e!r}")
     finally:
-        if gen:
-            gen.stop()
-        remove_runtime_dir(f"bench-dp-{tag}")
-    if rc != 0:
-        raise RuntimeError(f"dataplane exited {rc}:\n{out}")
-    rates = [float(m.group(1)) for m in re.finditer(r"^\s*[\d.]+s\s+rx\s+([\d.]+) Mpps", out, re.M)]
-    report = json.loads(Path(json_path).read_text())
-    lcore = next(iter(report["softnet"].values()))
-    lat = report["latency"]["rx_to_tx"]
-    return {
-        "mpps": statistics.median(rates[1:] or rates),
-        "cycles_per_packet": lcore["cycles_per_packet"],
-        "latency_p50_ns": lat.get("p50"),
-        "latency_p99_ns": lat.get("p99"),
-    }
+        if dut is not None and dut.alive():
+            dut.stop()
+        peer_rc = setup.peer.stop() if setup.peer else 0
+        remove_runtime_dir(prefix)
+    if peer_rc != 0:
+        raise CaseError(f"the memif peer exited with status {peer_rc}:\n{setup.peer.proc.tail()}")
+    return result
 
 
-def testpmd_rate(case, seconds, tag, tmp):
-    setup, devargs, _, fwd_mode, _ = CASES[case]
-    if setup == "memif-loop":
-        peer = LoopPeer(tmp, tag, devargs)
-        cmd = ["dpdk-testpmd", "-l", "0,1", "--no-pci", "--file-prefix", f"bench-tp-{tag}", *memory_args(),
-               "--vdev", f"net_memif0,role=client,socket={peer.sock},socket-abstract=no", "--",
-               "--forward-mode=io", "--port-topology=loop", "--stats-period", "1", "--total-num-mbufs", "8192",
-               "--rxd", "1024", "--txd", "1024", "--burst", "32"]
-        rc, out = memif_loop_run(cmd, peer, seconds)
-        remove_runtime_dir(f"bench-tp-{tag}")
-        rates = [int(x) / 1e6 for x in re.findall(r"Rx-pps:\s+(\d+)", out)]
-        if not rates:
-            raise RuntimeError(f"testpmd printed no rates (exit {rc}):\n{out[-2000:]}")
-        return busy_median(rates)
-    gen = Generator(tmp, tag) if setup == "memif" else None
-    if gen:
-        ports = ["--vdev", f"net_memif0,role=client,socket={gen.sock},socket-abstract=no"]
-        extra = ["--port-topology=loop"]
+def callgrind_figures(side, cg_dir, output, result):
+    """Instructions of the forwarding thread (see the module doc), the packets it received,
+    and the share of its polls that found nothing."""
+    threads, files = {}, {}
+    for f in cg_dir.glob("cg.*-*"):
+        text = f.read_text(errors="replace")
+        t = re.search(r"^thread: (\d+)", text, re.M)
+        ir = re.search(r"^(?:totals|summary): (\d+)", text, re.M)
+        if t and ir:
+            threads[int(t.group(1))], files[int(t.group(1))] = int(ir.group(1)), f
+    polls = empty = None         # l3fwd: its sources (net_pcap infinite_rx) never run dry
+    if side.kind == "l3fwd":
+        thread = 1               # only inside lpm_main_loop, on the main lcore
+        ir = threads.get(1, 0)
+        packets = sum(int(x) for x in re.findall(r"^port \d+ stats: ipackets (\d+)", output, re.M))
     else:
-        ports = ["--vdev", f"net_null0,{devargs}", "--vdev", f"net_null1,{devargs}"]
-        extra = []
-    cmd = ["dpdk-testpmd", "-l", "0,1", "--no-pci", "--file-prefix", f"bench-tp-{tag}", *memory_args(), *ports, "--",
-           f"--forward-mode={fwd_mode}", "--stats-period", "1", "--total-num-mbufs", "8192",
-           "--rxd", "1024", "--txd", "1024", "--burst", "32", *extra]
-    try:
-        rc, out = run_bounded(cmd, seconds)
-    finally:
-        if gen:
-            gen.stop()
-        remove_runtime_dir(f"bench-tp-{tag}")
-    # Each stats period prints one "Rx-pps:" line per port; sum them per period.
-    nports = 1 if gen else 2
-    pps = [int(x) for x in re.findall(r"Rx-pps:\s+(\d+)", out)]
-    periods = [sum(pps[i:i + nports]) / 1e6 for i in range(0, len(pps) - nports + 1, nports)]
-    if not periods:
-        raise RuntimeError(f"testpmd printed no rates (exit {rc}):\n{out[-2000:]}")
-    return statistics.median(periods[1:] or periods)
+        thread, ir = max(((k, v) for k, v in threads.items() if k != 1), key=lambda kv: kv[1], default=(0, 0))
+        if side.kind == "dataplane":
+            packets, polls, empty = result["processed"], result["rounds"], result["idle_rounds"]
+        else:
+            m = re.search(r"Accumulated forward statistics.*?RX-packets:\s+(\d+)", output, re.S)
+            packets = int(m.group(1)) if m else 0
+            # --record-burst-stats, per stream: "RX-bursts : N [x% of 0 pkts + ...]"
+            polls = empty = 0
+            for n, rest in re.findall(r"RX-bursts : (\d+) \[([^\]]*)\]", output):
+                z = re.search(r"(\d+)% of 0 pkts", rest)
+                polls += int(n)
+                empty += int(n) * (int(z.group(1)) if z else 0) // 100
+    if ir == 0 or packets == 0:
+        raise CaseError(f"{side.label} under callgrind: {ir} instructions for {packets} packets "
+                        f"(threads {threads})")
+    return {"instructions": ir, "packets": packets, "polls": polls, "empty_polls": empty, "profile": files[thread]}
+
+
+# --- Cases -----------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    name: str
+    setup: dict
+    a: Side
+    b: Side
+    about: str
+    skip: object = None          # a function returning a reason to skip, or None
+    instructions: bool = True    # callgrind both sides (not for 2 workers: one thread each)
+
+DP = "dataplane"
+NULL64 = {"kind": "null", "devargs": "size=64,copy=0"}
+NULL64C = {"kind": "null", "devargs": "size=64,copy=1"}
+PCAP4 = {"kind": "pcap", "v6": False}
+PCAP6 = {"kind": "pcap", "v6": True}
+REFUSED4 = {"kind": "pcap-refused", "v6": False}
+
+
+def skip_dataplane_two_workers(ctx):
+    """The forwarder runs two workers on this 2-CPU machine only if its config can map a
+    worker lcore onto a CPU (EAL --lcores 0@0,1@0,2@1): ask it."""
+    cfg = Path(ctx.tmp) / "two-workers.toml"
+    cfg.write_text('[eal]\nmain_lcore = 0\nfile_prefix = "bench-probe"\nargs = ["--no-huge", "--lcores", "0@0,1@0,2@1"]\n'
+                   '[forward]\npairs = [["p0", "p1"]]\n'
+                   '[[port]]\nname = "p0"\ndevice = "net_null0"\n[[port]]\nname = "p1"\ndevice = "net_null1"\n'
+                   '[[worker]]\nlcore = 1\nrx = [{ port = "p0", queue = 0 }]\n'
+                   '[[worker]]\nlcore = 2\nrx = [{ port = "p1", queue = 0 }]\n')
+    r = subprocess.run([str(ctx.bin), "--config", str(cfg), "--duration", "0"], capture_output=True, text=True)
+    remove_runtime_dir("bench-probe")
+    if r.returncode != 0:
+        return ("the forwarder's config cannot place 2 workers on 2 CPUs with EAL --lcores "
+                f"(it says: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode})")
+    return ("the forwarder accepted a 2-worker --lcores config, but this bench does not run it yet: "
+            "add its pair to ci/bench.py")
+
+
+CASES = [
+    Case("null-io", NULL64, Side(DP, "dataplane io"), Side("testpmd", "testpmd io"),
+         "two net_null ports in a pair, copy=0: the loop's own cost"),
+    Case("null-io-copy", NULL64C, Side(DP, "dataplane io"), Side("testpmd", "testpmd io"),
+         "net_null copy=1 (the PMD copies packet data on RX and TX; neither program has a copy knob)"),
+    Case("null-macswap", NULL64C, Side(DP, "dataplane macswap", "macswap"), Side("testpmd", "testpmd macswap", "macswap"),
+         "net_null copy=1, MACs swapped"),
+    *[Case(f"memif-io-{n}", {"kind": "memif-loop", "size": n}, Side(DP, "dataplane io"), Side("testpmd", "testpmd io"),
+           f"{n} B packets in flight between a testpmd peer (memif server, CPU 0) and the side (client, CPU 1)")
+      for n in (64, 512, 1518)],
+    Case("l3fwd-v4", PCAP4, Side(DP, "dataplane l3fwd", "l3fwd"), Side("l3fwd", "DPDK l3fwd (LPM)"),
+         "256 IPv4/UDP flows replayed by net_pcap (infinite_rx), routed to a net_null port that accepts them"),
+    Case("l3fwd-v6", PCAP6, Side(DP, "dataplane l3fwd", "l3fwd"), Side("l3fwd", "DPDK l3fwd (LPM) --ipv6"),
+         "the same with IPv6/UDP"),
+    Case("ext-trace64", PCAP4, Side(DP, "trace 1 in 64", "l3fwd", "[extensions]\ntrace_every = 64\n"),
+         Side(DP, "extensions off", "l3fwd"), "l3fwd-v4 with a trace extension on one packet in 64, vs off"),
+    Case("ext-flow", PCAP4, Side(DP, "flow metadata", "l3fwd", "[extensions]\nflow = true\n"),
+         Side(DP, "extensions off", "l3fwd"), "l3fwd-v4 with flow metadata on every packet, vs off"),
+    Case("ext-trace1", PCAP4, Side(DP, "trace every packet", "l3fwd", "[extensions]\ntrace_every = 1\n"),
+         Side(DP, "extensions off", "l3fwd"), "l3fwd-v4 with a trace on every packet, vs off"),
+    Case("acct", REFUSED4, Side(DP, "accounting on", "l3fwd", "[accounting]\n"), Side(DP, "accounting off", "l3fwd"),
+         "l3fwd-v4 where every TX is refused: held packets charged to the accounts, vs dropped at once"),
+    Case("acct-bypass", REFUSED4, Side(DP, "accounting, backlog_bypass", "l3fwd", "[accounting]\nbacklog_bypass = true\n"),
+         Side(DP, "accounting off", "l3fwd"), "the same with the backlog bypassing the protocol accounts"),
+    Case("workers-testpmd", NULL64, Side("testpmd", "testpmd 2 workers", workers=2), Side("testpmd", "testpmd 1 worker"),
+         "net_null io, --lcores 0@0,1@0,2@1 (main lcore asleep beside worker 1) vs 0@0,1@1", instructions=False),
+    Case("workers-dataplane", NULL64, Side(DP, "dataplane 2 workers"), Side(DP, "dataplane 1 worker"),
+         "the same for the forwarder", skip=skip_dataplane_two_workers, instructions=False),
+]
+PKTGEN_CASES = {"pktgen-l2fwd": "l2fwd", "pktgen-l3fwd": "l3fwd"}
+SMOKE_CASES = ["null-io", "memif-io-64", "l3fwd-v4"]
+
+
+def pair_stats(ratios):
+    med = statistics.median(ratios)
+    q1, q3 = (statistics.quantiles(ratios, n=4, method="inclusive")[::2] if len(ratios) > 1 else (med, med))
+    spread = max(abs(r / med - 1) for r in ratios) if med else float("inf")
+    return {"median": med, "min": min(ratios), "max": max(ratios), "q1": q1, "q3": q3,
+            "spread": spread, "flagged": spread > SPREAD_LIMIT}
+
+
+def run_case(ctx, case, pairs, instructions):
+    rec = {"case": case.name, "about": case.about, "a": case.a.label, "b": case.b.label, "status": "ok"}
+    if case.skip:
+        reason = case.skip(ctx)
+        if reason:
+            raise Skip(reason)
+    rec["pairs"] = []
+    for i in range(pairs):
+        huge = free_hugepages() >= 512
+        order = [("a", case.a), ("b", case.b)] if i % 2 == 0 else [("b", case.b), ("a", case.a)]
+        got = {}
+        for key, side in order:
+            got[key] = run_side(ctx, side, case.setup, f"{os.getpid()}-{case.name}-{i}{key}", huge)
+        ratio = got["a"]["mpps"] / got["b"]["mpps"]
+        rec["pairs"].append({"a": got["a"], "b": got["b"], "ratio": ratio, "a_first": i % 2 == 0,
+                             "memory": "hugepages" if huge else "no-huge"})
+        log(f"  {case.name} pair {i + 1}/{pairs}: {got['a']['mpps']:.2f} / {got['b']['mpps']:.2f} Mpps = {ratio:.3f}")
+    rec["a_mpps"] = statistics.median(p["a"]["mpps"] for p in rec["pairs"])
+    rec["b_mpps"] = statistics.median(p["b"]["mpps"] for p in rec["pairs"])
+    rec["ratio"] = pair_stats([p["ratio"] for p in rec["pairs"]])
+    if instructions and case.instructions:
+        cg = {key: instructions_per_packet(ctx, side, case, key) for key, side in (("a", case.a), ("b", case.b))}
+        rec["instructions"] = {"a": cg["a"], "b": cg["b"], "ratio": cg["a"]["per_packet"] / cg["b"]["per_packet"]}
+    return rec
+
+
+def instructions_per_packet(ctx, side, case, key):
+    """Instructions per packet of `side`'s forwarding thread from callgrind runs of T, 2T
+    (and 3T) seconds of traffic. Two runs: (I2 - I1) / (P2 - P1), so that whatever the
+    thread does once (its start, per-worker set-up such as zeroing histograms, the final
+    flush) cancels exactly, whatever the packet counts; `fixed` is that once-only part.
+    With a memif peer the side also polls an empty ring before the first packet and after
+    the last, a different number of times each run: three runs fit I = a P + b E + c
+    exactly, E being the empty polls (the forwarder's idle rounds; testpmd's
+    --record-burst-stats, to 1% of its polls), and a is the figure."""
+    memif = case.setup["kind"] == "memif-loop"
+    runs = [run_side(ctx, side, case.setup, f"{os.getpid()}-{case.name}-{key}{n}", False, callgrind=n * ctx.cg_seconds)
+            for n in ((1, 2, 3) if memif else (1, 2))]
+    for r in runs[:-1]:
+        (ctx.out / r["profile"]).unlink(missing_ok=True)   # keep the longest run's profile
+    res = {"runs": runs, "profile": runs[-1]["profile"], "empty_polls": None, "approximate": False}
+    if memif and all(r["empty_polls"] is not None for r in runs):
+        import numpy
+        a = numpy.array([[r["packets"], r["empty_polls"], 1.0] for r in runs], dtype=float)
+        i = numpy.array([r["instructions"] for r in runs], dtype=float)
+        if numpy.linalg.matrix_rank(a) == 3:
+            per, per_empty, fixed = numpy.linalg.solve(a, i)
+            res.update(per_packet=float(per), per_empty_poll=float(per_empty), fixed=float(fixed))
+        res["empty_polls"] = max(r["empty_polls"] / max(r["polls"], 1) for r in runs)
+        # testpmd gives its empty polls to 1% of its polls: say so when that could matter.
+        res["approximate"] = side.kind == "testpmd" and res["empty_polls"] > EMPTY_POLL_LIMIT
+    if "per_packet" not in res:
+        (i1, p1), (i2, p2) = [(r["instructions"], r["packets"]) for r in runs[:2]]
+        if p2 <= p1:
+            raise CaseError(f"{side.label} under callgrind: the longer run received no more packets ({p1}, {p2})")
+        res.update(per_packet=(i2 - i1) / (p2 - p1))
+        res["fixed"] = i1 - res["per_packet"] * p1
+        res["approximate"] = memif   # empty polls not known, or the same in every run
+    if res["per_packet"] <= 0:
+        res["approximate"] = True
+    log(f"  {case.name} {side.label}: {res['per_packet']:.1f} instructions/packet (runs of "
+        f"{', '.join(str(r['packets']) for r in runs)} packets; {res['fixed'] / 1e6:.1f} M once"
+        + (f"; {res['per_empty_poll']:.0f} per empty poll" if "per_empty_poll" in res else "") + ")"
+        + ("; approximate" if res["approximate"] else ""))
+    return res
+
+
+# --- pktgen-dpdk ---------------------------------------------------------------------------
+
+PKTGEN_LUA = """-- written by ci/bench.py: measures what configs/pktgen/dataplane-2port.pkt started
+local OUT, WARMUP, SECS = "{out}", {warmup}, {seconds}
+local function now() local p = io.popen("date +%s.%N"); local t = tonumber(p:read("*l")); p:close(); return t end
+local f = io.open(OUT, "w")
+local ok, err = pcall(function()
+  pktgen.delay(WARMUP * 1000)
+  local t0, s0 = now(), pktgen.portStats("all", "port")
+  pktgen.delay(SECS * 1000)
+  local t1, s1 = now(), pktgen.portStats("all", "port")
+  pktgen.stop("all")
+  for pid, a in pairs(s1) do if type(a) == "table" then
+    local b = s0[pid]
+    f:write(string.format("port %d tx %.0f rx %.0f\\n", pid, (a.opackets - b.opackets) / (t1 - t0),
+      (a.ipackets - b.ipackets) / (t1 - t0)))
+  end end
+end)
+if not ok then f:write("error " .. tostring(err) .. "\\n") end
+f:close()
+pktgen.delay(500)
+pktgen.quit()
+"""
+
+
+def find_pktgen():
+    path = os.environ.get("PKTGEN") or shutil.which("pktgen")
+    if not path or not os.access(path, os.X_OK):
+        raise Skip("pktgen not found on PATH or in PKTGEN= (the project does not ship it: "
+                   "docs/benchmarking.md says how to build Pktgen-DPDK 23.06.1)")
+    if not shutil.which("script"):
+        raise Skip("pktgen needs a terminal: `script` (package bsdutils) is missing")
+    return path
+
+
+def pktgen_dataplane_config(mode, prefix, sockets):
+    """The forwarder as memif server on two ports with configs/{l2fwd,l3fwd}-2port.toml's
+    address plan (docs/benchmarking.md): one worker on lcore 0, the main lcore on 1."""
+    lines = ["[eal]", "main_lcore = 1", f'file_prefix = "{prefix}"', 'args = ["--in-memory", "-m", "512"]', "",
+             "[forward]", f'mode = "{mode}"']
+    if mode == "l2fwd":
+        lines.append('pairs = [["p0", "p1"]]')
+    for i, sock in enumerate(sockets):
+        lines += ["", "[[port]]", f'name = "p{i}"', f'device = "net_memif{i}"',
+                  f'args = "role=server,socket={sock},socket-abstract=no"']
+        if mode == "l2fwd":
+            lines.append(f'peer_mac = "{NEXT_HOP_MAC[i]}"')
+        else:
+            lines += [f'ipv4 = "198.{18 + i}.0.1/24"']
+    if mode == "l3fwd":
+        for i in range(2):
+            lines += ["", "[[route]]", f'prefix = "198.{18 + i}.0.0/16"', f'port = "p{i}"', f'via_mac = "{NEXT_HOP_MAC[i]}"']
+    lines += ["", "[[worker]]", "lcore = 0", 'rx = [{ port = "p0", queue = 0 }, { port = "p1", queue = 0 }]', ""]
+    return "\n".join(lines)
+
+
+def run_pktgen(ctx, name, mode, reps):
+    """pktgen (memif client, two ports, the shipped script plus a measuring Lua script)
+    against the forwarder (memif server, two ports): pktgen's own tx/rx rates next to the
+    forwarder's. The forwarder starts first (pktgen panics if the socket is not there)."""
+    pktgen = find_pktgen()
+    rec = {"case": name, "about": f"pktgen-dpdk over 2 memif ports, the forwarder in {mode} (memif server), "
+           "configs/pktgen/dataplane-2port.pkt", "a": f"dataplane {mode}", "b": "pktgen", "status": "ok", "runs": []}
+    for rep in range(reps):
+        tag = f"{os.getpid()}-{name}-{rep}"
+        prefix, tmp = f"bench-dataplane-{tag}", ctx.tmp
+        sockets = [f"{tmp}/pg-{tag}-{i}.sock" for i in range(2)]
+        cfg, report = f"{tmp}/pg-{tag}.toml", f"{tmp}/pg-{tag}.json"
+        Path(cfg).write_text(pktgen_dataplane_config(mode, prefix, sockets))
+        lua, result = f"{tmp}/pg-{tag}.lua", f"{tmp}/pg-{tag}.txt"
+        Path(lua).write_text(PKTGEN_LUA.format(out=result, warmup=ctx.warmup + 1, seconds=ctx.seconds))
+        dp = Proc("dataplane", [str(ctx.bin), "--config", cfg, "--stats-interval", "0", "--stats-json", report],
+                  f"{tmp}/pg-dp-{tag}.log")
+        pg = None
+        try:
+            tel = Telemetry(prefix)
+            deadline = time.monotonic() + 60
+            while not all(os.path.exists(s) for s in sockets) or not tel.ready():
+                if not dp.alive() or time.monotonic() > deadline:
+                    raise CaseError(f"the forwarder did not come up:\n{dp.tail()}")
+                time.sleep(0.1)
+            vdevs = [a for i, s in enumerate(sockets)
+                     for a in ("--vdev", f"net_memif{i},role=client,socket={s},socket-abstract=no")]
+            # pktgen makes ~1.25 GB of mbuf pools per port: more than the hugepages here, so
+            # --no-huge (memif copies; it needs no hugepages).
+            pg_cmd = [pktgen, "-l", "0-1", "--no-pci", "--file-prefix", f"bench-pg-{tag}", "--no-huge", "-m", "3300", *vdevs, "--", "-P", "-m", "1.[0-1]",
+                      "-f", str(ROOT / "configs" / "pktgen" / "dataplane-2port.pkt"), "-f", lua]
+            pg = Proc("pktgen", ["script", "-qfec", " ".join(pg_cmd), f"{tmp}/pg-{tag}.typescript"],
+                      f"{tmp}/pg-{tag}.log")
+            deadline = time.monotonic() + 90
+            while tel.port_counter([0, 1], "ipackets") == 0:
+                if not pg.alive() or time.monotonic() > deadline:
+                    status = "still running" if pg.alive() else f"exit status {pg.proc.returncode}"
+                    raise CaseError(f"pktgen sent nothing to the forwarder ({status}):\n{pg.tail()}")
+                time.sleep(0.1)
+            time.sleep(ctx.warmup + 1)
+            t0, rx0, tx0 = time.monotonic(), tel.port_counter([0, 1], "ipackets"), tel.port_counter([0, 1], "opackets")
+            time.sleep(ctx.seconds)
+            t1, rx1, tx1 = time.monotonic(), tel.port_counter([0, 1], "ipackets"), tel.port_counter([0, 1], "opackets")
+            rc = pg.wait(60 + ctx.seconds)
+            text = Path(result).read_text() if os.path.exists(result) else ""
+            ports = re.findall(r"^port (\d+) tx (\d+) rx (\d+)", text, re.M)
+            if rc != 0 or not ports:
+                raise CaseError(f"pktgen exited with status {rc} and measured {text.strip() or 'nothing'}:\n{pg.tail()}")
+            drc = dp.stop()
+            if drc != 0:
+                raise CaseError(f"the forwarder exited with status {drc}:\n{dp.tail()}")
+            check_dataplane_report(report)
+            run = {"dataplane_rx_mpps": (rx1 - rx0) / (t1 - t0) / 1e6, "dataplane_tx_mpps": (tx1 - tx0) / (t1 - t0) / 1e6,
+                   "pktgen_tx_mpps": sum(int(t) for _, t, _ in ports) / 1e6,
+                   "pktgen_rx_mpps": sum(int(r) for _, _, r in ports) / 1e6}
+            if run["dataplane_tx_mpps"] == 0 or run["pktgen_rx_mpps"] == 0:
+                raise CaseError(f"nothing came back through the forwarder: {run}")
+            rec["runs"].append(run)
+            log(f"  {name} run {rep + 1}/{reps}: pktgen tx {run['pktgen_tx_mpps']:.2f} rx {run['pktgen_rx_mpps']:.2f}, "
+                f"dataplane rx {run['dataplane_rx_mpps']:.2f} tx {run['dataplane_tx_mpps']:.2f} Mpps")
+        finally:
+            if pg is not None and pg.alive():
+                pg.stop(sig=signal.SIGTERM)
+            if dp.alive():
+                dp.stop()
+            remove_runtime_dir(prefix)
+            remove_runtime_dir(f"bench-pg-{tag}")
+    for k in ("dataplane_rx_mpps", "dataplane_tx_mpps", "pktgen_tx_mpps", "pktgen_rx_mpps"):
+        rec[k] = statistics.median(r[k] for r in rec["runs"])
+    return rec
+
+
+# --- Outputs ---------------------------------------------------------------------------------
+
+def table(results):
+    """The Markdown table of every case: Mpps medians, the median pair ratio with its
+    min-max, IQR and spread (bold when over 10%), instructions per packet (~: more than 1%
+    empty polls under callgrind) and their ratio."""
+    rows = ["| case | A | B | A Mpps | B Mpps | ratio A/B | min-max | IQR | spread | A instr/pkt | B instr/pkt | instr A/B |",
+            "|" + "---|" * 12]
+    for r in results:
+        cells = [r["case"], r.get("a", ""), r.get("b", "")]
+        if r["status"] != "ok":
+            cells += [f"{r['status']}: {r.get('reason', '')}"] + [""] * 8
+        elif "runs" in r:   # pktgen: its own rates next to the forwarder's
+            cells += [f"rx {r['dataplane_rx_mpps']:.2f} tx {r['dataplane_tx_mpps']:.2f}",
+                      f"tx {r['pktgen_tx_mpps']:.2f} rx {r['pktgen_rx_mpps']:.2f}",
+                      f"pktgen rx/tx {r['pktgen_rx_mpps'] / r['pktgen_tx_mpps']:.3f}"] + [""] * 6
+        else:
+            q, ins = r["ratio"], r.get("instructions")
+            spread = f"±{q['spread'] * 100:.1f}%"
+            cells += [f"{r['a_mpps']:.2f}", f"{r['b_mpps']:.2f}", f"{q['median']:.3f}", f"{q['min']:.3f}-{q['max']:.3f}",
+                      f"{q['q1']:.3f}-{q['q3']:.3f}", f"**{spread}**" if q["flagged"] else spread]
+            if ins:
+                cells += [f"{ins[k]['per_packet']:.1f}" + ("~" if ins[k]["approximate"] else "") for k in "ab"]
+                cells.append(f"{ins['ratio']:.3f}")
+            else:
+                cells += ["-", "-", "-"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def chart(r, path, stamp):
+    """CASE.png: the rates of both sides per pair, and the pair ratios with their median,
+    the ±10% band and the instruction ratio."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig.suptitle(f"{r['case']}: {r['a']} (A) vs {r['b']} (B)\n{stamp}", fontsize=10)
+    if "runs" in r:
+        names = ["pktgen tx", "dataplane rx", "dataplane tx", "pktgen rx"]
+        keys = ["pktgen_tx_mpps", "dataplane_rx_mpps", "dataplane_tx_mpps", "pktgen_rx_mpps"]
+        for i, run in enumerate(r["runs"]):
+            left.plot(names, [run[k] for k in keys], "o-", label=f"run {i + 1}")
+        left.set_ylabel("Mpps")
+        left.legend(fontsize=8)
+        right.bar(names, [r[k] for k in keys], color=["C0", "C1", "C1", "C0"])
+        right.set_title("medians", fontsize=9)
+    else:
+        x = list(range(1, len(r["pairs"]) + 1))
+        left.plot(x, [p["a"]["mpps"] for p in r["pairs"]], "o-", label=f"A: {r['a']}")
+        left.plot(x, [p["b"]["mpps"] for p in r["pairs"]], "s-", label=f"B: {r['b']}")
+        left.xaxis.set_major_locator(MaxNLocator(integer=True))
+        right.xaxis.set_major_locator(MaxNLocator(integer=True))
+        left.set_xlabel("pair")
+        left.set_ylabel("Mpps")
+        left.set_ylim(bottom=0)
+        left.legend(fontsize=8)
+        q = r["ratio"]
+        right.axhspan(q["median"] * (1 - SPREAD_LIMIT), q["median"] * (1 + SPREAD_LIMIT), color="0.9", label="median ±10%")
+        right.plot(x, [p["ratio"] for p in r["pairs"]], "o", color="C2", label="pair ratio A/B (Mpps)")
+        right.axhline(q["median"], color="C2", label=f"median {q['median']:.3f}")
+        if r.get("instructions"):
+            inv = 1 / r["instructions"]["ratio"]
+            right.axhline(inv, color="C3", linestyle="--", label=f"B/A instructions per packet {inv:.3f}")
+        right.axhline(1.0, color="k", linewidth=0.5)
+        right.set_xlabel("pair")
+        right.set_ylabel("A / B")
+        right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--json", default=str(ROOT / "target" / "bench.json"))
-    ap.add_argument("--smoke", action="store_true", help="one short repetition per case")
-    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ",".join(CASES))
-    ap.add_argument("--bin", default=str(DEFAULT_BIN), help="the dataplane binary (default: the release build)")
+    ap.add_argument("--pairs", type=int, default=7, help="A/B pairs per case (default 7)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="measuring window per run (default 2)")
+    ap.add_argument("--warmup", type=float, default=0.5, help="seconds of traffic before the window (default 0.5)")
+    ap.add_argument("--cg-seconds", type=float, default=2.0, help="seconds of traffic under callgrind (default 2)")
+    ap.add_argument("--no-instructions", dest="instructions", action="store_false",
+                    help="skip the callgrind runs (instructions per packet)")
+    ap.add_argument("--cases", help="comma-separated subset (see --list)")
+    ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("--out", default=str(ROOT / "target" / "bench"), help="where the JSON, table and charts go")
+    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "dataplane"),
+                    help="the forwarder (default: the release build)")
+    ap.add_argument("--no-charts", dest="charts", action="store_false", help="skip the PNG charts")
+    ap.add_argument("--smoke", action="store_true",
+                    help=f"the test suite's run: {', '.join(SMOKE_CASES)}; one short pair each, instructions per "
+                         "packet for l3fwd-v4 only; fails when a case fails")
     a = ap.parse_args()
-    global BIN
-    BIN = Path(a.bin)
+    names = [c.name for c in CASES] + list(PKTGEN_CASES)
+    if a.list:
+        for c in CASES:
+            print(f"{c.name:<18} {c.a.label} vs {c.b.label}: {c.about}")
+        for n, mode in PKTGEN_CASES.items():
+            print(f"{n:<18} pktgen-dpdk vs the forwarder in {mode} over 2 memif ports (skipped without pktgen)")
+        return 0
+    cg_cases = set(names) if a.instructions else set()
     if a.smoke:
-        a.reps, a.seconds = 1, 3
-    if not BIN.exists():
-        sys.exit(f"{BIN} not built: cargo build --release -p dataplane")
-
+        a.pairs, a.seconds, a.warmup, a.cg_seconds = 1, 0.5, 0.2, 1.0
+        a.cases = a.cases or ",".join(SMOKE_CASES)
+        cg_cases = {"l3fwd-v4"} if a.instructions else set()
+    wanted = a.cases.split(",") if a.cases else names
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        ap.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    ctx_bin = Path(a.bin)
+    if not ctx_bin.exists():
+        sys.exit(f"{ctx_bin} not built: cargo build --release -p dataplane")
+    ensure_packages(PACKAGES if a.charts else [p for p in PACKAGES if p != "python3-matplotlib"])
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    stamp = f"{time.strftime('%Y-%m-%d')}, {cpu_name()}, {os.cpu_count()} CPUs"
     results = []
-    with tempfile.TemporaryDirectory(prefix="dataplane-bench-") as tmp:
-        for name in a.cases.split(","):
-            dp, tp = [], []
-            for rep in range(a.reps):
-                tag = f"{os.getpid()}-{name}-{rep}"
-                dp.append(dataplane_run(name, a.seconds, tag, tmp))
-                tp.append(testpmd_rate(name, a.seconds, tag, tmp))
-            rates = [d["mpps"] for d in dp]
-            r = {
-                "case": name, "reps": a.reps, "seconds": a.seconds,
-                "dataplane_mpps": statistics.median(rates), "testpmd_mpps": statistics.median(tp),
-                "dataplane_runs": dp, "testpmd_runs": tp,
-                "cycles_per_packet": statistics.median(d["cycles_per_packet"] for d in dp),
-                "latency_p50_ns": statistics.median(d["latency_p50_ns"] or 0 for d in dp),
-                "latency_p99_ns": statistics.median(d["latency_p99_ns"] or 0 for d in dp),
-            }
-            r["ratio"] = r["dataplane_mpps"] / r["testpmd_mpps"]
-            results.append(r)
-
-    mem = "hugepages" if hugepages_ready() else "--no-huge"
-    if os.cpu_count() < 3:
-        print(f"scaling (1 vs 2 workers): not measured, {os.cpu_count()} cores (a main lcore and 2 workers need 3)")
-    print(f"{'case':<14} {'dataplane':>9} {'testpmd':>8} {'ratio':>6} {'cyc/pkt':>8} {'p50 ns':>7} {'p99 ns':>7}   "
-          f"dataplane / testpmd min-max Mpps   ({mem}, {a.reps}x{a.seconds}s)")
-    for r in results:
-        d = [x["mpps"] for x in r["dataplane_runs"]]
-        print(f"{r['case']:<14} {r['dataplane_mpps']:>9.2f} {r['testpmd_mpps']:>8.2f} {r['ratio']:>6.2f} "
-              f"{r['cycles_per_packet']:>8.1f} {r['latency_p50_ns']:>7.0f} {r['latency_p99_ns']:>7.0f}   "
-              f"{min(d):.2f}-{max(d):.2f} / {min(r['testpmd_runs']):.2f}-{max(r['testpmd_runs']):.2f}")
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "memory": mem, "results": results}, indent=2))
-    print(f"wrote {a.json}")
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        ctx = Context(bin=ctx_bin, out=out, tmp=tmp, seconds=a.seconds, warmup=a.warmup, cg_seconds=a.cg_seconds)
+        for name in wanted:
+            log(f"bench: {name}")
+            case = next((c for c in CASES if c.name == name), None)
+            try:
+                if case:
+                    rec = run_case(ctx, case, a.pairs, name in cg_cases)
+                else:
+                    rec = run_pktgen(ctx, name, PKTGEN_CASES[name], max(1, min(a.pairs, 3)))
+            except Skip as e:
+                rec = {"case": name, "status": "skipped", "reason": str(e)}
+                if case:
+                    rec.update(a=case.a.label, b=case.b.label)
+                log(f"  {name}: skipped: {e}")
+            except CaseError as e:
+                rec = {"case": name, "status": "failed", "reason": str(e).splitlines()[0].rstrip(":"), "error": str(e)}
+                if case:
+                    rec.update(a=case.a.label, b=case.b.label)
+                log(f"  {name}: FAILED: {e}")
+            results.append(rec)
+            if a.charts and rec["status"] == "ok":
+                chart(rec, out / f"{name}.png", stamp)
+    text = table(results)
+    mem = "hugepages" if all(p.get("memory") == "hugepages" for r in results for p in r.get("pairs", [])) else "mixed"
+    command = "ci/bench.py " + " ".join(sys.argv[1:])
+    summary = (f"{stamp}; {a.pairs} pairs x {a.seconds} s per case; memory: {mem}; "
+               f"{time.monotonic() - started:.0f} s in all; `{command}`")
+    (out / "table.md").write_text(f"{summary}\n\n{text}\n")
+    (out / "bench.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(),
+                                                "cpus": os.cpu_count(), "command": command, "pairs": a.pairs,
+                                                "seconds": a.seconds, "results": results}, indent=2))
+    print(summary)
+    print(text)
+    print(f"wrote {out}/bench.json, {out}/table.md" + (f" and a chart per case ({out}/CASE.png)" if a.charts else ""))
+    failed = [r["case"] for r in results if r["status"] == "failed"]
+    if failed:
+        print(f"bench: FAILED: {', '.join(failed)}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

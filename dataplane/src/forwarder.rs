@@ -29,7 +29,7 @@ use crate::port::{
 use crate::slowpath::{SlowPath, SlowPathError};
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
 use crate::worker::{
-    self, Budget, Command, Finished, Forwarding, Histograms, L3Tables, Lane, WorkerExts, WorkerMemory, WorkerPlan,
+    self, Budget, Command, Dest, Finished, Histograms, L3Tables, Lane, Rewrite, WorkerExts, WorkerMemory, WorkerPlan,
 };
 use mempool::accounting::{Accounting, AccountingConfig, AccountingError, AccountingSnapshot, Group, LcoreSlot};
 
@@ -313,15 +313,10 @@ impl Forwarder {
             eprintln!("{} ({}, {}): {}", slot.name, slot.port.id(), slot.port.driver(), text);
         }
         let macs: Vec<MacAddr> = ports.iter().map(|s| s.port.mac()).collect();
-        let forwarding = match config.forward.mode {
-            Mode::Io => Forwarding::Io,
-            Mode::Macswap => Forwarding::Macswap,
-            Mode::L2fwd => Forwarding::L2fwd(
-                config.ports.iter().zip(&macs).map(|(pc, &own)| (own, pc.peer_mac.unwrap_or(MacAddr::BROADCAST))).collect(),
-            ),
-            Mode::L3fwd => Forwarding::L3fwd(Arc::new(load_routes(config, &macs, home)?)),
+        let tables = match config.forward.mode {
+            Mode::L3fwd => Some(Arc::new(load_routes(config, &macs, home)?)),
+            Mode::Io | Mode::Macswap | Mode::L2fwd => None,
         };
-
         let (done_tx, done) = crossbeam_channel::unbounded();
         let mut fwd = Forwarder {
             stop,
@@ -336,8 +331,8 @@ impl Forwarder {
             accounting: None,
             fpm: None,
         };
-        let mut slow_links = match &forwarding {
-            Forwarding::L3fwd(t) if t.locals.iter().any(Option::is_some) => {
+        let mut slow_links = match &tables {
+            Some(t) if t.locals.iter().any(Option::is_some) => {
                 let table = Arc::new(PortTable::new(fwd.ports.iter().map(|s| s.port.id()).collect()));
                 let lcores: Vec<LcoreId> = config.workers.iter().map(|w| LcoreId(w.lcore)).collect();
                 let (sp, links) = SlowPath::start(&lcores, table, t.locals.clone(), home)?;
@@ -405,10 +400,24 @@ impl Forwarder {
                     what: format!("rx queue {}", r.queue),
                     lcore,
                 })?;
-                let out = config.forward.mode.uses_pairs().then(|| config.out_port(r.port)).flatten();
+                let dest = match &tables {
+                    Some(tables) => Dest::Route { tables: tables.clone(), local: tables.locals[r.port.index()] },
+                    None => {
+                        let out = config.out_port(r.port).expect("validated: every port polled in a pair mode is in a pair");
+                        let rewrite = match config.forward.mode {
+                            Mode::Macswap => Rewrite::Macswap,
+                            Mode::L2fwd => Rewrite::L2fwd {
+                                src: macs[out.index()],
+                                dst: config.port(out).peer_mac.unwrap_or(MacAddr::BROADCAST),
+                            },
+                            Mode::Io | Mode::L3fwd => Rewrite::None,
+                        };
+                        Dest::Pair { out, rewrite }
+                    }
+                };
                 let check_chains =
                     config.port(r.port).check_chains.unwrap_or_else(|| port::builds_bad_chains(slot.port.driver()));
-                lanes.push(Lane { rx, port: r.port, out, check_chains });
+                lanes.push(Lane { rx, port: r.port, dest, check_chains });
             }
             // Worker k owns TX queue k of every port a worker may send to (the config
             // guarantees each has a TX queue per worker).
@@ -438,7 +447,6 @@ impl Forwarder {
                 tx,
                 burst: config.forward.burst,
                 budget: budget.clone(),
-                forwarding: forwarding.clone(),
                 pool,
                 counters: counters.clone(),
                 stop: fwd.stop.clone(),

@@ -4,7 +4,8 @@
 //! - [`eal`]: EAL start-up and clean-up, lcore ids, launching workers safely.
 //! - [`port`]: ethdev set-up, counters, `PortIdx`/`PortId` and the `PortTable` between them,
 //!   and the owned RX/TX queue handles.
-//! - [`worker`]: the per-lcore poll loop.
+//! - [`worker`]: the per-lcore worker: the budgeted poll loop (generic over a small RX/TX
+//!   trait), TX buffers and backlogs, and each mode's and feature's step.
 //! - [`report`]: the rate line, the final report, and their JSON form.
 //! - [`stats`]: counters written by one worker and read by the control thread.
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).

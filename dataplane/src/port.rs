@@ -154,6 +154,47 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
+impl PortStats {
+    /// The counters as an array, in declaration order.
+    fn fields(&self) -> [u64; 8] {
+        [self.ipackets, self.opackets, self.ibytes, self.obytes, self.imissed, self.ierrors, self.oerrors, self.rx_nombuf]
+    }
+
+    fn from_fields(f: [u64; 8]) -> Self {
+        let [ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf] = f;
+        PortStats { ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf }
+    }
+}
+
+/// Keeps a port's counters monotonic when the PMD resets its own: net_memif, for one,
+/// starts again from 0 when its peer disconnects and reconnects. Each reading is compared
+/// with the previous one; a counter that went backwards was reset, and what it had
+/// counted until the last reading is kept in a base added to every later reading (as
+/// Prometheus's `rate()` treats a counter reset). What the device counted between the last
+/// reading and the reset is lost: read often (the control thread reads every 250 ms).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MonotonicStats {
+    last: PortStats,
+    base: PortStats,
+}
+
+impl MonotonicStats {
+    /// Takes a raw reading of the device's counters and returns the monotonic totals.
+    pub fn update(&mut self, raw: PortStats) -> PortStats {
+        let (mut base, last, now) = (self.base.fields(), self.last.fields(), raw.fields());
+        let mut total = [0; 8];
+        for i in 0..8 {
+            if now[i] < last[i] {
+                base[i] += last[i];
+            }
+            total[i] = base[i] + now[i];
+        }
+        self.base = PortStats::from_fields(base);
+        self.last = raw;
+        PortStats::from_fields(total)
+    }
+}
+
 /// Link state as the PMD reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkStatus {
@@ -257,6 +298,8 @@ pub struct Port {
     rx: Vec<Option<RxQueue>>,
     tx: Vec<Option<TxQueue>>,
     closed: bool,
+    /// The device's counters, kept monotonic across its resets.
+    counters: std::sync::Mutex<MonotonicStats>,
 }
 
 /// Proof that a port is started; each queue handle holds a reference.
@@ -272,7 +315,7 @@ impl Port {
         let info = dev_info(id)?;
         // SAFETY: driver_name is a static NUL-terminated string owned by the PMD.
         let driver = unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned();
-        Ok(Port { id, driver, started: None, rx: Vec::new(), tx: Vec::new(), closed: false })
+        Ok(Port { id, driver, started: None, rx: Vec::new(), tx: Vec::new(), closed: false, counters: Default::default() })
     }
 
     /// The port id.
@@ -397,9 +440,11 @@ impl Port {
         LinkStatus { up: u32::from(link.link_status()) == dpdk_sys::RTE_ETH_LINK_UP, text }
     }
 
-    /// The device's counters.
+    /// The device's counters (`rte_eth_stats_get`), monotonic even where the PMD resets
+    /// its own (see [`MonotonicStats`]).
     pub fn stats(&self) -> PortStats {
-        stats(self.id)
+        let raw = stats(self.id);
+        self.counters.lock().unwrap_or_else(|e| e.into_inner()).update(raw)
     }
 
     /// Takes the handle of RX queue `q`: there is one per queue, from the port's start.
@@ -602,5 +647,18 @@ mod tests {
     #[should_panic(expected = "two config ports")]
     fn one_device_is_one_port() {
         PortTable::new(vec![PortId(1), PortId(1)]);
+    }
+
+    #[test]
+    fn counters_stay_monotonic_across_a_device_reset() {
+        let reading = |ipackets, opackets| PortStats { ipackets, opackets, ..PortStats::default() };
+        let mut m = MonotonicStats::default();
+        assert_eq!(m.update(reading(10, 7)), reading(10, 7));
+        assert_eq!(m.update(reading(25, 9)), reading(25, 9));
+        // net_memif's peer went away: the PMD starts again from 0.
+        assert_eq!(m.update(reading(0, 0)), reading(25, 9));
+        assert_eq!(m.update(reading(4, 1)), reading(29, 10));
+        // Only one counter reset: only that one is rebased.
+        assert_eq!(m.update(reading(2, 3)), reading(31, 12));
     }
 }

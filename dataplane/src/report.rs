@@ -39,8 +39,8 @@ pub fn rate_line(at: Duration, dt: Duration, before: &Snapshot, now: &Snapshot) 
             line,
             " | {} rx {:.3} tx {:.3}",
             q.name,
-            mpps(q.stats.ipackets - p.stats.ipackets, dt),
-            mpps(q.stats.opackets - p.stats.opackets, dt)
+            mpps(q.stats.ipackets.saturating_sub(p.stats.ipackets), dt),
+            mpps(q.stats.opackets.saturating_sub(p.stats.opackets), dt)
         );
     }
     line
