@@ -11,6 +11,7 @@ PACKAGES=(
   python3                     # dpdk-telemetry.py, ci/bench.py
   iproute2 iputils-ping       # ci/netns-test.sh: namespaces and veth pairs; ping through the forwarder
   iperf3 ethtool              # ci/netns-test.sh: a TCP stream; veth TX checksum offload off
+  prometheus                  # prometheus and promtool (2.42): the /metrics tests start their own server
 )
 HUGEPAGES_2M=${HUGEPAGES_2M:-1024}   # 2 GiB of 2 MiB pages
 
@@ -31,7 +32,17 @@ install_packages() {
   fi
   log "installing ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # No package's daemon is started by its installation (prometheus's would listen on :9090):
+  # the tests start what they need themselves. Debian's invoke-rc.d asks policy-rc.d; one is
+  # put in place for the install only, where there is none.
+  local policy=/usr/sbin/policy-rc.d added=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod 755 "$policy" && added=1
+  fi
+  local rc=0
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  if [ "$added" = 1 ]; then as_root rm -f "$policy"; fi
+  return "$rc"
 }
 
 check_toolchain() {

@@ -17,6 +17,7 @@
 //! - [`slowpath`]: the thread that answers requests to the forwarder's own addresses.
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
 //! - [`fpm`]: routes from FRR's zebra (its FPM stream over TCP).
+//! - [`metrics`]: the OpenMetrics / Prometheus endpoint and the thread that serves it.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //!
 //! `unsafe` is confined to [`eal`], [`port`], [`lpm`], [`rcu`] and [`telemetry`], the modules
@@ -35,6 +36,7 @@ pub mod fpm;
 pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;
+pub mod metrics;
 pub mod net;
 #[allow(unsafe_code)]
 pub mod port;

@@ -20,6 +20,7 @@ use clap::Parser;
 
 use dataplane::eal::Eal;
 use dataplane::forwarder::Forwarder;
+use dataplane::metrics::{MetricsListener, MetricsSlot, Published};
 use dataplane::{report, telemetry, Config};
 
 #[derive(Debug, Parser)]
@@ -62,6 +63,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(&cli.config)?;
     check_lcores(&config)?;
+    // Bound before EAL starts: a port in use is refused before any hugepage is touched.
+    let metrics_listener = match &config.metrics {
+        Some(m) => {
+            Some(MetricsListener::bind(m.listen).with_context(|| format!("metrics.listen: cannot listen on {}", m.listen))?)
+        }
+        None => None,
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -74,6 +82,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::register().context("cannot register the telemetry commands")?;
     telemetry::pdump_init().context("cannot initialise rte_pdump")?;
     let fwd = Forwarder::start(&eal, &config, stop.clone())?;
+    // Started from this (pinned) control thread, so it shares its core, never a worker's.
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            // Published once before serving, so no scrape ever finds the endpoint empty.
+            let slot = MetricsSlot::default();
+            slot.publish(Published::new(fwd.snapshot(), &fwd.histograms(Duration::from_millis(100)).latency_cycles));
+            let server = listener.serve(slot.clone()).context("metrics: cannot start the endpoint's thread")?;
+            eprintln!("metrics: serving http://{}/metrics", server.local_addr());
+            Some((slot, server))
+        }
+        None => None,
+    };
 
     let started = Instant::now();
     let deadline = cli.duration.map(Duration::from_secs_f64);
@@ -88,7 +108,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let print = interval.is_some_and(|iv| now - last.0 >= iv);
         if print || now - published >= TELEMETRY_PERIOD {
             let snap = fwd.snapshot();
-            let lat = report::latency_json(&fwd.histograms(Duration::from_millis(100)), snap.tsc_hz);
+            let histograms = fwd.histograms(Duration::from_millis(100));
+            let lat = report::latency_json(&histograms, snap.tsc_hz);
             if print {
                 let mut line = report::rate_line(now - started, now - last.0, &last.1, &snap);
                 if lat["rx_to_tx"]["count"] != 0 {
@@ -97,6 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{line}");
             }
             publish_telemetry(&snap, lat);
+            if let Some((slot, _)) = &metrics {
+                slot.publish(Published::new(snap.clone(), &histograms.latency_cycles));
+            }
             published = now;
             if print {
                 last = (now, snap);
@@ -105,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    drop(metrics); // the endpoint closes before the ports it reports on
     let mode = fwd.mode().name();
     let report = fwd.stop();
     let elapsed = started.elapsed();

@@ -114,6 +114,11 @@ const CONFIG_CASES: &[Edit] = &[
     e("accounting-min-above-pressure", "[forward]\n", "[accounting]\ntcp = { min = 10, pressure = 5, max = 20 }\n[forward]\n", "accounting.tcp.min"),
     e("accounting-pressure-above-max", "[forward]\n", "[accounting]\nudp = { min = 1, pressure = 50, max = 20 }\n[forward]\n", "accounting.udp.pressure"),
     e("accounting-unknown-key", "[forward]\n", "[accounting]\ntcp = { min = 1, pressure = 2, max = 3, hard = 4 }\n[forward]\n", "hard"),
+    // The metrics endpoint: an address and a port, nothing else.
+    e("metrics-hostname", "[forward]\n", "[metrics]\nlisten = \"localhost:9111\"\n[forward]\n", "metrics.listen"),
+    e("metrics-no-port", "[forward]\n", "[metrics]\nlisten = \"127.0.0.1\"\n[forward]\n", "metrics.listen"),
+    e("metrics-port-too-large", "[forward]\n", "[metrics]\nlisten = \"127.0.0.1:65536\"\n[forward]\n", "metrics.listen"),
+    e("metrics-unknown-key", "[forward]\n", "[metrics]\nlisten = \"127.0.0.1:0\"\npath = \"/m\"\n[forward]\n", "path"),
     // Extensions and mirror.
     e("mirror-missing-port", "[forward]\n", "[mirror]\nport = \"ghost\"\nproto = \"udp\"\n[forward]\nmode = \"macswap\"\n", "ghost"),
     e("mirror-bad-proto", "[forward]\n", "[mirror]\nport = \"null1\"\nproto = \"sctp\"\n[forward]\nmode = \"macswap\"\n", "sctp"),

@@ -134,6 +134,17 @@ fn missing_config_file() {
     assert_refused_before_eal(&out, path.to_str().unwrap());
 }
 
+/// `metrics.listen` on a port another socket holds: one error naming the key and the
+/// address, before EAL (the listener is bound first), and the port's holder untouched.
+#[test]
+fn metrics_port_in_use() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = holder.local_addr().unwrap();
+    let case = Case::new("metrics", |p| edit(&valid(p), "[forward]\n", &format!("[metrics]\nlisten = \"{addr}\"\n[forward]\n")));
+    assert_refused_before_eal(&case.run(&[]), &format!("metrics.listen: cannot listen on {addr}: Address already in use"));
+    assert_eq!(holder.local_addr().unwrap(), addr);
+}
+
 #[test]
 fn help_exits_zero() {
     let out = common::run_dataplane(&["--help"], LIMIT);

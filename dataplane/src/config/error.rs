@@ -137,6 +137,9 @@ pub enum ConfigErrorKind {
     #[error("{value:?} is not one of {expected}")]
     InvalidChoice { value: String, expected: &'static str },
 
+    #[error("{value:?} is not an IP address and port (e.g. \"127.0.0.1:9111\" or \"[::1]:9111\")")]
+    InvalidSocketAddr { value: String },
+
     #[error("must not be above {other_key} ({value} > {other})")]
     OutOfOrder { value: u32, other_key: String, other: u32 },
 }

@@ -59,6 +59,17 @@ pub struct Config {
     pub accounting: Option<AccountingConf>,
     /// `[fpm]`: routes from FRR's zebra (`dplane_fpm_nl`); `None` = off.
     pub fpm: Option<crate::fpm::FpmConfig>,
+    /// `[metrics]`: the OpenMetrics / Prometheus endpoint; `None` = off.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[metrics]`: where `/metrics` is served (see [`crate::metrics`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `listen`: an IP address and TCP port, `127.0.0.1:9111` when the table is present
+    /// without it. Any address may be configured; only loopback is ever a default. Port 0
+    /// takes a free port (the binary prints the one it got).
+    pub listen: std::net::SocketAddr,
 }
 
 /// `[accounting]`: TX backlogs and the slow path charge what they hold to per-protocol

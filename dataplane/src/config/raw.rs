@@ -22,6 +22,7 @@ pub struct File {
     pub mirror: Option<Mirror>,
     pub accounting: Option<Accounting>,
     pub fpm: Option<Fpm>,
+    pub metrics: Option<Metrics>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +36,18 @@ pub struct Fpm {
 impl Default for Fpm {
     fn default() -> Self {
         Fpm { listen: format!("127.0.0.1:{}", crate::fpm::DEFAULT_PORT), sweep_after_ms: 10_000, replay_quiet_ms: 1_000 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    pub listen: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { listen: "127.0.0.1:9111".to_owned() }
     }
 }
 

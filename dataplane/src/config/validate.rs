@@ -26,7 +26,8 @@ pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
     let accounting = raw.accounting.map(validate_accounting).transpose()?;
     let fpm = raw.fpm.map(validate_fpm).transpose()?;
-    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, fpm };
+    let metrics = raw.metrics.map(validate_metrics).transpose()?;
+    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, fpm, metrics };
     check_traffic(&config)?;
     Ok(config)
 }
@@ -270,6 +271,14 @@ fn validate_fpm(raw: raw::Fpm) -> Result<crate::fpm::FpmConfig, ConfigError> {
         sweep_after: ms("fpm.sweep_after_ms", raw.sweep_after_ms)?,
         replay_quiet: ms("fpm.replay_quiet_ms", raw.replay_quiet_ms)?,
     })
+}
+
+fn validate_metrics(raw: raw::Metrics) -> Result<MetricsConfig, ConfigError> {
+    let listen = raw
+        .listen
+        .parse()
+        .map_err(|_| ConfigError::new("metrics.listen", ConfigErrorKind::InvalidSocketAddr { value: raw.listen.clone() }))?;
+    Ok(MetricsConfig { listen })
 }
 
 fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfig, ConfigError> {
@@ -839,6 +848,9 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
             ("fpm unknown key", format!("{}[fpm]\nport = 2620\n", l3fwd()), "unknown field `port`"),
             ("mirror proto", format!("{}[mirror]\nport = \"null1\"\nproto = \"sctp\"\n", valid().replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")), "mirror.proto: \"sctp\" is not one of any, tcp, udp, icmp or other"),
             ("mirror in io", format!("{}[mirror]\nport = \"null1\"\n", valid()), "mirror: not used with forward.mode = \"io\""),
+            ("metrics listen not an address", format!("{}[metrics]\nlisten = \"localhost:9111\"\n", valid()), "metrics.listen: \"localhost:9111\" is not an IP address and port (e.g. \"127.0.0.1:9111\" or \"[::1]:9111\")"),
+            ("metrics listen without port", format!("{}[metrics]\nlisten = \"127.0.0.1\"\n", valid()), "metrics.listen: \"127.0.0.1\" is not an IP address and port"),
+            ("metrics unknown key", format!("{}[metrics]\nport = 9111\n", valid()), "unknown field `port`"),
             ("mirror port missing", format!("{}[mirror]\nport = \"nope\"\n", valid()), "mirror.port: port \"nope\" is not defined"),
             ("route outside l3fwd", format!("{}[[route]]\nprefix = \"10.0.0.0/8\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n", valid()), "route[0]: not used with forward.mode = \"io\""),
             ("route host bits", format!("{}[[route]]\nprefix = \"10.1.2.3/16\"\nport = \"null0\"\nvia_mac = \"02:00:00:00:00:01\"\n", valid()), "did you mean \"10.1.0.0/16\""),
@@ -865,6 +877,17 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
                     assert!(!msg.contains('\n'), "{what}: not one line: {msg:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn metrics_are_off_unless_configured_and_default_to_loopback() {
+        assert_eq!(Config::from_toml_str(&valid()).unwrap().metrics, None);
+        let on = Config::from_toml_str(&format!("{}[metrics]\n", valid())).unwrap();
+        assert_eq!(on.metrics, Some(MetricsConfig { listen: "127.0.0.1:9111".parse().unwrap() }));
+        for listen in ["0.0.0.0:9111", "[::1]:0", "[::]:9100", "192.0.2.1:80"] {
+            let c = Config::from_toml_str(&format!("{}[metrics]\nlisten = \"{listen}\"\n", valid())).unwrap();
+            assert_eq!(c.metrics.unwrap().listen, listen.parse().unwrap(), "{listen}");
         }
     }
 

@@ -1,0 +1,577 @@
+//! The metric families: one function per group, each reading only a [`Published`].
+//!
+//! | family | type | labels | from |
+//! |---|---|---|---|
+//! | `dataplane_port_{rx,tx}_packets_total` | counter | port, port_id, driver | `rte_eth_stats` ipackets, opackets |
+//! | `dataplane_port_{rx,tx}_bytes_total` | counter | port, port_id, driver | ibytes, obytes |
+//! | `dataplane_port_rx_missed_packets_total` | counter | port, port_id, driver | imissed (RX ring full) |
+//! | `dataplane_port_rx_nombuf_total` | counter | port, port_id, driver | rx_nombuf (mbuf allocation failures) |
+//! | `dataplane_port_{rx,tx}_errors_total` | counter | port, port_id, driver | ierrors, oerrors |
+//! | `dataplane_port_link_up` | gauge | port, port_id, driver | link status, 1 = up |
+//! | `dataplane_queue_rx_packets_total`, `dataplane_queue_rx_bursts_total` | counter | lcore, port, queue | per polled RX queue |
+//! | `dataplane_softnet_{processed,dropped,tx}_packets_total` | counter | lcore | softnet_stat columns 1, 2; TX hand-offs |
+//! | `dataplane_softnet_time_squeeze_total` | counter | lcore | softnet_stat column 3 |
+//! | `dataplane_softnet_{rounds,idle_rounds}_total` | counter | lcore | poll rounds |
+//! | `dataplane_softnet_busy_seconds_total` | counter | lcore | busy cycles / TSC Hz |
+//! | `dataplane_softnet_{punted,injected,mirrored,backlogged,backlog_sent}_packets_total`, `dataplane_softnet_ext_failures_total` | counter | lcore | the other [`Counter`]s |
+//! | `dataplane_dropped_packets_total` | counter | reason | drops by [`DropReason`], all lcores |
+//! | `dataplane_rx_to_tx_latency_seconds` | histogram | - | hdrhistogram buckets ([`super::LATENCY_BOUNDS_SECONDS`]) |
+//! | `dataplane_pool_{size,available,in_use,cached}_objects` | gauge | pool | `rte_mempool` counts |
+//! | `dataplane_proto_memory_{allocated,unflushed}_pages` | gauge | proto | memory_allocated, per-lcore batches |
+//! | `dataplane_proto_memory_limit_pages` | gauge | proto, limit (min, pressure, max) | tcp_mem-like limits |
+//! | `dataplane_proto_memory_under_pressure` | gauge | proto | memory_pressure, 1 = under pressure |
+//! | `dataplane_proto_memory_{charges,failures,pressure_entries}_total` | counter | proto | |
+//! | `dataplane_memory_group_{usage,limit}_bytes` | gauge | group | memcg-like groups; limit `+Inf` when unlimited |
+//! | `dataplane_memory_group_failures_total` | counter | group | charges refused |
+//! | `dataplane_slow_path_{answered,ignored,inject_full}_total` | counter | - | the slow path, when it runs |
+//!
+//! Memory families appear only with `[accounting]`, slow-path ones only when the slow path
+//! runs. Every other family is always there, with zeros (every drop reason, every port), so
+//! `rate()` and alerts have series from the first scrape.
+//!
+//! To add a family (for instance neighbours by state or routes by origin): make what it
+//! shows part of the [`Snapshot`](crate::Snapshot) the control thread takes, write one
+//! `fn(&Published, &mut DescriptorEncoder) -> fmt::Result` below, and list it in
+//! [`FAMILIES`].
+
+use std::fmt;
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+use super::{Published, LATENCY_BOUNDS_SECONDS};
+use crate::forward::DropReason;
+use crate::port::PortStats;
+use crate::stats::Counter;
+
+/// Writes some families of one scrape.
+pub type Family = fn(&Published, &mut DescriptorEncoder) -> fmt::Result;
+
+/// Every family, in exposition order.
+pub const FAMILIES: &[Family] = &[ports, queues, softnet, drops, latency, pools, proto_memory, memory_groups, slow_path];
+
+/// Encodes every family of `p`.
+///
+/// # Errors
+/// Only those of the writer underneath (none for a `String`).
+pub fn encode_all(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    FAMILIES.iter().try_for_each(|f| f(p, e))
+}
+
+/// The unit a name ends with, before `_total` (`# UNIT` in OpenMetrics).
+fn unit(u: &str) -> Unit {
+    match u {
+        "bytes" => Unit::Bytes,
+        "seconds" => Unit::Seconds,
+        other => Unit::Other(other.to_owned()),
+    }
+}
+
+/// One counter family: `name[_unit]_total`, one sample per label set.
+fn counters<L: EncodeLabelSet>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    u: Option<&str>,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let u = u.map(unit);
+    let mut m = e.encode_descriptor(name, help, u.as_ref(), MetricType::Counter)?;
+    for (labels, v) in samples {
+        ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One gauge family.
+fn gauges<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    u: Option<&str>,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result {
+    let u = u.map(unit);
+    let mut m = e.encode_descriptor(name, help, u.as_ref(), MetricType::Gauge)?;
+    for (labels, v) in samples {
+        ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
+
+/// The device counters of each port.
+fn ports(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let ports = &p.snapshot.ports;
+    let ids: Vec<String> = ports.iter().map(|r| r.id.0.to_string()).collect();
+    let labels =
+        || ports.iter().zip(&ids).map(|(r, id)| -> Labels<3> { [("port", &r.name), ("port_id", id), ("driver", &r.driver)] });
+    type Field = fn(&PortStats) -> u64;
+    let fields: [(&str, Option<&str>, &str, Field); 8] = [
+        ("port_rx", Some("packets"), "Packets the device received (rte_eth_stats.ipackets).", |s| s.ipackets),
+        ("port_tx", Some("packets"), "Packets the device sent (rte_eth_stats.opackets).", |s| s.opackets),
+        ("port_rx", Some("bytes"), "Bytes the device received (rte_eth_stats.ibytes).", |s| s.ibytes),
+        ("port_tx", Some("bytes"), "Bytes the device sent (rte_eth_stats.obytes).", |s| s.obytes),
+        (
+            "port_rx_missed",
+            Some("packets"),
+            "Packets the device dropped because its RX ring was full: the worker fell behind (rte_eth_stats.imissed).",
+            |s| s.imissed,
+        ),
+        ("port_rx_nombuf", None, "RX mbuf allocation failures: the pool was empty (rte_eth_stats.rx_nombuf).", |s| s.rx_nombuf),
+        ("port_rx_errors", None, "Erroneous received packets (rte_eth_stats.ierrors).", |s| s.ierrors),
+        ("port_tx_errors", None, "Failed transmissions (rte_eth_stats.oerrors).", |s| s.oerrors),
+    ];
+    for (name, u, help, field) in fields {
+        counters(e, name, u, help, labels().zip(ports).map(|(l, r)| (l, field(&r.stats))))?;
+    }
+    gauges(
+        e,
+        "port_link_up",
+        None,
+        "Whether the link is up (1) or down (0).",
+        labels().zip(ports).map(|(l, r)| (l, i64::from(r.link.up))),
+    )
+}
+
+/// Per polled RX queue: what its worker took from it.
+fn queues(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let s = &p.snapshot;
+    let mut rows: Vec<([String; 3], u64, u64)> = Vec::new();
+    for w in &s.workers {
+        for (l, (rx, bursts)) in w.lanes.iter().zip(w.totals.lane_rx.iter().zip(&w.totals.lane_bursts)) {
+            let port = s.ports.get(l.port.index()).map_or_else(|| l.port_id.0.to_string(), |r| r.name.clone());
+            rows.push(([w.lcore.0.to_string(), port, l.queue.0.to_string()], *rx, *bursts));
+        }
+    }
+    fn labels(k: &[String; 3]) -> Labels<'_, 3> {
+        [("lcore", &k[0]), ("port", &k[1]), ("queue", &k[2])]
+    }
+    counters(
+        e,
+        "queue_rx",
+        Some("packets"),
+        "Packets a worker received from one RX queue.",
+        rows.iter().map(|(k, rx, _)| (labels(k), *rx)),
+    )?;
+    counters(
+        e,
+        "queue_rx_bursts",
+        None,
+        "Non-empty RX bursts a worker took from one RX queue.",
+        rows.iter().map(|(k, _, b)| (labels(k), *b)),
+    )
+}
+
+/// Name, unit and help of a worker counter, as exported (busy cycles are exported in
+/// seconds, see [`softnet`]).
+fn counter_family(c: Counter) -> (&'static str, Option<&'static str>, &'static str) {
+    match c {
+        Counter::Rounds => ("softnet_rounds", None, "Poll rounds."),
+        Counter::IdleRounds => ("softnet_idle_rounds", None, "Poll rounds that found no packet on any queue."),
+        Counter::TimeSqueeze => (
+            "softnet_time_squeeze",
+            None,
+            "Rounds that ended with the budget spent while a queue still returned a full burst (softnet_stat column 3).",
+        ),
+        Counter::BusyCycles => {
+            ("softnet_busy", Some("seconds"), "Time spent in rounds that found packets (TSC cycles / TSC Hz).")
+        }
+        Counter::Punted => ("softnet_punted", Some("packets"), "Requests to the forwarder itself handed to the slow path."),
+        Counter::Injected => ("softnet_injected", Some("packets"), "Slow-path replies this worker sent."),
+        Counter::Mirrored => ("softnet_mirrored", Some("packets"), "Mirror copies made."),
+        Counter::ExtFailures => ("softnet_ext_failures", None, "Packet extensions that could not be attached (no free area)."),
+        Counter::Backlogged => ("softnet_backlogged", Some("packets"), "Packets the NIC refused that waited in a TX backlog."),
+        Counter::BacklogSent => ("softnet_backlog_sent", Some("packets"), "Backlogged packets later sent."),
+    }
+}
+
+/// Per worker lcore: /proc/net/softnet_stat's columns and the rest of [`Counter`].
+fn softnet(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let s = &p.snapshot;
+    let lcores: Vec<String> = s.workers.iter().map(|w| w.lcore.0.to_string()).collect();
+    let per = |f: &dyn Fn(&crate::stats::WorkerTotals) -> u64| -> Vec<(Labels<1>, u64)> {
+        s.workers.iter().zip(&lcores).map(|(w, l)| ([("lcore", l.as_str())], f(&w.totals))).collect()
+    };
+    counters(
+        e,
+        "softnet_processed",
+        Some("packets"),
+        "Packets received from the worker's queues (softnet_stat column 1).",
+        per(&|t| t.processed()),
+    )?;
+    counters(
+        e,
+        "softnet_dropped",
+        Some("packets"),
+        "Packets the worker freed instead of sending (softnet_stat column 2).",
+        per(&|t| t.dropped()),
+    )?;
+    counters(e, "softnet_tx", Some("packets"), "Packets the worker handed to TX queues.", per(&|t| t.tx_packets()))?;
+    let hz = s.tsc_hz.max(1) as f64;
+    for &c in Counter::ALL {
+        let (name, u, help) = counter_family(c);
+        if c == Counter::BusyCycles {
+            let m = e.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Counter);
+            let mut m = m?;
+            for (w, l) in s.workers.iter().zip(&lcores) {
+                ConstCounter::new(w.totals[c] as f64 / hz).encode(m.encode_family(&[("lcore", l.as_str())])?)?;
+            }
+        } else {
+            counters(e, name, u, help, per(&|t| t[c]))?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops by reason, summed over the workers (per lcore: `dataplane_softnet_dropped_packets_total`).
+fn drops(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let t = p.snapshot.total();
+    counters(
+        e,
+        "dropped",
+        Some("packets"),
+        "Packets dropped, by reason, over every worker.",
+        DropReason::ALL.iter().map(|&r| ([("reason", r.name())], t[r])),
+    )
+}
+
+/// The RX-to-TX latency histogram.
+fn latency(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let b = &p.latency;
+    let buckets: Vec<(f64, u64)> =
+        LATENCY_BOUNDS_SECONDS.iter().copied().chain([f64::INFINITY]).zip(b.counts.iter().copied()).collect();
+    let mut m = e.encode_descriptor(
+        "rx_to_tx_latency",
+        "Per sampled packet: time from its RX burst to the rte_eth_tx_burst that took it, since start.",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(b.sum_seconds, b.count, &buckets, None)
+}
+
+/// Occupancy of each pool (mbuf pools, the extension-area pool).
+fn pools(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let pools = &p.snapshot.pools;
+    type Field = fn(&mempool::PoolStats) -> u32;
+    let fields: [(&str, &str, Field); 4] = [
+        ("pool_size", "Objects in the pool in all (mbufs, or extension areas).", |s| s.size),
+        ("pool_available", "Free objects: in the shared ring plus every lcore cache.", |s| s.available),
+        ("pool_in_use", "Objects out of the pool (size - available).", |s| s.in_use),
+        ("pool_cached", "Free objects sitting in lcore caches.", |s| s.cached),
+    ];
+    for (name, help, field) in fields {
+        gauges(e, name, Some("objects"), help, pools.iter().map(|r| ([("pool", r.name.as_str())], field(&r.stats))))?;
+    }
+    Ok(())
+}
+
+/// The per-protocol accounts (the kernel's memory_allocated, memory_pressure, tcp_mem).
+fn proto_memory(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let Some(m) = &p.snapshot.memory else { return Ok(()) };
+    let proto = |x: &mempool::accounting::ProtoSnapshot| -> Labels<1> { [("proto", x.proto.name())] };
+    gauges(
+        e,
+        "proto_memory_allocated",
+        Some("pages"),
+        "4 KiB pages charged to the protocol, as its limits see them (memory_allocated).",
+        m.protos.iter().map(|x| (proto(x), x.pages)),
+    )?;
+    gauges(
+        e,
+        "proto_memory_unflushed",
+        Some("pages"),
+        "Pages charged in per-lcore batches not yet folded into the protocol's count.",
+        m.protos.iter().map(|x| (proto(x), x.unflushed_pages)),
+    )?;
+    let limits = m.protos.iter().flat_map(|x| {
+        let l = x.limits;
+        [("min", l.min), ("pressure", l.pressure), ("max", l.max)]
+            .map(|(name, v)| ([("proto", x.proto.name()), ("limit", name)], v))
+    });
+    gauges(e, "proto_memory_limit", Some("pages"), "The protocol's limits (like net.ipv4.tcp_mem): min, pressure, max.", limits)?;
+    gauges(
+        e,
+        "proto_memory_under_pressure",
+        None,
+        "Whether the protocol is under memory pressure (1) or not (0).",
+        m.protos.iter().map(|x| (proto(x), i64::from(x.under_pressure))),
+    )?;
+    counters(
+        e,
+        "proto_memory_charges",
+        None,
+        "Successful raises of the protocol's account.",
+        m.protos.iter().map(|x| (proto(x), x.charges)),
+    )?;
+    counters(
+        e,
+        "proto_memory_failures",
+        None,
+        "Charges refused above the max limit (the packets were dropped as proto_mem).",
+        m.protos.iter().map(|x| (proto(x), x.failures)),
+    )?;
+    counters(
+        e,
+        "proto_memory_pressure_entries",
+        None,
+        "Times the protocol entered memory pressure.",
+        m.protos.iter().map(|x| (proto(x), x.pressure_entries)),
+    )
+}
+
+/// The groups (memcg-like byte budgets: one per port, one for the slow path).
+fn memory_groups(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let Some(m) = &p.snapshot.memory else { return Ok(()) };
+    fn group(g: &mempool::accounting::GroupSnapshot) -> Labels<'_, 1> {
+        [("group", g.name.as_str())]
+    }
+    gauges(e, "memory_group_usage", Some("bytes"), "Bytes charged to the group.", m.groups.iter().map(|g| (group(g), g.bytes)))?;
+    let limit = |g: &mempool::accounting::GroupSnapshot| {
+        if g.limit_bytes == mempool::accounting::Group::UNLIMITED {
+            f64::INFINITY
+        } else {
+            g.limit_bytes as f64
+        }
+    };
+    gauges(
+        e,
+        "memory_group_limit",
+        Some("bytes"),
+        "The group's budget; +Inf when unlimited.",
+        m.groups.iter().map(|g| (group(g), limit(g))),
+    )?;
+    counters(e, "memory_group_failures", None, "Charges the group refused.", m.groups.iter().map(|g| (group(g), g.failures)))
+}
+
+/// The slow path's counters, when it runs.
+fn slow_path(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let Some(sp) = p.snapshot.slow_path else { return Ok(()) };
+    for (name, help, v) in [
+        ("slow_path_answered", "Requests to the forwarder's own addresses the slow path answered.", sp.answered),
+        ("slow_path_ignored", "Requests the slow path could not answer (freed).", sp.ignored),
+        ("slow_path_inject_full", "Slow-path replies dropped on a full inject ring.", sp.inject_full),
+    ] {
+        ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use hdrhistogram::Histogram;
+    use mempool::accounting::{AccountingSnapshot, Group, GroupSnapshot, Proto, ProtoLimits, ProtoSnapshot};
+    use mempool::PoolStats;
+
+    use super::super::{http::render, MetricsSlot, Published};
+    use crate::eal::LcoreId;
+    use crate::forward::DropReason;
+    use crate::forwarder::{PoolReport, PortReport, SlowPathSnapshot, Snapshot};
+    use crate::port::{LinkStatus, PortId, PortIdx, PortStats, QueueId};
+    use crate::stats::{Counter, LaneId, WorkerSnapshot, WorkerTotals};
+
+    /// A forwarder of `ports` ports (one RX queue each, spread over the workers) and
+    /// `lcores` workers, with accounting (a group per port and the slow path's), a slow path
+    /// and an extension-area pool: every family present, every counter non-zero.
+    pub(crate) fn synthetic(ports: usize, lcores: usize) -> Published {
+        let workers = (0..lcores)
+            .map(|k| {
+                let lanes: Vec<LaneId> = (k..ports)
+                    .step_by(lcores)
+                    .map(|p| LaneId { port: PortIdx(p as u16), port_id: PortId(p as u16), queue: QueueId(0) })
+                    .collect();
+                let mut t = WorkerTotals::new(lanes.len(), ports);
+                for (i, &c) in Counter::ALL.iter().enumerate() {
+                    t[c] = 1_000_000_007 * (i as u64 + 1);
+                }
+                for &r in DropReason::ALL {
+                    t[r] = 12_345 + r.index() as u64;
+                }
+                t.lane_rx = lanes.iter().map(|l| 9_876_543_210 + u64::from(l.port.0)).collect();
+                t.lane_bursts = t.lane_rx.iter().map(|n| n / 32).collect();
+                t.port_tx = (0..ports as u64).map(|p| 1_234_567_890 + p).collect();
+                WorkerSnapshot { lcore: LcoreId(k as u32 + 1), lanes, totals: t }
+            })
+            .collect();
+        let port_reports = (0..ports)
+            .map(|p| PortReport {
+                name: format!("port{p}"),
+                id: PortId(p as u16),
+                driver: "net_null".into(),
+                rx_buffer: "per_packet",
+                link: LinkStatus { up: true, text: "Link up at 10 Gbps FDX Fixed".into() },
+                stats: PortStats {
+                    ipackets: 98_765_432_100,
+                    opackets: 98_765_432_101,
+                    ibytes: 6_320_987_654_400,
+                    obytes: 6_320_987_654_464,
+                    imissed: 1_234,
+                    ierrors: 5,
+                    oerrors: 6,
+                    rx_nombuf: 7,
+                },
+            })
+            .collect();
+        let pools = ["mbuf_pool_s0", "mbuf_pool_s1", "dp_ext_areas"]
+            .map(|name| PoolReport {
+                name: name.into(),
+                stats: PoolStats { size: 262_143, available: 200_000, in_use: 62_143, cached: 8_192 },
+            })
+            .to_vec();
+        let limits = ProtoLimits { min: 4096, pressure: 6144, max: 8192 };
+        let protos = Proto::ALL.map(|proto| ProtoSnapshot {
+            proto,
+            pages: 5_000,
+            unflushed_pages: 64,
+            under_pressure: proto == Proto::Udp,
+            limits,
+            charges: 123_456_789,
+            failures: 42,
+            pressure_entries: 3,
+        });
+        let mut groups: Vec<GroupSnapshot> = (0..ports)
+            .map(|p| GroupSnapshot { name: format!("port_port{p}"), bytes: 1 << 20, limit_bytes: Group::UNLIMITED, failures: 1 })
+            .collect();
+        groups.push(GroupSnapshot { name: "slow_path".into(), bytes: 4096, limit_bytes: 4 << 20, failures: 0 });
+        let snapshot = Snapshot {
+            workers,
+            ports: port_reports,
+            pools,
+            tsc_hz: 2_100_000_000,
+            slow_path: Some(SlowPathSnapshot { answered: 10, ignored: 2, inject_full: 1 }),
+            memory: Some(AccountingSnapshot { lcores, batch_pages: 64, protos, groups }),
+            fpm: None,
+        };
+        let mut h = Histogram::new_with_bounds(1, 1 << 40, 2).unwrap();
+        for (i, cycles) in [500u64, 900, 2_000, 8_000, 40_000, 300_000, 5_000_000].into_iter().enumerate() {
+            h.record_n(cycles, 1_000 * (i as u64 + 1)).unwrap();
+        }
+        Published::new(snapshot, &h)
+    }
+
+    fn scrape(p: Published, openmetrics: bool) -> String {
+        let slot = MetricsSlot::default();
+        slot.publish(p);
+        render(&slot, openmetrics).unwrap()
+    }
+
+    /// Sample lines (not comments) whose name is `name` exactly, with or without labels.
+    fn samples<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))).collect()
+    }
+
+    #[test]
+    fn every_family_with_its_labels_and_values() {
+        let text = scrape(synthetic(2, 1), false);
+        let port0 = r#"{port="port0",port_id="0",driver="net_null"}"#;
+        for line in [
+            format!("dataplane_port_rx_packets_total{port0} 98765432100"),
+            format!("dataplane_port_tx_bytes_total{port0} 6320987654464"),
+            format!("dataplane_port_rx_missed_packets_total{port0} 1234"),
+            format!("dataplane_port_rx_nombuf_total{port0} 7"),
+            format!("dataplane_port_rx_errors_total{port0} 5"),
+            format!("dataplane_port_tx_errors_total{port0} 6"),
+            format!("dataplane_port_link_up{port0} 1"),
+            r#"dataplane_queue_rx_packets_total{lcore="1",port="port1",queue="0"} 9876543211"#.into(),
+            r#"dataplane_queue_rx_bursts_total{lcore="1",port="port1",queue="0"} 308641975"#.into(),
+            r#"dataplane_softnet_processed_packets_total{lcore="1"} 19753086421"#.into(),
+            r#"dataplane_softnet_time_squeeze_total{lcore="1"} 3000000021"#.into(),
+            r#"dataplane_softnet_busy_seconds_total{lcore="1"} 1.90476191809523"#.into(),
+            r#"dataplane_dropped_packets_total{reason="no_route"}"#.into(),
+            r#"dataplane_pool_in_use_objects{pool="mbuf_pool_s0"} 62143"#.into(),
+            r#"dataplane_proto_memory_allocated_pages{proto="tcp"} 5000"#.into(),
+            r#"dataplane_proto_memory_limit_pages{proto="udp",limit="pressure"} 6144"#.into(),
+            r#"dataplane_proto_memory_under_pressure{proto="udp"} 1"#.into(),
+            r#"dataplane_proto_memory_failures_total{proto="icmp"} 42"#.into(),
+            r#"dataplane_memory_group_limit_bytes{group="port_port0"} +Inf"#.into(),
+            r#"dataplane_memory_group_usage_bytes{group="slow_path"} 4096"#.into(),
+            "dataplane_slow_path_answered_total 10".into(),
+            "dataplane_metrics_refused_connections_total 0".into(),
+        ] {
+            assert!(text.lines().any(|l| l.starts_with(&line)), "no line starting {line:?} in\n{text}");
+        }
+        assert_eq!(samples(&text, "dataplane_dropped_packets_total").len(), DropReason::COUNT);
+        // The histogram: cumulative buckets ending in +Inf = _count, every bound present.
+        let buckets = samples(&text, "dataplane_rx_to_tx_latency_seconds_bucket");
+        assert_eq!(buckets.len(), super::LATENCY_BOUNDS_SECONDS.len() + 1, "{buckets:?}");
+        let values: Vec<u64> = buckets.iter().map(|l| l.rsplit(' ').next().unwrap().parse().unwrap()).collect();
+        assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+        assert_eq!(buckets.last().unwrap(), &"dataplane_rx_to_tx_latency_seconds_bucket{le=\"+Inf\"} 28000");
+        assert!(text.contains("dataplane_rx_to_tx_latency_seconds_count 28000\n"), "{text}");
+        assert!(text.contains("# TYPE dataplane_rx_to_tx_latency_seconds histogram\n"));
+        assert!(text.contains("# TYPE dataplane_port_rx_packets_total counter\n"));
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn openmetrics_has_units_and_eof() {
+        let text = scrape(synthetic(2, 1), true);
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(text.contains("# TYPE dataplane_port_rx_packets counter\n# UNIT dataplane_port_rx_packets packets\n"), "{text}");
+        assert!(text.contains("# UNIT dataplane_rx_to_tx_latency_seconds seconds\n"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("dataplane_port_rx_packets_total{")), "{text}");
+    }
+
+    #[test]
+    fn optional_families_and_an_empty_slot() {
+        let mut p = synthetic(1, 1);
+        p.snapshot.memory = None;
+        p.snapshot.slow_path = None;
+        let text = scrape(p, false);
+        assert!(!text.contains("proto_memory") && !text.contains("memory_group") && !text.contains("slow_path"), "{text}");
+        let empty = render(&MetricsSlot::default(), true).unwrap();
+        assert!(!empty.contains("dataplane_port") && empty.ends_with("# EOF\n"), "{empty}");
+    }
+
+    /// Issue 17's size: a scrape of 64 ports and 16 lcores, every optional family on.
+    /// Prints its size and encode time (the median of 21 encodes) in both formats; the
+    /// README quotes a release run: `cargo test --release -p dataplane --lib
+    /// scrape_of_64_ports_and_16_lcores -- --nocapture`.
+    #[test]
+    fn scrape_of_64_ports_and_16_lcores() {
+        let slot = MetricsSlot::default();
+        slot.publish(synthetic(64, 16));
+        for openmetrics in [false, true] {
+            let mut times: Vec<Duration> = (0..21)
+                .map(|_| {
+                    let t = Instant::now();
+                    let body = render(&slot, openmetrics).unwrap();
+                    let dt = t.elapsed();
+                    std::hint::black_box(body);
+                    dt
+                })
+                .collect();
+            times.sort();
+            let body = render(&slot, openmetrics).unwrap();
+            let series = body.lines().filter(|l| !l.starts_with('#')).count();
+            println!(
+                "64 ports, 16 lcores, {}: {} bytes, {series} samples, encoded in {:?} (median of 21)",
+                if openmetrics { "OpenMetrics" } else { "Prometheus text 0.0.4" },
+                body.len(),
+                times[10]
+            );
+            // Ports: 9 families x 64; queues 2 x 64; softnet (3 + 10) x 16; drops; the
+            // histogram's buckets, sum and count; pools 4 x 3; protocols (6 + 3) x 4;
+            // groups 3 x 65; slow path 3; the endpoint's own 2.
+            let want = 9 * 64
+                + 2 * 64
+                + 13 * 16
+                + DropReason::COUNT
+                + super::LATENCY_BOUNDS_SECONDS.len()
+                + 3
+                + 12
+                + 9 * 4
+                + 3 * 65
+                + 3
+                + 2;
+            assert_eq!(series, want);
+            assert!(body.len() < 256 << 10, "{} bytes", body.len());
+        }
+    }
+}
