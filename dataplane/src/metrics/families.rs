@@ -24,6 +24,9 @@
 //! | `dataplane_memory_group_{usage,limit}_bytes` | gauge | group | memcg-like groups; limit `+Inf` when unlimited |
 //! | `dataplane_memory_group_failures_total` | counter | group | charges refused |
 //! | `dataplane_slow_path_{answered,ignored,inject_full}_total` | counter | - | the slow path, when it runs |
+//! | `dataplane_fpm_connected` | gauge | - | zebra's FPM session is up (1), with `[fpm]` |
+//! | `dataplane_fpm_{sessions,session_errors,frames,upserts,deletes,unchanged,swept,skipped}_total` | counter | - | the FPM side ([`crate::fpm::FpmStatus`]) |
+//! | `dataplane_fpm_routes` | gauge | origin | zebra's routes held, by origin (rtm_protocol) |
 //!
 //! Memory families appear only with `[accounting]`, slow-path ones only when the slow path
 //! runs. Every other family is always there, with zeros (every drop reason, every port), so
@@ -51,7 +54,7 @@ use crate::stats::Counter;
 pub type Family = fn(&Published, &mut DescriptorEncoder) -> fmt::Result;
 
 /// Every family, in exposition order.
-pub const FAMILIES: &[Family] = &[ports, queues, softnet, drops, latency, pools, proto_memory, memory_groups, slow_path];
+pub const FAMILIES: &[Family] = &[ports, queues, softnet, drops, latency, pools, proto_memory, memory_groups, slow_path, fpm];
 
 /// Encodes every family of `p`.
 ///
@@ -361,6 +364,28 @@ fn slow_path(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
     Ok(())
 }
 
+/// zebra's FPM session and the routes it sent, with `[fpm]`.
+fn fpm(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let Some(f) = &p.snapshot.fpm else { return Ok(()) };
+    let help = "Whether zebra's FPM session is up (1) or not (0).";
+    ConstGauge::new(i64::from(f.connected)).encode(e.encode_descriptor("fpm_connected", help, None, MetricType::Gauge)?)?;
+    for (name, help, v) in [
+        ("fpm_sessions", "Connections from zebra accepted.", f.sessions),
+        ("fpm_session_errors", "zebra sessions closed on bad input.", f.session_errors),
+        ("fpm_frames", "FPM frames decoded.", f.frames),
+        ("fpm_upserts", "Routes zebra installed or replaced.", f.upserts),
+        ("fpm_deletes", "Routes zebra removed.", f.deletes),
+        ("fpm_unchanged", "Routes zebra re-sent as held (replays).", f.unchanged),
+        ("fpm_swept", "Routes removed after a replay because zebra no longer sent them.", f.swept),
+        ("fpm_skipped", "Messages that are not routes the forwarder takes.", f.skipped),
+    ] {
+        ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+    }
+    let names: Vec<String> = f.routes_by_protocol.iter().map(|(o, _)| o.to_string()).collect();
+    let samples = names.iter().zip(&f.routes_by_protocol).map(|(n, (_, c))| -> (Labels<1>, i64) { ([("origin", n)], *c as i64) });
+    gauges(e, "fpm_routes", None, "zebra's routes held, by origin (rtm_protocol).", samples)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -446,7 +471,15 @@ mod tests {
             tsc_hz: 2_100_000_000,
             slow_path: Some(SlowPathSnapshot { answered: 10, ignored: 2, inject_full: 1 }),
             memory: Some(AccountingSnapshot { lcores, batch_pages: 64, protos, groups }),
-            fpm: None,
+            fpm: Some(crate::fpm::FpmStatus {
+                connected: true,
+                sessions: 2,
+                frames: 10,
+                upserts: 7,
+                routes: 3,
+                routes_by_protocol: vec![(crate::fpm::Protocol::BGP, 1), (crate::fpm::Protocol::STATIC, 2)],
+                ..Default::default()
+            }),
         };
         let mut h = Histogram::new_with_bounds(1, 1 << 40, 2).unwrap();
         for (i, cycles) in [500u64, 900, 2_000, 8_000, 40_000, 300_000, 5_000_000].into_iter().enumerate() {
@@ -492,6 +525,11 @@ mod tests {
             r#"dataplane_memory_group_limit_bytes{group="port_port0"} +Inf"#.into(),
             r#"dataplane_memory_group_usage_bytes{group="slow_path"} 4096"#.into(),
             "dataplane_slow_path_answered_total 10".into(),
+            "dataplane_fpm_connected 1".into(),
+            "dataplane_fpm_sessions_total 2".into(),
+            "dataplane_fpm_upserts_total 7".into(),
+            r#"dataplane_fpm_routes{origin="bgp"} 1"#.into(),
+            r#"dataplane_fpm_routes{origin="static"} 2"#.into(),
             "dataplane_metrics_refused_connections_total 0".into(),
         ] {
             assert!(text.lines().any(|l| l.starts_with(&line)), "no line starting {line:?} in\n{text}");
@@ -523,8 +561,10 @@ mod tests {
         let mut p = synthetic(1, 1);
         p.snapshot.memory = None;
         p.snapshot.slow_path = None;
+        p.snapshot.fpm = None;
         let text = scrape(p, false);
         assert!(!text.contains("proto_memory") && !text.contains("memory_group") && !text.contains("slow_path"), "{text}");
+        assert!(!text.contains("fpm"), "{text}");
         let empty = render(&MetricsSlot::default(), true).unwrap();
         assert!(!empty.contains("dataplane_port") && empty.ends_with("# EOF\n"), "{empty}");
     }
@@ -558,7 +598,7 @@ mod tests {
             );
             // Ports: 9 families x 64; queues 2 x 64; softnet (3 + 10) x 16; drops; the
             // histogram's buckets, sum and count; pools 4 x 3; protocols (6 + 3) x 4;
-            // groups 3 x 65; slow path 3; the endpoint's own 2.
+            // groups 3 x 65; slow path 3; the FPM side 1 + 8 + 2 origins; the endpoint's own 2.
             let want = 9 * 64
                 + 2 * 64
                 + 13 * 16
@@ -569,6 +609,7 @@ mod tests {
                 + 9 * 4
                 + 3 * 65
                 + 3
+                + 11
                 + 2;
             assert_eq!(series, want);
             assert!(body.len() < 256 << 10, "{} bytes", body.len());
