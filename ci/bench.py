@@ -421,6 +421,7 @@ class Side:
     mode: str = "io"           # the forwarder's forward.mode / testpmd's --forward-mode
     extra: str = ""            # TOML appended to the forwarder's config
     workers: int = 1           # testpmd: forwarding lcores
+    churn: bool = False        # forwarder: a client replaces its routes during the window
 
     def command(self, ctx, setup, tmp, tag, huge):
         """The command line, the telemetry file prefix and (forwarder) its JSON report path."""
@@ -428,7 +429,8 @@ class Side:
         mem = memory_args(huge)
         if self.kind == "dataplane":
             cfg, report = f"{tmp}/dp-{tag}.toml", f"{tmp}/dp-{tag}.json"
-            Path(cfg).write_text(dataplane_config(self, setup, prefix, mem))
+            control = f'\n[control]\nsocket = "{tmp}/{prefix}.sock"\n'
+            Path(cfg).write_text(dataplane_config(self, setup, prefix, mem) + control)
             return [str(ctx.bin), "--config", cfg, "--stats-interval", "0", "--stats-json", report], prefix, report
         vdevs = [a for p in setup.ports for a in ("--vdev", f"{p.device},{p.args}")]
         if self.kind == "testpmd":
@@ -523,6 +525,46 @@ class Context:
         return self._l3fwd
 
 
+class Churn:
+    """A client of the forwarder's control socket that replaces its routes, one
+    route_replace at a time, as fast as the API answers, until stopped. Each replace names
+    the route's own port and a next-hop MAC that alternates between two, so forwarding is
+    unchanged while rte_lpm is rewritten in place and next hops are retired and reused."""
+
+    def __init__(self, path, routes):
+        import threading
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.reader = self.sock.makefile("rb")
+        self.routes, self.count, self.error = routes, 0, None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        i = 0
+        try:
+            while not self.stopping.is_set():
+                prefix, port, mac = self.routes[i % len(self.routes)]
+                mac = mac[:-2] + ("%02x" % (int(mac[-2:], 16) ^ (i // len(self.routes) & 1 | 0x80)))
+                req = {"version": 1, "command": "route_replace", "args": {"prefix": prefix, "port": port, "via_mac": mac}}
+                self.sock.sendall(json.dumps(req).encode() + b"\n")
+                reply = json.loads(self.reader.readline())
+                if "ok" not in reply:
+                    raise RuntimeError(f"route_replace {prefix}: {reply}")
+                self.count += 1
+                i += 1
+        except Exception as e:  # reported by stop()
+            self.error = e
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=10)
+        self.sock.close()
+        if self.error:
+            raise CaseError(f"the route churn client failed: {self.error!r}")
+
+
 def run_side(ctx, side, setup_args, tag, huge, callgrind=None):
     """Runs `side` once in a fresh set-up. Without `callgrind`: returns its rate (Mpps)
     between two telemetry readings. With `callgrind` (seconds of traffic): runs it under
@@ -574,14 +616,24 @@ def run_side(ctx, side, setup_args, tag, huge, callgrind=None):
                 raise CaseError(f"{side.label} forwards nothing: {setup.metric} of ports {measured} still 0:\n"
                                 f"{dut.tail()}{peer}")
             time.sleep(0.05)
+        churn = None
+        if side.churn:
+            routes = [(str(net), setup.ports[port].name, NEXT_HOP_MAC[port])
+                      for net, port in l3fwd_routes(False, len(setup.ports)) + l3fwd_routes(True, len(setup.ports))]
+            churn = Churn(f"{tmp}/{prefix}.sock", routes)
         if callgrind:
             time.sleep(callgrind)
         else:
             time.sleep(ctx.warmup)
             t0, c0 = time.monotonic(), tel.port_counter(measured, setup.metric)
+            u0 = churn.count if churn else 0
             time.sleep(ctx.seconds)
             t1, c1 = time.monotonic(), tel.port_counter(measured, setup.metric)
             result["mpps"] = (c1 - c0) / (t1 - t0) / 1e6
+            if churn:
+                result["route_updates_per_s"] = (churn.count - u0) / (t1 - t0)
+        if churn:
+            churn.stop()
             if c1 == c0:
                 raise CaseError(f"{side.label} forwarded nothing in {ctx.seconds} s ({setup.metric} of ports {measured})")
         if setup.peer:
@@ -713,6 +765,11 @@ CASES = [
          Side(DP, "extensions off", "l3fwd"), "l3fwd-v4 with flow metadata on every packet, vs off"),
     Case("ext-trace1", PCAP4, Side(DP, "trace every packet", "l3fwd", "[extensions]\ntrace_every = 1\n"),
          Side(DP, "extensions off", "l3fwd"), "l3fwd-v4 with a trace on every packet, vs off"),
+    Case("l3fwd-churn", PCAP4, Side(DP, "routes replaced meanwhile", "l3fwd", churn=True),
+         Side(DP, "no route change", "l3fwd"),
+         "l3fwd-v4 while a ctl client replaces its IPv4 and IPv6 routes as fast as the API answers (rte_lpm "
+         "in place; each IPv6 change waits a grace period; next hops retired and reused; route_updates_per_s "
+         "in bench.json), vs no change", instructions=False),
     Case("acct", REFUSED4, Side(DP, "accounting on", "l3fwd", "[accounting]\n"), Side(DP, "accounting off", "l3fwd"),
          "l3fwd-v4 where every TX is refused: held packets charged to the accounts, vs dropped at once"),
     Case("acct-bypass", REFUSED4, Side(DP, "accounting, backlog_bypass", "l3fwd", "[accounting]\nbacklog_bypass = true\n"),
@@ -750,7 +807,8 @@ def run_case(ctx, case, pairs, instructions):
         ratio = got["a"]["mpps"] / got["b"]["mpps"]
         rec["pairs"].append({"a": got["a"], "b": got["b"], "ratio": ratio, "a_first": i % 2 == 0,
                              "memory": "hugepages" if huge else "no-huge"})
-        log(f"  {case.name} pair {i + 1}/{pairs}: {got['a']['mpps']:.2f} / {got['b']['mpps']:.2f} Mpps = {ratio:.3f}")
+        updates = f", {got['a']['route_updates_per_s']:.0f} route updates/s" if "route_updates_per_s" in got["a"] else ""
+        log(f"  {case.name} pair {i + 1}/{pairs}: {got['a']['mpps']:.2f} / {got['b']['mpps']:.2f} Mpps = {ratio:.3f}{updates}")
     rec["a_mpps"] = statistics.median(p["a"]["mpps"] for p in rec["pairs"])
     rec["b_mpps"] = statistics.median(p["b"]["mpps"] for p in rec["pairs"])
     rec["ratio"] = pair_stats([p["ratio"] for p in rec["pairs"]])

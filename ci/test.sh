@@ -41,6 +41,12 @@ trap summary EXIT
 # side forwards nothing, a process exits non-zero or the forwarder's counters do not add up.
 echo "bench smoke run (ci/bench.py --smoke; the real measurement is ci/bench.py):"
 ci/bench.py --smoke --bin target/debug/dataplane --out target/bench-smoke || status=1
+# Route changes while forwarding (ci/bench-routes.py; the 1 M-route load is LONG=1 only).
+echo "route bench smoke run (ci/bench-routes.py --smoke):"
+ci/bench-routes.py --smoke --bin target/debug/dataplane --json target/bench-routes-smoke.json || status=1
+if [[ "${LONG:-0}" == 1 ]]; then
+    ci/bench-routes.py --reps 1 --seconds 3 --long --bin target/debug/dataplane --json target/bench-routes-long.json || status=1
+fi
 
 # --- Real NICs and VMs: QEMU guests (ci/guest.py installs QEMU and caches a guest kernel) ---
 # DPDK's e1000 PMD on emulated e1000/e1000e NICs inside a guest, and a guest's virtio-net on the

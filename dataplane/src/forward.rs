@@ -130,6 +130,33 @@ pub trait Routes {
     fn lookup_v6(&self, dst: Ipv6Addr) -> Option<u32>;
 }
 
+/// Next hops by the id a route lookup returned.
+pub trait NextHops {
+    /// The next hop with id `id`, if it exists and is usable.
+    fn next_hop(&self, id: u32) -> Option<NextHop>;
+}
+
+impl NextHops for [NextHop] {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.get(id as usize).copied()
+    }
+}
+
+impl<const N: usize> NextHops for [NextHop; N] {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.get(id as usize).copied()
+    }
+}
+
+impl NextHops for Vec<NextHop> {
+    #[inline]
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        self.get(id as usize).copied()
+    }
+}
+
 /// Where a next hop is: the out port and the MACs to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
@@ -147,7 +174,7 @@ pub struct NextHop {
 /// its reason; the frame is only modified when the packet is forwarded. With the input
 /// port's own addresses in `local`, requests to them are punted ([`Action::Punt`]) and
 /// other packets to them dropped (`local_unhandled`) instead of being routed.
-pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], local: Option<&Local>) -> Action {
+pub fn l3fwd<R: Routes, N: NextHops + ?Sized>(frame: &mut [u8], routes: &R, next_hops: &N, local: Option<&Local>) -> Action {
     let p = match parse(frame) {
         Ok(p) => p,
         Err(e) => return Action::Drop(e.into()),
@@ -172,7 +199,7 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
             if ip.ttl() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.get(i as usize)) else {
+            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.next_hop(i)) else {
                 return Action::Drop(DropReason::NoRoute);
             };
             ip.decrement_ttl();
@@ -185,7 +212,7 @@ pub fn l3fwd<R: Routes>(frame: &mut [u8], routes: &R, next_hops: &[NextHop], loc
             if ip.hop_limit() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.get(i as usize)) else {
+            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.next_hop(i)) else {
                 return Action::Drop(DropReason::NoRoute);
             };
             ip.decrement_hop_limit();

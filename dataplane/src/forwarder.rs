@@ -5,10 +5,9 @@
 //! then reads [`Forwarder::snapshot`] while the workers run, and [`Forwarder::stop`] tears
 //! everything down and returns the final [`Report`].
 
-use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -18,14 +17,16 @@ use mempool::{mbufs_needed, ExtError, Pool, PoolError, PoolParams, PoolSizing, P
 use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
 use crate::exts::{self, PacketExts};
-use crate::forward::NextHop;
+use crate::fib::{Fib, FibError, FibPort, FibSummary, Origin, Route, RouteChange};
 use crate::fpm::{Change, Fpm, FpmStatus, RouteKey, RouteSink};
+use crate::live::{Live, LiveCell};
 use crate::local::Local;
-use crate::lpm::{Lpm4, Lpm6, LpmError};
 use crate::net::MacAddr;
+use crate::nexthop::{NextHopKey, Via};
 use crate::port::{
     self, LinkStatus, Port, PortError, PortId, PortIdx, PortSetup, PortStats, PortTable, QueueId, RxQueue, TxQueue,
 };
+use crate::rcu::{Qsbr, RcuError};
 use crate::slowpath::{SlowPath, SlowPathError};
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
 use crate::worker::{
@@ -105,6 +106,12 @@ pub enum StartError {
     /// Memory accounting refused its configuration.
     #[error("accounting: {0}")]
     Accounting(#[from] AccountingError),
+    /// The RCU variable or a worker's reader could not be set up.
+    #[error("rcu: {0}")]
+    Rcu(#[from] RcuError),
+    /// The route tables could not be created.
+    #[error(transparent)]
+    Fib(FibError),
     /// The FPM listener could not bind its address.
     #[error("fpm.listen: cannot listen on {listen}: {error}")]
     Fpm {
@@ -115,14 +122,14 @@ pub enum StartError {
     },
 }
 
-/// Routes could not be loaded into DPDK's LPM tables.
+/// Routes could not be loaded into the route tables.
 #[derive(Debug, thiserror::Error)]
 #[error("route[{index}]: {error}")]
 pub struct RouteError {
     /// Position in `[[route]]`.
     pub index: usize,
     /// What the table said.
-    pub error: LpmError,
+    pub error: FibError,
 }
 
 /// A port as the runtime knows it.
@@ -160,6 +167,16 @@ pub struct Forwarder {
     exts: Option<PacketExts>,
     /// Memory accounting, when configured.
     accounting: Option<Arc<Accounting>>,
+    /// The accounting groups: one per port, then the slow path's.
+    groups: Vec<Arc<Group>>,
+    /// The RCU domain of the workers.
+    qsbr: Arc<Qsbr>,
+    /// The route tables' owner (l3fwd).
+    fib: Option<Arc<Mutex<Fib>>>,
+    /// Parameters the workers read once per round.
+    live: Arc<LiveCell>,
+    /// Per port: whether every worker has a TX queue on it.
+    tx_capable: Vec<bool>,
     /// The FPM listener (routes from zebra), when configured.
     fpm: Option<Fpm>,
 }
@@ -205,6 +222,8 @@ pub struct Snapshot {
     pub slow_path: Option<SlowPathSnapshot>,
     /// Memory accounts, when configured.
     pub memory: Option<AccountingSnapshot>,
+    /// Routes by family and origin, next hops (l3fwd).
+    pub fib: Option<FibSummary>,
     /// The FPM side (routes from zebra), when configured.
     pub fpm: Option<FpmStatus>,
 }
@@ -313,10 +332,46 @@ impl Forwarder {
             eprintln!("{} ({}, {}): {}", slot.name, slot.port.id(), slot.port.driver(), text);
         }
         let macs: Vec<MacAddr> = ports.iter().map(|s| s.port.mac()).collect();
+        // Every port a worker may send on gets a TX queue per worker: the config's, and in
+        // l3fwd every port with enough TX queues, since routes to it may come live.
+        let workers = config.workers.len();
+        let config_tx = config.tx_ports();
+        let tx_capable: Vec<bool> = PortIdx::all(config.ports.len())
+            .map(|p| {
+                config_tx.contains(&p) || (config.forward.mode == Mode::L3fwd && usize::from(config.port(p).tx_queues) >= workers)
+            })
+            .collect();
+        // Reader ids: the workers' lcore ids (below MAX_LCORES).
+        let qsbr = Qsbr::new(crate::config::MAX_LCORES)?;
+        let mut fib = None;
         let tables = match config.forward.mode {
-            Mode::L3fwd => Some(Arc::new(load_routes(config, &macs, home)?)),
+            Mode::L3fwd => {
+                let (table, reader) = load_routes(config, &macs, &tx_capable, &qsbr, home)?;
+                fib = Some(Arc::new(Mutex::new(table)));
+                Some(Arc::new(L3Tables { fib: reader }))
+            }
             Mode::Io | Mode::Macswap | Mode::L2fwd => None,
         };
+        let locals = Arc::new(locals(config, &macs));
+        let us = |u: u32| u64::from(u) * eal.tsc_hz() / 1_000_000;
+        let budget = Budget {
+            packets: config.poll.budget,
+            cycles: us(config.poll.budget_usecs),
+            drain_cycles: us(config.poll.tx_drain_usecs),
+            idle: config.poll.idle.clone(),
+            sample_every: config.poll.sample_every,
+        };
+        let live = Arc::new(LiveCell::new(
+            qsbr.clone(),
+            Live {
+                generation: 0,
+                budget: budget.clone(),
+                mirror: config.mirror.as_ref().map(|m| (m.port, m.proto)),
+                backlog: config.accounting.as_ref().map_or((0, 0), |a| (a.backlog, a.backlog_under_pressure)),
+                locals: locals.clone(),
+            },
+        ));
+
         let (done_tx, done) = crossbeam_channel::unbounded();
         let mut fwd = Forwarder {
             stop,
@@ -329,25 +384,22 @@ impl Forwarder {
             slow: None,
             exts: None,
             accounting: None,
+            groups: Vec::new(),
+            qsbr: qsbr.clone(),
+            fib,
+            live: live.clone(),
+            tx_capable: tx_capable.clone(),
             fpm: None,
         };
         let mut slow_links = match &tables {
-            Some(t) if t.locals.iter().any(Option::is_some) => {
+            Some(_) if locals.iter().any(Option::is_some) => {
                 let table = Arc::new(PortTable::new(fwd.ports.iter().map(|s| s.port.id()).collect()));
                 let lcores: Vec<LcoreId> = config.workers.iter().map(|w| LcoreId(w.lcore)).collect();
-                let (sp, links) = SlowPath::start(&lcores, table, t.locals.clone(), home)?;
+                let (sp, links) = SlowPath::start(&lcores, table, live.clone(), home)?;
                 fwd.slow = Some(sp);
                 links.into_iter().map(Some).collect()
             }
             _ => Vec::new(),
-        };
-        let us = |u: u32| u64::from(u) * fwd.tsc_hz / 1_000_000;
-        let budget = Budget {
-            packets: config.poll.budget,
-            cycles: us(config.poll.budget_usecs),
-            drain_cycles: us(config.poll.tx_drain_usecs),
-            idle: config.poll.idle.clone(),
-            sample_every: config.poll.sample_every,
         };
         let worker_exts = if config.extensions.enabled(config.mirror.is_some()) {
             let ids = exts::start(config.extensions.areas, home)?;
@@ -381,6 +433,7 @@ impl Forwarder {
                     .collect::<Result<Vec<_>, _>>()?;
                 let slow_group = acct.group("slow_path", budget(conf.slow_path_budget))?;
                 fwd.accounting = Some(acct.clone());
+                fwd.groups = groups.iter().chain([&slow_group]).cloned().collect();
                 Some((acct, groups, slow_group, conf.clone()))
             }
         };
@@ -389,7 +442,6 @@ impl Forwarder {
             let (l, n) = v.split_once(':')?;
             Some((l.parse().ok()?, n.parse().ok()?))
         });
-        let tx_ports = config.tx_ports();
         for (k, w) in config.workers.iter().enumerate() {
             let lcore = LcoreId(w.lcore);
             let mut lanes: Vec<Lane> = Vec::with_capacity(w.rx.len());
@@ -401,7 +453,7 @@ impl Forwarder {
                     lcore,
                 })?;
                 let dest = match &tables {
-                    Some(tables) => Dest::Route { tables: tables.clone(), local: tables.locals[r.port.index()] },
+                    Some(tables) => Dest::Route { tables: tables.clone(), local: locals[r.port.index()] },
                     None => {
                         let out = config.out_port(r.port).expect("validated: every port polled in a pair mode is in a pair");
                         let rewrite = match config.forward.mode {
@@ -424,7 +476,7 @@ impl Forwarder {
             let mut tx: Vec<Option<TxQueue>> = Vec::with_capacity(fwd.ports.len());
             for p in PortIdx::all(fwd.ports.len()) {
                 let slot = &mut fwd.ports[p.index()];
-                tx.push(if tx_ports.contains(&p) {
+                tx.push(if tx_capable[p.index()] {
                     let q = slot.port.take_tx(QueueId(k as u16)).ok_or_else(|| StartError::QueueTaken {
                         port: slot.name.clone(),
                         what: format!("tx queue {k}"),
@@ -441,7 +493,16 @@ impl Forwarder {
             let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(4);
             let socket = lcore.socket();
             let pool = fwd.pools.get(&socket).or_else(|| fwd.pools.values().next()).expect("at least one pool").clone();
+            let rcu = match qsbr.register(w.lcore) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = fwd.stop();
+                    return Err(e.into());
+                }
+            };
             let plan = WorkerPlan {
+                rcu,
+                live: live.clone(),
                 lcore,
                 lanes,
                 tx,
@@ -494,6 +555,92 @@ impl Forwarder {
         self.mode
     }
 
+    /// The route tables' owner (l3fwd): lock it from non-worker threads only.
+    pub fn fib(&self) -> Option<&Arc<Mutex<Fib>>> {
+        self.fib.as_ref()
+    }
+
+    /// The workers' RCU domain.
+    pub fn qsbr(&self) -> &Arc<Qsbr> {
+        &self.qsbr
+    }
+
+    /// The live parameters the workers read once per round.
+    pub fn live(&self) -> &Arc<LiveCell> {
+        &self.live
+    }
+
+    /// Whether the slow path runs (it answers for the ports' own addresses).
+    pub fn has_slow_path(&self) -> bool {
+        self.slow.is_some()
+    }
+
+    /// Whether the packet-extension framework runs (the mirror needs it).
+    pub fn has_extensions(&self) -> bool {
+        self.exts.is_some()
+    }
+
+    /// Per port (config index): whether every worker has a TX queue on it.
+    pub fn tx_capable(&self) -> &[bool] {
+        &self.tx_capable
+    }
+
+    /// Memory accounting, when configured, and its groups (one per port, then the slow
+    /// path's).
+    pub fn accounting(&self) -> Option<(&Arc<Accounting>, &[Arc<Group>])> {
+        self.accounting.as_ref().map(|a| (a, self.groups.as_slice()))
+    }
+
+    /// The ports' MACs, by config index.
+    pub fn macs(&self) -> Vec<MacAddr> {
+        self.ports.iter().map(|s| s.port.mac()).collect()
+    }
+
+    /// TSC ticks per second.
+    pub fn tsc_hz(&self) -> u64 {
+        self.tsc_hz
+    }
+
+    /// Sets a port's link up or down (`rte_eth_dev_set_link_up` / `_down`).
+    ///
+    /// # Errors
+    /// No such port (by config name), or the PMD refused (ENOTSUP for drivers without it).
+    pub fn set_link(&self, port: &str, up: bool) -> Result<(), String> {
+        let slot = self.ports.iter().find(|s| s.name == port).ok_or_else(|| format!("no port named {port:?}"))?;
+        slot.port.set_link(up).map_err(|e| e.to_string())
+    }
+
+    /// A port's extended statistics (`rte_eth_xstats_get`), by config name.
+    pub fn xstats(&self, port: &str) -> Option<Vec<(String, u64)>> {
+        self.ports.iter().find(|s| s.name == port).map(|s| s.port.xstats())
+    }
+
+    /// Zeroes the counters: each worker sends what its TX buffers hold, then zeroes its
+    /// counters and histograms at a round boundary; the ports' counters are reset
+    /// (`rte_eth_stats_reset`, `rte_eth_xstats_reset`) and so are the slow path's.
+    /// Returns how many workers confirmed within `timeout`.
+    pub fn clear_counters(&self, timeout: Duration) -> usize {
+        let (tx, rx) = crossbeam_channel::bounded(self.workers.len().max(1));
+        let asked = self.workers.iter().filter(|w| w.commands.try_send(Command::ClearCounters(tx.clone())).is_ok()).count();
+        let deadline = std::time::Instant::now() + timeout;
+        let mut done = 0;
+        for _ in 0..asked {
+            if rx.recv_deadline(deadline).is_ok() {
+                done += 1;
+            }
+        }
+        for s in &self.ports {
+            s.port.reset_stats();
+        }
+        if let Some(sp) = &self.slow {
+            let c = sp.counters();
+            for a in [&c.answered, &c.ignored, &c.inject_full] {
+                a.store(0, Ordering::Relaxed);
+            }
+        }
+        done
+    }
+
     /// Counters now (workers' published totals, the devices' counters, pools).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
@@ -517,6 +664,7 @@ impl Forwarder {
             pools: self.pool_reports(),
             tsc_hz: self.tsc_hz,
             memory: self.accounting.as_ref().map(|a| a.snapshot()),
+            fib: self.fib.as_ref().map(|f| f.lock().unwrap_or_else(|e| e.into_inner()).summary()),
             fpm: self.fpm.as_ref().map(Fpm::status),
             slow_path: self.slow.as_ref().map(|sp| {
                 let c = sp.counters();
@@ -653,32 +801,35 @@ impl Drop for Forwarder {
     }
 }
 
-/// Builds the l3fwd tables: one next hop per distinct (port, MAC) among the routes.
-fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3Tables, StartError> {
-    let max_rules = (config.routes.len() as u32).max(1024);
-    let mut v4 = Lpm4::create("l3fwd_v4", max_rules, 1024, socket)
-        .map_err(LpmError::from)
-        .map_err(|error| RouteError { index: 0, error })?;
-    let mut v6 = Lpm6::create("l3fwd_v6", max_rules, 1 << 16, socket)
-        .map_err(LpmError::from)
-        .map_err(|error| RouteError { index: 0, error })?;
-    let mut next_hops: Vec<NextHop> = Vec::new();
-    for (index, r) in config.routes.iter().enumerate() {
-        let nh = NextHop { port: r.port, src: macs[r.port.index()], dst: r.via_mac };
-        let id = match next_hops.iter().position(|n| *n == nh) {
-            Some(i) => i,
-            None => {
-                next_hops.push(nh);
-                next_hops.len() - 1
-            }
-        } as u32;
-        let res = match r.prefix {
-            IpNet::V4(p) => v4.add(p.addr(), p.prefix_len(), id),
-            IpNet::V6(p) => v6.add(p.addr(), p.prefix_len(), id),
-        };
-        res.map_err(|error| RouteError { index, error })?;
-    }
-    let locals = config
+/// The route tables of l3fwd, loaded with the config's routes (origin `config`).
+fn load_routes(
+    config: &Config,
+    macs: &[MacAddr],
+    tx_capable: &[bool],
+    qsbr: &Arc<Qsbr>,
+    socket: SocketId,
+) -> Result<(Fib, crate::fib::FibReader), StartError> {
+    let ports = config
+        .ports
+        .iter()
+        .zip(macs)
+        .zip(tx_capable)
+        .map(|((pc, &mac), &routable)| FibPort { name: pc.name.clone(), mac, routable })
+        .collect();
+    let (mut fib, reader) = Fib::new(config.fib, ports, qsbr, socket).map_err(StartError::Fib)?;
+    let changes: Vec<RouteChange> = config.routes.iter().map(|r| RouteChange::Set(route_of(r, Origin::Config))).collect();
+    fib.apply(&changes).map_err(|(index, error)| RouteError { index, error })?;
+    Ok((fib, reader))
+}
+
+/// The FIB's route for a config `[[route]]`.
+pub fn route_of(r: &crate::config::RouteConfig, origin: Origin) -> Route {
+    Route { prefix: r.prefix, next_hop: NextHopKey { port: r.port, via: Via::Mac(r.via_mac) }, origin }
+}
+
+/// Per port: the forwarder's own addresses there.
+pub fn locals(config: &Config, macs: &[MacAddr]) -> Vec<Option<Local>> {
+    config
         .ports
         .iter()
         .zip(macs)
@@ -689,8 +840,7 @@ fn load_routes(config: &Config, macs: &[MacAddr], socket: SocketId) -> Result<L3
                 ipv6: pc.ipv6.map(|a| a.addr()),
             })
         })
-        .collect();
-    Ok(L3Tables { v4, v6, next_hops, locals })
+        .collect()
 }
 
 /// Creates each vdev (unless it already exists, e.g. given to EAL after `--`) and finds

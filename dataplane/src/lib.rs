@@ -10,7 +10,10 @@
 //! - [`stats`]: counters written by one worker and read by the control thread.
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
 //! - [`net`]: zero-copy header views, the one-pass packet classifier, and the emit side.
-//! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables.
+//! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables, one writer and lock-free readers.
+//! - [`nexthop`]: the next-hop table the LPM ids index, and its allocator.
+//! - [`fib`]: the one owner of routes, next hops and origins; all-or-nothing changes.
+//! - [`live`]: parameters the workers pick up once per round.
 //! - [`rcu`]: DPDK's QSBR RCU: lock-free readers, grace periods for writers.
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
@@ -19,6 +22,7 @@
 //! - [`fpm`]: routes from FRR's zebra (its FPM stream over TCP).
 //! - [`metrics`]: the OpenMetrics / Prometheus endpoint and the thread that serves it.
 //! - [`forwarder`]: the lifecycle that ties them together.
+//! - [`control`]: the control socket, its API and the `ctl` client.
 //!
 //! `unsafe` is confined to [`eal`], [`port`], [`lpm`], [`rcu`] and [`telemetry`], the modules
 //! that call DPDK directly, and to the one `if_indextoname(3)` call in [`fpm::ports`];
@@ -27,17 +31,21 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod control;
 #[allow(unsafe_code)]
 pub mod eal;
 pub mod exts;
+pub mod fib;
 pub mod forward;
 pub mod forwarder;
 pub mod fpm;
+pub mod live;
 pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;
 pub mod metrics;
 pub mod net;
+pub mod nexthop;
 #[allow(unsafe_code)]
 pub mod port;
 #[allow(unsafe_code)]

@@ -1,7 +1,8 @@
-//! `dataplane`: run the forwarder on a TOML config.
+//! `dataplane`: run the forwarder on a TOML config, or drive a running one.
 //!
 //! ```text
 //! dataplane --config configs/null.toml --duration 4 [--stats-json FILE] [-- EXTRA EAL ARGS]
+//! dataplane ctl [--socket PATH] [--json] COMMAND ...      (see dataplane ctl --help)
 //! ```
 //! The config is read and validated before EAL starts; EAL arguments come from the config
 //! (lcores, PCI devices, `--no-pci` when there is no PCI device) followed by those after
@@ -12,20 +13,37 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
+use dataplane::control::{self, Control, Server};
 use dataplane::eal::Eal;
 use dataplane::forwarder::Forwarder;
 use dataplane::metrics::{MetricsListener, MetricsSlot, Published};
 use dataplane::{report, telemetry, Config};
 
+mod ctl;
+
 #[derive(Debug, Parser)]
-#[command(version, about = "A DPDK poll-mode packet forwarder")]
+#[command(version, about = "A DPDK poll-mode packet forwarder", args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Look at and change a running forwarder through its control socket.
+    Ctl(ctl::CtlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
     /// The TOML config (see configs/).
     #[arg(long, default_value = "configs/null.toml")]
     config: PathBuf,
@@ -44,7 +62,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Some(Sub::Ctl(args)) = cli.command {
+        return ctl::main(args);
+    }
+    match run(cli.run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -53,7 +75,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: RunArgs) -> anyhow::Result<()> {
     for (name, v) in [("--duration", cli.duration), ("--stats-interval", Some(cli.stats_interval))] {
         if let Some(v) = v {
             if !v.is_finite() || v < 0.0 {
@@ -63,6 +85,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(&cli.config)?;
     check_lcores(&config)?;
+    // Bound before EAL starts: a second instance on the same socket stops here, before it
+    // touches a hugepage. Served once the forwarder runs; removed at exit.
+    let bound = control::Bound::bind(&config.control_socket())?;
     // Bound before EAL starts: a port in use is refused before any hugepage is touched.
     let metrics_listener = match &config.metrics {
         Some(m) => {
@@ -81,13 +106,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     pin_control_thread(&config);
     telemetry::register().context("cannot register the telemetry commands")?;
     telemetry::pdump_init().context("cannot initialise rte_pdump")?;
-    let fwd = Forwarder::start(&eal, &config, stop.clone())?;
+    let fwd = Arc::new(Mutex::new(Forwarder::start(&eal, &config, stop.clone())?));
+    let fwd_lock = || fwd.lock().unwrap_or_else(|e| e.into_inner());
+    let control = Arc::new(Control::new(fwd.clone(), config.clone(), stop.clone()));
+    let socket = bound.path().display().to_string();
+    let mut server = Server::start(bound, control.clone(), config.control.clone()).context("cannot start the control socket")?;
+    eprintln!("control socket: {socket} (dataplane ctl --socket {socket} --help)");
     // Started from this (pinned) control thread, so it shares its core, never a worker's.
     let metrics = match metrics_listener {
         Some(listener) => {
             // Published once before serving, so no scrape ever finds the endpoint empty.
             let slot = MetricsSlot::default();
-            slot.publish(Published::new(fwd.snapshot(), &fwd.histograms(Duration::from_millis(100)).latency_cycles));
+            let (snap, hist) = {
+                let f = fwd_lock();
+                (f.snapshot(), f.histograms(Duration::from_millis(100)))
+            };
+            slot.publish(Published::new(snap, &hist.latency_cycles));
             let server = listener.serve(slot.clone()).context("metrics: cannot start the endpoint's thread")?;
             eprintln!("metrics: serving http://{}/metrics", server.local_addr());
             Some((slot, server))
@@ -98,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let started = Instant::now();
     let deadline = cli.duration.map(Duration::from_secs_f64);
     let interval = (cli.stats_interval > 0.0).then(|| Duration::from_secs_f64(cli.stats_interval));
-    let mut last = (started, fwd.snapshot());
+    let mut last = (started, fwd_lock().snapshot());
     let mut published = started - TELEMETRY_PERIOD;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -107,8 +141,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         let print = interval.is_some_and(|iv| now - last.0 >= iv);
         if print || now - published >= TELEMETRY_PERIOD {
-            let snap = fwd.snapshot();
-            let histograms = fwd.histograms(Duration::from_millis(100));
+            let (snap, histograms) = {
+                let f = fwd_lock();
+                (f.snapshot(), f.histograms(Duration::from_millis(100)))
+            };
             let lat = report::latency_json(&histograms, snap.tsc_hz);
             if print {
                 let mut line = report::rate_line(now - started, now - last.0, &last.1, &snap);
@@ -130,6 +166,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     drop(metrics); // the endpoint closes before the ports it reports on
+                   // No client is served past here: the forwarder has one owner again.
+    server.stop();
+    drop(control);
+    let fwd = Arc::try_unwrap(fwd).map_err(|_| anyhow::anyhow!("the control socket still holds the forwarder"))?;
+    let fwd = fwd.into_inner().unwrap_or_else(|e| e.into_inner());
     let mode = fwd.mode().name();
     let report = fwd.stop();
     let elapsed = started.elapsed();

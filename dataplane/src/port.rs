@@ -447,6 +447,57 @@ impl Port {
         self.counters.lock().unwrap_or_else(|e| e.into_inner()).update(raw)
     }
 
+    /// Zeroes the device's counters and extended counters (`rte_eth_stats_reset`,
+    /// `rte_eth_xstats_reset`); a PMD without them keeps counting from where it was.
+    pub fn reset_stats(&self) {
+        // SAFETY: both only touch the port's own counters; a valid port id.
+        unsafe {
+            dpdk_sys::rte_eth_stats_reset(self.id.0);
+            dpdk_sys::rte_eth_xstats_reset(self.id.0);
+        }
+    }
+
+    /// Sets the link up or down (`rte_eth_dev_set_link_up` / `_down`), as `ip link set`.
+    ///
+    /// # Errors
+    /// [`PortError`] with ENOTSUP when the PMD cannot (net_null), or what it said.
+    pub fn set_link(&self, up: bool) -> Result<(), PortError> {
+        if up {
+            // SAFETY: a valid, started port; the PMD serialises with its own datapath.
+            check(self.id, "rte_eth_dev_set_link_up", unsafe { dpdk_sys::rte_eth_dev_set_link_up(self.id.0) })
+        } else {
+            // SAFETY: as above.
+            check(self.id, "rte_eth_dev_set_link_down", unsafe { dpdk_sys::rte_eth_dev_set_link_down(self.id.0) })
+        }
+    }
+
+    /// The extended statistics, name and value, in the PMD's order (`rte_eth_xstats_get`).
+    pub fn xstats(&self) -> Vec<(String, u64)> {
+        // SAFETY: NULL with size 0 asks for the count only.
+        let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id.0, std::ptr::null_mut(), 0) };
+        if n <= 0 {
+            return Vec::new();
+        }
+        let mut names = vec![dpdk_sys::rte_eth_xstat_name::default(); n as usize];
+        let mut values = vec![dpdk_sys::rte_eth_xstat::default(); n as usize];
+        // SAFETY: both arrays have n entries, the size passed.
+        let got_names = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id.0, names.as_mut_ptr(), n as u32) };
+        // SAFETY: as above.
+        let got = unsafe { dpdk_sys::rte_eth_xstats_get(self.id.0, values.as_mut_ptr(), n as u32) };
+        if got_names != n || got != n {
+            return Vec::new();
+        }
+        values
+            .iter()
+            .filter_map(|v| {
+                let name = names.get(v.id as usize)?;
+                // SAFETY: DPDK writes NUL-terminated names into the fixed-size array.
+                let text = unsafe { CStr::from_ptr(name.name.as_ptr()) }.to_string_lossy().into_owned();
+                Some((text, v.value))
+            })
+            .collect()
+    }
+
     /// Takes the handle of RX queue `q`: there is one per queue, from the port's start.
     /// `None` when the port is not started, the queue does not exist or was taken.
     pub fn take_rx(&mut self, q: QueueId) -> Option<RxQueue> {

@@ -27,6 +27,7 @@ use std::time::Duration;
 use mempool::{Burst, Mbuf, MbufRing, RingError, SocketId};
 
 use crate::eal::LcoreId;
+use crate::live::LiveCell;
 use crate::local::{self, Local};
 use crate::port::{PortId, PortIdx, PortTable};
 
@@ -121,7 +122,8 @@ const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 impl SlowPath {
     /// Creates the rings of the workers on `lcores` (on `socket`) and starts the thread.
-    /// `locals` are the ports' own addresses by [`PortIdx`], `ports` the table that maps a
+    /// `live` holds the ports' own addresses by [`PortIdx`] (read once per batch of
+    /// requests, so `ctl apply` can change them), `ports` the table that maps a
     /// request's ethdev to them. Returns the thread and each worker's link, in `lcores`
     /// order.
     ///
@@ -130,7 +132,7 @@ impl SlowPath {
     pub fn start(
         lcores: &[LcoreId],
         ports: Arc<PortTable>,
-        locals: Vec<Option<Local>>,
+        live: Arc<LiveCell>,
         socket: SocketId,
     ) -> Result<(SlowPath, Vec<SlowPathLink>), SlowPathError> {
         let mut links = Vec::with_capacity(lcores.len());
@@ -144,7 +146,7 @@ impl SlowPath {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(SlowPathCounters::default());
         let (s, c) = (stop.clone(), counters.clone());
-        let handle = std::thread::Builder::new().name("slowpath".into()).spawn(move || run(&rings, &ports, &locals, &s, &c))?;
+        let handle = std::thread::Builder::new().name("slowpath".into()).spawn(move || run(&rings, &ports, &live, &s, &c))?;
         Ok((SlowPath { stop, handle: Some(handle), counters }, links))
     }
 
@@ -169,7 +171,7 @@ impl Drop for SlowPath {
     }
 }
 
-fn run(rings: &[WorkerRings], ports: &PortTable, locals: &[Option<Local>], stop: &AtomicBool, c: &SlowPathCounters) {
+fn run(rings: &[WorkerRings], ports: &PortTable, live: &LiveCell, stop: &AtomicBool, c: &SlowPathCounters) {
     let mut requests: Burst = Burst::new();
     let mut replies: Burst = Burst::new();
     let mut returned: Burst = Burst::new();
@@ -180,6 +182,8 @@ fn run(rings: &[WorkerRings], ports: &PortTable, locals: &[Option<Local>], stop:
                 continue;
             }
             busy = true;
+            // Not a worker: it may take the cell's writer lock for the moment of a clone.
+            let locals: Arc<Vec<Option<Local>>> = live.with(|l| l.locals.clone());
             for mut m in requests.drain() {
                 let local = ports.idx(PortId(m.port())).and_then(|i| locals.get(i.index())?.as_ref());
                 let answered = match (local, m.data_mut()) {

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mempool::accounting::Proto;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::net::MacAddr;
 use crate::port::PortIdx;
@@ -31,6 +31,7 @@ mod error;
 #[cfg(test)]
 mod fixtures;
 mod raw;
+mod render;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrorKind};
@@ -57,10 +58,27 @@ pub struct Config {
     pub mirror: Option<MirrorConfig>,
     /// `[accounting]`: per-protocol memory accounting of packets held past a round.
     pub accounting: Option<AccountingConf>,
+    /// `[fib]`: the route tables' capacities (l3fwd).
+    pub fib: crate::fib::FibCapacity,
+    /// `[control]`: the control socket.
+    pub control: ControlConfig,
     /// `[fpm]`: routes from FRR's zebra (`dplane_fpm_nl`); `None` = off.
     pub fpm: Option<crate::fpm::FpmConfig>,
     /// `[metrics]`: the OpenMetrics / Prometheus endpoint; `None` = off.
     pub metrics: Option<MetricsConfig>,
+}
+
+/// `[control]`: the UNIX socket `dataplane ctl` talks to (docs/control-api.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// Its path; `None`: [`Config::control_socket`]'s default.
+    pub socket: Option<std::path::PathBuf>,
+    /// Clients served at once; more are refused with `busy`.
+    pub max_clients: u32,
+    /// A client that sends nothing for this long is closed (milliseconds).
+    pub idle_timeout_ms: u32,
+    /// The longest request line, in bytes (`ctl apply` sends a whole config in one).
+    pub max_request_bytes: u32,
 }
 
 /// `[metrics]`: where `/metrics` is served (see [`crate::metrics`]).
@@ -188,7 +206,7 @@ pub struct PoolConfig {
 ///
 /// To add a mode, add a variant: its TOML spelling is the lowercased variant
 /// name (`L2fwd` is `"l2fwd"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Send every packet out of the pair partner of its RX port, unmodified.
@@ -339,6 +357,12 @@ impl Config {
         validate::validate(raw::parse(text, None)?)
     }
 
+    /// The control socket's path: `control.socket`, or [`default_socket`] of the file prefix
+    /// (`/run/dataplane/<file_prefix>.sock` for root).
+    pub fn control_socket(&self) -> std::path::PathBuf {
+        self.control.socket.clone().unwrap_or_else(|| default_socket(&self.eal.file_prefix))
+    }
+
     /// The port at `p`.
     ///
     /// # Panics
@@ -377,6 +401,23 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Where the control socket of the forwarder with EAL file prefix `prefix` is by default:
+/// `/run/dataplane/<prefix>.sock` for root; for another user `$XDG_RUNTIME_DIR/dataplane/`,
+/// else `/tmp/dataplane-<uid>/` (the forwarder and `dataplane ctl` agree when run by the
+/// same user).
+pub fn default_socket(prefix: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let dir = if uid == 0 {
+        std::path::PathBuf::from("/run/dataplane")
+    } else if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+        std::path::Path::new(&xdg).join("dataplane")
+    } else {
+        std::path::PathBuf::from(format!("/tmp/dataplane-{uid}"))
+    };
+    dir.join(format!("{prefix}.sock"))
 }
 
 impl Device {

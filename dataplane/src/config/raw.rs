@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Mode};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct File {
     pub eal: Eal,
@@ -19,13 +19,19 @@ pub struct File {
     pub worker: Vec<Worker>,
     pub route: Vec<Route>,
     pub extensions: Extensions,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<Mirror>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accounting: Option<Accounting>,
+    pub fib: Fib,
+    pub control: Control,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fpm: Option<Fpm>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Fpm {
     pub listen: String,
@@ -39,7 +45,7 @@ impl Default for Fpm {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Metrics {
     pub listen: String,
@@ -51,7 +57,47 @@ impl Default for Metrics {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `[fib]`: the route tables' capacities.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fib {
+    pub ipv4_max_routes: i64,
+    pub ipv4_tbl8_groups: i64,
+    pub ipv6_max_routes: i64,
+    pub ipv6_tbl8_groups: i64,
+    pub max_next_hops: i64,
+}
+
+impl Default for Fib {
+    fn default() -> Self {
+        Fib {
+            ipv4_max_routes: 1 << 20,
+            ipv4_tbl8_groups: 1 << 16,
+            ipv6_max_routes: 1 << 16,
+            ipv6_tbl8_groups: 1 << 15,
+            max_next_hops: 1 << 16,
+        }
+    }
+}
+
+/// `[control]`: the control socket.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Control {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
+    pub max_clients: i64,
+    pub idle_timeout_ms: i64,
+    pub max_request_bytes: i64,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control { socket: None, max_clients: 64, idle_timeout_ms: 30_000, max_request_bytes: 128 << 20 }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Accounting {
     pub batch_pages: i64,
@@ -61,9 +107,13 @@ pub struct Accounting {
     pub punt_bypass: bool,
     pub port_budget: i64,
     pub slow_path_budget: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub udp: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub other: Option<Limits>,
 }
 
@@ -85,7 +135,7 @@ impl Default for Accounting {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     pub min: i64,
@@ -93,7 +143,7 @@ pub struct Limits {
     pub max: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Extensions {
     pub trace_every: i64,
@@ -107,20 +157,23 @@ impl Default for Extensions {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mirror {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub proto: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Poll {
     pub budget: i64,
     pub budget_usecs: i64,
     pub tx_drain_usecs: i64,
     pub sample_every: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_backoff: Option<IdleBackoff>,
 }
 
@@ -130,7 +183,7 @@ impl Default for Poll {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdleBackoff {
     pub pause_after: i64,
@@ -144,15 +197,18 @@ impl Default for IdleBackoff {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Route {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub via_mac: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Eal {
     pub main_lcore: i64,
@@ -166,7 +222,7 @@ impl Default for Eal {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pool {
     pub mbufs: i64,
@@ -181,7 +237,7 @@ impl Default for Pool {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Forward {
     pub mode: Mode,
@@ -196,7 +252,7 @@ impl Default for Forward {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RxBuffer {
     #[default]
@@ -204,10 +260,12 @@ pub enum RxBuffer {
     MultiPacket,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Port {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     pub args: String,
     pub rx_queues: i64,
@@ -215,12 +273,18 @@ pub struct Port {
     pub rx_desc: i64,
     pub tx_desc: i64,
     pub promiscuous: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<i64>,
     pub rx_buffer: RxBuffer,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mprq: Option<Mprq>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub check_chains: Option<bool>,
 }
 
@@ -246,7 +310,7 @@ impl Default for Port {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mprq {
     pub log_stride_num: i64,
@@ -261,17 +325,20 @@ impl Default for Mprq {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Worker {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lcore: Option<i64>,
     pub rx: Vec<RxRef>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RxRef {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<i64>,
 }
 

@@ -25,11 +25,41 @@ pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let extensions = validate_extensions(raw.extensions)?;
     let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
     let accounting = raw.accounting.map(validate_accounting).transpose()?;
+    let fib = validate_fib(raw.fib)?;
+    let control = validate_control(raw.control)?;
     let fpm = raw.fpm.map(validate_fpm).transpose()?;
     let metrics = raw.metrics.map(validate_metrics).transpose()?;
-    let config = Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, fpm, metrics };
+    let config =
+        Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, fib, control, fpm, metrics };
     check_traffic(&config)?;
     Ok(config)
+}
+
+fn validate_fib(raw: raw::Fib) -> Result<crate::fib::FibCapacity, ConfigError> {
+    Ok(crate::fib::FibCapacity {
+        ipv4_max_routes: int("fib.ipv4_max_routes", raw.ipv4_max_routes, 1, 1 << 24)?,
+        ipv4_tbl8_groups: int("fib.ipv4_tbl8_groups", raw.ipv4_tbl8_groups, 1, 1 << 24)?,
+        ipv6_max_routes: int("fib.ipv6_max_routes", raw.ipv6_max_routes, 1, 1 << 24)?,
+        ipv6_tbl8_groups: int("fib.ipv6_tbl8_groups", raw.ipv6_tbl8_groups, 1, 1 << 24)?,
+        // rte_lpm6 keeps 21 bits of a next hop.
+        max_next_hops: int("fib.max_next_hops", raw.max_next_hops, 1, 1 << 21)?,
+    })
+}
+
+fn validate_control(raw: raw::Control) -> Result<ControlConfig, ConfigError> {
+    let socket = match raw.socket {
+        None => None,
+        Some(s) if s.is_empty() || s.contains('\0') => {
+            return Err(ConfigError::new("control.socket", ConfigErrorKind::InvalidChoice { value: s, expected: "a file path" }))
+        }
+        Some(s) => Some(std::path::PathBuf::from(s)),
+    };
+    Ok(ControlConfig {
+        socket,
+        max_clients: int("control.max_clients", raw.max_clients, 1, 1024)?,
+        idle_timeout_ms: int("control.idle_timeout_ms", raw.idle_timeout_ms, 10, 86_400_000)?,
+        max_request_bytes: int("control.max_request_bytes", raw.max_request_bytes, 1024, 1 << 30)?,
+    })
 }
 
 fn validate_extensions(raw: raw::Extensions) -> Result<ExtensionsConfig, ConfigError> {
@@ -298,6 +328,7 @@ fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfi
 
 fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<RouteConfig>, ConfigError> {
     let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
+    let mut seen: HashMap<IpNet, usize> = HashMap::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("route[{i}].{field}");
         let text = r.prefix.ok_or_else(|| ConfigError::new(key("prefix"), ConfigErrorKind::Missing))?;
@@ -306,12 +337,13 @@ fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<Rou
         let port = port_index(ports, &port_name, key("port"))?;
         let mac = r.via_mac.ok_or_else(|| ConfigError::new(key("via_mac"), ConfigErrorKind::Missing))?;
         let via_mac = parse_mac(&key("via_mac"), &mac)?;
-        if let Some(j) = routes.iter().position(|other| other.prefix == prefix) {
+        if let Some(&j) = seen.get(&prefix) {
             return Err(ConfigError::new(
                 key("prefix"),
                 ConfigErrorKind::Duplicate { value: prefix.to_string(), first: format!("route[{j}]") },
             ));
         }
+        seen.insert(prefix, i);
         routes.push(RouteConfig { prefix, port, via_mac });
     }
     Ok(routes)

@@ -27,12 +27,15 @@
 //! | `dataplane_fpm_connected` | gauge | - | zebra's FPM session is up (1), with `[fpm]` |
 //! | `dataplane_fpm_{sessions,session_errors,frames,upserts,deletes,unchanged,swept,skipped}_total` | counter | - | the FPM side ([`crate::fpm::FpmStatus`]) |
 //! | `dataplane_fpm_routes` | gauge | origin | zebra's routes held, by origin (rtm_protocol) |
+//! | `dataplane_routes` | gauge | origin (config, ctl) | routes in the FIB by who installed them (l3fwd) |
+//! | `dataplane_fib_routes`, `dataplane_fib_max_routes` | gauge | family (ipv4, ipv6) | routes in each table and its capacity |
+//! | `dataplane_fib_next_hops`, `dataplane_fib_next_hops_retired`, `dataplane_fib_max_next_hops` | gauge | - | next-hop ids in use, waiting for a grace period, capacity |
 //!
 //! Memory families appear only with `[accounting]`, slow-path ones only when the slow path
 //! runs. Every other family is always there, with zeros (every drop reason, every port), so
 //! `rate()` and alerts have series from the first scrape.
 //!
-//! To add a family (for instance neighbours by state or routes by origin): make what it
+//! To add a family (for instance neighbours by state): make what it
 //! shows part of the [`Snapshot`](crate::Snapshot) the control thread takes, write one
 //! `fn(&Published, &mut DescriptorEncoder) -> fmt::Result` below, and list it in
 //! [`FAMILIES`].
@@ -54,7 +57,8 @@ use crate::stats::Counter;
 pub type Family = fn(&Published, &mut DescriptorEncoder) -> fmt::Result;
 
 /// Every family, in exposition order.
-pub const FAMILIES: &[Family] = &[ports, queues, softnet, drops, latency, pools, proto_memory, memory_groups, slow_path, fpm];
+pub const FAMILIES: &[Family] =
+    &[ports, queues, softnet, drops, latency, pools, proto_memory, memory_groups, slow_path, routes, fpm];
 
 /// Encodes every family of `p`.
 ///
@@ -364,6 +368,43 @@ fn slow_path(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
     Ok(())
 }
 
+/// The route tables (l3fwd only): routes by origin and family, next hops.
+fn routes(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let Some(f) = &p.snapshot.fib else { return Ok(()) };
+    let count = |n: usize| n as i64;
+    gauges(
+        e,
+        "routes",
+        None,
+        "Routes in the FIB by who installed them: config (the config file), ctl (dataplane ctl).",
+        f.by_origin.iter().map(|(o, &n)| ([("origin", o.as_str())], count(n))),
+    )?;
+    let fam = |v: &'static str| -> Labels<'static, 1> { [("family", v)] };
+    gauges(
+        e,
+        "fib_routes",
+        None,
+        "Routes in the table of each address family, its default route included.",
+        [(fam("ipv4"), count(f.ipv4_routes)), (fam("ipv6"), count(f.ipv6_routes))],
+    )?;
+    gauges(
+        e,
+        "fib_max_routes",
+        None,
+        "The table's capacity ([fib] ipv4_max_routes, ipv6_max_routes).",
+        [(fam("ipv4"), i64::from(f.ipv4_max_routes)), (fam("ipv6"), i64::from(f.ipv6_max_routes))],
+    )?;
+    let none: [Labels<'static, 0>; 1] = [[]];
+    for (name, help, v) in [
+        ("fib_next_hops", "Next-hop ids in use (one per port and gateway).", count(f.next_hops)),
+        ("fib_next_hops_retired", "Next-hop ids no route uses, reused after a grace period.", count(f.next_hops_retired)),
+        ("fib_max_next_hops", "The next-hop table's capacity ([fib] max_next_hops).", i64::from(f.max_next_hops)),
+    ] {
+        gauges(e, name, None, help, none.iter().map(|l| (*l, v)))?;
+    }
+    Ok(())
+}
+
 /// zebra's FPM session and the routes it sent, with `[fpm]`.
 fn fpm(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
     let Some(f) = &p.snapshot.fpm else { return Ok(()) };
@@ -480,6 +521,16 @@ mod tests {
                 routes_by_protocol: vec![(crate::fpm::Protocol::BGP, 1), (crate::fpm::Protocol::STATIC, 2)],
                 ..Default::default()
             }),
+            fib: Some(crate::fib::FibSummary {
+                ipv4_routes: 3,
+                ipv6_routes: 1,
+                by_origin: [("config".to_owned(), 3), ("ctl".to_owned(), 1)].into_iter().collect(),
+                next_hops: 2,
+                next_hops_retired: 1,
+                ipv4_max_routes: 1 << 20,
+                ipv6_max_routes: 1 << 16,
+                max_next_hops: 1 << 16,
+            }),
         };
         let mut h = Histogram::new_with_bounds(1, 1 << 40, 2).unwrap();
         for (i, cycles) in [500u64, 900, 2_000, 8_000, 40_000, 300_000, 5_000_000].into_iter().enumerate() {
@@ -530,6 +581,11 @@ mod tests {
             "dataplane_fpm_upserts_total 7".into(),
             r#"dataplane_fpm_routes{origin="bgp"} 1"#.into(),
             r#"dataplane_fpm_routes{origin="static"} 2"#.into(),
+            r#"dataplane_routes{origin="ctl"} 1"#.into(),
+            r#"dataplane_fib_routes{family="ipv4"} 3"#.into(),
+            r#"dataplane_fib_max_routes{family="ipv6"} 65536"#.into(),
+            "dataplane_fib_next_hops 2".into(),
+            "dataplane_fib_next_hops_retired 1".into(),
             "dataplane_metrics_refused_connections_total 0".into(),
         ] {
             assert!(text.lines().any(|l| l.starts_with(&line)), "no line starting {line:?} in\n{text}");
@@ -562,8 +618,10 @@ mod tests {
         p.snapshot.memory = None;
         p.snapshot.slow_path = None;
         p.snapshot.fpm = None;
+        p.snapshot.fib = None;
         let text = scrape(p, false);
         assert!(!text.contains("proto_memory") && !text.contains("memory_group") && !text.contains("slow_path"), "{text}");
+        assert!(!text.contains("dataplane_routes") && !text.contains("dataplane_fib_"), "{text}");
         assert!(!text.contains("fpm"), "{text}");
         let empty = render(&MetricsSlot::default(), true).unwrap();
         assert!(!empty.contains("dataplane_port") && empty.ends_with("# EOF\n"), "{empty}");
@@ -599,6 +657,8 @@ mod tests {
             // Ports: 9 families x 64; queues 2 x 64; softnet (3 + 10) x 16; drops; the
             // histogram's buckets, sum and count; pools 4 x 3; protocols (6 + 3) x 4;
             // groups 3 x 65; slow path 3; the FPM side 1 + 8 + 2 origins; the endpoint's own 2.
+            // groups 3 x 65; slow path 3; routes: 2 origins, 2 x 2 families, 3 next-hop
+            // gauges; the endpoint's own 2.
             let want = 9 * 64
                 + 2 * 64
                 + 13 * 16
@@ -610,6 +670,7 @@ mod tests {
                 + 3 * 65
                 + 3
                 + 11
+                + 9
                 + 2;
             assert_eq!(series, want);
             assert!(body.len() < 256 << 10, "{} bytes", body.len());

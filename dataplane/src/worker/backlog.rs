@@ -57,6 +57,11 @@ pub(super) struct Backlogs<P> {
 
 impl<P: Packet> Backlogs<P> {
     /// Empty backlogs for `ports` ports.
+    /// Packets held per port, and under memory pressure.
+    pub(super) fn set_limits(&mut self, limit: usize, under_pressure: usize) {
+        (self.limit, self.limit_under_pressure) = (limit, under_pressure);
+    }
+
     pub(super) fn new(m: &WorkerMemory, ports: usize) -> Self {
         Backlogs {
             slot: m.slot,

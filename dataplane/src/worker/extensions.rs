@@ -48,6 +48,11 @@ impl Extensions {
         Extensions { x, trace_in: 0, lcore }
     }
 
+    /// Changes the mirror (`ctl apply` of `[mirror]`).
+    pub(super) fn set_mirror(&mut self, mirror: Option<(PortIdx, Option<Proto>)>) {
+        self.x.mirror = mirror;
+    }
+
     /// The trace of a packet received from `(port, queue)` by the burst at `rx_tsc` (0: not
     /// timed, then the round's start).
     fn trace(&self, (port, queue): (u16, u16), rx_tsc: u64, round_start: u64) -> Trace {

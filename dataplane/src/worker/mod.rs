@@ -24,11 +24,12 @@ use mempool::Pool;
 
 use crate::config::IdleBackoff;
 use crate::eal::{self, LcoreId};
-use crate::forward::{NextHop, Routes};
+use crate::fib::FibReader;
+use crate::live::LiveCell;
 use crate::local::Local;
-use crate::lpm::{Lpm4, Lpm6};
 use crate::net::MacAddr;
 use crate::port::{PortIdx, RxQueue, TxQueue};
+use crate::rcu::QsbrReader;
 use crate::slowpath::SlowPathLink;
 use crate::stats::{Counter, WorkerCounters};
 
@@ -99,28 +100,11 @@ pub enum Rewrite {
     },
 }
 
-/// The routing tables shared read-only by every worker in l3fwd mode.
+/// The routing tables every worker reads in l3fwd mode (lock-free, through its RCU reader).
 #[derive(Debug)]
 pub struct L3Tables {
-    /// IPv4 routes to next-hop indexes.
-    pub v4: Lpm4,
-    /// IPv6 routes to next-hop indexes.
-    pub v6: Lpm6,
-    /// The next hops.
-    pub next_hops: Vec<NextHop>,
-    /// Per port (config index): the forwarder's own addresses there, if any.
-    pub locals: Vec<Option<Local>>,
-}
-
-impl Routes for L3Tables {
-    #[inline]
-    fn lookup_v4(&self, dst: std::net::Ipv4Addr) -> Option<u32> {
-        self.v4.lookup(dst)
-    }
-    #[inline]
-    fn lookup_v6(&self, dst: std::net::Ipv6Addr) -> Option<u32> {
-        self.v6.lookup(dst)
-    }
+    /// Routes and next hops.
+    pub fib: FibReader,
 }
 
 /// The round's budget and back-off, in TSC cycles where they are times.
@@ -186,6 +170,9 @@ pub struct Finished {
 pub enum Command {
     /// Reply with a copy of the histograms.
     Histograms(Sender<(LcoreId, Histograms)>),
+    /// Send what the TX buffers hold, then zero the counters and histograms (`ctl clear
+    /// counters`); reply when done.
+    ClearCounters(Sender<LcoreId>),
 }
 
 /// Everything one worker lcore needs.
@@ -220,17 +207,43 @@ pub struct WorkerPlan {
     pub memory: Option<WorkerMemory>,
     /// Fault injection for tests: panic after this many rounds.
     pub panic_after: Option<u64>,
+    /// This worker's RCU reader (thread id = its lcore id): reports a quiescent state
+    /// once per round, offline while it sleeps.
+    pub rcu: QsbrReader,
+    /// Parameters that change while it runs, read once per round.
+    pub live: Arc<LiveCell>,
 }
 
 /// Runs the poll loop until `stop` is set; then flushes and frees what it holds and sends
 /// its histograms and queue handles on `done`.
 pub fn run(plan: WorkerPlan) {
-    let WorkerPlan { lcore, lanes, tx, burst, budget, pool, counters, stop, commands, done, slow, exts, memory, panic_after } =
-        plan;
+    let WorkerPlan {
+        lcore,
+        lanes,
+        tx,
+        burst,
+        budget,
+        pool,
+        counters,
+        stop,
+        commands,
+        done,
+        slow,
+        exts,
+        memory,
+        panic_after,
+        rcu,
+        live,
+    } = plan;
     let ports = tx.len();
     let infos: Vec<modes::LaneInfo> = lanes
         .iter()
-        .map(|l| modes::LaneInfo { from: (l.rx.port().0, l.rx.queue().0), dest: l.dest.clone(), check_chains: l.check_chains })
+        .map(|l| modes::LaneInfo {
+            from: (l.rx.port().0, l.rx.queue().0),
+            port: l.port,
+            dest: l.dest.clone(),
+            check_chains: l.check_chains,
+        })
         .collect();
     let io = queues::EalQueues {
         rx: lanes.into_iter().map(|l| l.rx).collect(),
@@ -240,43 +253,90 @@ pub fn run(plan: WorkerPlan) {
     };
     let backlogs = memory.as_ref().map(|m| backlog::Backlogs::new(m, ports));
     let worker = tx::Worker::new(io, infos.len(), ports, budget.drain_cycles, backlogs);
-    let idle = budget.idle.clone();
+    let mut idle = budget.idle.clone();
     let mut poller = poll::Poller::new(worker, infos.len(), burst, budget);
     let mut stage = modes::Pipeline {
         lanes: infos,
         pool,
         exts: exts.map(|x| extensions::Extensions::new(x, lcore)),
         slow: slow.map(|link| slow::SlowStep::new(link, memory.as_ref())),
+        rcu,
     };
     let mut idle_streak = 0u32;
+    let mut generation = u64::MAX;
     while !stop.load(Relaxed) {
+        refresh(&live, &mut generation, &mut poller, &mut stage, &mut idle);
         let worked = poller.round(&mut stage);
+        // Nothing read from the tables or the live cell is held past here.
+        stage.rcu.quiescent();
         if worked {
             idle_streak = 0;
         } else {
             idle_streak = idle_streak.saturating_add(1);
-            back_off(idle.as_ref(), idle_streak);
+            back_off(idle.as_ref(), idle_streak, &mut stage.rcu);
         }
         let w = &poller.w;
         counters.publish(&w.totals);
         if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
             panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
         }
-        if let Ok(Command::Histograms(reply)) = commands.try_recv() {
-            let _ = reply.send((lcore, w.hist.clone()));
+        match commands.try_recv() {
+            Ok(Command::Histograms(reply)) => {
+                let _ = reply.send((lcore, w.hist.clone()));
+            }
+            Ok(Command::ClearCounters(reply)) => {
+                let w = &mut poller.w;
+                for p in PortIdx::all(w.totals.port_tx.len()) {
+                    w.flush(p);
+                }
+                w.totals = crate::stats::WorkerTotals::new(w.totals.lane_rx.len(), w.totals.port_tx.len());
+                w.hist = Histograms::new();
+                counters.publish(&w.totals);
+                let _ = reply.send(lcore);
+            }
+            Err(_) => {}
         }
     }
+    // Unregistered: no writer waits for this worker any more.
+    drop(stage);
     let mut w = poller.w;
     w.finish();
     counters.publish(&w.totals);
     let _ = done.send(Finished { lcore, histograms: w.hist, rx: w.io.rx, tx: w.io.tx.into_iter().flatten().collect() });
 }
 
-/// Backs off after `idle_streak` idle rounds in a row: the one place an idle worker waits.
-fn back_off(backoff: Option<&IdleBackoff>, idle_streak: u32) {
+/// Backs off after `idle_streak` idle rounds in a row: the one place an idle worker waits,
+/// offline for RCU while it sleeps (no writer waits for a sleeping worker).
+fn back_off(backoff: Option<&IdleBackoff>, idle_streak: u32, rcu: &mut QsbrReader) {
     match idle_action(backoff, idle_streak) {
         Idle::Spin => {}
         Idle::Pause => eal::pause(),
-        Idle::Sleep(d) => std::thread::sleep(d),
+        Idle::Sleep(d) => rcu.offline_while(|| std::thread::sleep(d)),
+    }
+}
+
+/// Copies the live parameters into the loop's state if they changed since the last round.
+fn refresh(
+    live: &LiveCell,
+    generation: &mut u64,
+    poller: &mut poll::Poller<queues::EalQueues>,
+    stage: &mut modes::Pipeline,
+    idle: &mut Option<IdleBackoff>,
+) {
+    let l = live.read(&stage.rcu);
+    if l.generation == *generation {
+        return;
+    }
+    *generation = l.generation;
+    poller.set_budget(l.budget.clone());
+    idle.clone_from(&l.budget.idle);
+    poller.w.set_backlog_limits(l.backlog.0, l.backlog.1);
+    if let Some(x) = &mut stage.exts {
+        x.set_mirror(l.mirror);
+    }
+    for lane in &mut stage.lanes {
+        if let Dest::Route { local, .. } = &mut lane.dest {
+            *local = l.locals.get(lane.port.index()).copied().flatten();
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use mempool::{Burst, Mbuf, Pool};
 
 use crate::forward::{self, Action, DropReason};
+use crate::rcu::QsbrReader;
 
 use super::extensions::Extensions;
 use super::poll::Stage;
@@ -24,6 +25,8 @@ use super::{Dest, Rewrite};
 pub(super) struct LaneInfo {
     /// Its ethdev id and the RX queue (for traces and punted requests).
     pub from: (u16, u16),
+    /// Its port's config index.
+    pub port: crate::port::PortIdx,
     /// Where its packets go.
     pub dest: Dest,
     /// Drop received mbuf chains whose lengths disagree.
@@ -37,6 +40,8 @@ pub(super) struct Pipeline {
     pub pool: Arc<Pool>,
     pub exts: Option<Extensions>,
     pub slow: Option<SlowStep>,
+    /// This worker's RCU reader: route lookups borrow it.
+    pub rcu: QsbrReader,
 }
 
 impl Stage<EalQueues> for Pipeline {
@@ -48,7 +53,7 @@ impl Stage<EalQueues> for Pipeline {
 
     #[inline]
     fn forward(&mut self, lane: usize, rx: &mut Burst, rx_tsc: u64, w: &mut Worker<EalQueues>) {
-        let Pipeline { lanes, pool, exts, slow } = self;
+        let Pipeline { lanes, pool, exts, slow, rcu } = self;
         let info = &lanes[lane];
         if info.check_chains {
             drop_bad_chains(rx, w);
@@ -98,7 +103,10 @@ impl Stage<EalQueues> for Pipeline {
                     }
                     let action = match m.unshare(pool) {
                         Err(_) => Action::Drop(DropReason::NoBufForCopy),
-                        Ok(data) => forward::l3fwd(data, tables.as_ref(), &tables.next_hops, local.as_ref()),
+                        Ok(data) => {
+                            let view = tables.fib.view(rcu);
+                            forward::l3fwd(data, &view, &view, local.as_ref())
+                        }
                     };
                     match action {
                         Action::Tx(p) => {

@@ -53,6 +53,16 @@ pub struct Poller<Q: Queues> {
 }
 
 impl<Q: Queues> Poller<Q> {
+    /// Takes a new budget (`ctl apply` of `[poll]`), keeping the round state.
+    pub fn set_budget(&mut self, budget: Budget) {
+        self.w.set_drain_cycles(budget.drain_cycles);
+        self.sample_in = match budget.sample_every {
+            0 => u32::MAX,
+            n => self.sample_in.min(n - 1),
+        };
+        self.budget = budget;
+    }
+
     /// A poller over `lanes` lanes asking for bursts of `burst` packets (at most the burst
     /// type's capacity).
     pub fn new(w: Worker<Q>, lanes: usize, burst: u16, budget: Budget) -> Self {

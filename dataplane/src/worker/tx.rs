@@ -92,6 +92,18 @@ impl<Q: Queues> Worker<Q> {
         }
     }
 
+    /// Changes the drain timer (`ctl apply` of `poll.tx_drain_usecs`).
+    pub fn set_drain_cycles(&mut self, drain_cycles: u64) {
+        self.drain_cycles = drain_cycles;
+    }
+
+    /// Changes the backlog limits (`ctl apply` of `[accounting]`), when there are backlogs.
+    pub fn set_backlog_limits(&mut self, limit: u32, under_pressure: u32) {
+        if let Some(b) = &mut self.backlog {
+            b.set_limits(limit as usize, under_pressure as usize);
+        }
+    }
+
     /// Puts `p` (from an RX burst at `rx_tsc`, 0 = not timed) into `port`'s TX buffer, and
     /// sends the buffer when that filled it.
     #[inline]

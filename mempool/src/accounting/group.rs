@@ -24,7 +24,7 @@ struct Usage {
 #[derive(Debug)]
 pub struct Group {
     name: Arc<str>,
-    limit: u64,
+    limit: AtomicU64,
     usage: Usage,
     failures: AtomicU64,
 }
@@ -34,7 +34,7 @@ impl Group {
     pub const UNLIMITED: u64 = u64::MAX;
 
     pub(crate) fn new(name: &str, limit_bytes: u64) -> Self {
-        Group { name: name.into(), limit: limit_bytes, usage: Usage::default(), failures: AtomicU64::new(0) }
+        Group { name: name.into(), limit: AtomicU64::new(limit_bytes), usage: Usage::default(), failures: AtomicU64::new(0) }
     }
 
     /// The group's name.
@@ -44,7 +44,14 @@ impl Group {
 
     /// The budget in bytes.
     pub fn limit_bytes(&self) -> u64 {
-        self.limit
+        self.limit.load(Relaxed)
+    }
+
+    /// Changes the budget while the group is in use (memcg's `memory.max` written live): a
+    /// charge racing with the change sees the old or the new one; usage above a lowered
+    /// budget stays until it is uncharged.
+    pub fn set_limit_bytes(&self, limit_bytes: u64) {
+        self.limit.store(limit_bytes, Relaxed);
     }
 
     /// Bytes charged now.
@@ -59,12 +66,13 @@ impl Group {
 
     /// Takes `bytes` if they fit under the limit; otherwise takes nothing and counts a failure.
     pub(crate) fn try_charge(&self, bytes: u64) -> Result<(), ChargeError> {
-        let fits = |usage: u64| usage.checked_add(bytes).filter(|&total| total <= self.limit);
+        let limit = self.limit.load(Relaxed);
+        let fits = |usage: u64| usage.checked_add(bytes).filter(|&total| total <= limit);
         match self.usage.bytes.fetch_update(Relaxed, Relaxed, fits) {
             Ok(_) => Ok(()),
             Err(usage) => {
                 self.failures.fetch_add(1, Relaxed);
-                Err(ChargeError::GroupLimit { group: self.name.clone(), bytes, usage, limit: self.limit })
+                Err(ChargeError::GroupLimit { group: self.name.clone(), bytes, usage, limit })
             }
         }
     }

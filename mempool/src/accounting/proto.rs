@@ -150,7 +150,9 @@ struct Global {
 #[derive(Debug)]
 pub struct ProtoAccount {
     proto: Proto,
-    limits: ProtoLimits,
+    /// min, pressure, max: atomics so the control thread can change them while lcores charge
+    /// (`sysctl net.ipv4.tcp_mem` on a live system).
+    limits: [AtomicU64; 3],
     batch: i64,
     global: Global,
     cells: Box<[LcoreCell]>,
@@ -160,7 +162,7 @@ impl ProtoAccount {
     pub(crate) fn new(proto: Proto, limits: ProtoLimits, batch_pages: u32, lcores: usize) -> Self {
         ProtoAccount {
             proto,
-            limits,
+            limits: [AtomicU64::new(limits.min), AtomicU64::new(limits.pressure), AtomicU64::new(limits.max)],
             batch: i64::from(batch_pages),
             global: Global::default(),
             cells: (0..lcores).map(|_| LcoreCell::default()).collect(),
@@ -174,7 +176,22 @@ impl ProtoAccount {
 
     /// The limits, in pages.
     pub fn limits(&self) -> ProtoLimits {
-        self.limits
+        let [min, pressure, max] = &self.limits;
+        ProtoLimits { min: min.load(Relaxed), pressure: pressure.load(Relaxed), max: max.load(Relaxed) }
+    }
+
+    /// Changes the limits while the account is in use; a charge racing with the change sees
+    /// each limit old or new.
+    ///
+    /// # Errors
+    ///
+    /// [`AccountingError::InvalidLimits`] when they are out of order; nothing changes then.
+    pub fn set_limits(&self, limits: ProtoLimits) -> Result<(), AccountingError> {
+        limits.check(self.proto)?;
+        for (a, v) in self.limits.iter().zip([limits.min, limits.pressure, limits.max]) {
+            a.store(v, Relaxed);
+        }
+        Ok(())
     }
 
     /// The global estimate of pages in use (`sk_memory_allocated()`), the value limits are
@@ -310,15 +327,15 @@ impl ProtoAccount {
     /// at or below `max` always succeeds; consumers moderate themselves by reading
     /// [`Consumer::under_pressure`](super::Consumer::under_pressure) instead.
     pub(crate) fn admit(&self, slot: LcoreSlot, allocated: i64) -> bool {
-        if allocated <= self.limits.min as i64 {
+        if allocated <= self.limits[0].load(Relaxed) as i64 {
             self.leave_pressure();
             self.cell(slot).charges.fetch_add(1, Relaxed);
             return true;
         }
-        if allocated > self.limits.pressure as i64 {
+        if allocated > self.limits[1].load(Relaxed) as i64 {
             self.enter_pressure();
         }
-        if allocated > self.limits.max as i64 {
+        if allocated > self.limits[2].load(Relaxed) as i64 {
             self.cell(slot).failures.fetch_add(1, Relaxed);
             return false;
         }
@@ -329,7 +346,7 @@ impl ProtoAccount {
     /// The pressure rule after pages went back, from `__sk_mem_reduce_allocated()`: if the
     /// account is under pressure and the estimate is now strictly below `min`, it leaves.
     pub(crate) fn after_reduce(&self) {
-        if self.under_pressure() && self.pages() < self.limits.min as i64 {
+        if self.under_pressure() && self.pages() < self.limits[0].load(Relaxed) as i64 {
             self.leave_pressure();
         }
     }
