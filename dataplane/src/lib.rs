@@ -15,6 +15,7 @@
 //! - [`fib`]: the one owner of routes, next hops and origins; all-or-nothing changes.
 //! - [`live`]: parameters the workers pick up once per round.
 //! - [`rcu`]: DPDK's QSBR RCU: lock-free readers, grace periods for writers.
+//! - [`ecmp`]: which path of a multipath route a flow takes (hash-threshold).
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
 //! - [`slowpath`]: the thread that answers requests to the forwarder's own addresses.
@@ -34,6 +35,7 @@ pub mod config;
 pub mod control;
 #[allow(unsafe_code)]
 pub mod eal;
+pub mod ecmp;
 pub mod exts;
 pub mod fib;
 pub mod forward;
