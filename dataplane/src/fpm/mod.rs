@@ -4,6 +4,7 @@
 //! - [`wire`]: FPM frames and the netlink route messages in them (`netlink-packet-route`).
 //! - [`session`]: zebra's table as received, replays and mark-and-sweep.
 //! - [`ports`]: which port a next hop leaves by (gateway subnet, or interface name).
+//! - [`plan`]: what each of zebra's routes becomes in the forwarding table.
 //! - [`Fpm`]: the listener thread (`[fpm] listen`), never a worker: it accepts zebra's
 //!   connection, reads frames, applies each as one step to the [`Rib`] and passes the net
 //!   changes to a [`RouteSink`] (the forwarding table), sweeping stale routes after a
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod plan;
 pub mod ports;
 pub mod session;
 pub mod wire;
