@@ -316,6 +316,9 @@ pub struct PortConfig {
     /// disagree: dropped as `bad_mbuf_chain` before any TX queue sees them). `None` = on
     /// for drivers known to build bad chains ([`crate::port::builds_bad_chains`]).
     pub check_chains: Option<bool>,
+    /// The kernel interface (in FRR zebra's network namespace) this port stands for: zebra's
+    /// next hops through that interface leave by this port ([`crate::fpm::ports`]).
+    pub kernel_name: Option<String>,
 }
 
 /// One `[[worker]]`.

@@ -286,6 +286,8 @@ pub struct Port {
     pub ipv6: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_chains: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_name: Option<String>,
 }
 
 impl Default for Port {
@@ -306,6 +308,7 @@ impl Default for Port {
             ipv4: None,
             ipv6: None,
             check_chains: None,
+            kernel_name: None,
         }
     }
 }

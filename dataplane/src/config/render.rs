@@ -121,6 +121,7 @@ fn render_port(p: &PortConfig) -> raw::Port {
         ipv4: p.ipv4.map(|a| a.to_string()),
         ipv6: p.ipv6.map(|a| a.to_string()),
         check_chains: p.check_chains,
+        kernel_name: p.kernel_name.clone(),
     }
 }
 
@@ -166,7 +167,7 @@ mod tests {
             "{}[mirror]\nport = \"null1\"\nproto = \"udp\"\n[accounting]\nbacklog = 90\ntcp = {{ min = 1, pressure = 2, max = 3 }}\n\
              [poll.idle_backoff]\nsleep_usecs = 7\n[extensions]\ntrace_every = 3\n[fib]\nipv4_max_routes = 77\n\
              [control]\nsocket = \"/tmp/x.sock\"\n",
-            with_port1("mtu = 1500\nipv4 = \"10.0.0.1/24\"\nipv6 = \"2001:db8::1/64\"\ncheck_chains = false\npeer_mac = \"02:00:00:00:00:09\"")
+            with_port1("mtu = 1500\nipv4 = \"10.0.0.1/24\"\nipv6 = \"2001:db8::1/64\"\ncheck_chains = false\npeer_mac = \"02:00:00:00:00:09\"\nkernel_name = \"eth1\"")
                 .replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")
         );
         let config = Config::from_toml_str(&text).unwrap();

@@ -133,6 +133,15 @@ fn validate_ports(raw: Vec<raw::Port>) -> Result<Vec<PortConfig>, ConfigError> {
                 ConfigErrorKind::Duplicate { value: format!("{:?}", port.device.name()), first: format!("port[{j}]") },
             ));
         }
+        if let Some(j) = ports.iter().position(|p| p.kernel_name.is_some() && p.kernel_name == port.kernel_name) {
+            return Err(ConfigError::new(
+                format!("port[{i}].kernel_name"),
+                ConfigErrorKind::Duplicate {
+                    value: format!("{:?}", port.kernel_name.as_deref().unwrap_or("")),
+                    first: format!("port[{j}]"),
+                },
+            ));
+        }
         ports.push(port);
     }
     Ok(ports)
@@ -207,6 +216,7 @@ fn validate_port(i: usize, raw: raw::Port) -> Result<PortConfig, ConfigError> {
             })
             .transpose()?,
         check_chains: raw.check_chains,
+        kernel_name: raw.kernel_name.map(|n| check_ifname(&key("kernel_name"), n)).transpose()?,
     })
 }
 
@@ -286,6 +296,21 @@ fn validate_accounting(raw: raw::Accounting) -> Result<AccountingConf, ConfigErr
         port_budget: int("accounting.port_budget", raw.port_budget, 0, i64::MAX)?,
         slow_path_budget: int("accounting.slow_path_budget", raw.slow_path_budget, 0, i64::MAX)?,
     })
+}
+
+/// A Linux interface name (`dev_valid_name` in net/core/dev.c): 1 to 15 bytes
+/// (IFNAMSIZ - 1), no '/', ':' or white space, not "." or "..".
+fn check_ifname(key: &str, name: String) -> Result<String, ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if ok {
+        Ok(name)
+    } else {
+        Err(ConfigError::new(key, ConfigErrorKind::InvalidIfname { value: name }))
+    }
 }
 
 fn validate_fpm(raw: raw::Fpm) -> Result<crate::fpm::FpmConfig, ConfigError> {
@@ -679,6 +704,7 @@ mod tests {
                 ipv4: None,
                 ipv6: None,
                 check_chains: None,
+                kernel_name: None,
             }
         );
         assert_eq!(
@@ -877,6 +903,9 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
             ("fpm listen name", format!("{}[fpm]\nlisten = \"localhost:2620\"\n", l3fwd()), "fpm.listen: \"localhost:2620\": not ADDRESS:PORT"),
             ("fpm listen port 0", format!("{}[fpm]\nlisten = \"127.0.0.1:0\"\n", l3fwd()), "fpm.listen: \"127.0.0.1:0\": port 0"),
             ("fpm sweep", format!("{}[fpm]\nsweep_after_ms = -1\n", l3fwd()), "fpm.sweep_after_ms: must be at least 0, got -1"),
+            ("kernel_name too long", with_port0("kernel_name = \"a-very-long-ifname\""), "port[0].kernel_name: \"a-very-long-ifname\" is not a Linux interface name"),
+            ("kernel_name slash", with_port0("kernel_name = \"a/b\""), "port[0].kernel_name"),
+            ("kernel_name twice", with_ports(&PORTS.replace("device = \"net_null0\"", "device = \"net_null0\"\nkernel_name = \"rc2\"").replace("device = \"net_null1\"", "device = \"net_null1\"\nkernel_name = \"rc2\"")), "port[1].kernel_name: \"rc2\" is already used by port[0]"),
             ("fpm unknown key", format!("{}[fpm]\nport = 2620\n", l3fwd()), "unknown field `port`"),
             ("mirror proto", format!("{}[mirror]\nport = \"null1\"\nproto = \"sctp\"\n", valid().replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")), "mirror.proto: \"sctp\" is not one of any, tcp, udp, icmp or other"),
             ("mirror in io", format!("{}[mirror]\nport = \"null1\"\n", valid()), "mirror: not used with forward.mode = \"io\""),

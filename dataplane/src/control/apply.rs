@@ -97,7 +97,21 @@ pub fn diff(old: &Config, new: &Config, can: &Abilities) -> Result<Plan, ApiErro
             a,
             b,
             p,
-            [name, device, args, rx_queues, tx_queues, rx_desc, tx_desc, promiscuous, mtu, rx_buffer, peer_mac, check_chains]
+            [
+                name,
+                device,
+                args,
+                rx_queues,
+                tx_queues,
+                rx_desc,
+                tx_desc,
+                promiscuous,
+                mtu,
+                rx_buffer,
+                peer_mac,
+                check_chains,
+                kernel_name
+            ]
         );
         if a.ipv4 != b.ipv4 || a.ipv6 != b.ipv6 {
             let key = if a.ipv4 != b.ipv4 { format!("{p}.ipv4") } else { format!("{p}.ipv6") };
