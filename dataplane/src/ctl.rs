@@ -308,16 +308,35 @@ fn render(c: &CtlCommand, v: &Value) -> String {
             Show::Memory => Some(memory(v)),
             Show::Routes { .. } => decode::<RoutesReply>(v).map(|r| routes(&r)),
             Show::NextHops => decode::<NextHopsReply>(v).map(|r| {
-                let mut t = table(&["id", "dev", "via", "routes"]);
+                let mut t = table(&["id", "dev", "via", "routes", "packets"]);
                 for n in &r.next_hops {
-                    t.add_row(vec![n.id.to_string(), n.port.clone(), n.via_mac.clone(), n.routes.to_string()]);
+                    t.add_row(vec![
+                        n.id.to_string(),
+                        n.port.clone(),
+                        n.via_mac.clone(),
+                        n.routes.to_string(),
+                        n.packets.to_string(),
+                    ]);
                 }
-                format!(
+                let mut out = format!(
                     "{t}\n{} next hops in use of {}, {} waiting for a grace period\n",
                     r.next_hops.len(),
                     r.capacity,
                     r.retired
-                )
+                );
+                if !r.ecmp_groups.is_empty() {
+                    let mut g = table(&["group", "members (next hop: dev via, weight, buckets)", "routes"]);
+                    for x in &r.ecmp_groups {
+                        let m: Vec<String> = x
+                            .members
+                            .iter()
+                            .map(|m| format!("{}: {} {} w{} b{}", m.next_hop, m.port, m.via_mac, m.weight, m.buckets))
+                            .collect();
+                        g.add_row(vec![x.id.to_string(), m.join("; "), x.routes.to_string()]);
+                    }
+                    out += &format!("\n{g}\n{} ECMP groups\n", r.ecmp_groups.len());
+                }
+                out
             }),
             Show::Config => v["toml"].as_str().map(str::to_owned),
         },
@@ -329,7 +348,7 @@ fn render(c: &CtlCommand, v: &Value) -> String {
                 RouteOp::Del { .. } => "deleted",
             };
             let x = &r.route;
-            format!("{what} {} via {} dev {} (origin {}, next hop {})\n", x.prefix, x.via_mac, x.port, x.origin, x.next_hop)
+            format!("{what} {} {} (origin {}, next hop {})\n", x.prefix, via_dev(x), x.origin, x.next_hop)
         }),
         CtlCommand::Port { .. } => Some(format!("{}: {}\n", num(&v["port"]), num(&v["link"]))),
         CtlCommand::Clear { .. } => Some(format!("counters cleared ({} workers confirmed)\n", num(&v["workers"]))),
@@ -451,10 +470,30 @@ fn memory(v: &Value) -> String {
     format!("{p}\n{g}")
 }
 
+/// `via MAC dev PORT`, each path of an ECMP route, or `drop`.
+fn via_dev(x: &dataplane::control::api::RouteInfo) -> String {
+    if x.drop {
+        return "drop".to_owned();
+    }
+    if x.paths.is_empty() {
+        return format!("via {} dev {}", x.via_mac, x.port);
+    }
+    let p: Vec<String> = x.paths.iter().map(|p| format!("via {} dev {} weight {}", p.via_mac, p.port, p.weight)).collect();
+    format!("ecmp {}", p.join(", "))
+}
+
 fn routes(r: &RoutesReply) -> String {
     let mut t = table(&["prefix", "via", "dev", "origin", "next hop"]);
     for x in &r.routes {
-        t.add_row(vec![x.prefix.clone(), x.via_mac.clone(), x.port.clone(), x.origin.clone(), x.next_hop.to_string()]);
+        let (via, dev) = match (x.drop, x.paths.is_empty()) {
+            (true, _) => ("drop".to_owned(), String::new()),
+            (false, true) => (x.via_mac.clone(), x.port.clone()),
+            (false, false) => (
+                x.paths.iter().map(|p| p.via_mac.clone()).collect::<Vec<_>>().join(", "),
+                x.paths.iter().map(|p| p.port.clone()).collect::<Vec<_>>().join(", "),
+            ),
+        };
+        t.add_row(vec![x.prefix.clone(), via, dev, x.origin.clone(), x.next_hop.to_string()]);
     }
     let s = &r.summary;
     let origins: Vec<String> = s.by_origin.iter().map(|(k, v)| format!("{k} {v}")).collect();

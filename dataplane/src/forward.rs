@@ -134,6 +134,14 @@ pub trait Routes {
 pub trait NextHops {
     /// The next hop with id `id`, if it exists and is usable.
     fn next_hop(&self, id: u32) -> Option<NextHop>;
+
+    /// The next hop a packet routed to `id` takes: for an ECMP group, the member its flow
+    /// hash picks (`flow` is called only then). By default, [`NextHops::next_hop`].
+    #[inline]
+    fn next_hop_for(&self, id: u32, flow: &dyn Fn() -> u32) -> Option<NextHop> {
+        let _ = flow;
+        self.next_hop(id)
+    }
 }
 
 impl NextHops for [NextHop] {
@@ -190,7 +198,7 @@ pub fn l3fwd<R: Routes, N: NextHops + ?Sized>(frame: &mut [u8], routes: &R, next
     let l3 = usize::from(p.l3_offset);
     let nh = match p.l3 {
         L3::Ipv4 => {
-            let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[l3..]) else {
+            let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {
                 return Action::Drop(DropReason::Truncated);
             };
             if !ip.verify_checksum() {
@@ -199,23 +207,30 @@ pub fn l3fwd<R: Routes, N: NextHops + ?Sized>(frame: &mut [u8], routes: &R, next
             if ip.ttl() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.next_hop(i)) else {
+            // An ECMP group picks its member by the packet's flow hash, computed only then.
+            let flow = || crate::ecmp::flow_hash(frame, &p);
+            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.next_hop_for(i, &flow)) else {
                 return Action::Drop(DropReason::NoRoute);
             };
-            ip.decrement_ttl();
+            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[l3..]) {
+                ip.decrement_ttl();
+            }
             nh
         }
         L3::Ipv6 => {
-            let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[l3..]) else {
+            let Ok(ip) = Ipv6Packet::new_checked(&frame[l3..]) else {
                 return Action::Drop(DropReason::Truncated);
             };
             if ip.hop_limit() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.next_hop(i)) else {
+            let flow = || crate::ecmp::flow_hash(frame, &p);
+            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.next_hop_for(i, &flow)) else {
                 return Action::Drop(DropReason::NoRoute);
             };
-            ip.decrement_hop_limit();
+            if let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[l3..]) {
+                ip.decrement_hop_limit();
+            }
             nh
         }
         L3::Arp | L3::Other(_) => return Action::Drop(DropReason::NotIp),

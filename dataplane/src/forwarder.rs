@@ -816,7 +816,9 @@ fn load_routes(
         .zip(tx_capable)
         .map(|((pc, &mac), &routable)| FibPort { name: pc.name.clone(), mac, routable })
         .collect();
-    let (mut fib, reader) = Fib::new(config.fib, ports, qsbr, socket).map_err(StartError::Fib)?;
+    // Every worker counts the packets it routes to each next hop.
+    let readers: Vec<u32> = config.workers.iter().map(|w| w.lcore).collect();
+    let (mut fib, reader) = Fib::new(config.fib, ports, qsbr, socket, &readers).map_err(StartError::Fib)?;
     let changes: Vec<RouteChange> = config.routes.iter().map(|r| RouteChange::Set(route_of(r, Origin::Config))).collect();
     fib.apply(&changes).map_err(|(index, error)| RouteError { index, error })?;
     Ok((fib, reader))
@@ -824,7 +826,7 @@ fn load_routes(
 
 /// The FIB's route for a config `[[route]]`.
 pub fn route_of(r: &crate::config::RouteConfig, origin: Origin) -> Route {
-    Route { prefix: r.prefix, next_hop: NextHopKey { port: r.port, via: Via::Mac(r.via_mac) }, origin }
+    Route { prefix: r.prefix, next_hop: NextHopKey { port: r.port, via: Via::Mac(r.via_mac) }.into(), origin }
 }
 
 /// Per port: the forwarder's own addresses there.

@@ -279,14 +279,32 @@ pub struct RoutesReply {
 pub struct RouteInfo {
     /// The prefix.
     pub prefix: String,
-    /// Out port (config name).
+    /// Out port (config name); empty for an ECMP route (see `paths`) and one that drops.
+    pub port: String,
+    /// The gateway's MAC; empty as `port`.
+    pub via_mac: String,
+    /// `config`, `ctl`, or the FRR protocol that made it (`static`, `bgp`, `ospf`, ...).
+    pub origin: String,
+    /// The next-hop id the LPM returns for it (an ECMP group's for a multipath route).
+    pub next_hop: u32,
+    /// ECMP: each path (at least two); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathInfo>,
+    /// The route drops what it matches (counted as `no_route`): FRR's blackhole and
+    /// unreachable routes, and routes none of whose next hops maps onto a port.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop: bool,
+}
+
+/// One path of an ECMP route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathInfo {
+    /// Out port.
     pub port: String,
     /// The gateway's MAC.
     pub via_mac: String,
-    /// `config`, `ctl`.
-    pub origin: String,
-    /// The next-hop id the LPM returns for it.
-    pub next_hop: u32,
+    /// Its share of the flows.
+    pub weight: u16,
 }
 
 /// `ok` of `route_add`, `route_replace`, `route_del`.
@@ -304,6 +322,9 @@ pub struct RouteChanged {
 pub struct NextHopsReply {
     /// Next hops in use, by id.
     pub next_hops: Vec<NextHopEntry>,
+    /// ECMP groups in use, by id.
+    #[serde(default)]
+    pub ecmp_groups: Vec<GroupEntry>,
     /// Ids waiting for a grace period before reuse.
     pub retired: usize,
     /// The table's capacity.
@@ -319,8 +340,37 @@ pub struct NextHopEntry {
     pub port: String,
     /// Gateway MAC.
     pub via_mac: String,
+    /// Routes (and ECMP groups) using it.
+    pub routes: u32,
+    /// Packets the workers routed to it since it was made.
+    #[serde(default)]
+    pub packets: u64,
+}
+
+/// One ECMP group: the id multipath routes point at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEntry {
+    /// Its id.
+    pub id: u32,
+    /// Its members: next-hop ids with their weights and buckets.
+    pub members: Vec<GroupMember>,
     /// Routes using it.
     pub routes: u32,
+}
+
+/// A member of an ECMP group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// The member's next-hop id (see `next_hops`, with its packets).
+    pub next_hop: u32,
+    /// Out port.
+    pub port: String,
+    /// Gateway MAC.
+    pub via_mac: String,
+    /// Its weight.
+    pub weight: u16,
+    /// Buckets it has of the group's (at most 64 in all): its share of the flow hash space.
+    pub buckets: u32,
 }
 
 /// `ok` of `show_status`.

@@ -526,6 +526,7 @@ mod tests {
                 ipv6_routes: 1,
                 by_origin: [("config".to_owned(), 3), ("ctl".to_owned(), 1)].into_iter().collect(),
                 next_hops: 2,
+                ecmp_groups: 0,
                 next_hops_retired: 1,
                 ipv4_max_routes: 1 << 20,
                 ipv6_max_routes: 1 << 16,

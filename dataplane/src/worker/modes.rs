@@ -101,10 +101,11 @@ impl Stage<EalQueues> for Pipeline {
                     if let Some(x) = &mut exts {
                         x.attach(info.from, &mut m, rx_tsc, w);
                     }
+                    let rss = m.rss_hash();
                     let action = match m.unshare(pool) {
                         Err(_) => Action::Drop(DropReason::NoBufForCopy),
                         Ok(data) => {
-                            let view = tables.fib.view(rcu);
+                            let view = tables.fib.view(rcu).with_rss(rss);
                             forward::l3fwd(data, &view, &view, local.as_ref())
                         }
                     };
