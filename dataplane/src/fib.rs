@@ -29,8 +29,9 @@ use crate::nexthop::{GroupError, GroupInfo, GroupsFull, NextHopInfo, NextHopKey,
 use crate::rcu::{Qsbr, QsbrReader};
 use mempool::{DpdkError, SocketId};
 
-/// Where a route came from, shown by `ctl show routes`. FRR's protocols (from the netlink
-/// `rtm_protocol` of its FPM messages) are added with the FPM feed.
+/// Where a route came from, shown by `ctl show routes`: the forwarder's own sources, and
+/// the FRR protocols whose routes zebra streams over FPM (from each route's netlink
+/// `rtm_protocol`, FRR's numbers in `zebra/rt_netlink.h`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
 )]
@@ -41,15 +42,68 @@ pub enum Origin {
     Config,
     /// `ctl route add` / `replace`.
     Ctl,
+    /// FRR staticd (`RTPROT_ZSTATIC`, 196).
+    Static,
+    /// FRR bgpd (`RTPROT_BGP`, 186).
+    Bgp,
+    /// FRR ospfd and ospf6d (188).
+    Ospf,
+    /// FRR isisd (187).
+    Isis,
+    /// FRR ripd (189).
+    Rip,
+    /// FRR ripngd (190).
+    Ripng,
+    /// FRR eigrpd (192).
+    Eigrp,
+    /// FRR nhrpd (191).
+    Nhrp,
+    /// FRR ldpd (193).
+    Ldp,
+    /// FRR babeld (`RTPROT_BABEL`, 42).
+    Babel,
+    /// FRR sharpd (194).
+    Sharp,
+    /// FRR pbrd (195).
+    Pbr,
+    /// FRR fabricd (197).
+    Openfabric,
+    /// Any other protocol zebra installs routes for.
+    Zebra,
 }
 
 impl Origin {
     /// Every origin.
     pub const ALL: &'static [Origin] = <Self as strum::VariantArray>::VARIANTS;
 
-    /// Its name: `config`, `ctl`.
+    /// Its name: `config`, `ctl`, `static`, `bgp`, ...
     pub fn name(self) -> &'static str {
         self.into()
+    }
+
+    /// The origin of a route zebra sent with `rtm_protocol` = `protocol`.
+    pub fn from_rtm_protocol(protocol: u8) -> Origin {
+        match protocol {
+            196 => Origin::Static,
+            186 => Origin::Bgp,
+            188 => Origin::Ospf,
+            187 => Origin::Isis,
+            189 => Origin::Rip,
+            190 => Origin::Ripng,
+            192 => Origin::Eigrp,
+            191 => Origin::Nhrp,
+            193 => Origin::Ldp,
+            42 => Origin::Babel,
+            194 => Origin::Sharp,
+            195 => Origin::Pbr,
+            197 => Origin::Openfabric,
+            _ => Origin::Zebra,
+        }
+    }
+
+    /// Whether the route came from zebra (FPM): only those are zebra's to replace and delete.
+    pub fn is_zebra(self) -> bool {
+        !matches!(self, Origin::Config | Origin::Ctl)
     }
 }
 

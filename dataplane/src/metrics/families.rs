@@ -27,7 +27,7 @@
 //! | `dataplane_fpm_connected` | gauge | - | zebra's FPM session is up (1), with `[fpm]` |
 //! | `dataplane_fpm_{sessions,session_errors,frames,upserts,deletes,unchanged,swept,skipped}_total` | counter | - | the FPM side ([`crate::fpm::FpmStatus`]) |
 //! | `dataplane_fpm_routes` | gauge | origin | zebra's routes held, by origin (rtm_protocol) |
-//! | `dataplane_routes` | gauge | origin (config, ctl) | routes in the FIB by who installed them (l3fwd) |
+//! | `dataplane_routes` | gauge | origin (config, ctl, or an FRR protocol: static, bgp, ospf, ...) | routes in the FIB by who installed them (l3fwd) |
 //! | `dataplane_fib_routes`, `dataplane_fib_max_routes` | gauge | family (ipv4, ipv6) | routes in each table and its capacity |
 //! | `dataplane_fib_next_hops`, `dataplane_fib_next_hops_retired`, `dataplane_fib_max_next_hops` | gauge | - | next-hop ids in use, waiting for a grace period, capacity |
 //!
@@ -376,7 +376,7 @@ fn routes(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
         e,
         "routes",
         None,
-        "Routes in the FIB by who installed them: config (the config file), ctl (dataplane ctl).",
+        "Routes in the FIB by who installed them: config (the config file), ctl (dataplane ctl), or the FRR protocol (static, bgp, ospf, ...).",
         f.by_origin.iter().map(|(o, &n)| ([("origin", o.as_str())], count(n))),
     )?;
     let fam = |v: &'static str| -> Labels<'static, 1> { [("family", v)] };
