@@ -13,8 +13,9 @@ network namespace of its own, where it is a Linux host's only interface:
         default via 10.0.1.1 / 2001:db8:1::1                                  default via 10.0.2.1
 
 The hosts' addresses come from the config's port addresses (the port's address + 1, the port's
-address as gateway) and their MACs from its routes' via_mac: the config is used as shipped,
-with only the PCI addresses substituted for the e1000e pair. In the guest, ci/e1000-guest.sh
+address as gateway); their MACs are their own, and the forwarder resolves them (the config names
+no host MAC): the config is used as shipped, with only the PCI addresses substituted for the
+e1000e pair. In the guest, ci/e1000-guest.sh
 binds each variant's NICs to uio_pci_generic (sysfs driver_override) and runs the forwarder.
 
 Checked first, on the first variant's NICs: a copy of the config asking Multi-Packet RQ
@@ -78,13 +79,9 @@ def topology(cfg):
         own6 = ipaddress.ip_interface(p["ipv6"])
         host4 = ipaddress.ip_interface(f"{own4.ip + 1}/{own4.network.prefixlen}")
         host6 = ipaddress.ip_interface(f"{own6.ip + 1}/{own6.network.prefixlen}")
-        # Neighbour resolution: the hosts get the MACs the config's routes name as next hops
-        # (static via_mac). Where the config names none, the host keeps the kernel's MAC.
-        mac = next(
-            (r["via_mac"] for r in cfg.get("route", [])
-             if r["port"] == p["name"] and "via_mac" in r and host4.ip in ipaddress.ip_network(r["prefix"])),
-            None,
-        )  # fmt: skip
+        # The forwarder resolves the hosts (ARP, neighbour discovery): each keeps its own MAC,
+        # which appears nowhere in the config.
+        mac = None
         ports.append({"name": p["name"], "device": p["device"], "slot": pci_slot(p["device"]), "mac": mac,
                       "ipv4": str(host4), "ipv6": str(host6), "gw4": str(own4.ip), "gw6": str(own6.ip)})  # fmt: skip
     if len(ports) != 2:

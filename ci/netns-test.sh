@@ -13,16 +13,23 @@
 # The forwarder holds the root-side veth ends (up, no addresses, IPv6 off so the kernel
 # sends nothing on them) through net_af_packet (or net_af_xdp). The hosts resolve their
 # router address with ARP / neighbour discovery, which the forwarder's slow path answers
-# with the port's MAC; the forwarder resolves nothing: each route's via_mac is the host's
-# veth MAC, read here with `ip -j link`.
+# with the port's MAC, and the forwarder resolves the hosts the same way: no host's MAC is
+# in its config (each port's own subnet is a connected route).
 #
 # Checks, in order: the hosts reach their router (ARP/NS and echo answered by the slow
-# path); ping and ping -6 h1 -> h2 with replies at TTL/hop limit 63 (one forwarding hop
-# from a host at 64); an iperf3 TCP stream h1 -> h2 for IPERF_SECONDS (default 3) s, its
-# throughput printed; then the forwarder is stopped and its --stats-json must show exit 0,
-# clean (pools full, no errors), each port's rx/tx above what ping and iperf3 sent, and
-# punted > 0. Prints "netns-test: PASS ..." / "netns-test: FAIL ..." and exits 0 / 1;
-# exits 77 with "SKIP: ..." when this machine cannot create network namespaces.
+# path); how long resolving a host takes (the first ping to an address the forwarder never
+# saw, h2's second one, against the next ones); ping and ping -6 h1 -> h2 with replies at
+# TTL/hop limit 63 (one forwarding hop from a host at 64); an iperf3 TCP stream h1 -> h2
+# for IPERF_SECONDS (default 3) s, its throughput printed; the forwarder's neighbour table
+# (`dataplane ctl show neighbours`) with both hosts REACHABLE on both families, and h2's
+# `ip -6 neigh` showing the forwarder as a router; a link flap; h2 changing its MAC
+# (traffic follows once the entry went stale and was probed again); h2 losing its
+# addresses (its entry ends FAILED after the probes, the packets held for it are dropped
+# and counted); then the forwarder is stopped and its --stats-json must show exit 0,
+# clean (pools full, every memory account back at zero, no errors), each port's rx/tx
+# above what ping and iperf3 sent, punted > 0 and the neighbour counters. Prints
+# "netns-test: PASS ..." / "netns-test: FAIL ..." and exits 0 / 1; exits 77 with
+# "SKIP: ..." when this machine cannot create network namespaces.
 #
 # Everything it creates (two namespaces, their veth pairs, the iperf3 server, the
 # forwarder, a temp dir, the EAL runtime dir) is removed on exit, also on failure or
@@ -126,15 +133,20 @@ setup_host() {
 setup_host "$NS1" "$IF1" 10.0.1.2/24 10.0.1.1 2001:db8:1::2/64 2001:db8:1::1
 setup_host "$NS2" "$IF2" 10.0.2.2/24 10.0.2.1 2001:db8:2::2/64 2001:db8:2::1
 
+# h2's second address: one the forwarder has never seen, to time a resolution.
+ip -n "$NS2" addr add 10.0.2.3/24 dev veth0
+ip -n "$NS2" -6 addr add 2001:db8:2::3/64 dev veth0 nodad
+
 mac_of() { ip -n "$1" -j link show dev veth0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])'; }
 MAC1=$(mac_of "$NS1")
 MAC2=$(mac_of "$NS2")
-log "h1 $NS1 veth0 $MAC1 <-> $IF1 | h2 $NS2 veth0 $MAC2 <-> $IF2"
+log "h1 $NS1 veth0 $MAC1 <-> $IF1 | h2 $NS2 veth0 $MAC2 <-> $IF2 (the forwarder's config names neither MAC)"
 
 # --- the forwarder ---------------------------------------------------------------------
 CFG=$TMP/netns-$DRIVER.toml
 sed -e "s/@PREFIX@/$PREFIX/g" -e "s/@H1_IF@/$IF1/g" -e "s/@H2_IF@/$IF2/g" \
-  -e "s/@H1_MAC@/$MAC1/g" -e "s/@H2_MAC@/$MAC2/g" "$ROOT/configs/netns-$DRIVER.toml" >"$CFG"
+  "$ROOT/configs/netns-$DRIVER.toml" >"$CFG"
+if grep -qi "$MAC1\|$MAC2" "$CFG"; then fail "a host's MAC is in the forwarder's config"; fi
 if [ "$DRIVER" = af_xdp ]; then
   ulimit -l unlimited 2>/dev/null || true # UMEM is locked memory (older kernels count it)
 fi
@@ -160,6 +172,40 @@ log "router answers ARP and ping on both ports"
 in1 ping -6 -c 1 -W 2 2001:db8:1::1 >/dev/null || fail "h1 gets no ping -6 reply from its router 2001:db8:1::1"
 in2 ping -6 -c 1 -W 2 2001:db8:2::1 >/dev/null || fail "h2 gets no ping -6 reply from its router 2001:db8:2::1"
 log "router answers NS and ping -6 on both ports"
+
+# --- the forwarder's neighbour table ---------------------------------------------------------
+# $1: address; prints "STATE MAC" from `dataplane ctl show neighbours`.
+neigh() {
+  "$BIN" ctl --config "$CFG" --json show neighbours 2>/dev/null | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["entries"]:
+    if e["address"] == sys.argv[1]:
+        print(e["state"], e["mac"])' "$1"
+}
+# $1: address, $2: state regexp, $3: seconds, $4: command run each time (keeps traffic going).
+wait_neigh() {
+  local end=$((SECONDS + $3)) got=""
+  while [ $SECONDS -lt $end ]; do
+    got=$(neigh "$1")
+    if echo "$got" | grep -Eq "^($2) "; then return 0; fi
+    eval "$4" >/dev/null 2>&1 || true
+    sleep 0.1
+  done
+  log "neighbour $1: '$got', wanted $2"
+  return 1
+}
+
+# --- how long resolving a host takes --------------------------------------------------------
+# 10.0.2.3 is h2's second address, never seen by the forwarder: the first ping waits for
+# the forwarder's ARP request and h2's reply; the next ones do not.
+first_rtts() { # $1 family flag, $2 address: "first next" RTTs in ms
+  in1 ping "$1" -c 4 -i 0.2 -W 2 "$2" | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | python3 -c '
+import sys; t = [float(x) for x in sys.stdin.read().split()]
+print(t[0], sorted(t[1:])[len(t[1:]) // 2]) if len(t) >= 2 else sys.exit(1)'
+}
+read -r RES4 NEXT4 < <(first_rtts -4 10.0.2.3) || fail "no replies from h2's second address 10.0.2.3"
+read -r RES6 NEXT6 < <(first_rtts -6 2001:db8:2::3) || fail "no replies from h2's second address 2001:db8:2::3"
+log "resolution: first ping to a new host ${RES4} ms (IPv4, ARP) and ${RES6} ms (IPv6, NS); the next ones ${NEXT4} / ${NEXT6} ms"
 
 # --- ping through the forwarder ----------------------------------------------------------
 PINGS=10
@@ -198,6 +244,17 @@ EOF
 )
 log "iperf3 TCP h1 -> h2 for ${IPERF_SECONDS}s: $GBPS Gbit/s (>= $SEGS segments, $RETR retransmits)"
 
+# --- the neighbour table: both hosts REACHABLE, the forwarder a router to h2 --------------------
+for a in 10.0.1.2 10.0.2.2 2001:db8:1::2 2001:db8:2::2; do
+  case $a in *:*) f=-6 ;; *) f=-4 ;; esac
+  case $a in 10.0.1.2) pingee=10.0.2.2 ;; 2001:db8:1::2) pingee=2001:db8:2::2 ;; *) pingee=$a ;; esac
+  wait_neigh "$a" REACHABLE 10 "in1 ping $f -c 1 -W 1 $pingee" || fail "the forwarder's entry for $a never REACHABLE"
+done
+log "neighbour table: $(neigh 10.0.1.2) | $(neigh 10.0.2.2) | $(neigh 2001:db8:1::2) | $(neigh 2001:db8:2::2)"
+"$BIN" ctl --config "$CFG" show neighbours | sed 's/^/  /'
+in2 ip -6 neigh show 2001:db8:2::1 | grep -q router || fail "h2's ip -6 neigh does not show the forwarder as a router: $(in2 ip -6 neigh show 2001:db8:2::1)"
+log "h2: ip -6 neigh $(in2 ip -6 neigh show 2001:db8:2::1)"
+
 # --- link down and up again: forwarding resumes ----------------------------------------------
 # The forwarder's side of h2's veth goes down (the kernel drops what af_packet sends on
 # it), then up again; the same worker keeps polling, and pings get through once more.
@@ -214,6 +271,32 @@ done
 [ "$flapped" = 1 ] || fail "forwarding did not resume within 10 s after $IF2 came back up"
 log "link flap: no traffic while $IF2 was down, forwarding resumed after it came back up"
 
+# --- h2 changes its MAC: traffic follows -----------------------------------------------------
+# Nothing tells the forwarder (Linux sends no gratuitous ARP unless arp_notify): its entry
+# keeps the old MAC until it goes stale and is probed again (DELAY, unicast probes to the
+# old MAC unanswered, FAILED, a broadcast request answered with the new MAC), or until h2
+# asks for its router itself.
+NEWMAC=02:00:00:00:99:02
+in2 ip link set dev veth0 address $NEWMAC
+t0=$SECONDS
+moved=0
+for _ in $(seq 60); do
+  if in1 ping -c 1 -W 0.5 10.0.2.2 >/dev/null 2>&1 && in1 ping -6 -c 1 -W 0.5 2001:db8:2::2 >/dev/null 2>&1; then moved=1; break; fi
+done
+[ "$moved" = 1 ] || fail "traffic to h2 did not follow its new MAC within 60 tries: $(neigh 10.0.2.2)"
+# (ctl reads the table as the slow path last published it, every 100 ms.)
+for a in 10.0.2.2 2001:db8:2::2; do
+  for _ in $(seq 20); do neigh "$a" | grep -qi "$NEWMAC" && break; sleep 0.1; done
+  neigh "$a" | grep -qi "$NEWMAC" || fail "the forwarder's entry for $a is not at $NEWMAC: $(neigh "$a")"
+done
+log "h2's MAC changed to $NEWMAC: traffic followed within $((SECONDS - t0)) s (entries re-probed: $(neigh 10.0.2.2))"
+
+# --- h2 goes away: its entry fails, what was held for it is dropped and counted ----------------
+in2 ip addr flush dev veth0
+in1 ping -c 30 -i 0.2 -W 1 10.0.2.2 >/dev/null 2>&1 || true
+wait_neigh 10.0.2.2 FAILED 10 true || fail "the entry for the vanished 10.0.2.2 did not end FAILED: $(neigh 10.0.2.2)"
+log "h2 vanished: the forwarder's entry for 10.0.2.2 is $(neigh 10.0.2.2) after the probes"
+
 # --- stop the forwarder and check its counters ---------------------------------------------
 kill -INT "$FWD_PID"
 status=0
@@ -227,10 +310,10 @@ if [ "$status" -ne 0 ]; then
   # that no application can recover. Tolerated for af_xdp only, and only that leak.
   [ "$DRIVER" = af_xdp ] && [ "$status" -eq 1 ] && [ -s "$JSON" ] || { fwd_log; fail "the forwarder exited with status $status"; }
 fi
-python3 - "$JSON" "$SEGS" "$PINGS" "$DRIVER" <<'EOF' || { fwd_log; fail "the forwarder's counters do not account for the traffic"; }
+python3 - "$JSON" "$SEGS" "$PINGS" "$DRIVER" "$NEWMAC" <<'EOF' || { fwd_log; fail "the forwarder's counters do not account for the traffic"; }
 import json, re, sys
 r = json.load(open(sys.argv[1]))
-segs, pings, driver = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+segs, pings, driver, newmac = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 bad = []
 errors = list(r["errors"])
 if driver == "af_xdp":
@@ -262,7 +345,31 @@ if punted == 0:
 sp = r.get("slow_path") or {}
 if sp.get("answered", 0) == 0:
     bad.append("slow path answered nothing")
+res = sp.get("resolution") or {}
+if res.get("taken", 0) == 0 or res.get("sent", 0) == 0:
+    bad.append(f"no packet waited for a neighbour and was sent: {res}")
+if res.get("drops", {}).get("neigh_failed", 0) == 0:
+    bad.append(f"nothing held for the vanished h2 was dropped as neigh_failed: {res}")
+if punted != sp["answered"] + sp["ignored"] + sp["discarded"] + res["taken"]:
+    bad.append(f"punted {punted} != answered + ignored + discarded + resolution taken: {sp}")
+if res["taken"] != res["sent"] + sum(res["drops"].values()) + res["proto_mem"] + res["no_route"] + res["held_at_exit"] + res["send_full"]:
+    bad.append(f"resolution does not add up: {res}")
+entries = {e["address"]: e for e in r["neighbours"]["entries"]}
+if entries.get("10.0.2.2", {}).get("state") != "FAILED":
+    bad.append(f"10.0.2.2 not FAILED at exit: {entries.get('10.0.2.2')}")
+if (entries.get("2001:db8:2::2", {}).get("mac") or "").lower() != newmac:
+    bad.append(f"2001:db8:2::2 not at {newmac}: {entries.get('2001:db8:2::2')}")
+mem = r.get("memory") or {}
+held = {k: v for k, v in mem.get("consumers", {}).items() if v["bytes_charged"] or v["bytes_bypassed"]}
+pages = {k: v["pages"] + v["unflushed_pages"] for k, v in mem.get("protocols", {}).items()}
+groups = {k: v["bytes"] for k, v in mem.get("groups", {}).items()}
+if held or any(pages.values()) or any(groups.values()):
+    bad.append(f"memory not back to zero: consumers {held} pages {pages} groups {groups}")
+neigh_q = mem.get("consumers", {}).get("neigh_queue", {})
+if neigh_q.get("total_bytes_charged", 0) == 0:
+    bad.append(f"nothing was charged to the neighbour queue: {neigh_q}")
 s = r["stats"]
+print(f"  neighbours: {len(entries)} entries, resolution {res}, neighbour queue peak {neigh_q.get('peak_bytes')} bytes")
 print(f"  counters: h1 rx {ports['h1']['rx_packets']} tx {ports['h1']['tx_packets']} | "
       f"h2 rx {ports['h2']['rx_packets']} tx {ports['h2']['tx_packets']} | punted {punted} "
       f"injected {injected} answered {sp.get('answered')} | dropped {s['dropped']} "
@@ -274,4 +381,4 @@ EOF
 
 exit_note="clean exit"
 [ "$status" -eq 0 ] || exit_note="exit 1 only for the known af_xdp fill-queue leak"
-log "PASS: ping rtt min/avg/max $RTT4 ms (IPv4), $RTT6 ms (IPv6), ttl=63; iperf3 TCP $GBPS Gbit/s; forwarding resumed after a link flap; counters account for the traffic; $exit_note"
+log "PASS: resolution ${RES4} ms (IPv4) ${RES6} ms (IPv6); ping rtt min/avg/max $RTT4 ms (IPv4), $RTT6 ms (IPv6), ttl=63; iperf3 TCP $GBPS Gbit/s; both hosts REACHABLE; forwarding resumed after a link flap; a MAC change followed; a vanished host FAILED and counted; counters account for the traffic; $exit_note"

@@ -108,7 +108,7 @@ if (( fuzz_seconds > 0 )); then
         export RUSTC_BOOTSTRAP=1
         # New inputs go to a scratch corpus; fuzz/corpus/<target> holds the seeds only.
         scratch=target/fuzz-corpus
-        for t in parse forward local config fpm; do
+        for t in parse forward local neigh config fpm; do
             mkdir -p "$scratch/$t"
             dirs=("$scratch/$t" "fuzz/corpus/$t")
             [[ -d fuzz/regressions/$t ]] && dirs+=("fuzz/regressions/$t")

@@ -37,9 +37,18 @@ V6_US = bytes.fromhex("20010db8000000000000000000000001")
 V6_HOST = bytes.fromhex("20010db8000000000000000000000099")
 V6_FAR = bytes.fromhex("20010db8000100000000000000000005")
 
-def ns(target):
+def ns(target, src=None, dst=None):
     body = struct.pack("!BBHI", 135, 0, 0, 0) + target + bytes([1, 1]) + HOST
+    if src is not None:
+        body = body[:2] + struct.pack("!H", icmp6_csum(src, dst, body)) + body[4:]
     return body
+
+def na(target, src, dst, flags=0x60, mac=HOST):
+    body = struct.pack("!BBHI", 136, 0, 0, flags << 24) + target + bytes([2, 1]) + mac
+    return body[:2] + struct.pack("!H", icmp6_csum(src, dst, body)) + body[4:]
+
+def icmp6_csum(src, dst, body):
+    return csum(src + dst + struct.pack("!IxxxB", len(body), 58) + body)
 
 arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, HOST, bytes([10, 0, 0, 2]), bytes(6), bytes([10, 0, 0, 1]))
 hbh = bytes([58, 0, 1, 4, 0, 0, 0, 0])  # HBH -> ICMPv6, PadN
@@ -71,6 +80,20 @@ for name, f in frames.items():
     for sel in range(4):
         write("forward", f"{name}-{sel}", bytes([sel]) + f)
     write("local", name, bytes([0]) + f)
+# neigh: records of (opcode, [length, frame]): frames on port 0 (op 0), held packets (op 2
+# + 4n), time passing (op 3 + 4n).
+SN_US = bytes.fromhex("ff0200000000000000000001ff000001")
+neigh_frames = {
+    "arp-request": eth(0x0806, arp, dst=b"\xff" * 6),
+    "arp-reply": eth(0x0806, struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, HOST, bytes([10, 0, 0, 2]), OURS, bytes([10, 0, 0, 1]))),
+    "ns": eth(0x86dd, ipv6(58, V6_HOST, SN_US, ns(V6_US, V6_HOST, SN_US), hops=255), dst=bytes([0x33, 0x33, 0xff, 0, 0, 1])),
+    "na": eth(0x86dd, ipv6(58, V6_HOST, V6_US, na(V6_HOST, V6_HOST, V6_US), hops=255)),
+}
+for name, f in neigh_frames.items():
+    assert len(f) < 256
+    hold = bytes([2, 2 + 4, 2 + 8]) if "arp" in name else bytes([2 + 4, 2 + 12])
+    write("neigh", name, hold + bytes([0, len(f)]) + f + bytes([3 + 4 * 20] * 3) + hold + bytes([3 + 4 * 63] * 20))
+    write("local", name + "-valid", bytes([0]) + f)
 for cfg in sorted((ROOT / "configs").glob("*.toml")):
     write("config", cfg.stem, cfg.read_bytes())
 for cap in sorted((ROOT / "dataplane/src/fpm/testdata").glob("*.bin")):

@@ -23,6 +23,7 @@ Examples:
   dataplane ctl show memory
   dataplane ctl show routes --family ipv4 --origin ctl
   dataplane ctl show next-hops
+  dataplane ctl show neighbours
   dataplane ctl show config > running.toml
   dataplane ctl route add 10.1.0.0/16 --port p1 --via-mac 02:00:00:00:01:01
   dataplane ctl route replace 10.1.0.0/16 --port p0 --via-mac 02:00:00:00:00:01
@@ -115,12 +116,14 @@ enum Show {
         /// ipv4 or ipv6.
         #[arg(long)]
         family: Option<String>,
-        /// config or ctl.
+        /// config, ctl, connected or neighbour.
         #[arg(long)]
         origin: Option<String>,
     },
     /// Next hops in use and how many routes use each.
     NextHops,
+    /// The neighbour table (ARP, neighbour discovery), like `ip neigh`.
+    Neighbours,
     /// The running config (start-up config and live changes) as TOML.
     Config,
 }
@@ -145,9 +148,13 @@ struct RouteSpec {
     /// Out port (config name).
     #[arg(long)]
     port: String,
-    /// The next hop's MAC.
+    /// The gateway's address, resolved by ARP / neighbour discovery (on the port's subnet).
     #[arg(long)]
-    via_mac: String,
+    via: Option<String>,
+    /// The next hop's MAC, static (with --via: a static neighbour entry for the gateway).
+    /// Neither: on-link.
+    #[arg(long)]
+    via_mac: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,7 +232,12 @@ pub fn main(args: CtlArgs) -> ExitCode {
 }
 
 fn request(c: &CtlCommand) -> Result<Command, String> {
-    let route = |s: &RouteSpec| RouteArgs { prefix: s.prefix.clone(), port: s.port.clone(), via_mac: s.via_mac.clone() };
+    let route = |s: &RouteSpec| RouteArgs {
+        prefix: s.prefix.clone(),
+        port: s.port.clone(),
+        via: s.via.clone(),
+        via_mac: s.via_mac.clone(),
+    };
     Ok(match c {
         CtlCommand::Show { what } => match what {
             Show::Status => Command::ShowStatus {},
@@ -236,6 +248,7 @@ fn request(c: &CtlCommand) -> Result<Command, String> {
             Show::Memory => Command::ShowMemory {},
             Show::Routes { family, origin } => Command::ShowRoutes { family: family.clone(), origin: origin.clone() },
             Show::NextHops => Command::ShowNextHops {},
+            Show::Neighbours => Command::ShowNeighbours {},
             Show::Config => Command::ShowConfig {},
         },
         CtlCommand::Route { op } => match op {
@@ -269,6 +282,37 @@ fn right(t: &mut Table, from: usize) {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
+}
+
+/// `ip neigh`-like lines: `10.0.2.2 dev h2 lladdr 02:.. router REACHABLE`, then the
+/// table's counters.
+fn neighbours(v: &Value) -> String {
+    let mut t = table(&["address", "dev", "lladdr", "state", "router", "queued", "used ms"]);
+    for e in v["entries"].as_array().into_iter().flatten() {
+        t.add_row(vec![
+            num(&e["address"]),
+            num(&e["port"]),
+            num(&e["mac"]),
+            num(&e["state"]),
+            if e["router"] == true { "router".to_owned() } else { String::new() },
+            num(&e["queued"]),
+            num(&e["used_ms"]),
+        ]);
+    }
+    let s = &v["stats"];
+    format!(
+        "{t}\n{} entries, {} packets held, {} host routes; allocs {} destroys {} res_failed {} unres_discards {} table_fulls {}; ARP requests {} NS {}\n",
+        v["entries"].as_array().map_or(0, Vec::len),
+        num(&v["held"]),
+        num(&v["host_routes"]),
+        num(&s["allocs"]),
+        num(&s["destroys"]),
+        num(&s["res_failed"]),
+        num(&s["unres_discards"]),
+        num(&s["table_fulls"]),
+        num(&s["arp_requests"]),
+        num(&s["neighbor_solicits"])
+    )
 }
 
 fn num(v: &Value) -> String {
@@ -310,13 +354,8 @@ fn render(c: &CtlCommand, v: &Value) -> String {
             Show::NextHops => decode::<NextHopsReply>(v).map(|r| {
                 let mut t = table(&["id", "dev", "via", "routes", "packets"]);
                 for n in &r.next_hops {
-                    t.add_row(vec![
-                        n.id.to_string(),
-                        n.port.clone(),
-                        n.via_mac.clone(),
-                        n.routes.to_string(),
-                        n.packets.to_string(),
-                    ]);
+                    let via = via_short(n.via.as_deref(), n.via_mac.as_deref());
+                    t.add_row(vec![n.id.to_string(), n.port.clone(), via, n.routes.to_string(), n.packets.to_string()]);
                 }
                 let mut out = format!(
                     "{t}\n{} next hops in use of {}, {} waiting for a grace period\n",
@@ -330,7 +369,10 @@ fn render(c: &CtlCommand, v: &Value) -> String {
                         let m: Vec<String> = x
                             .members
                             .iter()
-                            .map(|m| format!("{}: {} {} w{} b{}", m.next_hop, m.port, m.via_mac, m.weight, m.buckets))
+                            .map(|m| {
+                                let via = via_short(m.via.as_deref(), m.via_mac.as_deref());
+                                format!("{}: {} {via} w{} b{}", m.next_hop, m.port, m.weight, m.buckets)
+                            })
                             .collect();
                         g.add_row(vec![x.id.to_string(), m.join("; "), x.routes.to_string()]);
                     }
@@ -338,6 +380,7 @@ fn render(c: &CtlCommand, v: &Value) -> String {
                 }
                 out
             }),
+            Show::Neighbours => Some(neighbours(v)),
             Show::Config => v["toml"].as_str().map(str::to_owned),
         },
         CtlCommand::Route { op } => decode::<RouteChanged>(v).map(|r| {
@@ -470,15 +513,25 @@ fn memory(v: &Value) -> String {
     format!("{p}\n{g}")
 }
 
-/// `via MAC dev PORT`, each path of an ECMP route, or `drop`.
+/// The gateway's address, else the static MAC, else `on-link`.
+fn via_short(via: Option<&str>, via_mac: Option<&str>) -> String {
+    via.or(via_mac).unwrap_or("on-link").to_owned()
+}
+
+/// `via GATEWAY dev PORT` (as `ip route` says it), each path of an ECMP route, or `drop`.
 fn via_dev(x: &dataplane::control::api::RouteInfo) -> String {
+    use dataplane::control::handler::via_text;
     if x.drop {
         return "drop".to_owned();
     }
     if x.paths.is_empty() {
-        return format!("via {} dev {}", x.via_mac, x.port);
+        return format!("{} dev {}", via_text(x.via.as_deref(), x.via_mac.as_deref()), x.port);
     }
-    let p: Vec<String> = x.paths.iter().map(|p| format!("via {} dev {} weight {}", p.via_mac, p.port, p.weight)).collect();
+    let p: Vec<String> = x
+        .paths
+        .iter()
+        .map(|p| format!("{} dev {} weight {}", via_text(p.via.as_deref(), p.via_mac.as_deref()), p.port, p.weight))
+        .collect();
     format!("ecmp {}", p.join(", "))
 }
 
@@ -487,9 +540,9 @@ fn routes(r: &RoutesReply) -> String {
     for x in &r.routes {
         let (via, dev) = match (x.drop, x.paths.is_empty()) {
             (true, _) => ("drop".to_owned(), String::new()),
-            (false, true) => (x.via_mac.clone(), x.port.clone()),
+            (false, true) => (via_short(x.via.as_deref(), x.via_mac.as_deref()), x.port.clone()),
             (false, false) => (
-                x.paths.iter().map(|p| p.via_mac.clone()).collect::<Vec<_>>().join(", "),
+                x.paths.iter().map(|p| via_short(p.via.as_deref(), p.via_mac.as_deref())).collect::<Vec<_>>().join(", "),
                 x.paths.iter().map(|p| p.port.clone()).collect::<Vec<_>>().join(", "),
             ),
         };

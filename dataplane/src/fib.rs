@@ -42,6 +42,12 @@ pub enum Origin {
     Config,
     /// `ctl route add` / `replace`.
     Ctl,
+    /// The connected subnet of a port's own address (`ipv4`, `ipv6`): on-link, like the
+    /// kernel's `proto kernel scope link` routes.
+    Connected,
+    /// A host route the slow path installs for a resolved neighbour on a connected subnet,
+    /// so workers find its MAC with one lookup; removed when the neighbour entry goes.
+    Neighbour,
     /// FRR staticd (`RTPROT_ZSTATIC`, 196).
     Static,
     /// FRR bgpd (`RTPROT_BGP`, 186).
@@ -76,7 +82,7 @@ impl Origin {
     /// Every origin.
     pub const ALL: &'static [Origin] = <Self as strum::VariantArray>::VARIANTS;
 
-    /// Its name: `config`, `ctl`, `static`, `bgp`, ...
+    /// Its name: `config`, `ctl`, `connected`, `neighbour`, `static`, `bgp`, ...
     pub fn name(self) -> &'static str {
         self.into()
     }
@@ -101,9 +107,9 @@ impl Origin {
         }
     }
 
-    /// Whether the route came from zebra (FPM): only those are zebra's to replace and delete.
+    /// Whether the route came from zebra (FPM): only those are zebra's to delete.
     pub fn is_zebra(self) -> bool {
-        !matches!(self, Origin::Config | Origin::Ctl)
+        !matches!(self, Origin::Config | Origin::Ctl | Origin::Connected | Origin::Neighbour)
     }
 }
 
@@ -364,9 +370,9 @@ impl NextHopSource for FibView<'_> {
     /// ECMP groups resolved by the RSS hash, else by `flow` (the 5-tuple hash); the packet
     /// counted for the next hop it takes.
     #[inline]
-    fn next_hop_for(&self, id: u32, flow: &dyn Fn() -> u32) -> Option<NextHop> {
+    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, crate::forward::Hop) {
         let hash = |_: ()| self.rss.unwrap_or_else(flow);
-        self.fib.hops.resolve(id, self.rcu.id(), &|| hash(())).map(|(_, nh)| nh)
+        self.fib.hops.route(id, self.rcu.id(), &|| hash(()))
     }
 }
 
@@ -431,6 +437,31 @@ impl Fib {
         let fib =
             Fib { v4, v6, hops, qsbr: qsbr.clone(), ports, routes: BTreeMap::new(), capacity, counts: [0, 0], drop_id: None };
         Ok((fib, reader))
+    }
+
+    /// The key of next-hop id `id`, if in use (the slow path: what a packet it was handed
+    /// for resolution was routed to).
+    pub fn next_hop_key(&self, id: u32) -> Option<NextHopKey> {
+        self.hops.key(id)
+    }
+
+    /// Sets (or invalidates) the neighbour MAC of the next hop to gateway `addr` out of
+    /// `port`, if a route uses one; returns whether one does. Workers see it at once.
+    pub fn set_neighbour(&self, port: crate::port::PortIdx, addr: IpAddr, mac: Option<MacAddr>) -> bool {
+        let key = NextHopKey { port, via: crate::nexthop::Via::Gateway(addr) };
+        match self.hops.id(&key) {
+            Some(id) => {
+                self.hops.table().set_neighbour(id, mac);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a worker sent to gateway `addr` out of `port` since the last call.
+    pub fn take_used(&self, port: crate::port::PortIdx, addr: IpAddr) -> bool {
+        let key = NextHopKey { port, via: crate::nexthop::Via::Gateway(addr) };
+        self.hops.id(&key).is_some_and(|id| self.hops.table().take_used(id))
     }
 
     /// The route for exactly `prefix`.

@@ -8,7 +8,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::local::Local;
-use crate::net::{parse, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
+use crate::net::{parse_packet, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, ParseError, L3};
 use crate::port::PortIdx;
 
 /// Why a packet was dropped. Indexes the per-lcore drop counters; its counter name is the
@@ -58,6 +58,16 @@ pub enum DropReason {
     /// The worker has no TX queue on the out port. Config validation gives every worker a
     /// TX queue on every port it may send to, so this stays 0; it is counted, not assumed.
     NoTxQueue,
+    /// A source address no packet may be forwarded from (RFC 1812 5.3.7, RFC 4291; Linux's
+    /// "martian source"): IPv4 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16 (RFC 3927 2.7),
+    /// multicast, 255.255.255.255; IPv6 `::`, `::1`, multicast, link-local `fe80::/10`.
+    MartianSource,
+    /// A destination no packet may be forwarded to, whatever the routes say (RFC 1812 5.3.7,
+    /// RFC 4291; Linux's "martian destination"): IPv4 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16,
+    /// multicast, the limited broadcast 255.255.255.255; IPv6 `::`, `::1`, link-local
+    /// `fe80::/10`, multicast (a unicast router forwards none; interface- and link-local
+    /// scopes never leave the link, RFC 4291 2.7).
+    MartianDestination,
 }
 
 impl DropReason {
@@ -103,6 +113,15 @@ pub enum Action {
     /// A request to the forwarder itself (ARP, neighbour solicitation, echo): hand it to
     /// the slow path, which answers it.
     Punt,
+    /// Routed (TTL or hop limit already decremented) to next hop `next_hop` out of `port`,
+    /// whose neighbour MAC is not known: hand it to the slow path, which holds it while it
+    /// resolves the neighbour, then sends it.
+    Resolve {
+        /// The out port.
+        port: PortIdx,
+        /// The next-hop id the route lookup returned.
+        next_hop: u32,
+    },
 }
 
 /// `macswap`: exchange source and destination MAC.
@@ -135,13 +154,36 @@ pub trait NextHops {
     /// The next hop with id `id`, if it exists and is usable.
     fn next_hop(&self, id: u32) -> Option<NextHop>;
 
-    /// The next hop a packet routed to `id` takes: for an ECMP group, the member its flow
-    /// hash picks (`flow` is called only then). By default, [`NextHops::next_hop`].
+    /// What a packet routed to `id` leads to, and the id it takes: `id` itself, or for an
+    /// ECMP group the member its flow hash picks (`flow` is called only then). The hop is a
+    /// usable next hop, one whose neighbour must be resolved first, or nothing. By default
+    /// [`NextHops::next_hop`], without groups or resolution.
+    #[inline]
+    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+        let _ = flow;
+        (id, self.next_hop(id).map_or(Hop::Missing, Hop::Ready))
+    }
+
+    /// The usable next hop a packet routed to `id` takes ([`NextHops::lookup`]), if any.
     #[inline]
     fn next_hop_for(&self, id: u32, flow: &dyn Fn() -> u32) -> Option<NextHop> {
-        let _ = flow;
-        self.next_hop(id)
+        match self.lookup(id, flow).1 {
+            Hop::Ready(nh) => Some(nh),
+            Hop::Resolve(_) | Hop::Missing => None,
+        }
     }
+}
+
+/// What a next-hop id leads to, for the per-packet path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// Send out of the port to this MAC.
+    Ready(NextHop),
+    /// Its MAC is not known (yet, or any more): hand the packet to the slow path, which
+    /// resolves the neighbour out of this port.
+    Resolve(PortIdx),
+    /// No such next hop.
+    Missing,
 }
 
 impl NextHops for [NextHop] {
@@ -178,12 +220,29 @@ pub struct NextHop {
 
 /// `l3fwd`: route by destination address. IPv4: header checksum verified, TTL
 /// decremented with an incremental checksum update (RFC 1624). IPv6: hop limit
-/// decremented. Both: MACs rewritten for the next hop. Anything else is dropped with
-/// its reason; the frame is only modified when the packet is forwarded. With the input
+/// decremented. Both: MACs rewritten for the next hop, or, when its neighbour's MAC is not
+/// known, [`Action::Resolve`] (the MACs are the slow path's to write). Anything else is
+/// dropped with its reason; the frame is only modified when the packet is forwarded. With the input
 /// port's own addresses in `local`, requests to them are punted ([`Action::Punt`]) and
 /// other packets to them dropped (`local_unhandled`) instead of being routed.
+#[inline]
 pub fn l3fwd<R: Routes, N: NextHops + ?Sized>(frame: &mut [u8], routes: &R, next_hops: &N, local: Option<&Local>) -> Action {
-    let p = match parse(frame) {
+    let len = frame.len();
+    l3fwd_packet(frame, len, routes, next_hops, local)
+}
+
+/// [`l3fwd`] for a packet of `pkt_len` bytes whose first segment is `frame` (an mbuf
+/// chain: a frame larger than one data room, or scattered RX). Its headers are in the first
+/// segment, so it is routed like any other; only the headers are read or written
+/// ([`parse_packet`]).
+pub fn l3fwd_packet<R: Routes, N: NextHops + ?Sized>(
+    frame: &mut [u8],
+    pkt_len: usize,
+    routes: &R,
+    next_hops: &N,
+    local: Option<&Local>,
+) -> Action {
+    let p = match parse_packet(frame, pkt_len) {
         Ok(p) => p,
         Err(e) => return Action::Drop(e.into()),
     };
@@ -196,42 +255,64 @@ pub fn l3fwd<R: Routes, N: NextHops + ?Sized>(frame: &mut [u8], routes: &R, next
         }
     }
     let l3 = usize::from(p.l3_offset);
+    let available = pkt_len.max(frame.len()) - l3;
     let nh = match p.l3 {
         L3::Ipv4 => {
-            let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {
+            let Ok(ip) = Ipv4Packet::new_checked_within(&frame[l3..], available) else {
                 return Action::Drop(DropReason::Truncated);
             };
             if !ip.verify_checksum() {
                 return Action::Drop(DropReason::BadIpv4Checksum);
             }
+            if let Some(r) = martian_v4(ip.src_addr(), ip.dst_addr()) {
+                return Action::Drop(r);
+            }
             if ip.ttl() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            // An ECMP group picks its member by the packet's flow hash, computed only then.
-            let flow = || crate::ecmp::flow_hash(frame, &p);
-            let Some(nh) = routes.lookup_v4(ip.dst_addr()).and_then(|i| next_hops.next_hop_for(i, &flow)) else {
+            let Some(id) = routes.lookup_v4(ip.dst_addr()) else {
                 return Action::Drop(DropReason::NoRoute);
             };
-            if let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[l3..]) {
+            // An ECMP group picks its member by the packet's flow hash, computed only then.
+            let (id, hop) = next_hops.lookup(id, &|| crate::ecmp::flow_hash(frame, &p));
+            if hop == Hop::Missing {
+                return Action::Drop(DropReason::NoRoute);
+            }
+            // A view again: the flow hash read the frame.
+            if let Ok(mut ip) = Ipv4Packet::new_checked_within(&mut frame[l3..], available) {
                 ip.decrement_ttl();
             }
-            nh
+            match hop {
+                Hop::Ready(nh) => nh,
+                Hop::Resolve(port) => return Action::Resolve { port, next_hop: id },
+                Hop::Missing => return Action::Drop(DropReason::NoRoute),
+            }
         }
         L3::Ipv6 => {
-            let Ok(ip) = Ipv6Packet::new_checked(&frame[l3..]) else {
+            let Ok(ip) = Ipv6Packet::new_checked_within(&frame[l3..], available) else {
                 return Action::Drop(DropReason::Truncated);
             };
+            if let Some(r) = martian_v6(ip.src_addr(), ip.dst_addr()) {
+                return Action::Drop(r);
+            }
             if ip.hop_limit() <= 1 {
                 return Action::Drop(DropReason::TtlExpired);
             }
-            let flow = || crate::ecmp::flow_hash(frame, &p);
-            let Some(nh) = routes.lookup_v6(ip.dst_addr()).and_then(|i| next_hops.next_hop_for(i, &flow)) else {
+            let Some(id) = routes.lookup_v6(ip.dst_addr()) else {
                 return Action::Drop(DropReason::NoRoute);
             };
-            if let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[l3..]) {
+            let (id, hop) = next_hops.lookup(id, &|| crate::ecmp::flow_hash(frame, &p));
+            if hop == Hop::Missing {
+                return Action::Drop(DropReason::NoRoute);
+            }
+            if let Ok(mut ip) = Ipv6Packet::new_checked_within(&mut frame[l3..], available) {
                 ip.decrement_hop_limit();
             }
-            nh
+            match hop {
+                Hop::Ready(nh) => nh,
+                Hop::Resolve(port) => return Action::Resolve { port, next_hop: id },
+                Hop::Missing => return Action::Drop(DropReason::NoRoute),
+            }
         }
         L3::Arp | L3::Other(_) => return Action::Drop(DropReason::NotIp),
     };
@@ -241,6 +322,41 @@ pub fn l3fwd<R: Routes, N: NextHops + ?Sized>(frame: &mut [u8], routes: &R, next
         eth.set_dst(nh.dst);
     }
     Action::Tx(nh.port)
+}
+
+/// Whether an IPv4 packet from `src` to `dst` must not be forwarded, and why
+/// (RFC 1812 5.3.7; Linux `ip_route_input_slow`'s martian checks; RFC 3927 2.7).
+#[inline]
+pub fn martian_v4(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
+    // 0/8, 127/8, 169.254/16, 224/4 and 255.255.255.255, one compare each on the first
+    // octets.
+    let bad = |a: Ipv4Addr| {
+        let o = a.octets();
+        o[0] == 0 || o[0] == 127 || (o[0] == 169 && o[1] == 254) || a.is_multicast() || a.is_broadcast()
+    };
+    if bad(dst) {
+        Some(DropReason::MartianDestination)
+    } else if bad(src) {
+        Some(DropReason::MartianSource)
+    } else {
+        None
+    }
+}
+
+/// Whether an IPv6 packet from `src` to `dst` must not be forwarded, and why (RFC 4291;
+/// Linux `ip6_forward`): the unspecified address, loopback, link-local unicast, and
+/// multicast (a unicast router forwards none; RFC 4291 2.7 keeps interface- and link-local
+/// scopes on their link).
+#[inline]
+pub fn martian_v6(src: Ipv6Addr, dst: Ipv6Addr) -> Option<DropReason> {
+    let bad = |a: Ipv6Addr| a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_unicast_link_local();
+    if bad(dst) {
+        Some(DropReason::MartianDestination)
+    } else if bad(src) {
+        Some(DropReason::MartianSource)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +514,89 @@ mod tests {
         assert_eq!(l3fwd(&mut ipv6_udp("2001:db8::1", 1), &t, &nh, None), Action::Drop(DropReason::TtlExpired));
     }
 
+    /// Issue 14 item 7: martians are dropped with their own reasons even with a default
+    /// route, and ordinary addresses next to them still route.
+    #[test]
+    fn martians_are_not_forwarded_even_with_a_default_route() {
+        let (mut t, nh) = tables();
+        t.0.push((0, 0, false, 0)); // 0.0.0.0/0
+        t.0.push((0, 0, true, 0)); // ::/0
+        let v4 = |src: [u8; 4], dst: [u8; 4]| {
+            let mut f = ipv4_udp(dst, 64);
+            f[26..30].copy_from_slice(&src);
+            f[24..26].fill(0);
+            let c = crate::net::checksum::checksum(&f[14..34]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            f
+        };
+        let ok = [192, 0, 2, 1];
+        for (dst, why) in [
+            ([255, 255, 255, 255], "limited broadcast"),
+            ([127, 0, 0, 1], "loopback"),
+            ([0, 0, 0, 0], "unspecified"),
+            ([0, 1, 2, 3], "this network"),
+            ([224, 0, 0, 251], "multicast"),
+            ([169, 254, 1, 1], "link-local"),
+        ] {
+            let mut f = v4(ok, dst);
+            let before = f.clone();
+            assert_eq!(l3fwd(&mut f, &t, &nh, None), Action::Drop(DropReason::MartianDestination), "{why}");
+            assert_eq!(f, before);
+        }
+        for (src, why) in [
+            ([127, 0, 0, 1], "loopback"),
+            ([0, 0, 0, 0], "unspecified"),
+            ([224, 0, 0, 1], "multicast"),
+            ([255, 255, 255, 255], "limited broadcast"),
+            ([169, 254, 0, 9], "link-local"),
+        ] {
+            assert_eq!(l3fwd(&mut v4(src, [10, 9, 9, 9]), &t, &nh, None), Action::Drop(DropReason::MartianSource), "{why}");
+        }
+        for (src, dst) in
+            [([10, 0, 0, 1], [10, 9, 9, 9]), ([192, 0, 2, 1], [240, 0, 0, 1]), ([169, 253, 0, 1], [126, 255, 255, 255])]
+        {
+            assert_eq!(l3fwd(&mut v4(src, dst), &t, &nh, None), Action::Tx(PortIdx(0)), "{src:?} -> {dst:?}");
+        }
+        let v6 = |src: &str, dst: &str| {
+            let mut f = ipv6_udp(dst, 64);
+            f[22..38].copy_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+            f
+        };
+        for dst in ["::", "::1", "ff02::1", "ff01::1", "ff0e::1", "fe80::1"] {
+            assert_eq!(l3fwd(&mut v6("2001:db8::9", dst), &t, &nh, None), Action::Drop(DropReason::MartianDestination), "{dst}");
+        }
+        for src in ["::", "::1", "ff02::1", "fe80::1"] {
+            assert_eq!(l3fwd(&mut v6(src, "2001:db9::1"), &t, &nh, None), Action::Drop(DropReason::MartianSource), "{src}");
+        }
+        assert_eq!(l3fwd(&mut v6("2001:db8::9", "2001:db9::1"), &t, &nh, None), Action::Tx(PortIdx(0)));
+        assert_eq!(l3fwd(&mut v6("fec0::1", "fc00::1"), &t, &nh, None), Action::Tx(PortIdx(0)), "site-local, ULA route");
+    }
+
+    /// Issue 14 item 6: the first 2 KiB of a 9000-byte packet route it; only a packet
+    /// really shorter than its headers declare is `truncated`.
+    #[test]
+    fn a_packet_longer_than_its_first_segment_is_routed() {
+        let (t, nh) = tables();
+        let mut whole = ipv4_udp([10, 1, 2, 3], 64);
+        // Declare 9000 - 14 bytes of datagram, as a jumbo frame would.
+        whole[16..18].copy_from_slice(&(9000u16 - 14).to_be_bytes());
+        whole[38..40].copy_from_slice(&(9000u16 - 34).to_be_bytes());
+        whole[24..26].fill(0);
+        let c = crate::net::checksum::checksum(&whole[14..34]);
+        whole[24..26].copy_from_slice(&c.to_be_bytes());
+        let mut first = whole[..60].to_vec();
+        assert_eq!(l3fwd_packet(&mut first, 9000, &t, &nh, None), Action::Tx(PortIdx(1)));
+        assert_eq!(first[14 + 8], 63, "TTL decremented in the first segment");
+        assert!(Ipv4Packet::new_checked_within(&first[14..], 9000 - 14).unwrap().verify_checksum());
+        let mut short = whole[..60].to_vec();
+        assert_eq!(l3fwd_packet(&mut short, 8999, &t, &nh, None), Action::Drop(DropReason::Truncated));
+        assert_eq!(l3fwd(&mut whole[..60].to_vec(), &t, &nh, None), Action::Drop(DropReason::Truncated), "one segment alone");
+        let mut v6 = ipv6_udp("2001:db8:1::7", 64);
+        v6[18..20].copy_from_slice(&(9000u16 - 54).to_be_bytes());
+        v6[58..60].copy_from_slice(&(9000u16 - 54).to_be_bytes());
+        assert_eq!(l3fwd_packet(&mut v6[..62].to_vec(), 9000, &t, &nh, None), Action::Tx(PortIdx(1)));
+    }
+
     #[test]
     fn macswap_and_l2fwd_rewrite_macs() {
         let mut f = ipv4_udp([10, 1, 2, 3], 64);
@@ -455,6 +654,8 @@ mod tests {
                 "proto_mem",
                 "bad_mbuf_chain",
                 "no_tx_queue",
+                "martian_source",
+                "martian_destination",
             ]
         );
         for &e in ParseError::ALL {

@@ -6,6 +6,8 @@
 //! everything down and returns the final [`Report`].
 
 use std::collections::BTreeMap;
+
+use ipnet::IpNet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +29,12 @@ use crate::port::{
     self, LinkStatus, Port, PortError, PortId, PortIdx, PortSetup, PortStats, PortTable, QueueId, RxQueue, TxQueue,
 };
 use crate::rcu::{Qsbr, RcuError};
-use crate::slowpath::{SlowPath, SlowPathError};
+use crate::slowpath::{NeighMemory, SlowPath, SlowPathConfig, SlowPathError};
+
+/// Without `[accounting]`: the most bytes of packets the slow path holds for resolution
+/// at once (the default of `[accounting] neigh_queue_budget`), so that a flood to
+/// unresolved addresses cannot exhaust the mbuf pool.
+pub const DEFAULT_NEIGH_QUEUE_BUDGET: u64 = 2 << 20;
 use crate::stats::{LaneId, WorkerCounters, WorkerSnapshot, WorkerTotals};
 use crate::worker::{
     self, Budget, Command, Dest, Finished, Histograms, L3Tables, Lane, Rewrite, WorkerExts, WorkerMemory, WorkerPlan,
@@ -97,6 +104,14 @@ pub enum StartError {
     /// A route could not be loaded.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// A port's connected route could not be loaded.
+    #[error("the connected route {prefix} (a port's own subnet): {error}")]
+    Connected {
+        /// Its prefix.
+        prefix: IpNet,
+        /// What the FIB said.
+        error: crate::fib::FibError,
+    },
     /// The slow path could not be started.
     #[error(transparent)]
     SlowPath(#[from] SlowPathError),
@@ -181,6 +196,18 @@ pub struct Forwarder {
     fpm: Option<Fpm>,
 }
 
+impl SlowPathSnapshot {
+    /// Requests discarded for any reason.
+    pub fn discarded(&self) -> u64 {
+        self.discards.iter().sum()
+    }
+
+    /// Requests discarded for `reason`.
+    pub fn discards(&self, reason: crate::local::Discard) -> u64 {
+        self.discards[reason.index()]
+    }
+}
+
 /// A port's name, id, link and counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortReport {
@@ -229,14 +256,53 @@ pub struct Snapshot {
 }
 
 /// What the slow path did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlowPathSnapshot {
     /// Requests answered (the replies went back to the workers).
     pub answered: u64,
-    /// Requests it could not answer (freed).
+    /// Valid requests with nothing to answer (freed).
     pub ignored: u64,
+    /// Requests silently discarded, by [`crate::local::Discard`] index (freed).
+    pub discards: [u64; crate::local::Discard::COUNT],
     /// Replies dropped on a full inject ring.
     pub inject_full: u64,
+    /// Neighbour resolution: routed packets taken for it, and what became of them.
+    pub resolution: ResolutionCounts,
+    /// The neighbour table as the slow path last published it.
+    pub neighbours: crate::slowpath::NeighbourSnapshot,
+}
+
+/// What became of the routed packets the slow path took for neighbour resolution (see
+/// [`crate::slowpath::SlowPathCounters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResolutionCounts {
+    /// Taken from the workers.
+    pub taken: u64,
+    /// Sent to their neighbour (at once, or once resolved).
+    pub sent: u64,
+    /// Dropped by the neighbour table, by [`crate::neigh::NeighDrop`] index.
+    pub drops: [u64; crate::neigh::NeighDrop::COUNT],
+    /// Dropped: holding them would exceed the neighbour queue's memory.
+    pub proto_mem: u64,
+    /// Dropped: their next hop was gone.
+    pub no_route: u64,
+    /// Still held at exit (freed then).
+    pub held_at_exit: u64,
+    /// Solicitations and announcements sent.
+    pub originated: u64,
+    /// Solicitations not built: no free mbuf.
+    pub no_mbuf: u64,
+    /// The slow path's own packets that found a send ring full.
+    pub send_full: u64,
+    /// Host routes the FIB refused.
+    pub host_route_failures: u64,
+}
+
+impl ResolutionCounts {
+    /// Dropped for any reason.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum::<u64>() + self.proto_mem + self.no_route
+    }
 }
 
 impl Snapshot {
@@ -391,16 +457,6 @@ impl Forwarder {
             tx_capable: tx_capable.clone(),
             fpm: None,
         };
-        let mut slow_links = match &tables {
-            Some(_) if locals.iter().any(Option::is_some) => {
-                let table = Arc::new(PortTable::new(fwd.ports.iter().map(|s| s.port.id()).collect()));
-                let lcores: Vec<LcoreId> = config.workers.iter().map(|w| LcoreId(w.lcore)).collect();
-                let (sp, links) = SlowPath::start(&lcores, table, live.clone(), home)?;
-                fwd.slow = Some(sp);
-                links.into_iter().map(Some).collect()
-            }
-            _ => Vec::new(),
-        };
         let worker_exts = if config.extensions.enabled(config.mirror.is_some()) {
             let ids = exts::start(config.extensions.areas, home)?;
             fwd.exts = Some(ids);
@@ -413,7 +469,8 @@ impl Forwarder {
         } else {
             None
         };
-        // Memory accounting: one slot per worker, a group per port, one for the slow path.
+        // Memory accounting: one slot per worker and one for the slow path, a group per port,
+        // one for the slow path's requests, one for the packets held for resolution.
         let truesize = std::mem::size_of::<dpdk_sys::rte_mbuf>() as u32
             + u32::from(config.pool.priv_size)
             + u32::from(config.pool.data_room);
@@ -424,7 +481,7 @@ impl Forwarder {
                 let acct = Arc::new(Accounting::new(AccountingConfig {
                     limits: conf.limits,
                     batch_pages: conf.batch_pages,
-                    lcores: config.workers.len(),
+                    lcores: config.workers.len() + 1,
                 })?);
                 let groups = config
                     .ports
@@ -432,10 +489,47 @@ impl Forwarder {
                     .map(|p| acct.group(&format!("port_{}", p.name), budget(conf.port_budget)))
                     .collect::<Result<Vec<_>, _>>()?;
                 let slow_group = acct.group("slow_path", budget(conf.slow_path_budget))?;
+                let classes = (acct.class("tx_backlog", conf.backlog_bypass)?, acct.class("slow_path", conf.punt_bypass)?);
+                let neigh = NeighMemory {
+                    accounting: acct.clone(),
+                    slot: LcoreSlot(config.workers.len()),
+                    group: acct.group("neigh_queue", budget(conf.neigh_queue_budget))?,
+                    class: acct.class("neigh_queue", conf.neigh_queue_bypass)?,
+                };
                 fwd.accounting = Some(acct.clone());
                 fwd.groups = groups.iter().chain([&slow_group]).cloned().collect();
-                Some((acct, groups, slow_group, conf.clone()))
+                Some((acct, groups, slow_group, classes, conf.clone(), neigh))
             }
+        };
+        // The slow path: requests to the forwarder's own addresses, and the neighbour table
+        // (every resolved next hop is on a port with an address of its family).
+        let mut slow_links = match &tables {
+            Some(_) if locals.iter().any(Option::is_some) => {
+                let table = Arc::new(PortTable::new(fwd.ports.iter().map(|s| s.port.id()).collect()));
+                let lcores: Vec<LcoreId> = config.workers.iter().map(|w| LcoreId(w.lcore)).collect();
+                let pool = fwd.pools.get(&home).or_else(|| fwd.pools.values().next()).expect("at least one pool").clone();
+                let statics = config
+                    .routes
+                    .iter()
+                    .filter_map(|r| Some((crate::neigh::NeighKey { port: r.port, addr: r.via? }, r.via_mac?)))
+                    .collect();
+                let sp_config = SlowPathConfig {
+                    ports: table,
+                    macs: macs.clone(),
+                    live: live.clone(),
+                    pool,
+                    fib: fwd.fib.clone(),
+                    neigh: config.neighbour.clone(),
+                    statics,
+                    memory: memory.as_ref().map(|m| m.5.clone()),
+                    held_budget: DEFAULT_NEIGH_QUEUE_BUDGET,
+                    truesize,
+                };
+                let (sp, links) = SlowPath::start(&lcores, sp_config, home)?;
+                fwd.slow = Some(sp);
+                links.into_iter().map(Some).collect()
+            }
+            _ => Vec::new(),
         };
         // Fault injection for tests (worker::FAULT_ENV): "LCORE:ROUNDS".
         let fault_panic: Option<(u32, u64)> = std::env::var(worker::FAULT_ENV).ok().and_then(|v| {
@@ -516,11 +610,13 @@ impl Forwarder {
                 slow: slow_links.get_mut(k).and_then(Option::take),
                 exts: worker_exts,
                 panic_after: fault_panic.filter(|(l, _)| *l == w.lcore).map(|(_, n)| n),
-                memory: memory.as_ref().map(|(acct, groups, slow_group, conf)| WorkerMemory {
+                memory: memory.as_ref().map(|(acct, groups, slow_group, classes, conf, _)| WorkerMemory {
                     accounting: acct.clone(),
                     slot: LcoreSlot(k),
                     port_groups: groups.clone(),
                     slow_group: slow_group.clone(),
+                    backlog_class: classes.0.clone(),
+                    slow_class: classes.1.clone(),
                     conf: conf.clone(),
                     truesize,
                 }),
@@ -671,7 +767,21 @@ impl Forwarder {
                 SlowPathSnapshot {
                     answered: c.answered.load(Ordering::Relaxed),
                     ignored: c.ignored.load(Ordering::Relaxed),
+                    discards: std::array::from_fn(|i| c.discards[i].load(Ordering::Relaxed)),
                     inject_full: c.inject_full.load(Ordering::Relaxed),
+                    resolution: ResolutionCounts {
+                        taken: c.resolve_taken.load(Ordering::Relaxed),
+                        sent: c.resolved_sent.load(Ordering::Relaxed),
+                        drops: std::array::from_fn(|i| c.neigh_drops[i].load(Ordering::Relaxed)),
+                        proto_mem: c.neigh_proto_mem.load(Ordering::Relaxed),
+                        no_route: c.neigh_no_route.load(Ordering::Relaxed),
+                        held_at_exit: c.held_at_exit.load(Ordering::Relaxed),
+                        originated: c.originated.load(Ordering::Relaxed),
+                        no_mbuf: c.no_mbuf.load(Ordering::Relaxed),
+                        send_full: c.send_full.load(Ordering::Relaxed),
+                        host_route_failures: c.host_route_failures.load(Ordering::Relaxed),
+                    },
+                    neighbours: sp.neighbours(),
                 }
             }),
         }
@@ -821,12 +931,43 @@ fn load_routes(
     let (mut fib, reader) = Fib::new(config.fib, ports, qsbr, socket, &readers).map_err(StartError::Fib)?;
     let changes: Vec<RouteChange> = config.routes.iter().map(|r| RouteChange::Set(route_of(r, Origin::Config))).collect();
     fib.apply(&changes).map_err(|(index, error)| RouteError { index, error })?;
+    let connected: Vec<RouteChange> = connected_routes(config).into_iter().map(RouteChange::Set).collect();
+    fib.apply(&connected).map_err(|(i, error)| StartError::Connected { prefix: connected[i].prefix(), error })?;
     Ok((fib, reader))
 }
 
-/// The FIB's route for a config `[[route]]`.
+/// The FIB's route for a config `[[route]]`: to the gateway `via` (resolved by the slow
+/// path; with `via_mac` too, a static neighbour), to the static MAC `via_mac` alone, or
+/// on-link with neither.
 pub fn route_of(r: &crate::config::RouteConfig, origin: Origin) -> Route {
-    Route { prefix: r.prefix, next_hop: NextHopKey { port: r.port, via: Via::Mac(r.via_mac) }.into(), origin }
+    let via = match (r.via, r.via_mac) {
+        (Some(gateway), Some(mac)) => Via::Static(gateway, mac),
+        (Some(gateway), None) => Via::Gateway(gateway),
+        (None, Some(mac)) => Via::Mac(mac),
+        (None, None) => Via::Connected,
+    };
+    Route { prefix: r.prefix, next_hop: NextHopKey { port: r.port, via }.into(), origin }
+}
+
+/// The connected routes of an l3fwd config: each port's own IPv4 and IPv6 subnet, on-link
+/// (origin `connected`, like the kernel's `proto kernel scope link` routes), except where a
+/// `[[route]]` has the same prefix (the config's route wins).
+pub fn connected_routes(config: &Config) -> Vec<Route> {
+    if config.forward.mode != Mode::L3fwd {
+        return Vec::new();
+    }
+    let mut out: Vec<Route> = Vec::new();
+    for (i, pc) in config.ports.iter().enumerate() {
+        let subnets = [pc.ipv4.map(|a| IpNet::V4(a.trunc())), pc.ipv6.map(|a| IpNet::V6(a.trunc()))];
+        for prefix in subnets.into_iter().flatten() {
+            if config.routes.iter().any(|r| r.prefix == prefix) || out.iter().any(|r| r.prefix == prefix) {
+                continue;
+            }
+            let next_hop = NextHopKey { port: PortIdx(i as u16), via: Via::Connected };
+            out.push(Route { prefix, next_hop: next_hop.into(), origin: Origin::Connected });
+        }
+    }
+    out
 }
 
 /// Per port: the forwarder's own addresses there.

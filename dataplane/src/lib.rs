@@ -9,6 +9,7 @@
 //! - [`report`]: the rate line, the final report, and their JSON form.
 //! - [`stats`]: counters written by one worker and read by the control thread.
 //! - [`exts`]: the packet extensions the forwarder attaches (trace, flow metadata).
+//! - [`neigh`]: the neighbour state machine (ARP, neighbour discovery) with Linux's knobs.
 //! - [`net`]: zero-copy header views, the one-pass packet classifier, and the emit side.
 //! - [`lpm`]: DPDK's rte_lpm / rte_lpm6 routing tables, one writer and lock-free readers.
 //! - [`nexthop`]: the next-hop table the LPM ids index, and its allocator.
@@ -46,6 +47,7 @@ pub mod local;
 #[allow(unsafe_code)]
 pub mod lpm;
 pub mod metrics;
+pub mod neigh;
 pub mod net;
 pub mod nexthop;
 #[allow(unsafe_code)]

@@ -216,6 +216,7 @@ fn publish_telemetry(snap: &dataplane::Snapshot, latency: serde_json::Value) {
     telemetry::publish("pools", report::pools_json(snap));
     telemetry::publish("memory", report::memory_json(snap));
     telemetry::publish("fpm", report::fpm_json(snap));
+    telemetry::publish("neighbours", report::neighbours_json(snap));
 }
 
 /// Moves the control thread (this one, EAL's main lcore) to a core no worker uses, where

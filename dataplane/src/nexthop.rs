@@ -23,7 +23,7 @@
 //! whose entry carries a flag in `port` and names a slot of the bucket table: up to
 //! [`crate::ecmp::MAX_BUCKETS`] member ids, each path in as many buckets as its weight asks
 //! ([`crate::ecmp::buckets`]). A worker picks the bucket of its packet's flow hash
-//! ([`NextHopTable::resolve`]), so a flow always takes the same member. Members are ordinary
+//! ([`NextHopTable::route`]), so a flow always takes the same member. Members are ordinary
 //! next-hop ids (shared with single-path routes, their MACs updated in place); a group holds
 //! a reference to each. Routes with the same paths and weights share one group. A group's
 //! buckets are written before its entry is valid and never change while a route points at
@@ -39,13 +39,20 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::forward::NextHop;
+use crate::forward::{Hop, NextHop};
 use crate::net::MacAddr;
 use crate::port::PortIdx;
 use crate::rcu::{Qsbr, Token};
 
 /// The bit of an entry's `dst` word that says the MAC in its low 48 bits is valid.
 const VALID: u64 = 1 << 63;
+/// The bit that says the entry's MAC comes from the neighbour table: while it is not
+/// valid, packets go to the slow path to be resolved ([`Hop::Resolve`]).
+const RESOLVE: u64 = 1 << 62;
+/// Set by a worker that sent through a resolved entry, cleared by the slow path when it
+/// collects it ([`NextHopTable::take_used`]): the neighbour's "used" time, which decides
+/// whether an expiring REACHABLE entry is probed (DELAY) or left to go STALE.
+const USED: u64 = 1 << 61;
 
 /// The bit of an entry's `port` word that makes it an ECMP group: then the low 8 bits hold
 /// its bucket count and `src` its slot in the bucket table.
@@ -71,14 +78,29 @@ fn word_mac(w: u64) -> MacAddr {
 /// How a next hop's destination MAC is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Via {
-    /// Configured statically (a route's `via_mac`): a static neighbour.
+    /// Configured statically (a route's `via_mac` alone): never resolved.
     Mac(MacAddr),
+    /// A gateway with a static MAC (a route's `via` and `via_mac`): a static neighbour
+    /// entry, never resolved.
+    Static(std::net::IpAddr, MacAddr),
+    /// A gateway by address (a route's `via`): the entry starts invalid and the slow path
+    /// gives it the MAC its neighbour table has for the gateway on the port
+    /// ([`NextHopTable::set_neighbour`]), a static one when the route also has `via_mac`.
+    Gateway(std::net::IpAddr),
+    /// On-link (the connected subnet of a port's own address, or a route with neither
+    /// `via` nor `via_mac`): every destination is its own neighbour. The entry is never
+    /// valid; packets that reach it go to the slow path, which resolves their destination
+    /// and installs a host route to it (a `Gateway` next hop, origin `neighbour`).
+    Connected,
 }
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Via::Mac(m) => write!(f, "{m}"),
+            Via::Static(a, m) => write!(f, "{a} ({m})"),
+            Via::Gateway(a) => write!(f, "{a}"),
+            Via::Connected => f.write_str("on-link"),
         }
     }
 }
@@ -101,7 +123,7 @@ struct Entry {
     port: AtomicU32,
     /// The out port's own MAC, in the low 48 bits.
     src: AtomicU64,
-    /// The gateway's MAC in the low 48 bits, and [`VALID`].
+    /// The gateway's MAC in the low 48 bits, [`VALID`], [`RESOLVE`] and [`USED`].
     dst: AtomicU64,
 }
 
@@ -167,30 +189,36 @@ impl NextHopTable {
         Some(NextHop { port: PortIdx(port as u16), src: word_mac(e.src.load(Ordering::Relaxed)), dst: word_mac(dst) })
     }
 
-    /// The next hop a packet routed to `id` takes, and its id: `id`'s own, or for an ECMP
-    /// group the member in the bucket of `flow()` (the packet's flow hash, asked for only
-    /// then). Counts the packet for reader `reader` (its RCU reader id) when it counts.
-    /// `None` when the entry (or the member) is not valid.
+    /// What a packet routed to `id` leads to, and the id it takes: `id`'s own, or for an
+    /// ECMP group the member in the bucket of `flow()` (the packet's flow hash, asked for
+    /// only then). A packet that goes to a member ([`Hop::Ready`], or [`Hop::Resolve`]: to
+    /// the slow path, which resolves that member's neighbour) is counted for it, for reader
+    /// `reader` (its RCU reader id) when it counts.
     #[inline]
-    pub fn resolve(&self, id: u32, reader: u32, flow: &dyn Fn() -> u32) -> Option<(u32, NextHop)> {
-        let e = self.entries.get(id as usize)?;
+    pub fn route(&self, id: u32, reader: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+        let Some(e) = self.entries.get(id as usize) else { return (id, Hop::Missing) };
         let port = e.port.load(Ordering::Relaxed);
         let id = if port & GROUP != 0 && e.dst.load(Ordering::Acquire) & VALID != 0 {
             let n = (port & 0xff) as usize;
             let slot = e.src.load(Ordering::Relaxed) as usize;
             let bucket = crate::ecmp::pick(crate::ecmp::mix(flow()), n);
-            self.buckets.get(slot * crate::ecmp::MAX_BUCKETS + bucket)?.load(Ordering::Relaxed)
+            match self.buckets.get(slot * crate::ecmp::MAX_BUCKETS + bucket) {
+                Some(b) => b.load(Ordering::Relaxed),
+                None => return (id, Hop::Missing),
+            }
         } else {
             id
         };
-        let nh = self.get(id)?;
-        if let Some(c) = self.counter_of.get(reader as usize).and_then(|&k| self.counters.get(usize::from(k))) {
-            if let Some(n) = c.get(id as usize) {
-                // This reader is the only writer of its array: a plain load and store.
-                n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let hop = self.lookup(id);
+        if hop != Hop::Missing {
+            if let Some(c) = self.counter_of.get(reader as usize).and_then(|&k| self.counters.get(usize::from(k))) {
+                if let Some(n) = c.get(id as usize) {
+                    // This reader is the only writer of its array: a plain load and store.
+                    n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                }
             }
         }
-        Some((id, nh))
+        (id, hop)
     }
 
     /// Packets every counting reader routed to `id` so far (since the table was made).
@@ -222,22 +250,58 @@ impl NextHopTable {
         e.dst.store(VALID, Ordering::Release);
     }
 
-    /// Fills entry `id` (writer only, while no route points at it).
-    fn fill(&self, id: u32, port: PortIdx, src: MacAddr, dst: Option<MacAddr>) {
+    /// What id `id` leads to. A send through a resolved entry marks it used (one atomic
+    /// OR, only when the mark is clear: at most once per collection by the slow path).
+    #[inline]
+    pub fn lookup(&self, id: u32) -> Hop {
+        let Some(e) = self.entries.get(id as usize) else { return Hop::Missing };
+        // Acquire: `port` and `src` were written before `dst` was stored with Release.
+        let dst = e.dst.load(Ordering::Acquire);
+        let port = e.port.load(Ordering::Relaxed);
+        if port & GROUP != 0 {
+            // A group is resolved to a member first ([`NextHopTable::route`]).
+            return Hop::Missing;
+        }
+        let port = PortIdx(port as u16);
+        if dst & VALID != 0 {
+            if dst & (RESOLVE | USED) == RESOLVE {
+                e.dst.fetch_or(USED, Ordering::Relaxed);
+            }
+            Hop::Ready(NextHop { port, src: word_mac(e.src.load(Ordering::Relaxed)), dst: word_mac(dst) })
+        } else if dst & RESOLVE != 0 {
+            Hop::Resolve(port)
+        } else {
+            Hop::Missing
+        }
+    }
+
+    /// Fills entry `id` (writer only, while no route points at it): a known `dst`, or, with
+    /// `resolve`, an entry whose MAC the slow path will set.
+    fn fill(&self, id: u32, port: PortIdx, src: MacAddr, dst: Option<MacAddr>, resolve: bool) {
         let e = &self.entries[id as usize];
         e.port.store(u32::from(port.0), Ordering::Relaxed);
         e.src.store(mac_word(src), Ordering::Relaxed);
-        e.dst.store(dst.map_or(0, |m| mac_word(m) | VALID), Ordering::Release);
+        let flag = if resolve { RESOLVE } else { 0 };
+        e.dst.store(dst.map_or(0, |m| mac_word(m) | VALID) | flag, Ordering::Release);
     }
 
-    /// Sets (or, with `None`, invalidates) the gateway MAC of entry `id` in place: for the
-    /// neighbour resolution that fills next hops given by address. Workers see the old or
-    /// the new MAC, never a mix (one atomic store).
+    /// Sets (or, with `None`, invalidates: packets then go to the slow path) the neighbour
+    /// MAC of resolved entry `id` in place. Workers see the old or the new MAC, never a mix
+    /// (one atomic store).
     ///
     /// # Panics
     /// If `id` is not below the capacity.
     pub fn set_neighbour(&self, id: u32, mac: Option<MacAddr>) {
-        self.entries[id as usize].dst.store(mac.map_or(0, |m| mac_word(m) | VALID), Ordering::Release);
+        self.entries[id as usize].dst.store(mac.map_or(0, |m| mac_word(m) | VALID) | RESOLVE, Ordering::Release);
+    }
+
+    /// Whether a worker sent through resolved entry `id` since the last call (clears the
+    /// mark).
+    ///
+    /// # Panics
+    /// If `id` is not below the capacity.
+    pub fn take_used(&self, id: u32) -> bool {
+        self.entries[id as usize].dst.fetch_and(!USED, Ordering::Relaxed) & USED != 0
     }
 }
 
@@ -379,10 +443,11 @@ impl NextHops {
             return Ok(id);
         }
         let id = self.alloc()?;
-        let dst = match key.via {
-            Via::Mac(m) => Some(m),
+        let (dst, resolve) = match key.via {
+            Via::Mac(m) | Via::Static(_, m) => (Some(m), false),
+            Via::Gateway(_) | Via::Connected => (None, true),
         };
-        self.table.fill(id, key.port, src, dst);
+        self.table.fill(id, key.port, src, dst, resolve);
         self.slots[id as usize] = Some(Slot { key, refs: 1 });
         self.by_key.insert(key, id);
         Ok(id)
@@ -498,6 +563,11 @@ impl NextHops {
                 self.free_slots.push(slot);
             }
         }
+    }
+
+    /// The id of `key`, if in use.
+    pub fn id(&self, key: &NextHopKey) -> Option<u32> {
+        self.by_key.get(key).copied()
     }
 
     /// The key of id `id`, if in use.
@@ -624,11 +694,24 @@ mod tests {
     #[test]
     fn neighbour_updates_are_in_place() {
         let t = NextHopTable::new(1);
-        t.fill(0, PortIdx(3), A, None);
+        t.fill(0, PortIdx(3), A, None, true);
         assert_eq!(t.get(0), None, "no MAC yet");
+        assert_eq!(t.lookup(0), Hop::Resolve(PortIdx(3)), "to be resolved");
         t.set_neighbour(0, Some(G2));
         assert_eq!(t.get(0), Some(NextHop { port: PortIdx(3), src: A, dst: G2 }));
+        assert!(!t.take_used(0));
+        assert_eq!(t.lookup(0), Hop::Ready(NextHop { port: PortIdx(3), src: A, dst: G2 }));
+        assert!(t.take_used(0), "a send marks it used");
+        assert!(!t.take_used(0), "taking clears the mark");
+        assert_eq!(t.lookup(0), Hop::Ready(NextHop { port: PortIdx(3), src: A, dst: G2 }), "the mark is not the MAC");
+        t.set_neighbour(0, None);
+        assert_eq!(t.lookup(0), Hop::Resolve(PortIdx(3)), "invalidated: back to the slow path");
         assert_eq!(t.get(1), None, "out of range");
+        assert_eq!(t.lookup(1), Hop::Missing);
+        let s = NextHopTable::new(1);
+        s.fill(0, PortIdx(1), A, Some(G1), false);
+        assert_eq!(s.lookup(0), Hop::Ready(NextHop { port: PortIdx(1), src: A, dst: G1 }));
+        assert!(!s.take_used(0), "static next hops are not marked");
     }
 
     #[test]
@@ -648,17 +731,18 @@ mod tests {
         // 4000 flows: each lands on one member, always the same; shares follow the weights.
         let mut per = HashMap::new();
         for flow in 0..4000u32 {
-            let (m, hop) = table.resolve(g, 1, &|| flow).unwrap();
-            assert_eq!(table.resolve(g, 3, &|| flow).unwrap().0, m, "one flow, one member");
+            let (m, hop) = table.route(g, 1, &|| flow);
+            let Hop::Ready(hop) = hop else { panic!("{hop:?}") };
+            assert_eq!(table.route(g, 3, &|| flow).0, m, "one flow, one member");
             *per.entry(hop.port.0).or_insert(0u32) += 1;
         }
         assert!(per[&0].abs_diff(1000) < 150 && per[&1].abs_diff(3000) < 150, "{per:?}");
         let second = info.members[1].1;
         assert_eq!((nh.packets(single), nh.packets(second)), (u64::from(per[&0]) * 2, u64::from(per[&1]) * 2));
         // A reader without counters, and a single id, resolve too; only counting readers count.
-        assert_eq!(table.resolve(single, 2, &|| panic!("no hash for a single next hop")).unwrap().0, single);
+        assert_eq!(table.route(single, 2, &|| panic!("no hash for a single next hop")).0, single);
         assert_eq!(nh.packets(single), u64::from(per[&0]) * 2);
-        assert_eq!(table.resolve(single, 1, &|| 0).unwrap().1, NextHop { port: PortIdx(0), src: A, dst: G1 });
+        assert_eq!(table.route(single, 1, &|| 0).1, Hop::Ready(NextHop { port: PortIdx(0), src: A, dst: G1 }));
         assert_eq!(nh.packets(single), u64::from(per[&0]) * 2 + 1);
     }
 
@@ -707,7 +791,7 @@ mod tests {
         let mut nh = NextHops::with_table(table.clone(), q);
         let a = nh.acquire(key(0, G1), A).unwrap();
         for _ in 0..5 {
-            table.resolve(a, 0, &|| 0);
+            table.route(a, 0, &|| 0);
         }
         assert_eq!(nh.packets(a), 5);
         nh.release(a);

@@ -13,7 +13,10 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
 use crate::forward::DropReason;
+use crate::forwarder::ResolutionCounts;
 use crate::forwarder::{Report, Snapshot};
+use crate::local::Discard;
+use crate::neigh::{NeighDrop, NeighState};
 use crate::port::PortIdx;
 use crate::stats::Counter;
 use crate::worker::Histograms;
@@ -128,11 +131,25 @@ pub fn memory_json(s: &Snapshot) -> Value {
         let limit = if g.limit_bytes == u64::MAX { Value::from("unlimited") } else { Value::from(g.limit_bytes) };
         groups.insert(g.name.clone(), json!({ "bytes": g.bytes, "limit_bytes": limit, "failures": g.failures }));
     }
+    // Per consumer class (tx_backlog, slow_path, neigh_queue): whether it bypasses the
+    // protocol accounts, and the bytes it holds (and held) through them or bypassing them.
+    let mut classes = Map::new();
+    for c in &m.classes {
+        classes.insert(
+            c.name.clone(),
+            json!({
+                "bypass_prot_mem": c.bypass_prot_mem,
+                "bytes_charged": c.bytes_charged, "bytes_bypassed": c.bytes_bypassed, "peak_bytes": c.peak_bytes,
+                "total_bytes_charged": c.total_bytes_charged, "total_bytes_bypassed": c.total_bytes_bypassed,
+                "charges": c.charges, "failures": c.failures,
+            }),
+        );
+    }
     let t = s.total();
     json!({
         "batch_pages": m.batch_pages, "error_bound_pages": m.batch_pages as u64 * m.lcores as u64,
         "backlogged": t[Counter::Backlogged], "backlog_sent": t[Counter::BacklogSent],
-        "protocols": protos, "groups": groups,
+        "protocols": protos, "groups": groups, "consumers": classes,
     })
 }
 
@@ -178,6 +195,72 @@ pub fn latency_json(h: &Histograms, tsc_hz: u64) -> Value {
     })
 }
 
+/// The slow path's resolution counters.
+pub fn resolution_json(r: &ResolutionCounts) -> Value {
+    json!({
+        "taken": r.taken, "sent": r.sent,
+        "drops": NeighDrop::ALL.iter().map(|&d| (d.name().to_owned(), json!(r.drops[d as usize]))).collect::<Map<_, _>>(),
+        "proto_mem": r.proto_mem, "no_route": r.no_route, "held_at_exit": r.held_at_exit,
+        "originated": r.originated, "no_mbuf": r.no_mbuf, "send_full": r.send_full,
+        "host_route_failures": r.host_route_failures,
+    })
+}
+
+/// `neighbours`: the neighbour table (`ip neigh`: address, port, MAC, state, router; and
+/// `ip -s neigh`'s ages in ms) and its counters (`ip -s ntable`); empty without a slow path.
+pub fn neighbours_json(s: &Snapshot) -> Value {
+    let Some(sp) = &s.slow_path else { return json!({ "entries": [] }) };
+    let n = &sp.neighbours;
+    let port = |p: PortIdx| s.ports.get(p.index()).map_or_else(|| p.to_string(), |r| r.name.clone());
+    let entries: Vec<Value> = n
+        .entries
+        .iter()
+        .map(|e| {
+            json!({
+                "address": e.key.addr.to_string(),
+                "port": port(e.key.port),
+                "mac": e.mac.map(|m| m.to_string()),
+                "state": e.state.name(),
+                "router": e.router,
+                "queued": e.queued,
+                "probes": e.probes,
+                "used_ms": e.used_ago.as_millis() as u64,
+                "confirmed_ms": e.confirmed_ago.as_millis() as u64,
+                "updated_ms": e.updated_ago.as_millis() as u64,
+            })
+        })
+        .collect();
+    let t = &n.table;
+    let r = &n.resolver;
+    json!({
+        "entries": entries,
+        "held": n.held,
+        "host_routes": n.host_routes,
+        "stats": {
+            "allocs": t.allocs, "destroys": t.destroys, "res_failed": t.res_failed, "unres_discards": t.unres_discards,
+            "table_fulls": t.table_fulls, "periodic_gc_runs": t.periodic_gc_runs, "forced_gc_runs": t.forced_gc_runs,
+            "arp_requests": r.arp_requests, "neighbor_solicits": r.neighbor_solicits, "announcements": r.announcements,
+            "solicit_unsendable": r.solicit_unsendable, "learned": r.learned,
+        },
+    })
+}
+
+/// How many entries are in each state: `REACHABLE 2, STALE 1`.
+fn states(n: &crate::slowpath::NeighbourSnapshot) -> String {
+    let v: Vec<String> = NeighState::ALL
+        .iter()
+        .filter_map(|&st| {
+            let c = n.entries.iter().filter(|e| e.state == st).count();
+            (c > 0).then(|| format!("{} {c}", st.name()))
+        })
+        .collect();
+    if v.is_empty() {
+        "none".to_owned()
+    } else {
+        v.join(", ")
+    }
+}
+
 /// The whole final report as JSON.
 pub fn report_json(r: &Report, elapsed: Duration, mode: &str) -> Value {
     let s = &r.snapshot;
@@ -191,7 +274,15 @@ pub fn report_json(r: &Report, elapsed: Duration, mode: &str) -> Value {
         "pools": pools_json(s),
         "memory": memory_json(s),
         "fpm": fpm_json(s),
-        "slow_path": s.slow_path.map(|sp| json!({ "answered": sp.answered, "ignored": sp.ignored, "inject_full": sp.inject_full })),
+        "slow_path": s.slow_path.as_ref().map(|sp| json!({
+            "answered": sp.answered,
+            "ignored": sp.ignored,
+            "discarded": sp.discarded(),
+            "discards": Discard::ALL.iter().map(|&d| (d.name().to_owned(), json!(sp.discards(d)))).collect::<Map<_, _>>(),
+            "inject_full": sp.inject_full,
+            "resolution": resolution_json(&sp.resolution),
+        })),
+        "neighbours": neighbours_json(s),
         "clean": r.is_clean(),
         "errors": r.worker_errors.iter().map(ToString::to_string)
             .chain(r.port_errors.iter().map(ToString::to_string))
@@ -283,17 +374,58 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
         for g in &m.groups {
             let _ = writeln!(o, "    group {}: bytes {} failures {}", g.name, g.bytes, g.failures);
         }
+        for c in &m.classes {
+            let _ = writeln!(
+                o,
+                "    consumers {} ({}): bytes now {} peak {} total {} charges {} failures {}",
+                c.name,
+                if c.bypass_prot_mem { "bypass_prot_mem" } else { "protocol accounts" },
+                c.bytes(),
+                c.peak_bytes,
+                c.total_bytes_charged + c.total_bytes_bypassed,
+                c.charges,
+                c.failures
+            );
+        }
     }
-    if let Some(sp) = s.slow_path {
+    if let Some(sp) = &s.slow_path {
         let _ = writeln!(
             o,
-            "  slow path: punted {} answered {} ignored {} inject_full {} replies sent {}",
+            "  slow path: punted {} answered {} ignored {} discarded {} inject_full {} replies sent {}",
             t[Counter::Punted],
             sp.answered,
             sp.ignored,
+            sp.discarded(),
             sp.inject_full,
             t[Counter::Injected]
         );
+        let d: Vec<String> =
+            Discard::ALL.iter().filter(|&&d| sp.discards(d) > 0).map(|&d| format!("{} {}", d.name(), sp.discards(d))).collect();
+        if !d.is_empty() {
+            let _ = writeln!(o, "    discards: {}", d.join(", "));
+        }
+        let r = &sp.resolution;
+        let n = &sp.neighbours;
+        if r.taken > 0 || !n.entries.is_empty() {
+            let drops: Vec<String> = NeighDrop::ALL.iter().map(|&d| format!("{} {}", d.name(), r.drops[d as usize])).collect();
+            let _ = writeln!(
+                o,
+                "  neighbours: {} entries ({}), held {} | resolution: taken {} sent {} {} proto_mem {} no_route {} held_at_exit {} | solicitations {} (ARP {} NS {}) announcements {}",
+                n.entries.len(),
+                states(n),
+                n.held,
+                r.taken,
+                r.sent,
+                drops.join(" "),
+                r.proto_mem,
+                r.no_route,
+                r.held_at_exit,
+                r.originated,
+                n.resolver.arp_requests,
+                n.resolver.neighbor_solicits,
+                n.resolver.announcements
+            );
+        }
     }
     if let Some(f) = &s.fpm {
         let by: Vec<String> = f.routes_by_protocol.iter().map(|(p, n)| format!("{p} {n}")).collect();

@@ -46,6 +46,9 @@ pub enum Counter {
     Backlogged,
     /// Backlogged packets later sent (they count in `port_tx` too).
     BacklogSent,
+    /// Routed packets handed to the slow path to wait for their next hop's neighbour MAC
+    /// (they count in `punted` too).
+    Resolving,
 }
 
 impl Counter {
@@ -277,7 +280,8 @@ mod tests {
                 "mirrored",
                 "ext_failures",
                 "backlogged",
-                "backlog_sent"
+                "backlog_sent",
+                "resolving"
             ]
         );
     }

@@ -65,7 +65,7 @@ use mempool::DpdkError;
 use serde_json::Value;
 
 /// The sections [`publish`] accepts; section `s` is served as the command `/dataplane/s`.
-pub const SECTIONS: [&str; 6] = ["stats", "softnet", "latency", "pools", "memory", "fpm"];
+pub const SECTIONS: [&str; 7] = ["stats", "softnet", "latency", "pools", "memory", "fpm", "neighbours"];
 
 /// How many levels of nested dicts and arrays a reply may have below its top-level dict;
 /// anything deeper is flattened into `/`-joined names.
@@ -75,13 +75,14 @@ pub const MAX_DEPTH: usize = 3;
 pub const MAX_CONTAINERS: usize = 64;
 
 /// Each command and its help text, in [`SECTIONS`] order.
-const COMMANDS: [(&CStr, &CStr); 6] = [
+const COMMANDS: [(&CStr, &CStr); 7] = [
     (c"/dataplane/stats", c"Forwarder counters: ports, workers, drops. No parameters"),
     (c"/dataplane/softnet", c"Per-lcore poll loop counters. No parameters"),
     (c"/dataplane/latency", c"Per-packet latency histograms. No parameters"),
     (c"/dataplane/pools", c"Mbuf pool occupancy. No parameters"),
     (c"/dataplane/memory", c"Protocol memory accounts and groups. No parameters"),
     (c"/dataplane/fpm", c"zebra's FPM session and its routes. No parameters"),
+    (c"/dataplane/neighbours", c"The neighbour table (ARP, ND). No parameters"),
 ];
 
 /// The prefix every command shares.

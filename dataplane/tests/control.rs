@@ -344,7 +344,8 @@ fn bad_input_gets_one_clear_error_and_forwarding_goes_on() {
                 let args = RouteArgs {
                     prefix: format!("10.{}.0.0/16", 100 + i),
                     port: "p1".into(),
-                    via_mac: "02:00:00:00:01:01".into(),
+                    via: None,
+                    via_mac: Some("02:00:00:00:01:01".into()),
                 };
                 c.call(&Command::RouteAdd(args)).unwrap().unwrap();
                 c.call(&Command::ShowStatus {}).unwrap().unwrap()
@@ -356,7 +357,10 @@ fn bad_input_gets_one_clear_error_and_forwarding_goes_on() {
     }
     let routes = fwd.call(Command::ShowRoutes { family: Some("ipv4".into()), origin: Some("ctl".into()) }).unwrap();
     assert_eq!(routes["routes"].as_array().unwrap().len(), 50);
-    assert_eq!(routes["summary"]["next_hops"], 2, "50 routes, one shared next hop (and the IPv6 one)");
+    assert_eq!(
+        routes["summary"]["next_hops"], 3,
+        "50 routes, one shared next hop (and the IPv6 one, and p0's connected subnet's)"
+    );
 
     // Still forwarding, and at the end every mbuf is back.
     assert!(common::wait_for(Duration::from_secs(10), || fwd.processed() > before), "the workers stopped");
@@ -401,8 +405,11 @@ fn apply_live_refused_and_show_config_round_trips() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("applied: 1 routes added, 1 replaced, 1 deleted"), "{}", text(&o));
     let routes = fwd.call(Command::ShowRoutes { family: None, origin: None }).unwrap();
     let prefixes: Vec<&str> = routes["routes"].as_array().unwrap().iter().map(|r| r["prefix"].as_str().unwrap()).collect();
-    assert_eq!(prefixes, ["10.3.0.0/16", "2001:db8::/32"]);
-    assert_eq!(routes["routes"][1]["via_mac"], "02:00:00:00:00:09");
+    // p0's own subnet is a connected route, on-link.
+    assert_eq!(prefixes, ["10.0.0.0/24", "10.3.0.0/16", "2001:db8::/32"]);
+    assert_eq!(routes["routes"][0]["origin"], "connected");
+    assert_eq!(routes["routes"][0].get("via_mac"), None);
+    assert_eq!(routes["routes"][2]["via_mac"], "02:00:00:00:00:09");
     let after = shown(&fwd);
     assert_eq!(Config::from_toml_str(&after).unwrap(), Config::from_toml_str(&new_text).unwrap());
 
@@ -410,7 +417,8 @@ fn apply_live_refused_and_show_config_round_trips() {
     fwd.call(Command::RouteAdd(RouteArgs {
         prefix: "10.4.0.0/16".into(),
         port: "p0".into(),
-        via_mac: "02:00:00:00:00:04".into(),
+        via: None,
+        via_mac: Some("02:00:00:00:00:04".into()),
     }))
     .unwrap();
     let with_ctl = shown(&fwd);

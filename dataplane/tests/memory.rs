@@ -123,6 +123,17 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert_eq!(t[Counter::BacklogSent], t[Counter::Backlogged]);
     let memory = report.snapshot.memory.as_ref().unwrap();
     assert!(memory.is_drained(), "every account back at zero: {memory:?}");
+    // Per consumer class: the backlog went through ICMP's account, the slow path bypassed it.
+    let backlog = memory.class("tx_backlog").expect("the TX backlogs' class");
+    assert!(!backlog.bypass_prot_mem && backlog.total_bytes_charged > 0 && backlog.total_bytes_bypassed == 0, "{backlog:?}");
+    assert_eq!(backlog.total_bytes_charged, t[Counter::Backlogged] * 2304, "each backlogged packet's truesize");
+    assert!(backlog.peak_bytes >= 2304 && backlog.peak_bytes <= backlog.total_bytes_charged, "{backlog:?}");
+    let slow = memory.class("slow_path").expect("the slow path's class");
+    assert!(slow.bypass_prot_mem && slow.total_bytes_bypassed == 5 * 2304 && slow.total_bytes_charged == 0, "{slow:?}");
+    let json = dataplane::report::memory_json(&report.snapshot);
+    assert_eq!(json["consumers"]["slow_path"]["bypass_prot_mem"], true, "{json}");
+    assert_eq!(json["consumers"]["tx_backlog"]["bypass_prot_mem"], false, "{json}");
+    assert_eq!(json["consumers"]["tx_backlog"]["bytes_charged"], 0, "{json}");
     assert!(report.is_clean(), "{report:?}");
     drop((a_rx, a_tx, b_rx, b_tx));
     assert!(pool.is_full());

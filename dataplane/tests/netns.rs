@@ -1,10 +1,12 @@
 //! Real traffic from Linux hosts: `ci/netns-test.sh` puts two hosts in network
 //! namespaces, in different IPv4 and IPv6 subnets, with veth pairs whose root-side ends
 //! the forwarder (this crate's binary, l3fwd) drives through net_af_packet and then
-//! net_af_xdp. The script checks ping and ping -6 across the forwarder (TTL 63), an
-//! iperf3 TCP stream, and the forwarder's counters and exit; here we assert on its exit
-//! status and output, for both drivers in turn (one after the other: each forwarder
-//! busy-polls lcore 1).
+//! net_af_xdp, with no host's MAC in the forwarder's config: it resolves the hosts itself.
+//! The script checks ping and ping -6 across the forwarder (TTL 63), an iperf3 TCP
+//! stream, the forwarder's neighbour table (both hosts REACHABLE, a MAC change followed, a
+//! vanished host FAILED with its held packets counted), and the forwarder's counters and
+//! exit; here we assert on its exit status and output, for both drivers in turn (one after
+//! the other: each forwarder busy-polls lcore 1).
 //!
 //! Where the machine forbids network namespaces (not root, or a sandbox without
 //! CAP_SYS_ADMIN) the script exits 77 with "SKIP: ..." and the test passes, saying so.
@@ -61,7 +63,7 @@ fn run_script(driver: &str, limit: Duration) -> (Option<i32>, String) {
 #[test]
 fn hosts_in_namespaces_ping_and_stream_tcp_through_the_forwarder() {
     for driver in ["af_packet", "af_xdp"] {
-        let (code, output) = run_script(driver, Duration::from_secs(60));
+        let (code, output) = run_script(driver, Duration::from_secs(120));
         if code == Some(77) {
             let why = output.lines().find(|l| l.starts_with("SKIP:")).unwrap_or("SKIP: no network namespaces here");
             eprintln!("{why}");
@@ -73,7 +75,15 @@ fn hosts_in_namespaces_ping_and_stream_tcp_through_the_forwarder() {
             .lines()
             .find(|l| l.starts_with(&format!("netns-test[{driver}]: PASS")))
             .unwrap_or_else(|| panic!("no PASS line for {driver}:\n{output}"));
-        for want in ["ttl=63", "Gbit/s", "forwarding resumed after a link flap", "counters account for the traffic"] {
+        for want in [
+            "ttl=63",
+            "Gbit/s",
+            "forwarding resumed after a link flap",
+            "counters account for the traffic",
+            "both hosts REACHABLE",
+            "a MAC change followed",
+            "a vanished host FAILED and counted",
+        ] {
             assert!(pass.contains(want), "{driver}: PASS line lacks {want:?}: {pass}");
         }
         // Both families went through, and the router's own addresses were answered.

@@ -211,7 +211,7 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}, {{ port = "c", q
             } else {
                 let port = if r.is_multiple_of(2) { "b" } else { "c" };
                 let mac = MacAddr([2, 0, 0, 0, if port == "b" { 0xb } else { 0xc }, (r >> 8) as u8 % 8 + 1]);
-                let args = RouteArgs { prefix: prefix(i), port: port.into(), via_mac: mac.to_string() };
+                let args = RouteArgs { prefix: prefix(i), port: port.into(), via: None, via_mac: Some(mac.to_string()) };
                 let cmd = if n.is_multiple_of(2) { Command::RouteReplace(args) } else { Command::RouteAdd(args) };
                 let res = client.call(&cmd).unwrap();
                 match (&cmd, &res) {

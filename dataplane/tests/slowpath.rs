@@ -100,20 +100,21 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
 
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
     let ns = emit::neighbor_solicit_body("2001:db8::1".parse().unwrap(), Some(MacAddr(HOST)));
+    let ns_dad = emit::neighbor_solicit_body("2001:db8::1".parse().unwrap(), None);
     let (ns_type, echo6) = (icmpv6_type::NEIGHBOR_SOLICIT, icmpv6_type::ECHO_REQUEST);
     let frames = vec![
         arp_request([10, 0, 0, 1]),                                                      // answered
-        arp_request([10, 0, 0, 9]),                                                      // someone else's: not_ip
+        arp_request([10, 0, 0, 9]),                                                      // someone else's: ignored
         ipv4([10, 0, 0, 1], 1, &echo_body()),                                            // answered
         ipv4([10, 0, 0, 1], 17, &udp_body([10, 0, 0, 1])),                               // UDP to us: local_unhandled
         ipv4([10, 0, 1, 5], 17, &udp_body([10, 0, 1, 5])),                               // routed to b
         icmpv6("2001:db8::2", "2001:db8::1", 64, echo6, emit::echo_rest(1, 1), &[7, 7]), // answered
         icmpv6("2001:db8::2", "ff02::1:ff00:1", 255, ns_type, [0; 4], &ns),              // answered (NA)
-        icmpv6("::", "ff02::1:ff00:1", 255, ns_type, [0; 4], &ns), // duplicate address detection: punted, not answered
+        icmpv6("::", "ff02::1:ff00:1", 255, ns_type, [0; 4], &ns_dad),                   // duplicate address detection: defended
     ];
     common::send_frames(&pool, &rings[0], &frames);
     assert!(
-        common::wait_for(Duration::from_secs(10), || rings[1].len() >= 4
+        common::wait_for(Duration::from_secs(10), || rings[1].len() >= 5
             && !rings[3].is_empty()
             && fwd.snapshot().slow_path.is_some_and(|sp| sp.ignored == 1)),
         "replies: {} on a, routed: {} on b; {:?}",
@@ -127,9 +128,11 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
 
     assert_eq!(routed.len(), 1);
     assert_eq!(&routed[0][0..6], &[2, 0, 0, 0, 0xb, 2]);
-    assert_eq!(replies.len(), 4, "{replies:02x?}");
+    assert_eq!(replies.len(), 5, "{replies:02x?}");
     for r in &replies {
-        assert_eq!(&r[0..6], &HOST, "replies go back to the requester");
+        // The defence against duplicate address detection goes to all nodes.
+        let dad = r[0..6] == [0x33, 0x33, 0, 0, 0, 1];
+        assert!(r[0..6] == HOST || dad, "replies go back to the requester");
         assert_eq!(&r[6..12], &MAC_A, "from the port's own MAC");
     }
     let arp = replies.iter().find(|r| r[12..14] == [8, 6]).expect("an ARP reply");
@@ -143,20 +146,22 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert_eq!(echo[34], 0, "echo reply type");
     assert_eq!(checksum::sum(&echo[34..]), 0xffff, "ICMP checksum valid");
     let v6: Vec<&Vec<u8>> = replies.iter().filter(|r| r[12..14] == [0x86, 0xdd]).collect();
-    assert_eq!(v6.len(), 2);
+    assert_eq!(v6.len(), 3);
     assert!(v6.iter().any(|r| r[54] == 129), "ICMPv6 echo reply");
-    assert!(v6.iter().any(|r| r[54] == 136 && r[54 + 26..54 + 32] == MAC_A), "neighbour advertisement with our MAC");
+    // R, S, O to the solicitation; R, O (not S) to all nodes against DAD.
+    assert!(v6.iter().any(|r| r[54] == 136 && r[58] == 0xe0 && r[0..6] == HOST && r[54 + 26..54 + 32] == MAC_A));
+    assert!(v6.iter().any(|r| r[54] == 136 && r[58] == 0xa0 && r[0..2] == [0x33, 0x33] && r[54 + 26..54 + 32] == MAC_A));
 
     let t = report.snapshot.total();
-    // The unanswered request came back over the slow path's returned ring, was uncharged
-    // and freed: counted once, as punted, and not as a drop.
-    assert_eq!(t[Counter::Punted], 5);
-    assert_eq!(t[Counter::Injected], 4);
-    assert_eq!(t[DropReason::NotIp], 1);
+    // The ARP request for someone else came back over the slow path's returned ring, was
+    // uncharged and freed: counted once, as punted, and not as a drop.
+    assert_eq!(t[Counter::Punted], 6);
+    assert_eq!(t[Counter::Injected], 5);
     assert_eq!(t[DropReason::LocalUnhandled], 1);
+    assert_eq!(t.dropped(), 1);
     assert_eq!(t.processed() + t[Counter::Injected], t.tx_packets() + t.dropped() + t[Counter::Punted], "{t:?}");
-    let sp = report.snapshot.slow_path.expect("the slow path ran");
-    assert_eq!((sp.answered, sp.ignored, sp.inject_full), (4, 1, 0));
+    let sp = report.snapshot.slow_path.clone().expect("the slow path ran");
+    assert_eq!((sp.answered, sp.ignored, sp.discarded(), sp.inject_full), (5, 1, 0, 0));
     assert!(report.is_clean(), "{report:?}");
     drop(rings);
     assert!(pool.is_full());

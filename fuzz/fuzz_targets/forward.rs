@@ -4,13 +4,15 @@
 //! The first input byte picks the mode and whether the input port has local addresses;
 //! the rest is the frame. Checked: nothing panics; a dropped or punted frame is left
 //! untouched; a forwarded IPv4 frame had its TTL decremented by one with a checksum
-//! that still verifies, and got the next hop's MACs.
+//! that still verifies, and got the next hop's MACs; a frame whose next hop must be
+//! resolved first (next hop 2) had only its TTL or hop limit decremented, its MACs left
+//! for the slow path.
 
 #![no_main]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use dataplane::forward::{l2fwd, l3fwd, macswap, Action, DropReason, NextHop, Routes};
+use dataplane::forward::{l2fwd, l3fwd, macswap, Action, DropReason, Hop, NextHop, NextHops, Routes};
 use dataplane::local::Local;
 use dataplane::net::{parse, Ipv4Packet, Ipv6Packet, MacAddr, L3};
 use dataplane::port::PortIdx;
@@ -41,11 +43,17 @@ impl Routes for Table {
 }
 
 /// 10.0.0.0/8 -> 0, 10.1.0.0/16 -> 1, 10.1.2.0/24 -> 7 (no such next hop: must be
-/// no_route, not a panic), 2001:db8::/32 -> 0, 2001:db8:1::/48 -> 1, ::/0 -> 1.
+/// no_route, not a panic), 10.2.0.0/16 -> 2 (to be resolved), 10.3.0.0/16 -> 3 (an ECMP
+/// group of 1 and 2, by the flow hash), 2001:db8::/32 -> 0, 2001:db8:1::/48 -> 1,
+/// 2001:db8:2::/48 -> 2, 2001:db8:3::/48 -> 3, ::/0 -> 1.
 const ROUTES: Table = Table(&[
     (0x0a00_0000, 8, false, 0),
+    (0x0a03_0000, 16, false, 3),
+    (0x2001_0db8_0003_0000_0000_0000_0000_0000, 48, true, 3),
     (0x0a01_0000, 16, false, 1),
     (0x0a01_0200, 24, false, 7),
+    (0x0a02_0000, 16, false, 2),
+    (0x2001_0db8_0002_0000_0000_0000_0000_0000, 48, true, 2),
     (0x2001_0db8_0000_0000_0000_0000_0000_0000, 32, true, 0),
     (0x2001_0db8_0001_0000_0000_0000_0000_0000, 48, true, 1),
     (0, 0, true, 1),
@@ -55,6 +63,23 @@ const HOPS: [NextHop; 2] = [
     NextHop { port: PortIdx(0), src: MacAddr([2, 0, 0, 0, 0, 0]), dst: MacAddr([2, 0, 0, 0, 1, 1]) },
     NextHop { port: PortIdx(1), src: MacAddr([2, 0, 0, 0, 0, 1]), dst: MacAddr([2, 0, 0, 0, 2, 2]) },
 ];
+
+/// HOPS, next hop 2 out of port 1 whose neighbour is not resolved, and group 3 of 1 and 2
+/// (the flow hash of whatever the input is picks one).
+struct Hops;
+
+impl NextHops for Hops {
+    fn next_hop(&self, id: u32) -> Option<NextHop> {
+        HOPS.get(id as usize).copied()
+    }
+    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+        let id = if id == 3 { 1 + flow() % 2 } else { id };
+        match id {
+            2 => (id, Hop::Resolve(PortIdx(1))),
+            _ => (id, self.next_hop(id).map_or(Hop::Missing, Hop::Ready)),
+        }
+    }
+}
 
 fn local() -> Local {
     Local {
@@ -91,9 +116,24 @@ fuzz_target!(|data: &[u8]| {
         }
         n => {
             let l = local();
-            let action = l3fwd(&mut f, &ROUTES, &HOPS, (n == 3).then_some(&l));
+            let action = l3fwd(&mut f, &ROUTES, &Hops, (n == 3).then_some(&l));
             match action {
                 Action::Drop(_) | Action::Punt => assert_eq!(f, before, "{action:?} modified the frame"),
+                Action::Resolve { port, next_hop } => {
+                    assert_eq!((port, next_hop), (PortIdx(1), 2));
+                    assert_eq!(f[..12], before[..12], "MACs are the slow path's to write");
+                    let p = parse(&f).expect("a routed frame still parses");
+                    let l3 = usize::from(p.l3_offset);
+                    match p.l3 {
+                        L3::Ipv4 => {
+                            let ip = Ipv4Packet::new_checked(&f[l3..]).unwrap();
+                            assert!(ip.verify_checksum());
+                            assert_eq!(ip.ttl(), before[l3 + 8] - 1);
+                        }
+                        L3::Ipv6 => assert_eq!(f[l3 + 7], before[l3 + 7] - 1),
+                        other => panic!("resolving a non-IP frame ({other:?})"),
+                    }
+                }
                 Action::Tx(port) => {
                     let hop = HOPS.iter().find(|h| h.port == port).expect("a configured port");
                     assert_eq!(&f[..6], &hop.dst.0[..]);

@@ -2,15 +2,25 @@
 //!
 //! The contract (dataplane/src/net/mod.rs): `parse` never panics; once `new_checked`
 //! succeeds no getter or setter panics; offsets `parse` returns lie inside the frame and
-//! agree with the views.
+//! agree with the views. And `parse_packet` on any first segment of the input (an mbuf
+//! chain's) says what `parse` says of the whole, or `truncated` (a header was cut).
 
 #![no_main]
 
-use dataplane::net::{parse, EthernetFrame, IcmpHeader, Ipv4Packet, Ipv6Packet, Proto, TcpHeader, UdpHeader, L3};
+use dataplane::net::{
+    parse, parse_packet, EthernetFrame, IcmpHeader, Ipv4Packet, Ipv6Packet, ParseError, Proto, TcpHeader, UdpHeader, L3,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let parsed = parse(data);
+    for cut in [data.len() / 2, data.len().saturating_sub(1), 64.min(data.len()), 100.min(data.len())] {
+        let first = parse_packet(&data[..cut], data.len());
+        assert!(first == parsed || first == Err(ParseError::Truncated), "cut at {cut}: {first:?} against {parsed:?}");
+        if parsed == Err(ParseError::Truncated) {
+            assert!(first.is_err(), "a first segment of a truncated packet parsed: {first:?}");
+        }
+    }
     if let Ok(p) = parsed {
         let (l2, l3, l4) = (usize::from(p.l2_len), usize::from(p.l3_offset), usize::from(p.l4_offset));
         assert!(matches!(l2, 14 | 18 | 22), "{p:?}");

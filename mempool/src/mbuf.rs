@@ -172,6 +172,25 @@ impl Mbuf {
         unsafe { self.0.as_mut().port = port };
     }
 
+    /// The application's 32-bit tag on the packet (`hash.usr`). It shares its bytes with
+    /// the RSS hash a PMD may have written at RX, so it means something only once
+    /// [`set_user_tag`](Self::set_user_tag) wrote it.
+    #[inline]
+    pub fn user_tag(&self) -> u32 {
+        // SAFETY: every member of the hash union is plain integers, so any bit pattern is a
+        // valid u32; the mbuf is valid while self owns it.
+        unsafe { self.raw().__bindgen_anon_2.hash.usr }
+    }
+
+    /// Tags the packet with `tag` for a later stage of this application (`hash.usr`, as
+    /// `rte_distributor` uses it); it overwrites the RSS hash.
+    #[inline]
+    pub fn set_user_tag(&mut self, tag: u32) {
+        // SAFETY: &mut self is the only handle to this mbuf's metadata; writing a union's
+        // integer member is always valid.
+        unsafe { self.0.as_mut().__bindgen_anon_2.hash.usr = tag };
+    }
+
     /// The number of references to this mbuf (more than one after [`Mbuf::clone_in`]).
     #[inline]
     pub fn refcnt(&self) -> u16 {

@@ -51,6 +51,9 @@ fn alloc_write_free_returns_everything() {
     assert_eq!(m.data(), &[9, 2, 3, 4]);
     assert_eq!(m.pkt_len(), 4);
     assert_eq!(p.stats().in_use, 1);
+    m.set_user_tag(0xdead_beef);
+    assert_eq!(m.user_tag(), 0xdead_beef, "the application's tag");
+    assert_eq!(m.data(), &[9, 2, 3, 4], "beside the data");
     drop(m);
     assert!(p.is_full());
 }

@@ -145,4 +145,10 @@ pub enum ConfigErrorKind {
 
     #[error("must not be above {other_key} ({value} > {other})")]
     OutOfOrder { value: u32, other_key: String, other: u32 },
+
+    #[error("{value:?} cannot be a gateway: {why}")]
+    InvalidGateway { value: String, why: String },
+
+    #[error("resolving this next hop needs an address of its family on port {port:?} ({port_key}): neighbour requests are sent from it")]
+    NeedsPortAddress { port: String, port_key: String },
 }

@@ -35,6 +35,7 @@ mod render;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrorKind};
+pub use validate::check_route;
 
 /// Lcore ids must be below EAL's default `RTE_MAX_LCORE`.
 pub const MAX_LCORES: u32 = 128;
@@ -58,6 +59,8 @@ pub struct Config {
     pub mirror: Option<MirrorConfig>,
     /// `[accounting]`: per-protocol memory accounting of packets held past a round.
     pub accounting: Option<AccountingConf>,
+    /// `[neighbour]`: the neighbour subsystem's knobs (Linux's names and defaults).
+    pub neighbour: crate::neigh::NeighParams,
     /// `[fib]`: the route tables' capacities (l3fwd).
     pub fib: crate::fib::FibCapacity,
     /// `[control]`: the control socket.
@@ -112,6 +115,12 @@ pub struct AccountingConf {
     pub port_budget: u64,
     /// Byte budget of the slow path's group; 0 = unlimited.
     pub slow_path_budget: u64,
+    /// The neighbour queues skip the protocol accounts (off by default: held data packets
+    /// are data, and are moderated and refused like a backlog's).
+    pub neigh_queue_bypass: bool,
+    /// Byte budget of the neighbour queues' group (every packet held for resolution); 0 =
+    /// unlimited.
+    pub neigh_queue_budget: u64,
 }
 
 /// `[extensions]`.
@@ -167,15 +176,29 @@ pub struct IdleBackoff {
     pub sleep_usecs: u32,
 }
 
-/// One `[[route]]`: packets to `prefix` leave by `port` towards `via_mac`.
+/// One `[[route]]`: packets to `prefix` leave by `port`, to the gateway `via` (its MAC
+/// resolved by ARP or neighbour discovery), or to the static MAC `via_mac`, or, with
+/// neither, to the destination itself on the port's link (an on-link route, like
+/// `ip route add PREFIX dev PORT`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
     /// The destination prefix, host bits zero.
     pub prefix: IpNet,
     /// The out port.
     pub port: PortIdx,
-    /// Destination MAC of the next hop.
-    pub via_mac: MacAddr,
+    /// The gateway, of the prefix's family, on the port's subnet (or IPv6 link-local).
+    pub via: Option<std::net::IpAddr>,
+    /// The next hop's MAC, static: with `via`, a PERMANENT neighbour entry for it
+    /// (`ip neigh replace VIA lladdr MAC nud permanent`); alone, a next hop that is never
+    /// resolved.
+    pub via_mac: Option<MacAddr>,
+}
+
+impl RouteConfig {
+    /// Whether packets on this route need their next hop resolved (no `via_mac`).
+    pub fn resolves(&self) -> bool {
+        self.via_mac.is_none()
+    }
 }
 
 /// `[eal]`: how EAL is started (see [`Config::eal_args`]).

@@ -23,12 +23,55 @@ pub struct File {
     pub mirror: Option<Mirror>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accounting: Option<Accounting>,
+    pub neighbour: Neighbour,
     pub fib: Fib,
     pub control: Control,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fpm: Option<Fpm>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
+}
+
+/// `[neighbour]`: Linux's sysctl names and units (`net.ipv4.neigh.default.*`), Linux's defaults.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Neighbour {
+    pub base_reachable_time_ms: i64,
+    pub retrans_time_ms: i64,
+    pub delay_first_probe_time: i64,
+    pub mcast_solicit: i64,
+    pub ucast_solicit: i64,
+    pub mcast_resolicit: i64,
+    pub unres_qlen: i64,
+    pub unres_qlen_under_pressure: i64,
+    pub gc_stale_time: i64,
+    pub gc_thresh1: i64,
+    pub gc_thresh2: i64,
+    pub gc_thresh3: i64,
+    pub arp_notify: bool,
+    pub ndisc_notify: bool,
+}
+
+impl Default for Neighbour {
+    fn default() -> Self {
+        let p = crate::neigh::NeighParams::LINUX;
+        Neighbour {
+            base_reachable_time_ms: p.base_reachable_time.as_millis() as i64,
+            retrans_time_ms: p.retrans_time.as_millis() as i64,
+            delay_first_probe_time: p.delay_first_probe_time.as_secs() as i64,
+            mcast_solicit: p.mcast_solicit.into(),
+            ucast_solicit: p.ucast_solicit.into(),
+            mcast_resolicit: p.mcast_resolicit.into(),
+            unres_qlen: p.unres_qlen.into(),
+            unres_qlen_under_pressure: p.unres_qlen_under_pressure.into(),
+            gc_stale_time: p.gc_stale_time.as_secs() as i64,
+            gc_thresh1: p.gc_thresh1.into(),
+            gc_thresh2: p.gc_thresh2.into(),
+            gc_thresh3: p.gc_thresh3.into(),
+            arp_notify: p.arp_notify,
+            ndisc_notify: p.ndisc_notify,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -107,6 +150,8 @@ pub struct Accounting {
     pub punt_bypass: bool,
     pub port_budget: i64,
     pub slow_path_budget: i64,
+    pub neigh_queue_bypass: bool,
+    pub neigh_queue_budget: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<Limits>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,6 +172,8 @@ impl Default for Accounting {
             punt_bypass: true,
             port_budget: 0,
             slow_path_budget: 4 << 20,
+            neigh_queue_bypass: false,
+            neigh_queue_budget: 2 << 20,
             tcp: None,
             udp: None,
             icmp: None,
@@ -204,6 +251,8 @@ pub struct Route {
     pub prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via_mac: Option<String>,
 }

@@ -56,7 +56,8 @@ impl Config {
                 .map(|r| raw::Route {
                     prefix: Some(r.prefix.to_string()),
                     port: Some(name(r.port)),
-                    via_mac: Some(r.via_mac.to_string()),
+                    via: r.via.map(|v| v.to_string()),
+                    via_mac: r.via_mac.map(|m| m.to_string()),
                 })
                 .collect(),
             extensions: raw::Extensions {
@@ -69,6 +70,7 @@ impl Config {
                 .as_ref()
                 .map(|m| raw::Mirror { port: Some(name(m.port)), proto: Some(m.proto.map_or("any", |p| p.name()).to_owned()) }),
             accounting: self.accounting.as_ref().map(render_accounting),
+            neighbour: render_neighbour(&self.neighbour),
             fib: raw::Fib {
                 ipv4_max_routes: self.fib.ipv4_max_routes.into(),
                 ipv4_tbl8_groups: self.fib.ipv4_tbl8_groups.into(),
@@ -89,6 +91,25 @@ impl Config {
             }),
             metrics: self.metrics.as_ref().map(|m| raw::Metrics { listen: m.listen.to_string() }),
         }
+    }
+}
+
+fn render_neighbour(n: &crate::neigh::NeighParams) -> raw::Neighbour {
+    raw::Neighbour {
+        base_reachable_time_ms: n.base_reachable_time.as_millis() as i64,
+        retrans_time_ms: n.retrans_time.as_millis() as i64,
+        delay_first_probe_time: n.delay_first_probe_time.as_secs() as i64,
+        mcast_solicit: n.mcast_solicit.into(),
+        ucast_solicit: n.ucast_solicit.into(),
+        mcast_resolicit: n.mcast_resolicit.into(),
+        unres_qlen: n.unres_qlen.into(),
+        unres_qlen_under_pressure: n.unres_qlen_under_pressure.into(),
+        gc_stale_time: n.gc_stale_time.as_secs() as i64,
+        gc_thresh1: n.gc_thresh1.into(),
+        gc_thresh2: n.gc_thresh2.into(),
+        gc_thresh3: n.gc_thresh3.into(),
+        arp_notify: n.arp_notify,
+        ndisc_notify: n.ndisc_notify,
     }
 }
 
@@ -138,6 +159,8 @@ fn render_accounting(a: &AccountingConf) -> raw::Accounting {
         punt_bypass: a.punt_bypass,
         port_budget: a.port_budget as i64,
         slow_path_budget: a.slow_path_budget as i64,
+        neigh_queue_bypass: a.neigh_queue_bypass,
+        neigh_queue_budget: a.neigh_queue_budget as i64,
         tcp: limits(0),
         udp: limits(1),
         icmp: limits(2),

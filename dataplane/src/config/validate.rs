@@ -25,12 +25,28 @@ pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let extensions = validate_extensions(raw.extensions)?;
     let mirror = raw.mirror.map(|m| validate_mirror(m, &ports)).transpose()?;
     let accounting = raw.accounting.map(validate_accounting).transpose()?;
+    let neighbour = validate_neighbour(raw.neighbour)?;
     let fib = validate_fib(raw.fib)?;
     let control = validate_control(raw.control)?;
     let fpm = raw.fpm.map(validate_fpm).transpose()?;
     let metrics = raw.metrics.map(validate_metrics).transpose()?;
-    let config =
-        Config { eal, pool, forward, poll, ports, workers, routes, extensions, mirror, accounting, fib, control, fpm, metrics };
+    let config = Config {
+        eal,
+        pool,
+        forward,
+        poll,
+        ports,
+        workers,
+        routes,
+        extensions,
+        mirror,
+        accounting,
+        neighbour,
+        fib,
+        control,
+        fpm,
+        metrics,
+    };
     check_traffic(&config)?;
     Ok(config)
 }
@@ -295,6 +311,8 @@ fn validate_accounting(raw: raw::Accounting) -> Result<AccountingConf, ConfigErr
         punt_bypass: raw.punt_bypass,
         port_budget: int("accounting.port_budget", raw.port_budget, 0, i64::MAX)?,
         slow_path_budget: int("accounting.slow_path_budget", raw.slow_path_budget, 0, i64::MAX)?,
+        neigh_queue_bypass: raw.neigh_queue_bypass,
+        neigh_queue_budget: int("accounting.neigh_queue_budget", raw.neigh_queue_budget, 0, i64::MAX)?,
     })
 }
 
@@ -351,6 +369,46 @@ fn validate_mirror(raw: raw::Mirror, ports: &[PortConfig]) -> Result<MirrorConfi
     Ok(MirrorConfig { port, proto })
 }
 
+fn validate_neighbour(raw: raw::Neighbour) -> Result<crate::neigh::NeighParams, ConfigError> {
+    use std::time::Duration;
+    let key = |f: &str| format!("neighbour.{f}");
+    let n = |f: &str, v: i64, min: i64, max: i64| int::<u32>(&key(f), v, min, max);
+    let unres_qlen = n("unres_qlen", raw.unres_qlen, 1, 1 << 20)?;
+    let unres_qlen_under_pressure = n("unres_qlen_under_pressure", raw.unres_qlen_under_pressure, 1, 1 << 20)?;
+    let (t1, t2, t3) = (
+        n("gc_thresh1", raw.gc_thresh1, 0, 1 << 24)?,
+        n("gc_thresh2", raw.gc_thresh2, 0, 1 << 24)?,
+        n("gc_thresh3", raw.gc_thresh3, 1, 1 << 24)?,
+    );
+    for (a, an, b, bn) in [
+        (unres_qlen_under_pressure, "unres_qlen_under_pressure", unres_qlen, "unres_qlen"),
+        (t1, "gc_thresh1", t2, "gc_thresh2"),
+        (t2, "gc_thresh2", t3, "gc_thresh3"),
+    ] {
+        if a > b {
+            return Err(ConfigError::new(key(an), ConfigErrorKind::OutOfOrder { value: a, other_key: key(bn), other: b }));
+        }
+    }
+    let ms = |v: u32| Duration::from_millis(v.into());
+    let secs = |v: u32| Duration::from_secs(v.into());
+    Ok(crate::neigh::NeighParams {
+        base_reachable_time: ms(n("base_reachable_time_ms", raw.base_reachable_time_ms, 1, 1 << 30)?),
+        retrans_time: ms(n("retrans_time_ms", raw.retrans_time_ms, 0, 1 << 30)?),
+        delay_first_probe_time: secs(n("delay_first_probe_time", raw.delay_first_probe_time, 0, 1 << 20)?),
+        mcast_solicit: n("mcast_solicit", raw.mcast_solicit, 0, 255)?,
+        ucast_solicit: n("ucast_solicit", raw.ucast_solicit, 0, 255)?,
+        mcast_resolicit: n("mcast_resolicit", raw.mcast_resolicit, 0, 255)?,
+        unres_qlen,
+        unres_qlen_under_pressure,
+        gc_stale_time: secs(n("gc_stale_time", raw.gc_stale_time, 0, 1 << 24)?),
+        gc_thresh1: t1,
+        gc_thresh2: t2,
+        gc_thresh3: t3,
+        arp_notify: raw.arp_notify,
+        ndisc_notify: raw.ndisc_notify,
+    })
+}
+
 fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<RouteConfig>, ConfigError> {
     let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
     let mut seen: HashMap<IpNet, usize> = HashMap::with_capacity(raw.len());
@@ -360,8 +418,9 @@ fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<Rou
         let prefix = parse_prefix(&key("prefix"), &text)?;
         let port_name = r.port.ok_or_else(|| ConfigError::new(key("port"), ConfigErrorKind::Missing))?;
         let port = port_index(ports, &port_name, key("port"))?;
-        let mac = r.via_mac.ok_or_else(|| ConfigError::new(key("via_mac"), ConfigErrorKind::Missing))?;
-        let via_mac = parse_mac(&key("via_mac"), &mac)?;
+        let via_mac = r.via_mac.map(|m| parse_mac(&key("via_mac"), &m)).transpose()?;
+        let via = r.via.map(|v| parse_via(&key("via"), &v)).transpose()?;
+        check_route(&format!("route[{i}]"), &RouteConfig { prefix, port, via, via_mac }, ports)?;
         if let Some(&j) = seen.get(&prefix) {
             return Err(ConfigError::new(
                 key("prefix"),
@@ -369,9 +428,114 @@ fn validate_routes(raw: Vec<raw::Route>, ports: &[PortConfig]) -> Result<Vec<Rou
             ));
         }
         seen.insert(prefix, i);
-        routes.push(RouteConfig { prefix, port, via_mac });
+        routes.push(RouteConfig { prefix, port, via, via_mac });
     }
     Ok(routes)
+}
+
+/// A route's `via`: an address.
+fn parse_via(key: &str, s: &str) -> Result<std::net::IpAddr, ConfigError> {
+    s.parse().map_err(|_| {
+        ConfigError::new(
+            key.to_owned(),
+            ConfigErrorKind::InvalidPrefix {
+                value: s.to_owned(),
+                expected: "an IPv4 or IPv6 address, like 10.0.2.2 or 2001:db8:2::2",
+            },
+        )
+    })
+}
+
+/// The rules for a route's next hop, for `[[route]]` and `ctl route add` alike (`key` names
+/// the route: `route[3]`): `via` is a unicast address of the prefix's family; a next hop
+/// that is resolved (no `via_mac`: the gateway, or each destination of an on-link route)
+/// needs the port's own address of that family to solicit from, and `via` on the port's
+/// subnet (or IPv6 link-local), as Linux wants a gateway reachable on-link. A static entry
+/// (`via` with `via_mac`) needs no address on the port, but a `via` still on its subnet if
+/// it has one.
+///
+/// # Errors
+/// The rule broken, at `KEY.via` or `KEY.port`.
+pub fn check_route(key: &str, r: &RouteConfig, ports: &[PortConfig]) -> Result<(), ConfigError> {
+    use std::net::IpAddr;
+    let k = |f: &str| format!("{key}.{f}");
+    if let Some(addr) = r.via {
+        let same_family = matches!((addr, r.prefix), (IpAddr::V4(_), IpNet::V4(_)) | (IpAddr::V6(_), IpNet::V6(_)));
+        if !same_family {
+            return Err(ConfigError::new(
+                k("via"),
+                ConfigErrorKind::InvalidGateway {
+                    value: addr.to_string(),
+                    why: format!("not of the family of the prefix {}", r.prefix),
+                },
+            ));
+        }
+        let unusable = match addr {
+            IpAddr::V4(a) => a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast(),
+            IpAddr::V6(a) => a.is_unspecified() || a.is_loopback() || a.is_multicast(),
+        };
+        if unusable {
+            return Err(ConfigError::new(
+                k("via"),
+                ConfigErrorKind::InvalidGateway { value: addr.to_string(), why: "not a unicast address".to_owned() },
+            ));
+        }
+    }
+    let port = &ports[r.port.index()];
+    if r.via_mac.is_none() {
+        check_resolvable(&k(if r.via.is_some() { "via" } else { "port" }), r.via, r.prefix, port, r.port)?;
+    } else if let Some(v) = r.via {
+        match check_resolvable(&k("via"), Some(v), r.prefix, port, r.port) {
+            Err(e) if !matches!(e.kind, ConfigErrorKind::NeedsPortAddress { .. }) => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Resolving `via` (or, for an on-link route without one, the destinations in `prefix`) out
+/// of `port` needs the port's own address of that family, and `via` on its subnet (or, for
+/// IPv6, link-local), as Linux wants a gateway reachable on-link.
+fn check_resolvable(
+    key: &str,
+    via: Option<std::net::IpAddr>,
+    prefix: IpNet,
+    port: &PortConfig,
+    idx: PortIdx,
+) -> Result<(), ConfigError> {
+    use std::net::IpAddr;
+    let (family, own): (&str, Option<IpNet>) = match prefix {
+        IpNet::V4(_) => ("ipv4", port.ipv4.map(IpNet::V4)),
+        IpNet::V6(_) => ("ipv6", port.ipv6.map(IpNet::V6)),
+    };
+    let Some(own) = own else {
+        return Err(ConfigError::new(
+            key.to_owned(),
+            ConfigErrorKind::NeedsPortAddress { port: port.name.clone(), port_key: format!("{idx}.{family}") },
+        ));
+    };
+    if let Some(v) = via {
+        let link_local = matches!(v, IpAddr::V6(a) if a.is_unicast_link_local());
+        if !own.trunc().contains(&v) && !link_local {
+            return Err(ConfigError::new(
+                key.to_owned(),
+                ConfigErrorKind::InvalidGateway {
+                    value: v.to_string(),
+                    why: format!("not on port {:?}'s subnet {} (a gateway must be on-link)", port.name, own.trunc()),
+                },
+            ));
+        }
+        if v == own.addr() {
+            return Err(ConfigError::new(
+                key.to_owned(),
+                ConfigErrorKind::InvalidGateway {
+                    value: v.to_string(),
+                    why: format!("the address of port {:?} itself", port.name),
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `aa:bb:cc:dd:ee:ff` (or with `-`).
@@ -938,6 +1102,114 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
                     assert!(!msg.contains('\n'), "{what}: not one line: {msg:?}");
                 }
             }
+        }
+    }
+
+    /// An l3fwd config with addresses on both ports and `routes` appended.
+    fn l3(routes: &str) -> String {
+        valid()
+            .replace("[forward]\npairs = [[\"null0\", \"null1\"]]\n", "[forward]\nmode = \"l3fwd\"\n")
+            .replace("device = \"net_null0\"\n", "device = \"net_null0\"\nipv4 = \"10.0.1.1/24\"\nipv6 = \"2001:db8:1::1/64\"\n")
+            .replace("device = \"net_null1\"\n", "device = \"net_null1\"\nipv4 = \"10.0.2.1/24\"\n")
+            + routes
+    }
+
+    fn route(prefix: &str, port: &str, extra: &str) -> String {
+        format!("[[route]]\nprefix = \"{prefix}\"\nport = \"{port}\"\n{extra}\n")
+    }
+
+    #[test]
+    fn routes_by_gateway_static_mac_or_on_link() {
+        use std::net::IpAddr;
+        let c = Config::from_toml_str(&l3(&[
+            route("10.9.0.0/16", "null1", "via = \"10.0.2.2\""),
+            route("2001:db8:9::/48", "null0", "via = \"2001:db8:1::2\""),
+            route("2001:db8:8::/48", "null0", "via = \"fe80::1\""),
+            route("10.8.0.0/16", "null1", "via = \"10.0.2.3\"\nvia_mac = \"02:00:00:00:00:03\""),
+            route("10.7.0.0/16", "null1", "via_mac = \"02:00:00:00:00:04\""),
+            route("10.6.0.0/16", "null1", ""),
+        ]
+        .concat()))
+        .unwrap();
+        let r = &c.routes;
+        assert_eq!((r[0].via, r[0].via_mac), (Some("10.0.2.2".parse::<IpAddr>().unwrap()), None));
+        assert!(r[0].resolves() && r[1].resolves() && r[2].resolves());
+        assert_eq!(r[2].via, Some("fe80::1".parse().unwrap()), "a link-local gateway");
+        assert_eq!(r[3].via_mac, Some("02:00:00:00:00:03".parse().unwrap()));
+        assert!(!r[3].resolves(), "via with via_mac: a static entry");
+        assert_eq!((r[4].via, r[4].resolves()), (None, false));
+        assert_eq!((r[5].via, r[5].via_mac, r[5].resolves()), (None, None, true), "on-link");
+        // A static next hop needs no address on its port.
+        let text = valid().replace("[forward]\npairs = [[\"null0\", \"null1\"]]\n", "[forward]\nmode = \"l3fwd\"\n")
+            + &route("10.9.0.0/16", "null1", "via = \"10.0.2.2\"\nvia_mac = \"02:00:00:00:00:03\"");
+        assert!(Config::from_toml_str(&text).is_ok());
+    }
+
+    #[test]
+    fn bad_gateways_name_the_key() {
+        for (what, routes, expected) in [
+            (
+                "family",
+                route("10.9.0.0/16", "null1", "via = \"2001:db8:1::2\""),
+                "route[0].via: \"2001:db8:1::2\" cannot be a gateway: not of the family of the prefix 10.9.0.0/16",
+            ),
+            (
+                "not an address",
+                route("10.9.0.0/16", "null1", "via = \"10.0.2\""),
+                "route[0].via: \"10.0.2\" is not an IPv4 or IPv6 address",
+            ),
+            (
+                "multicast",
+                route("10.9.0.0/16", "null1", "via = \"224.0.0.1\""),
+                "route[0].via: \"224.0.0.1\" cannot be a gateway: not a unicast address",
+            ),
+            ("broadcast", route("10.9.0.0/16", "null1", "via = \"255.255.255.255\""), "not a unicast address"),
+            (
+                "off-link",
+                route("10.9.0.0/16", "null1", "via = \"10.0.1.2\""),
+                "route[0].via: \"10.0.1.2\" cannot be a gateway: not on port \"null1\"'s subnet 10.0.2.0/24",
+            ),
+            ("own address", route("10.9.0.0/16", "null1", "via = \"10.0.2.1\""), "the address of port \"null1\" itself"),
+            (
+                "no IPv6 on the port",
+                route("2001:db8:9::/48", "null1", "via = \"fe80::1\""),
+                "route[0].via: resolving this next hop needs an address of its family on port \"null1\" (port[1].ipv6)",
+            ),
+            (
+                "on-link without an address",
+                route("2001:db8:9::/48", "null1", ""),
+                "route[0].port: resolving this next hop needs an address of its family on port \"null1\" (port[1].ipv6)",
+            ),
+        ] {
+            let msg = Config::from_toml_str(&l3(&routes)).map(|_| ()).unwrap_err().to_string();
+            assert!(msg.contains(expected), "{what}: {msg:?} does not contain {expected:?}");
+        }
+    }
+
+    #[test]
+    fn neighbour_knobs_default_to_linux_and_are_checked() {
+        assert_eq!(Config::from_toml_str(&valid()).unwrap().neighbour, crate::neigh::NeighParams::LINUX);
+        let explicit = format!(
+            "{}[neighbour]\nbase_reachable_time_ms = 30000\nretrans_time_ms = 1000\ndelay_first_probe_time = 5\nmcast_solicit = 3\nucast_solicit = 3\nmcast_resolicit = 0\nunres_qlen = 101\nunres_qlen_under_pressure = 3\ngc_stale_time = 60\ngc_thresh1 = 128\ngc_thresh2 = 512\ngc_thresh3 = 1024\n",
+            valid()
+        );
+        assert_eq!(Config::from_toml_str(&explicit).unwrap().neighbour, crate::neigh::NeighParams::LINUX);
+        let short =
+            Config::from_toml_str(&format!("{}[neighbour]\nbase_reachable_time_ms = 2000\nretrans_time_ms = 100\n", valid()))
+                .unwrap();
+        assert_eq!(short.neighbour.base_reachable_time, std::time::Duration::from_secs(2));
+        assert_eq!(short.neighbour.retrans_time, std::time::Duration::from_millis(100));
+        for (text, expected) in [
+            ("gc_thresh1 = 600", "neighbour.gc_thresh1: must not be above neighbour.gc_thresh2 (600 > 512)"),
+            ("gc_thresh3 = 100", "neighbour.gc_thresh2: must not be above neighbour.gc_thresh3 (512 > 100)"),
+            ("unres_qlen = 0", "neighbour.unres_qlen: must be at least 1"),
+            ("unres_qlen = 2", "neighbour.unres_qlen_under_pressure: must not be above neighbour.unres_qlen (3 > 2)"),
+            ("base_reachable_time_ms = 0", "neighbour.base_reachable_time_ms: must be at least 1"),
+            ("mcast_solicit = 256", "neighbour.mcast_solicit: must be at most 255"),
+            ("retrans_time = 1", "unknown field `retrans_time`"),
+        ] {
+            let msg = Config::from_toml_str(&format!("{}[neighbour]\n{text}\n", valid())).map(|_| ()).unwrap_err().to_string();
+            assert!(msg.contains(expected), "{text}: {msg:?} does not contain {expected:?}");
         }
     }
 

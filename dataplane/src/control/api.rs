@@ -40,12 +40,15 @@ pub enum Command {
         /// `ipv4` or `ipv6`: only that family.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         family: Option<String>,
-        /// Only routes of this origin (`config`, `ctl`).
+        /// Only routes of this origin (`config`, `ctl`, `connected`, `neighbour`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<String>,
     },
     /// Next hops in use.
     ShowNextHops {},
+    /// The neighbour table (ARP and neighbour discovery): entries with their state, like
+    /// `ip neigh`, and its counters, like `ip -s ntable`.
+    ShowNeighbours {},
     /// The running config (start-up config and every live change) as TOML.
     ShowConfig {},
     /// Add a route; refused if one exists for the prefix.
@@ -100,7 +103,9 @@ impl Command {
     }
 }
 
-/// A route's arguments.
+/// A route's arguments: the next hop as in a config's `[[route]]`: `via` (a gateway,
+/// resolved by ARP / neighbour discovery), `via_mac` (a static MAC; with `via`, a static
+/// neighbour entry for it), or neither (on-link).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteArgs {
@@ -108,8 +113,12 @@ pub struct RouteArgs {
     pub prefix: String,
     /// Config name of the out port.
     pub port: String,
+    /// The gateway's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     /// The next hop's MAC.
-    pub via_mac: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
 }
 
 /// A request line: serialises as `{"version": V, "command": NAME, "args": {...}}`.
@@ -281,9 +290,15 @@ pub struct RouteInfo {
     pub prefix: String,
     /// Out port (config name); empty for an ECMP route (see `paths`) and one that drops.
     pub port: String,
-    /// The gateway's MAC; empty as `port`.
-    pub via_mac: String,
-    /// `config`, `ctl`, or the FRR protocol that made it (`static`, `bgp`, `ospf`, ...).
+    /// The gateway's address (resolved by the neighbour table), if the next hop names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The next hop's static MAC, if it names one (with `via`: a static neighbour). Neither:
+    /// on-link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
+    /// `config`, `ctl`, `connected`, `neighbour`, or the FRR protocol that made it
+    /// (`static`, `bgp`, `ospf`, ...).
     pub origin: String,
     /// The next-hop id the LPM returns for it (an ECMP group's for a multipath route).
     pub next_hop: u32,
@@ -301,8 +316,13 @@ pub struct RouteInfo {
 pub struct PathInfo {
     /// Out port.
     pub port: String,
-    /// The gateway's MAC.
-    pub via_mac: String,
+    /// The gateway's address (resolved by the neighbour table), if the next hop names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The next hop's static MAC, if it names one (with `via`: a static neighbour). Neither:
+    /// on-link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
     /// Its share of the flows.
     pub weight: u16,
 }
@@ -338,11 +358,17 @@ pub struct NextHopEntry {
     pub id: u32,
     /// Out port.
     pub port: String,
-    /// Gateway MAC.
-    pub via_mac: String,
+    /// The gateway's address (resolved by the neighbour table), if the next hop names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The next hop's static MAC, if it names one (with `via`: a static neighbour). Neither:
+    /// on-link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
     /// Routes (and ECMP groups) using it.
     pub routes: u32,
-    /// Packets the workers routed to it since it was made.
+    /// Packets the workers routed to it since it was made (including those handed to the
+    /// slow path to resolve its neighbour).
     #[serde(default)]
     pub packets: u64,
 }
@@ -365,8 +391,13 @@ pub struct GroupMember {
     pub next_hop: u32,
     /// Out port.
     pub port: String,
-    /// Gateway MAC.
-    pub via_mac: String,
+    /// The gateway's address (resolved by the neighbour table), if the next hop names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The next hop's static MAC, if it names one (with `via`: a static neighbour). Neither:
+    /// on-link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
     /// Its weight.
     pub weight: u16,
     /// Buckets it has of the group's (at most 64 in all): its share of the flow hash space.

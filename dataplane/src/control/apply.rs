@@ -2,7 +2,7 @@
 //! can change live and what needs a restart.
 //!
 //! Live: `[[route]]` (a route's `via_mac` is its static neighbour), the ports' own
-//! addresses (`ipv4`, `ipv6`, when the slow path runs), `[mirror]` (when the extension
+//! addresses (`ipv4`, `ipv6`, when the slow path runs; their connected routes follow), `[mirror]` (when the extension
 //! framework runs), `[poll]`, and in `[accounting]` the limits, backlog lengths and
 //! budgets. Anything else that differs is refused with its key, and nothing changes.
 
@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use super::api::{code, ApiError};
 use crate::config::{Config, PortConfig};
 use crate::fib::{Origin, RouteChange};
-use crate::forwarder::route_of;
+use crate::forwarder::{connected_routes, route_of};
 
 /// What the running forwarder can change live.
 #[derive(Debug, Clone)]
@@ -77,6 +77,9 @@ pub fn diff(old: &Config, new: &Config, can: &Abilities) -> Result<Plan, ApiErro
     same!(old.extensions, new.extensions, "extensions", [trace_every, flow, areas]);
     same!(old.fib, new.fib, "fib", [ipv4_max_routes, ipv4_tbl8_groups, ipv6_max_routes, ipv6_tbl8_groups, max_next_hops]);
     same!(old.control, new.control, "control", [socket, max_clients, idle_timeout_ms, max_request_bytes]);
+    if old.neighbour != new.neighbour {
+        return Err(restart("neighbour", "the neighbour subsystem's knobs"));
+    }
     if old.metrics != new.metrics {
         return Err(restart("metrics.listen", "the metrics endpoint"));
     }
@@ -181,7 +184,7 @@ pub fn diff(old: &Config, new: &Config, can: &Abilities) -> Result<Plan, ApiErro
     match (&old.accounting, &new.accounting) {
         (None, None) => {}
         (Some(a), Some(b)) => {
-            same!(a, b, "accounting", [batch_pages, backlog_bypass, punt_bypass]);
+            same!(a, b, "accounting", [batch_pages, backlog_bypass, punt_bypass, neigh_queue_bypass, neigh_queue_budget]);
             if a != b {
                 plan.accounting = true;
                 plan.live |= a.backlog != b.backlog || a.backlog_under_pressure != b.backlog_under_pressure;
@@ -204,6 +207,34 @@ fn addrs(p: &PortConfig) -> String {
 }
 
 fn diff_routes(old: &Config, new: &Config, can: &Abilities, plan: &mut Plan) -> Result<(), ApiError> {
+    diff_config_routes(old, new, can, plan)?;
+    // The ports' connected subnets follow their addresses (a [[route]] of the same prefix
+    // wins over one).
+    let (was, is) = (connected_routes(old), connected_routes(new));
+    for r in &was {
+        if !is.iter().any(|x| x.prefix == r.prefix) && !new.routes.iter().any(|x| x.prefix == r.prefix) {
+            plan.routes.push(RouteChange::Delete(r.prefix));
+            plan.route_keys.push(format!("the connected route {}", r.prefix));
+            plan.lines.push(format!("route del {} (connected)", r.prefix));
+            plan.counts[2] += 1;
+        }
+    }
+    for r in &is {
+        if !was.contains(r) {
+            plan.routes.push(RouteChange::Set(r.clone()));
+            plan.route_keys.push(format!("the connected route {}", r.prefix));
+            let dev = match &r.next_hop {
+                crate::fib::Hop::One(k) => new.port(k.port).name.as_str(),
+                crate::fib::Hop::Multi(_) | crate::fib::Hop::Drop => "",
+            };
+            plan.lines.push(format!("route add {} on-link dev {dev} (connected)", r.prefix));
+            plan.counts[0] += 1;
+        }
+    }
+    Ok(())
+}
+
+fn diff_config_routes(old: &Config, new: &Config, can: &Abilities, plan: &mut Plan) -> Result<(), ApiError> {
     if old.routes == new.routes {
         return Ok(());
     }
@@ -234,7 +265,9 @@ fn diff_routes(old: &Config, new: &Config, can: &Abilities, plan: &mut Plan) -> 
         }
         plan.routes.push(RouteChange::Set(route_of(r, Origin::Config)));
         plan.route_keys.push(format!("route[{i}]"));
-        let line = format!("{} via {} dev {}", r.prefix, r.via_mac, new.port(r.port).name);
+        let (via, mac) = (r.via.map(|v| v.to_string()), r.via_mac.map(|m| m.to_string()));
+        let line =
+            format!("{} {} dev {}", r.prefix, super::handler::via_text(via.as_deref(), mac.as_deref()), new.port(r.port).name);
         if prev.is_some() {
             plan.lines.push(format!("route replace {line}"));
             plan.counts[1] += 1;

@@ -123,6 +123,7 @@ impl Control {
             Command::ShowMemory {} => Ok(report::memory_json(&snap())),
             Command::ShowRoutes { family, origin } => self.routes(family.as_deref(), origin.as_deref()),
             Command::ShowNextHops {} => self.next_hops(),
+            Command::ShowNeighbours {} => Ok(report::neighbours_json(&snap())),
             Command::ShowConfig {} => Ok(json!({ "toml": lock(&self.running).to_toml() })),
             Command::RouteAdd(a) => self.route_set(&a, false),
             Command::RouteReplace(a) => self.route_set(&a, true),
@@ -186,16 +187,16 @@ impl Control {
     }
 
     fn info(&self, fib: &Fib, r: &Route, id: u32) -> RouteInfo {
-        let (port, via_mac) = match &r.next_hop {
+        let (port, via, via_mac) = match &r.next_hop {
             Hop::One(k) => hop_names(fib, k),
-            Hop::Multi(_) | Hop::Drop => (String::new(), String::new()),
+            Hop::Multi(_) | Hop::Drop => (String::new(), None, None),
         };
         let paths = match &r.next_hop {
             Hop::Multi(p) => p
                 .iter()
                 .map(|(k, weight)| {
-                    let (port, via_mac) = hop_names(fib, k);
-                    api::PathInfo { port, via_mac, weight: *weight }
+                    let (port, via, via_mac) = hop_names(fib, k);
+                    api::PathInfo { port, via, via_mac, weight: *weight }
                 })
                 .collect(),
             _ => Vec::new(),
@@ -203,6 +204,7 @@ impl Control {
         RouteInfo {
             prefix: r.prefix.to_string(),
             port,
+            via,
             via_mac,
             origin: r.origin.name().to_owned(),
             next_hop: id,
@@ -243,8 +245,8 @@ impl Control {
             .next_hops()
             .into_iter()
             .map(|n| {
-                let (port, via_mac) = hop_names(&fib, &n.key);
-                api::NextHopEntry { id: n.id, port, via_mac, routes: n.refs, packets: n.packets }
+                let (port, via, via_mac) = hop_names(&fib, &n.key);
+                api::NextHopEntry { id: n.id, port, via, via_mac, routes: n.refs, packets: n.packets }
             })
             .collect();
         let ecmp_groups = fib
@@ -257,8 +259,8 @@ impl Control {
                     .iter()
                     .zip(&g.buckets)
                     .map(|((k, id, weight), buckets)| {
-                        let (port, via_mac) = hop_names(&fib, k);
-                        api::GroupMember { next_hop: *id, port, via_mac, weight: *weight, buckets: *buckets }
+                        let (port, via, via_mac) = hop_names(&fib, k);
+                        api::GroupMember { next_hop: *id, port, via, via_mac, weight: *weight, buckets: *buckets }
                     })
                     .collect(),
                 routes: g.refs,
@@ -275,14 +277,35 @@ impl Control {
             let names: Vec<&str> = c.ports.iter().map(|p| p.name.as_str()).collect();
             ApiError::new(code::INVALID, format!("no port named {:?}; ports: {}", a.port, names.join(", ")), Some("args.port"))
         })?;
-        let via_mac: MacAddr = a.via_mac.parse().map_err(|_| {
-            ApiError::new(
-                code::INVALID,
-                format!("{:?} is not a MAC address (expected six hex bytes like 02:00:00:00:00:01)", a.via_mac),
-                Some("args.via_mac"),
-            )
+        let via_mac: Option<MacAddr> = a
+            .via_mac
+            .as_deref()
+            .map(|m| {
+                m.parse().map_err(|_| {
+                    ApiError::new(
+                        code::INVALID,
+                        format!("{m:?} is not a MAC address (expected six hex bytes like 02:00:00:00:00:01)"),
+                        Some("args.via_mac"),
+                    )
+                })
+            })
+            .transpose()?;
+        let via = a
+            .via
+            .as_deref()
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::new(code::INVALID, format!("{v:?} is not an IPv4 or IPv6 address"), Some("args.via")))
+            })
+            .transpose()?;
+        let rc = RouteConfig { prefix, port: PortIdx(port as u16), via, via_mac };
+        // The config's own rules for the next hop (family, on the port's subnet, an
+        // address to solicit from), checked against the running config's ports.
+        crate::config::check_route("args", &rc, &c.ports).map_err(|e| {
+            let key = if e.key.ends_with(".via") { "args.via" } else { "args.port" };
+            ApiError::new(code::INVALID, e.kind.to_string(), Some(key))
         })?;
-        Ok(RouteConfig { prefix, port: PortIdx(port as u16), via_mac })
+        Ok(rc)
     }
 
     fn route_set(&self, a: &RouteArgs, replace: bool) -> Result<Value, ApiError> {
@@ -430,7 +453,27 @@ impl Control {
 }
 
 fn describe(r: &RouteInfo) -> String {
-    format!("via {} dev {}, origin {}", r.via_mac, r.port, r.origin)
+    format!("{} dev {}, origin {}", via_text(r.via.as_deref(), r.via_mac.as_deref()), r.port, r.origin)
+}
+
+/// A next hop's `via` (gateway address) and `via_mac` (static MAC) for the API.
+fn via_fields(via: Via) -> (Option<String>, Option<String>) {
+    match via {
+        Via::Mac(m) => (None, Some(m.to_string())),
+        Via::Static(a, m) => (Some(a.to_string()), Some(m.to_string())),
+        Via::Gateway(a) => (Some(a.to_string()), None),
+        Via::Connected => (None, None),
+    }
+}
+
+/// How `ip route` would say where a route goes: `via GATEWAY`, `via MAC`, `via GATEWAY
+/// (MAC)` for a static neighbour, or `on-link`.
+pub fn via_text(via: Option<&str>, via_mac: Option<&str>) -> String {
+    match (via, via_mac) {
+        (Some(v), Some(m)) => format!("via {v} ({m})"),
+        (Some(v), None) | (None, Some(v)) => format!("via {v}"),
+        (None, None) => "on-link".to_owned(),
+    }
 }
 
 /// `ADDR/LEN` with host bits zero.
@@ -454,9 +497,10 @@ fn parse_prefix(s: &str) -> Result<IpNet, ApiError> {
 }
 
 /// A next hop's port name and gateway, as the API shows them.
-fn hop_names(fib: &Fib, k: &NextHopKey) -> (String, String) {
-    let Via::Mac(mac) = k.via;
-    (fib.ports().get(k.port.index()).map_or_else(String::new, |p| p.name.clone()), mac.to_string())
+/// A next hop's port name, `via` and `via_mac` as the API shows them.
+fn hop_names(fib: &Fib, k: &NextHopKey) -> (String, Option<String>, Option<String>) {
+    let (via, via_mac) = via_fields(k.via);
+    (fib.ports().get(k.port.index()).map_or_else(String::new, |p| p.name.clone()), via, via_mac)
 }
 
 fn fib_error(e: FibError, key: &str) -> ApiError {

@@ -13,7 +13,7 @@
 //! | `dataplane_softnet_time_squeeze_total` | counter | lcore | softnet_stat column 3 |
 //! | `dataplane_softnet_{rounds,idle_rounds}_total` | counter | lcore | poll rounds |
 //! | `dataplane_softnet_busy_seconds_total` | counter | lcore | busy cycles / TSC Hz |
-//! | `dataplane_softnet_{punted,injected,mirrored,backlogged,backlog_sent}_packets_total`, `dataplane_softnet_ext_failures_total` | counter | lcore | the other [`Counter`]s |
+//! | `dataplane_softnet_{punted,injected,mirrored,backlogged,backlog_sent,resolving}_packets_total`, `dataplane_softnet_ext_failures_total` | counter | lcore | the other [`Counter`]s |
 //! | `dataplane_dropped_packets_total` | counter | reason | drops by [`DropReason`], all lcores |
 //! | `dataplane_rx_to_tx_latency_seconds` | histogram | - | hdrhistogram buckets ([`super::LATENCY_BOUNDS_SECONDS`]) |
 //! | `dataplane_pool_{size,available,in_use,cached}_objects` | gauge | pool | `rte_mempool` counts |
@@ -23,11 +23,19 @@
 //! | `dataplane_proto_memory_{charges,failures,pressure_entries}_total` | counter | proto | |
 //! | `dataplane_memory_group_{usage,limit}_bytes` | gauge | group | memcg-like groups; limit `+Inf` when unlimited |
 //! | `dataplane_memory_group_failures_total` | counter | group | charges refused |
+//! | `dataplane_memory_consumer_bytes`, `dataplane_memory_consumer_peak_bytes` | gauge | consumer, bypass_prot_mem | what each consumer class (tx_backlog, slow_path, neigh_queue) holds now, at most |
+//! | `dataplane_memory_consumer_charged_bytes_total`, `dataplane_memory_consumer_failures_total` | counter | consumer, bypass_prot_mem | bytes charged in total, charges refused |
 //! | `dataplane_slow_path_{answered,ignored,inject_full}_total` | counter | - | the slow path, when it runs |
 //! | `dataplane_fpm_connected` | gauge | - | zebra's FPM session is up (1), with `[fpm]` |
 //! | `dataplane_fpm_{sessions,session_errors,frames,upserts,deletes,unchanged,swept,skipped}_total` | counter | - | the FPM side ([`crate::fpm::FpmStatus`]) |
 //! | `dataplane_fpm_routes` | gauge | origin | zebra's routes held, by origin (rtm_protocol) |
-//! | `dataplane_routes` | gauge | origin (config, ctl, or an FRR protocol: static, bgp, ospf, ...) | routes in the FIB by who installed them (l3fwd) |
+//! | `dataplane_neighbours` | gauge | state | neighbour table entries by state (`ip neigh`) |
+//! | `dataplane_neigh_held_packets` | gauge | - | packets held until their neighbour resolves |
+//! | `dataplane_neigh_{resolving,resolved_sent}_packets_total` | counter | - | routed packets taken for resolution, and sent |
+//! | `dataplane_neigh_dropped_packets_total` | counter | reason | neigh_failed, neigh_queue_full, neigh_table_full, proto_mem, no_route |
+//! | `dataplane_neigh_solicitations_total` | counter | kind (arp, ns) | solicitations sent, probes included |
+//! | `dataplane_slow_path_discarded_total` | counter | reason | requests discarded as the RFCs say, by [`Discard`](crate::local::Discard) |
+//! | `dataplane_routes` | gauge | origin (config, ctl, connected, neighbour, or an FRR protocol: static, bgp, ospf, ...) | routes in the FIB by who installed them (l3fwd) |
 //! | `dataplane_fib_routes`, `dataplane_fib_max_routes` | gauge | family (ipv4, ipv6) | routes in each table and its capacity |
 //! | `dataplane_fib_next_hops`, `dataplane_fib_next_hops_retired`, `dataplane_fib_max_next_hops` | gauge | - | next-hop ids in use, waiting for a grace period, capacity |
 //!
@@ -58,7 +66,7 @@ pub type Family = fn(&Published, &mut DescriptorEncoder) -> fmt::Result;
 
 /// Every family, in exposition order.
 pub const FAMILIES: &[Family] =
-    &[ports, queues, softnet, drops, latency, pools, proto_memory, memory_groups, slow_path, routes, fpm];
+    &[ports, queues, softnet, drops, latency, pools, proto_memory, memory_groups, memory_consumers, slow_path, routes, fpm];
 
 /// Encodes every family of `p`.
 ///
@@ -110,6 +118,9 @@ fn gauges<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
 }
 
 type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
+
+/// The label set of a family with one sample.
+const NO_LABELS: Labels<'static, 0> = [];
 
 /// The device counters of each port.
 fn ports(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
@@ -194,6 +205,11 @@ fn counter_family(c: Counter) -> (&'static str, Option<&'static str>, &'static s
         Counter::ExtFailures => ("softnet_ext_failures", None, "Packet extensions that could not be attached (no free area)."),
         Counter::Backlogged => ("softnet_backlogged", Some("packets"), "Packets the NIC refused that waited in a TX backlog."),
         Counter::BacklogSent => ("softnet_backlog_sent", Some("packets"), "Backlogged packets later sent."),
+        Counter::Resolving => (
+            "softnet_resolving",
+            Some("packets"),
+            "Routed packets handed to the slow path to wait for their neighbour's MAC (also punted).",
+        ),
     }
 }
 
@@ -355,17 +371,86 @@ fn memory_groups(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
     counters(e, "memory_group_failures", None, "Charges the group refused.", m.groups.iter().map(|g| (group(g), g.failures)))
 }
 
+/// The consumer classes: what the TX backlogs, the slow path and the neighbour queues hold,
+/// and whether each bypasses the protocol accounts.
+fn memory_consumers(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let Some(m) = &p.snapshot.memory else { return Ok(()) };
+    fn class(c: &mempool::accounting::ClassSnapshot) -> Labels<'_, 2> {
+        [("consumer", c.name.as_str()), ("bypass_prot_mem", if c.bypass_prot_mem { "true" } else { "false" })]
+    }
+    let it = || m.classes.iter();
+    gauges(e, "memory_consumer", Some("bytes"), "Bytes the consumer class holds now.", it().map(|c| (class(c), c.bytes())))?;
+    gauges(
+        e,
+        "memory_consumer_peak",
+        Some("bytes"),
+        "The most bytes the class held at once.",
+        it().map(|c| (class(c), c.peak_bytes)),
+    )?;
+    counters(
+        e,
+        "memory_consumer_charged",
+        Some("bytes"),
+        "Bytes the class charged in total (through the protocol accounts, or bypassing them).",
+        it().map(|c| (class(c), c.total_bytes_charged + c.total_bytes_bypassed)),
+    )?;
+    counters(e, "memory_consumer_failures", None, "Charges of the class refused.", it().map(|c| (class(c), c.failures)))
+}
+
 /// The slow path's counters, when it runs.
 fn slow_path(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
-    let Some(sp) = p.snapshot.slow_path else { return Ok(()) };
+    let Some(sp) = &p.snapshot.slow_path else { return Ok(()) };
     for (name, help, v) in [
         ("slow_path_answered", "Requests to the forwarder's own addresses the slow path answered.", sp.answered),
-        ("slow_path_ignored", "Requests the slow path could not answer (freed).", sp.ignored),
+        ("slow_path_ignored", "Valid requests with nothing to answer (freed).", sp.ignored),
         ("slow_path_inject_full", "Slow-path replies dropped on a full inject ring.", sp.inject_full),
     ] {
         ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)?;
     }
-    Ok(())
+    counters(
+        e,
+        "slow_path_discarded",
+        None,
+        "Requests the slow path discarded silently, by the rule they broke.",
+        crate::local::Discard::ALL.iter().map(|&d| ([("reason", d.name())], sp.discards(d))),
+    )?;
+    let n = &sp.neighbours;
+    gauges(
+        e,
+        "neighbours",
+        None,
+        "Neighbour table entries by state (ip neigh).",
+        crate::neigh::NeighState::ALL
+            .iter()
+            .map(|&st| ([("state", st.name())], n.entries.iter().filter(|x| x.state == st).count() as u64)),
+    )?;
+    gauges(e, "neigh_held", Some("packets"), "Packets held until their neighbour resolves.", [(NO_LABELS, n.held as u64)])?;
+    let r = &sp.resolution;
+    counters(
+        e,
+        "neigh_resolving",
+        Some("packets"),
+        "Routed packets taken by the slow path to wait for their neighbour's MAC.",
+        [(NO_LABELS, r.taken)],
+    )?;
+    counters(e, "neigh_resolved_sent", Some("packets"), "Of those, sent to their neighbour.", [(NO_LABELS, r.sent)])?;
+    counters(
+        e,
+        "neigh_dropped",
+        Some("packets"),
+        "Of those, dropped, by reason.",
+        crate::neigh::NeighDrop::ALL
+            .iter()
+            .map(|&d| ([("reason", d.name())], r.drops[d as usize]))
+            .chain([([("reason", "proto_mem")], r.proto_mem), ([("reason", "no_route")], r.no_route)]),
+    )?;
+    counters(
+        e,
+        "neigh_solicitations",
+        None,
+        "Solicitations sent: ARP requests and neighbour solicitations (probes included).",
+        [([("kind", "arp")], n.resolver.arp_requests), ([("kind", "ns")], n.resolver.neighbor_solicits)],
+    )
 }
 
 /// The route tables (l3fwd only): routes by origin and family, next hops.
@@ -432,13 +517,14 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use hdrhistogram::Histogram;
-    use mempool::accounting::{AccountingSnapshot, Group, GroupSnapshot, Proto, ProtoLimits, ProtoSnapshot};
+    use mempool::accounting::{AccountingSnapshot, ClassSnapshot, Group, GroupSnapshot, Proto, ProtoLimits, ProtoSnapshot};
     use mempool::PoolStats;
 
     use super::super::{http::render, MetricsSlot, Published};
     use crate::eal::LcoreId;
     use crate::forward::DropReason;
     use crate::forwarder::{PoolReport, PortReport, SlowPathSnapshot, Snapshot};
+    use crate::local::Discard;
     use crate::port::{LinkStatus, PortId, PortIdx, PortStats, QueueId};
     use crate::stats::{Counter, LaneId, WorkerSnapshot, WorkerTotals};
 
@@ -505,13 +591,32 @@ mod tests {
             .map(|p| GroupSnapshot { name: format!("port_port{p}"), bytes: 1 << 20, limit_bytes: Group::UNLIMITED, failures: 1 })
             .collect();
         groups.push(GroupSnapshot { name: "slow_path".into(), bytes: 4096, limit_bytes: 4 << 20, failures: 0 });
+        let class = |name: &str, bypass: bool| ClassSnapshot {
+            name: name.into(),
+            bypass_prot_mem: bypass,
+            bytes_charged: if bypass { 0 } else { 4608 },
+            bytes_bypassed: if bypass { 2304 } else { 0 },
+            peak_bytes: 9216,
+            total_bytes_charged: if bypass { 0 } else { 1 << 30 },
+            total_bytes_bypassed: if bypass { 1 << 20 } else { 0 },
+            charges: 1000,
+            failures: 2,
+        };
+        let classes = vec![class("tx_backlog", false), class("slow_path", true)];
         let snapshot = Snapshot {
             workers,
             ports: port_reports,
             pools,
             tsc_hz: 2_100_000_000,
-            slow_path: Some(SlowPathSnapshot { answered: 10, ignored: 2, inject_full: 1 }),
-            memory: Some(AccountingSnapshot { lcores, batch_pages: 64, protos, groups }),
+            slow_path: Some(SlowPathSnapshot {
+                answered: 10,
+                ignored: 2,
+                discards: [1; Discard::COUNT],
+                inject_full: 1,
+                resolution: Default::default(),
+                neighbours: Default::default(),
+            }),
+            memory: Some(AccountingSnapshot { lcores, batch_pages: 64, protos, groups, classes }),
             fpm: Some(crate::fpm::FpmStatus {
                 connected: true,
                 sessions: 2,
@@ -582,6 +687,10 @@ mod tests {
             "dataplane_fpm_upserts_total 7".into(),
             r#"dataplane_fpm_routes{origin="bgp"} 1"#.into(),
             r#"dataplane_fpm_routes{origin="static"} 2"#.into(),
+            r#"dataplane_slow_path_discarded_total{reason="nd_bad_hop_limit"} 1"#.into(),
+            r#"dataplane_memory_consumer_bytes{consumer="slow_path",bypass_prot_mem="true"} 2304"#.into(),
+            r#"dataplane_memory_consumer_peak_bytes{consumer="tx_backlog",bypass_prot_mem="false"} 9216"#.into(),
+            r#"dataplane_memory_consumer_charged_bytes_total{consumer="tx_backlog",bypass_prot_mem="false"} 1073741824"#.into(),
             r#"dataplane_routes{origin="ctl"} 1"#.into(),
             r#"dataplane_fib_routes{family="ipv4"} 3"#.into(),
             r#"dataplane_fib_max_routes{family="ipv6"} 65536"#.into(),
@@ -621,7 +730,13 @@ mod tests {
         p.snapshot.fpm = None;
         p.snapshot.fib = None;
         let text = scrape(p, false);
-        assert!(!text.contains("proto_memory") && !text.contains("memory_group") && !text.contains("slow_path"), "{text}");
+        assert!(
+            !text.contains("proto_memory")
+                && !text.contains("memory_group")
+                && !text.contains("memory_consumer")
+                && !text.contains("slow_path"),
+            "{text}"
+        );
         assert!(!text.contains("dataplane_routes") && !text.contains("dataplane_fib_"), "{text}");
         assert!(!text.contains("fpm"), "{text}");
         let empty = render(&MetricsSlot::default(), true).unwrap();
@@ -655,21 +770,28 @@ mod tests {
                 body.len(),
                 times[10]
             );
-            // Ports: 9 families x 64; queues 2 x 64; softnet (3 + 10) x 16; drops; the
+            // Ports: 9 families x 64; queues 2 x 64; softnet (3 + 11) x 16; drops; the
             // histogram's buckets, sum and count; pools 4 x 3; protocols (6 + 3) x 4;
-            // groups 3 x 65; slow path 3; the FPM side 1 + 8 + 2 origins; the endpoint's own 2.
-            // groups 3 x 65; slow path 3; routes: 2 origins, 2 x 2 families, 3 next-hop
-            // gauges; the endpoint's own 2.
+            // groups 3 x 65; consumer classes 4 x 2; slow path 3 and its discards, its
+            // neighbours: 7 states, held, resolving, sent, 5 drop reasons, 2 kinds of
+            // solicitations; the FPM side 1 + 8 + 2 origins; routes: 2 origins, 2 x 2
+            // families, 3 next-hop gauges; the endpoint's own 2.
             let want = 9 * 64
                 + 2 * 64
-                + 13 * 16
+                + 14 * 16
                 + DropReason::COUNT
                 + super::LATENCY_BOUNDS_SECONDS.len()
                 + 3
                 + 12
                 + 9 * 4
                 + 3 * 65
+                + 4 * 2
                 + 3
+                + Discard::COUNT
+                + 7
+                + 3
+                + 5
+                + 2
                 + 11
                 + 9
                 + 2;

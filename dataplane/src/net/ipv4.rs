@@ -70,7 +70,33 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// - [`ParseError::Truncated`]: fewer bytes than the total length (and so,
     ///   possibly, than IHL * 4).
     pub fn check_len(&self) -> Result<(), ParseError> {
+        self.check_len_within(self.buffer.as_ref().len())
+    }
+
+    /// Wraps `buffer`, the first bytes of a datagram of which `available` bytes exist in
+    /// all (the first segment of an mbuf chain: `available` counts the later segments
+    /// too), after [`check_len_within`](Self::check_len_within).
+    ///
+    /// # Errors
+    /// As [`check_len_within`](Self::check_len_within).
+    #[inline]
+    pub fn new_checked_within(buffer: T, available: usize) -> Result<Self, ParseError> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len_within(available)?;
+        Ok(packet)
+    }
+
+    /// As [`check_len`](Self::check_len), with the total length checked against
+    /// `available` bytes (at least the buffer's) and the header, options included,
+    /// required in the buffer. [`payload`](Self::payload) then gives the part of the
+    /// payload in the buffer.
+    ///
+    /// # Errors
+    /// As [`check_len`](Self::check_len), then [`ParseError::Truncated`] if the header does
+    /// not fit in the buffer.
+    pub fn check_len_within(&self, available: usize) -> Result<(), ParseError> {
         let len = self.buffer.as_ref().len();
+        let available = available.max(len);
         if len < MIN_HEADER_LEN {
             return Err(ParseError::Truncated);
         }
@@ -85,7 +111,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if total_len < header_len {
             return Err(ParseError::BadTotalLen);
         }
-        if len < total_len {
+        if available < total_len || len < header_len {
             return Err(ParseError::Truncated);
         }
         Ok(())
@@ -186,10 +212,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// The payload: from the end of the header to the total length (so without any
-    /// Ethernet padding that follows the datagram).
+    /// Ethernet padding that follows the datagram), or to the end of the buffer for a view
+    /// checked within a longer packet ([`check_len_within`](Self::check_len_within)).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
+        let b = self.buffer.as_ref();
+        &b[self.header_len()..usize::from(self.total_len()).min(b.len())]
     }
 
     /// Whether the header checksum is correct (the header, options included, sums to

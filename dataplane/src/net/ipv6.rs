@@ -95,6 +95,30 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// - [`ParseError::BadVersion`]: version is not 6.
     /// - [`ParseError::Truncated`]: fewer than 40 + payload length bytes.
     pub fn check_len(&self) -> Result<(), ParseError> {
+        self.check_len_within(self.buffer.as_ref().len())
+    }
+
+    /// Wraps `buffer`, the first bytes of a packet of which `available` bytes exist in all
+    /// (the first segment of an mbuf chain), after
+    /// [`check_len_within`](Self::check_len_within).
+    ///
+    /// # Errors
+    /// As [`check_len_within`](Self::check_len_within).
+    #[inline]
+    pub fn new_checked_within(buffer: T, available: usize) -> Result<Self, ParseError> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len_within(available)?;
+        Ok(packet)
+    }
+
+    /// As [`check_len`](Self::check_len), with the payload length checked against
+    /// `available` bytes (at least the buffer's); the fixed header must be in the buffer.
+    /// [`payload`](Self::payload) then gives the part of the payload in the buffer, so
+    /// [`upper_layer`](Self::upper_layer) finds the extension headers only there.
+    ///
+    /// # Errors
+    /// As [`check_len`](Self::check_len).
+    pub fn check_len_within(&self, available: usize) -> Result<(), ParseError> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
             return Err(ParseError::Truncated);
@@ -102,7 +126,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         if self.version() != 6 {
             return Err(ParseError::BadVersion);
         }
-        if len < HEADER_LEN + usize::from(self.payload_len()) {
+        if available.max(len) < HEADER_LEN + usize::from(self.payload_len()) {
             return Err(ParseError::Truncated);
         }
         Ok(())
@@ -157,7 +181,8 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// The payload (extension headers and upper layer), without any Ethernet padding.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..HEADER_LEN + usize::from(self.payload_len())]
+        let b = self.buffer.as_ref();
+        &b[HEADER_LEN..(HEADER_LEN + usize::from(self.payload_len())).min(b.len())]
     }
 
     /// Walks the extension headers — Hop-by-Hop (0), Routing (43), Fragment (44),

@@ -189,6 +189,16 @@ impl<T: AsRef<[u8]>> UdpHeader<T> {
     /// - [`ParseError::BadL4Header`]: length field below 8.
     /// - [`ParseError::Truncated`]: fewer bytes than the length field says.
     pub fn check_len(&self) -> Result<(), ParseError> {
+        self.check_len_within(self.buffer.as_ref().len())
+    }
+
+    /// As [`check_len`](Self::check_len), with the length field checked against
+    /// `available` bytes of datagram (the buffer may hold only the first of them: the
+    /// first segment of an mbuf chain); the 8-byte header must be in the buffer.
+    ///
+    /// # Errors
+    /// As [`check_len`](Self::check_len).
+    pub fn check_len_within(&self, available: usize) -> Result<(), ParseError> {
         let len = self.buffer.as_ref().len();
         if len < UDP_HEADER_LEN {
             return Err(ParseError::Truncated);
@@ -197,7 +207,7 @@ impl<T: AsRef<[u8]>> UdpHeader<T> {
         if udp_len < UDP_HEADER_LEN {
             return Err(ParseError::BadL4Header);
         }
-        if len < udp_len {
+        if available.max(len) < udp_len {
             return Err(ParseError::Truncated);
         }
         Ok(())

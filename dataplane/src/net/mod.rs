@@ -47,6 +47,7 @@ pub mod ethernet;
 pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
+pub mod ndisc;
 mod parse;
 #[cfg(test)]
 mod testdata;
@@ -57,7 +58,7 @@ pub use ethernet::{EthernetFrame, MacAddr, MacParseError};
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
 pub use l4::{IcmpHeader, TcpHeader, UdpHeader};
-pub use parse::{parse, Parsed, Proto, L3};
+pub use parse::{parse, parse_packet, Parsed, Proto, L3};
 
 /// IP protocol numbers (IPv4 protocol, IPv6 next header) used by this module.
 pub mod ip_proto {

@@ -60,10 +60,29 @@ pub struct Parsed {
 ///
 /// # Errors
 /// The first problem found, outermost layer first; see [`ParseError`].
+#[inline]
 pub fn parse(frame: &[u8]) -> Result<Parsed, ParseError> {
+    parse_packet(frame, frame.len())
+}
+
+/// [`parse`] for a packet of `pkt_len` bytes of which `first` holds the first ones: the
+/// first segment of an mbuf chain (a frame larger than one mbuf's data room, or scattered
+/// RX). Every header (L2, L3 with its options or extension headers, L4) must be in
+/// `first`, which is where PMDs put them; the lengths the headers declare (IPv4 total
+/// length, IPv6 payload length, UDP length) are checked against `pkt_len`. So a frame is
+/// `truncated` only if it really is shorter than its headers declare, or if its headers
+/// do not fit in its first segment.
+///
+/// Never panics and never allocates.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_packet(first: &[u8], pkt_len: usize) -> Result<Parsed, ParseError> {
+    let frame = first;
     let l2 = EthernetFrame::new_checked(frame)?.l2_info()?;
     // `l2_info` has checked that the frame holds `l2_len` bytes.
     let l3_bytes = frame.get(l2.l2_len..).ok_or(ParseError::Truncated)?;
+    let l3_available = pkt_len.max(frame.len()) - l2.l2_len;
     let mut parsed = Parsed {
         l2_len: offset(l2.l2_len),
         l3: L3::Other(l2.ethertype),
@@ -76,11 +95,11 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, ParseError> {
     };
     match l2.ethertype {
         ethertype::IPV4 => {
-            let ip = Ipv4Packet::new_checked(l3_bytes)?;
+            let ip = Ipv4Packet::new_checked_within(l3_bytes, l3_available)?;
             let proto = Proto::from_ip(ip.protocol(), false);
             parsed.ip_proto = ip.protocol();
             if ip.frag_offset() == 0 {
-                check_l4(proto, ip.payload())?;
+                check_l4(proto, ip.payload(), usize::from(ip.total_len()) - ip.header_len())?;
             }
             parsed.l3 = L3::Ipv4;
             parsed.l3_len = offset(ip.header_len());
@@ -89,14 +108,16 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, ParseError> {
             parsed.fragment = ip.is_fragment();
         }
         ethertype::IPV6 => {
-            let ip = Ipv6Packet::new_checked(l3_bytes)?;
+            let ip = Ipv6Packet::new_checked_within(l3_bytes, l3_available)?;
             let upper = ip.upper_layer()?;
             parsed.ip_proto = upper.protocol.unwrap_or(ip_proto::IPV6_NO_NEXT);
             let proto = Proto::from_ip(parsed.ip_proto, true);
             if !matches!(upper.fragment, Some(f) if f.offset != 0) {
                 // `upper_layer` has checked that `upper.offset` is within the payload.
-                let l4 = ip.payload().get(upper.offset - ipv6::HEADER_LEN..);
-                check_l4(proto, l4.ok_or(ParseError::Truncated)?)?;
+                let at = upper.offset - ipv6::HEADER_LEN;
+                let l4 = ip.payload().get(at..);
+                let available = usize::from(ip.payload_len()).saturating_sub(at);
+                check_l4(proto, l4.ok_or(ParseError::Truncated)?, available)?;
             }
             parsed.l3 = L3::Ipv6;
             parsed.l3_len = offset(ipv6::HEADER_LEN);
@@ -110,12 +131,13 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, ParseError> {
     Ok(parsed)
 }
 
-/// Checks the L4 header at the start of `l4` (which ends where the datagram does).
+/// Checks the L4 header at the start of `l4`, the part in the buffer of a datagram
+/// payload of `available` bytes.
 #[inline]
-fn check_l4(proto: Proto, l4: &[u8]) -> Result<(), ParseError> {
+fn check_l4(proto: Proto, l4: &[u8], available: usize) -> Result<(), ParseError> {
     match proto {
         Proto::Tcp => TcpHeader::new_checked(l4).map(drop),
-        Proto::Udp => UdpHeader::new_checked(l4).map(drop),
+        Proto::Udp => UdpHeader::new_unchecked(l4).check_len_within(available),
         Proto::Icmp => IcmpHeader::new_checked(l4).map(drop),
         Proto::Other => Ok(()),
     }
@@ -173,6 +195,48 @@ mod tests {
             assert!(whole <= frame.len(), "{name}");
             assert_eq!(parse(frame), Ok(expected), "{name}");
         }
+    }
+
+    /// The first segment of a chain: parsed as the whole frame as long as every header is
+    /// in it, `truncated` once a header is cut or the packet is shorter than declared.
+    #[test]
+    fn first_segments_of_longer_packets() {
+        for (name, frame, expected, whole) in valid_frames() {
+            let l4_end = match expected.l3 {
+                L3::Ipv4 | L3::Ipv6 if !expected.fragment || expected.l4_offset < whole as u16 => {
+                    // The L4 header's fixed part (fragments may have none).
+                    let l4 = usize::from(expected.l4_offset);
+                    let fixed = match expected.proto {
+                        Proto::Tcp => 20.max(usize::from(frame[l4 + 12] >> 4) * 4),
+                        Proto::Udp | Proto::Icmp => 8,
+                        Proto::Other => 0,
+                    };
+                    (l4 + fixed).min(whole)
+                }
+                _ => usize::from(expected.l4_offset),
+            };
+            for cut in l4_end..=frame.len() {
+                assert_eq!(parse_packet(&frame[..cut], frame.len()), Ok(expected), "{name} cut at {cut}");
+            }
+            for cut in 0..l4_end.min(usize::from(expected.l4_offset)) {
+                assert_eq!(parse_packet(&frame[..cut], frame.len()), Err(ParseError::Truncated), "{name} cut at {cut}");
+            }
+            if matches!(expected.l3, L3::Ipv4 | L3::Ipv6) && whole > l4_end {
+                // Declared longer than the packet is.
+                assert_eq!(parse_packet(&frame[..l4_end], whole - 1), Err(ParseError::Truncated), "{name}");
+            }
+        }
+        // A 9000-byte IPv4/UDP datagram in a 2048-byte first segment.
+        let mut big = IPV4_UDP_PADDED[..34].to_vec();
+        big[16..18].copy_from_slice(&(9000u16 - 14).to_be_bytes());
+        big.extend_from_slice(&[0x04, 0xd2, 0x16, 0x2e]);
+        big.extend_from_slice(&(9000u16 - 34).to_be_bytes());
+        big.extend_from_slice(&[0, 0]);
+        big.resize(9000, 0xab);
+        let p = parse_packet(&big[..2048], 9000).unwrap();
+        assert_eq!((p.l3, p.proto, p.l4_offset), (L3::Ipv4, Proto::Udp, 34));
+        assert_eq!(parse(&big[..2048]), Err(ParseError::Truncated), "alone, the segment is short");
+        assert_eq!(parse_packet(&big[..2048], 8999), Err(ParseError::Truncated));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use mempool::accounting::{Accounting, Consumer, Group, LcoreSlot};
+use mempool::accounting::{Accounting, Consumer, ConsumerClass, Group, LcoreSlot};
 
 use crate::forward::DropReason;
 use crate::net::Proto;
@@ -24,6 +24,10 @@ pub struct WorkerMemory {
     pub port_groups: Vec<Arc<Group>>,
     /// The slow path's group.
     pub slow_group: Arc<Group>,
+    /// The TX backlogs' consumer class (it says whether they bypass the protocol accounts).
+    pub backlog_class: Arc<ConsumerClass>,
+    /// The slow path's consumer class (requests punted to it).
+    pub slow_class: Arc<ConsumerClass>,
     /// Limits and bypass choices.
     pub conf: crate::config::AccountingConf,
     /// Bytes charged per packet: the mbuf, its private area and its data room.
@@ -31,9 +35,9 @@ pub struct WorkerMemory {
 }
 
 impl WorkerMemory {
-    /// One consumer per protocol class, charging `group`.
-    pub(super) fn consumers(&self, group: &Arc<Group>, bypass: bool) -> Vec<Consumer> {
-        Proto::ALL.iter().map(|&p| Consumer::new(&self.accounting, p, group.clone(), bypass)).collect()
+    /// One consumer per protocol class, charging `group`, of `class`.
+    pub(super) fn consumers(&self, group: &Arc<Group>, class: &Arc<ConsumerClass>) -> Vec<Consumer> {
+        Proto::ALL.iter().map(|&p| Consumer::in_class(&self.accounting, p, group.clone(), class)).collect()
     }
 }
 
@@ -65,7 +69,7 @@ impl<P: Packet> Backlogs<P> {
     pub(super) fn new(m: &WorkerMemory, ports: usize) -> Self {
         Backlogs {
             slot: m.slot,
-            consumers: m.port_groups.iter().map(|g| m.consumers(g, m.conf.backlog_bypass)).collect(),
+            consumers: m.port_groups.iter().map(|g| m.consumers(g, &m.backlog_class)).collect(),
             held: (0..ports).map(|_| VecDeque::with_capacity(m.conf.backlog as usize)).collect(),
             limit: m.conf.backlog as usize,
             limit_under_pressure: m.conf.backlog_under_pressure as usize,

@@ -7,7 +7,7 @@ use mempool::{ext, Burst, Mbuf, Pool};
 use crate::eal::LcoreId;
 use crate::exts::{FlowMeta, PacketExts, Trace};
 use crate::forward::DropReason;
-use crate::net::{parse, Proto};
+use crate::net::{parse_packet, Proto};
 use crate::port::PortIdx;
 use crate::stats::Counter;
 
@@ -130,7 +130,7 @@ impl Extensions {
             }
         }
         if x.flow || x.mirror.is_some() {
-            let meta = match parse(m.data()) {
+            let meta = match parse_packet(m.data(), m.pkt_len()) {
                 Ok(p) => FlowMeta::from_parsed(m.data(), &p),
                 Err(_) => FlowMeta::default(),
             };

@@ -101,12 +101,15 @@ impl Stage<EalQueues> for Pipeline {
                     if let Some(x) = &mut exts {
                         x.attach(info.from, &mut m, rx_tsc, w);
                     }
+                    // A chained packet (larger than one data room, scattered RX) is routed
+                    // on the headers in its first segment.
+                    let len = m.pkt_len();
                     let rss = m.rss_hash();
                     let action = match m.unshare(pool) {
                         Err(_) => Action::Drop(DropReason::NoBufForCopy),
                         Ok(data) => {
                             let view = tables.fib.view(rcu).with_rss(rss);
-                            forward::l3fwd(data, &view, &view, local.as_ref())
+                            forward::l3fwd_packet(data, len, &view, &view, local.as_ref())
                         }
                     };
                     match action {
@@ -125,6 +128,15 @@ impl Stage<EalQueues> for Pipeline {
                                 s.punt(m, w)
                             }
                             None => w.totals[DropReason::LocalUnhandled] += 1,
+                        },
+                        Action::Resolve { next_hop, .. } => match slow {
+                            Some(s) => {
+                                // The slow path holds it while it resolves the next hop's
+                                // neighbour; the tag says which next hop the route chose.
+                                m.set_user_tag(next_hop);
+                                s.resolve(m, w)
+                            }
+                            None => w.totals[DropReason::NoRoute] += 1,
                         },
                     }
                 }

@@ -12,7 +12,7 @@ use mempool::{ext, Burst, Mbuf};
 
 use crate::eal;
 use crate::exts::PacketExts;
-use crate::net::{parse, Proto};
+use crate::net::{parse_packet, Proto};
 use crate::port::{PortIdx, RxQueue, TxQueue};
 
 /// A packet as the loop holds it.
@@ -71,7 +71,7 @@ pub trait Queues {
 impl Packet for Mbuf {
     #[inline]
     fn proto(&self) -> Proto {
-        parse(self.data()).map_or(Proto::Other, |p| p.proto)
+        parse_packet(self.data(), self.pkt_len()).map_or(Proto::Other, |p| p.proto)
     }
 }
 

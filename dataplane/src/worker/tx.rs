@@ -318,6 +318,8 @@ mod tests {
             slot: LcoreSlot(0),
             port_groups: vec![group.clone(), group.clone()],
             slow_group: group,
+            backlog_class: acct.class("tx_backlog", bypass).unwrap(),
+            slow_class: acct.class("slow_path", true).unwrap(),
             conf: AccountingConf {
                 limits: [ProtoLimits::DEFAULT; 4],
                 batch_pages: 0,
@@ -327,6 +329,8 @@ mod tests {
                 punt_bypass: true,
                 port_budget: 0,
                 slow_path_budget: 0,
+                neigh_queue_bypass: false,
+                neigh_queue_budget: 0,
             },
             truesize: 2304,
         };

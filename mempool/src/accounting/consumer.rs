@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Accounting, ChargeError, Group, LcoreSlot, Proto, PAGE_SIZE};
+use super::{Accounting, ChargeError, ConsumerClass, Group, LcoreSlot, Proto, PAGE_SIZE};
 
 /// Something that holds packets beyond one poll round (a TX backlog, a reassembly queue, the
 /// punt path to the control plane, a capture): it charges a packet's truesize when it takes
@@ -32,6 +32,8 @@ use super::{Accounting, ChargeError, Group, LcoreSlot, Proto, PAGE_SIZE};
 pub struct Consumer {
     accounting: Arc<Accounting>,
     group: Arc<Group>,
+    /// The kind of consumer it is, counting what all of them hold.
+    class: Option<Arc<ConsumerClass>>,
     proto: Proto,
     bypass: bool,
     /// `sk_forward_alloc`: bytes raised but not charged; below one page after every uncharge.
@@ -49,6 +51,7 @@ impl Consumer {
         Consumer {
             accounting: Arc::clone(accounting),
             group,
+            class: None,
             proto,
             bypass: bypass_prot_mem,
             forward_alloc: 0,
@@ -56,6 +59,19 @@ impl Consumer {
             charges: 0,
             failures: 0,
         }
+    }
+
+    /// A consumer of `proto` memory in `group`, of `class`: it bypasses the protocol account
+    /// if the class does, and its charges count in the class's totals.
+    pub fn in_class(accounting: &Arc<Accounting>, proto: Proto, group: Arc<Group>, class: &Arc<ConsumerClass>) -> Self {
+        let mut c = Consumer::new(accounting, proto, group, class.bypass_prot_mem());
+        c.class = Some(Arc::clone(class));
+        c
+    }
+
+    /// Its class, if it has one.
+    pub fn class(&self) -> Option<&Arc<ConsumerClass>> {
+        self.class.as_ref()
     }
 
     /// Charges `bytes` (a packet's truesize) on lcore `slot`.
@@ -77,6 +93,9 @@ impl Consumer {
             let pages = (bytes - self.forward_alloc).div_ceil(PAGE_SIZE);
             if let Err(err) = self.raise(slot, pages) {
                 self.failures += 1;
+                if let Some(c) = &self.class {
+                    c.failed();
+                }
                 return Err(err);
             }
             self.forward_alloc += pages * PAGE_SIZE;
@@ -84,6 +103,9 @@ impl Consumer {
         self.forward_alloc -= bytes;
         self.charged += bytes;
         self.charges += 1;
+        if let Some(c) = &self.class {
+            c.charged(bytes);
+        }
         Ok(())
     }
 
@@ -101,6 +123,9 @@ impl Consumer {
         debug_assert!(bytes <= self.charged, "uncharge of {bytes} bytes with {} charged", self.charged);
         let bytes = bytes.min(self.charged);
         self.charged -= bytes;
+        if let Some(c) = &self.class {
+            c.uncharged(bytes);
+        }
         self.forward_alloc += bytes;
         if self.forward_alloc >= PAGE_SIZE {
             let pages = self.forward_alloc / PAGE_SIZE;
@@ -199,6 +224,9 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         let bytes = self.charged + self.forward_alloc;
         debug_assert_eq!(bytes % PAGE_SIZE, 0, "a consumer holds whole pages");
+        if let Some(c) = &self.class {
+            c.uncharged(self.charged);
+        }
         self.charged = 0;
         self.forward_alloc = 0;
         if bytes == 0 {

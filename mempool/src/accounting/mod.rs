@@ -42,6 +42,7 @@
 //! folds every cell (and leaves pressure if the sharper estimate is below `min`). Everything returns to exactly zero once all consumers have uncharged (or
 //! been dropped) and the cells are folded.
 
+mod class;
 mod consumer;
 mod group;
 mod proto;
@@ -49,6 +50,7 @@ mod proto;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use class::{ClassSnapshot, ConsumerClass};
 pub use consumer::Consumer;
 pub use group::Group;
 pub use proto::{Proto, ProtoAccount, ProtoLimits};
@@ -112,6 +114,12 @@ pub enum AccountingError {
         /// The name asked for.
         name: String,
     },
+    /// A consumer class of that name exists already.
+    #[error("consumer class {name:?} exists already")]
+    DuplicateClass {
+        /// The name asked for.
+        name: String,
+    },
 }
 
 /// Why a charge was refused; nothing was taken.
@@ -152,6 +160,7 @@ pub struct Accounting {
     lcores: usize,
     batch_pages: u32,
     groups: Mutex<Vec<Arc<Group>>>,
+    classes: Mutex<Vec<Arc<ConsumerClass>>>,
 }
 
 impl Accounting {
@@ -169,7 +178,13 @@ impl Accounting {
             return Err(AccountingError::NoLcores);
         }
         let accounts = Proto::ALL.map(|p| ProtoAccount::new(p, config.limits[p.index()], config.batch_pages, config.lcores));
-        Ok(Accounting { accounts, lcores: config.lcores, batch_pages: config.batch_pages, groups: Mutex::default() })
+        Ok(Accounting {
+            accounts,
+            lcores: config.lcores,
+            batch_pages: config.batch_pages,
+            groups: Mutex::default(),
+            classes: Mutex::default(),
+        })
     }
 
     /// Creates a group with a budget of `limit_bytes` ([`Group::UNLIMITED`] for none), listed
@@ -186,6 +201,23 @@ impl Accounting {
         let group = Arc::new(Group::new(name, limit_bytes));
         groups.push(Arc::clone(&group));
         Ok(group)
+    }
+
+    /// Registers a kind of consumer (TX backlog, neighbour queue, slow path), listed in
+    /// snapshots from now on; [`Consumer::in_class`] makes its consumers. Not for the hot
+    /// path: it takes a lock and allocates.
+    ///
+    /// # Errors
+    ///
+    /// [`AccountingError::DuplicateClass`] if `name` is taken.
+    pub fn class(&self, name: &str, bypass_prot_mem: bool) -> Result<Arc<ConsumerClass>, AccountingError> {
+        let mut classes = self.classes.lock().unwrap_or_else(PoisonError::into_inner);
+        if classes.iter().any(|c| c.name() == name) {
+            return Err(AccountingError::DuplicateClass { name: name.to_owned() });
+        }
+        let class = Arc::new(ConsumerClass::new(name, bypass_prot_mem));
+        classes.push(Arc::clone(&class));
+        Ok(class)
     }
 
     /// The account of `proto`.
@@ -251,7 +283,8 @@ impl Accounting {
                 failures: g.failures(),
             })
             .collect();
-        AccountingSnapshot { lcores: self.lcores, batch_pages: self.batch_pages, protos, groups }
+        let classes = self.classes.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|c| c.snapshot()).collect();
+        AccountingSnapshot { lcores: self.lcores, batch_pages: self.batch_pages, protos, groups, classes }
     }
 }
 
@@ -266,6 +299,8 @@ pub struct AccountingSnapshot {
     pub protos: [ProtoSnapshot; Proto::COUNT],
     /// One per group, in creation order.
     pub groups: Vec<GroupSnapshot>,
+    /// One per consumer class, in creation order.
+    pub classes: Vec<ClassSnapshot>,
 }
 
 impl AccountingSnapshot {
@@ -274,10 +309,17 @@ impl AccountingSnapshot {
         &self.protos[proto.index()]
     }
 
-    /// Whether nothing is charged anywhere: every protocol's pages (folded or not) and every
-    /// group's bytes are zero.
+    /// Whether nothing is charged anywhere: every protocol's pages (folded or not), every
+    /// group's and every consumer class's bytes are zero.
     pub fn is_drained(&self) -> bool {
-        self.protos.iter().all(|p| p.pages + p.unflushed_pages == 0) && self.groups.iter().all(|g| g.bytes == 0)
+        self.protos.iter().all(|p| p.pages + p.unflushed_pages == 0)
+            && self.groups.iter().all(|g| g.bytes == 0)
+            && self.classes.iter().all(|c| c.bytes() == 0)
+    }
+
+    /// The snapshot of the class named `name`.
+    pub fn class(&self, name: &str) -> Option<&ClassSnapshot> {
+        self.classes.iter().find(|c| c.name == name)
     }
 }
 
@@ -345,11 +387,45 @@ mod tests {
     }
 
     #[test]
+    fn classes_count_what_their_consumers_hold() {
+        let acc = Arc::new(Accounting::new(AccountingConfig::new(1)).unwrap());
+        let g = acc.group("g", Group::UNLIMITED).unwrap();
+        let backlog = acc.class("tx_backlog", false).unwrap();
+        let slow = acc.class("slow_path", true).unwrap();
+        assert_eq!(acc.class("slow_path", false).unwrap_err(), AccountingError::DuplicateClass { name: "slow_path".to_owned() });
+        let slot = LcoreSlot(0);
+        let mut a = Consumer::in_class(&acc, Proto::Udp, g.clone(), &backlog);
+        let mut b = Consumer::in_class(&acc, Proto::Tcp, g.clone(), &backlog);
+        let mut s = Consumer::in_class(&acc, Proto::Icmp, g.clone(), &slow);
+        assert!(!a.bypass_prot_mem() && s.bypass_prot_mem(), "the class decides");
+        a.charge(slot, 1000).unwrap();
+        b.charge(slot, 3000).unwrap();
+        s.charge(slot, 500).unwrap();
+        a.uncharge(slot, 1000);
+        let snap = acc.snapshot();
+        let c = snap.class("tx_backlog").unwrap();
+        assert_eq!((c.bytes_charged, c.bytes_bypassed, c.peak_bytes, c.total_bytes_charged, c.charges), (3000, 0, 4000, 4000, 2));
+        let c = snap.class("slow_path").unwrap();
+        assert_eq!((c.bypass_prot_mem, c.bytes_charged, c.bytes_bypassed, c.total_bytes_bypassed), (true, 0, 500, 500));
+        assert_eq!(snap.proto(Proto::Icmp).pages, 0, "the bypassing class left the protocol account alone");
+        assert!(!snap.is_drained());
+        drop(b);
+        s.uncharge(slot, 500);
+        drop(a);
+        drop(s);
+        acc.flush_all();
+        let snap = acc.snapshot();
+        assert!(snap.is_drained(), "{snap:?}");
+        assert_eq!(snap.class("tx_backlog").unwrap().peak_bytes, 4000, "the peak stays");
+    }
+
+    #[test]
     fn accounting_is_shareable() {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<Accounting>();
         send_sync::<Group>();
         send_sync::<Consumer>();
+        send_sync::<ConsumerClass>();
     }
 
     #[test]
