@@ -20,7 +20,9 @@ use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
 use crate::exts::{self, PacketExts};
 use crate::fib::{Fib, FibError, FibPort, FibSummary, Origin, Route, RouteChange};
-use crate::fpm::{Change, Fpm, FpmStatus, RouteKey, RouteSink};
+use crate::fpm::ports::PortAddrs;
+use crate::fpm::sink::FibSink;
+use crate::fpm::{Fpm, FpmStatus};
 use crate::live::{Live, LiveCell};
 use crate::local::Local;
 use crate::net::MacAddr;
@@ -634,8 +636,21 @@ impl Forwarder {
                 }
             }
         }
-        if let Some(conf) = &config.fpm {
-            match Fpm::start(conf, Box::new(Unattached)) {
+        if let (Some(conf), Some(fib)) = (&config.fpm, &fwd.fib) {
+            // zebra's routes go into the same table as the config's and ctl's (validated:
+            // [fpm] only in l3fwd), next hops mapped onto the ports by subnet or kernel_name.
+            let ports = config
+                .ports
+                .iter()
+                .enumerate()
+                .map(|(i, pc)| PortAddrs {
+                    port: PortIdx(i as u16),
+                    ipv4: pc.ipv4,
+                    ipv6: pc.ipv6,
+                    kernel_name: pc.kernel_name.clone(),
+                })
+                .collect();
+            match Fpm::start(conf, Box::new(FibSink::new(fib.clone(), ports))) {
                 Ok(f) => fwd.fpm = Some(f),
                 Err(error) => {
                     let _ = fwd.stop();
@@ -873,16 +888,6 @@ impl Forwarder {
         // only if it is full (see mempool::Pool).
         self.pools.clear();
         Report { snapshot, histograms, worker_errors, port_errors }
-    }
-}
-
-/// Where zebra's routes go until the forwarding table can change while it forwards: nowhere
-/// but the FPM's own [`crate::fpm::Rib`] (its counters and origins are in the report).
-struct Unattached;
-
-impl RouteSink for Unattached {
-    fn apply(&mut self, _changes: &[Change]) -> Vec<(RouteKey, String)> {
-        Vec::new()
     }
 }
 

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 pub mod plan;
 pub mod ports;
 pub mod session;
+pub mod sink;
 pub mod wire;
 
 pub use session::{Applied, Change, Rib, SweepTiming};
@@ -67,6 +68,14 @@ pub trait RouteSink: Send {
     /// Applies `changes` in order. Returns what failed, as `(key, reason)`, for the counters
     /// and the log; a failed change stays in the FPM's [`Rib`] as zebra sent it.
     fn apply(&mut self, changes: &[Change]) -> Vec<(RouteKey, String)>;
+
+    /// zebra connected: a new session starts (its interfaces may have changed).
+    fn session_started(&mut self) {}
+
+    /// What the sink did with the routes, for [`FpmStatus::sink`].
+    fn status(&self) -> Option<sink::SinkStatus> {
+        None
+    }
 }
 
 /// What the FPM side has done since it started.
@@ -108,6 +117,8 @@ pub struct FpmStatus {
     pub routes: usize,
     /// Routes held per origin.
     pub routes_by_protocol: Vec<(Protocol, usize)>,
+    /// What became of them in the forwarding table.
+    pub sink: Option<sink::SinkStatus>,
 }
 
 impl FpmStatus {
@@ -142,6 +153,15 @@ impl FpmStatus {
             "sink_errors": self.sink_errors,
             "routes": self.routes,
             "routes_by_protocol": by,
+            "fib": self.sink.as_ref().map(|k| serde_json::json!({
+                "installed": k.installed,
+                "unusable": k.unusable,
+                "unmapped_paths": k.unmapped_paths,
+                "connected": k.connected,
+                "other_tables": k.other_tables,
+                "refused": k.refused,
+                "not_zebras": k.not_zebras,
+            })),
         })
     }
 }
@@ -285,6 +305,7 @@ impl Server {
                 eprintln!("fpm: zebra connected from {peer}");
                 self.conn = Some(Conn { stream, peer, buf: Vec::new() });
                 self.rib.connected(Instant::now());
+                self.sink.session_started();
                 self.status.sessions += 1;
                 self.status.connected = true;
                 self.status.peer = Some(peer);
@@ -376,6 +397,7 @@ impl Server {
     fn publish(&mut self) {
         self.status.routes = self.rib.len();
         self.status.routes_by_protocol = self.rib.by_protocol().iter().map(|(p, n)| (*p, *n)).collect();
+        self.status.sink = self.sink.status();
         *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = self.status.clone();
     }
 }
