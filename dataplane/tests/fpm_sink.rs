@@ -69,7 +69,13 @@ fn zebras_routes_become_resolved_next_hops_and_ecmp_groups() {
         next_hop: NextHopKey { port: PortIdx(0), via: Via::Mac(H2) }.into(),
         origin: Origin::Config,
     };
-    fib.apply(&[RouteChange::Set(config.clone())]).unwrap();
+    // The connected route of port h2's own subnet.
+    let connected = FibRoute {
+        prefix: "10.0.2.0/24".parse().unwrap(),
+        next_hop: NextHopKey { port: PortIdx(0), via: Via::Connected }.into(),
+        origin: Origin::Connected,
+    };
+    fib.apply(&[RouteChange::Set(config.clone()), RouteChange::Set(connected.clone())]).unwrap();
     let fib = Arc::new(Mutex::new(fib));
     let addrs = vec![
         PortAddrs { port: PortIdx(0), ipv4: Some("10.0.2.1/24".parse().unwrap()), ipv6: None, kernel_name: None },
@@ -109,10 +115,12 @@ fn zebras_routes_become_resolved_next_hops_and_ecmp_groups() {
         assert_eq!(get("198.51.100.0/24").unwrap().origin, Origin::Bgp);
         assert_eq!(get("10.7.0.0/16").unwrap().next_hop, Hop::Drop);
         assert_eq!(get("10.6.0.0/16").unwrap().next_hop, Hop::Drop);
-        assert!(get("10.0.2.0/24").is_none() && get("10.5.0.0/16").is_none());
+        assert_eq!(get("10.0.2.0/24"), Some(connected), "zebra's connected route leaves the port's own alone");
+        assert!(get("10.5.0.0/16").is_none());
     }
     let s = sink.status();
     assert_eq!((s.installed, s.unusable, s.unmapped_paths, s.connected, s.other_tables), (5, 1, 1, 1, 1), "{s:?}");
+    assert_eq!(s.not_zebras, 0);
 
     // The workers' view: each flow to 10.8/16 keeps to one member; until the neighbour
     // table knows a member's gateway, its packets go to the slow path for that member.

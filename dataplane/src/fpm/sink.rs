@@ -111,8 +111,10 @@ impl FibSink {
         let origin = Origin::from_rtm_protocol(route.protocol.0);
         let hop = match plan(route, &mut self.ports) {
             Target::Connected => {
+                // The port's own connected route (origin connected) stays; a route of
+                // zebra's for the prefix goes.
                 self.connected.insert(key);
-                return delete(self);
+                return (now == Some(true)).then_some(RouteChange::Delete(key.prefix));
             }
             Target::Drop(_) => Hop::Drop,
             Target::Unusable(unmapped) => {
