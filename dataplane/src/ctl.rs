@@ -36,8 +36,9 @@ Examples:
   dataplane ctl --json show routes | jq '.routes[].prefix'
   dataplane ctl shutdown
 
-Exit status: 0 done, 1 refused by the forwarder (the error names the field), 2 the forwarder
-cannot be reached (no socket at the path, or nobody answers). The socket defaults to the one
+Exit status: 0 done, 1 refused (by the forwarder: the error names the field; or a wrong command
+line: a usage error, an unreadable --config), 2 the forwarder cannot be reached (no socket at the
+path, or nobody answers). The socket defaults to the one
 of eal.file_prefix \"dataplane\" (/run/dataplane/dataplane.sock for root); give --socket, or
 --config with the forwarder's config file.";
 
@@ -49,7 +50,9 @@ pub struct CtlArgs {
     #[arg(long, value_name = "PATH", global = true)]
     socket: Option<PathBuf>,
     /// Take the socket from this config ([control] socket, or the default of its eal.file_prefix).
-    #[arg(long, value_name = "FILE", global = true, conflicts_with = "socket")]
+    // Its own id: the run's `--config` (with its default configs/null.toml) is a
+    // different argument, and clap would otherwise merge the two.
+    #[arg(id = "ctl_config", long = "config", value_name = "FILE", global = true, conflicts_with = "socket")]
     config: Option<PathBuf>,
     /// Print the reply as JSON (the `ok` value, or `{"error": ...}`) instead of tables.
     #[arg(long, global = true)]
@@ -60,7 +63,7 @@ pub struct CtlArgs {
 
 #[derive(Debug, Subcommand)]
 enum CtlCommand {
-    /// Show state: status, ports, workers, latency, pools, memory, routes, next-hops, config.
+    /// Show state: status, ports, workers, latency, pools, memory, routes, next-hops, neighbours, config.
     Show {
         #[command(subcommand)]
         what: Show,
@@ -177,6 +180,14 @@ enum Clear {
     Counters,
 }
 
+/// The exit status when the request is refused, by the forwarder or already by `ctl`
+/// (a usage error, an unreadable `--config`).
+pub const REFUSED: u8 = 1;
+
+/// The exit status when the forwarder cannot be reached, and only then, so a script can
+/// tell a typo from a forwarder that is not running.
+const UNREACHABLE: u8 = 2;
+
 /// Runs `dataplane ctl`.
 pub fn main(args: CtlArgs) -> ExitCode {
     let socket = match (&args.socket, &args.config) {
@@ -185,7 +196,7 @@ pub fn main(args: CtlArgs) -> ExitCode {
             Ok(c) => c.control_socket(),
             Err(e) => {
                 eprintln!("error: --config: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(REFUSED);
             }
         },
         (None, None) => dataplane::config::default_socket("dataplane"),
@@ -204,7 +215,7 @@ pub fn main(args: CtlArgs) -> ExitCode {
             "error: cannot reach the forwarder at {}: {e}\n(is it running? give its socket with --socket PATH, or its config with --config FILE)",
             socket.display()
         );
-        ExitCode::from(2)
+        ExitCode::from(UNREACHABLE)
     };
     let mut client = match Client::connect(&socket, timeout) {
         Ok(c) => c,
@@ -300,8 +311,20 @@ fn neighbours(v: &Value) -> String {
         ]);
     }
     let s = &v["stats"];
+    let r = &v["resolution"];
+    let drops: Vec<String> = r["drops"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, n)| (k.as_str(), n))
+        .chain([("proto_mem", &r["proto_mem"]), ("no_route", &r["no_route"])])
+        .map(|(k, n)| format!("{k} {}", num(n)))
+        .collect();
     format!(
-        "{t}\n{} entries, {} packets held, {} host routes; allocs {} destroys {} res_failed {} unres_discards {} table_fulls {}; ARP requests {} NS {}\n",
+        "{t}\nresolution: {} packets taken, {} sent; dropped {}\n{} entries, {} packets held, {} host routes; allocs {} destroys {} res_failed {} unres_discards {} table_fulls {}; ARP requests {} NS {}\n",
+        num(&r["taken"]),
+        num(&r["sent"]),
+        drops.join(", "),
         v["entries"].as_array().map_or(0, Vec::len),
         num(&v["held"]),
         num(&v["host_routes"]),
@@ -354,7 +377,7 @@ fn render(c: &CtlCommand, v: &Value) -> String {
             Show::NextHops => decode::<NextHopsReply>(v).map(|r| {
                 let mut t = table(&["id", "dev", "via", "routes", "packets"]);
                 for n in &r.next_hops {
-                    let via = via_short(n.via.as_deref(), n.via_mac.as_deref());
+                    let via = via(&n.via, &n.via_mac);
                     t.add_row(vec![n.id.to_string(), n.port.clone(), via, n.routes.to_string(), n.packets.to_string()]);
                 }
                 let mut out = format!(
@@ -370,7 +393,7 @@ fn render(c: &CtlCommand, v: &Value) -> String {
                             .members
                             .iter()
                             .map(|m| {
-                                let via = via_short(m.via.as_deref(), m.via_mac.as_deref());
+                                let via = via(&m.via, &m.via_mac);
                                 format!("{}: {} {via} w{} b{}", m.next_hop, m.port, m.weight, m.buckets)
                             })
                             .collect();
@@ -513,9 +536,14 @@ fn memory(v: &Value) -> String {
     format!("{p}\n{g}")
 }
 
-/// The gateway's address, else the static MAC, else `on-link`.
-fn via_short(via: Option<&str>, via_mac: Option<&str>) -> String {
-    via.or(via_mac).unwrap_or("on-link").to_owned()
+/// A next hop's column: the gateway with its static MAC when it has one
+/// (`10.0.1.8 (02:00:00:00:00:08)`), the MAC alone, or `on-link`.
+fn via(gateway: &Option<String>, mac: &Option<String>) -> String {
+    match (gateway, mac) {
+        (Some(g), Some(m)) => format!("{g} ({m})"),
+        (Some(x), None) | (None, Some(x)) => x.clone(),
+        (None, None) => "on-link".to_owned(),
+    }
 }
 
 /// `via GATEWAY dev PORT` (as `ip route` says it), each path of an ECMP route, or `drop`.
@@ -540,9 +568,9 @@ fn routes(r: &RoutesReply) -> String {
     for x in &r.routes {
         let (via, dev) = match (x.drop, x.paths.is_empty()) {
             (true, _) => ("drop".to_owned(), String::new()),
-            (false, true) => (via_short(x.via.as_deref(), x.via_mac.as_deref()), x.port.clone()),
+            (false, true) => (via(&x.via, &x.via_mac), x.port.clone()),
             (false, false) => (
-                x.paths.iter().map(|p| via_short(p.via.as_deref(), p.via_mac.as_deref())).collect::<Vec<_>>().join(", "),
+                x.paths.iter().map(|p| via(&p.via, &p.via_mac)).collect::<Vec<_>>().join(", "),
                 x.paths.iter().map(|p| p.port.clone()).collect::<Vec<_>>().join(", "),
             ),
         };

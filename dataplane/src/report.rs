@@ -236,6 +236,8 @@ pub fn neighbours_json(s: &Snapshot) -> Value {
         "entries": entries,
         "held": n.held,
         "host_routes": n.host_routes,
+        // The routed packets the workers punted for resolution, and what became of them.
+        "resolution": resolution_json(&sp.resolution),
         "stats": {
             "allocs": t.allocs, "destroys": t.destroys, "res_failed": t.res_failed, "unres_discards": t.unres_discards,
             "table_fulls": t.table_fulls, "periodic_gc_runs": t.periodic_gc_runs, "forced_gc_runs": t.forced_gc_runs,
@@ -391,7 +393,7 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
     if let Some(sp) = &s.slow_path {
         let _ = writeln!(
             o,
-            "  slow path: punted {} answered {} ignored {} discarded {} inject_full {} replies sent {}",
+            "  slow path: punted {} answered {} ignored {} discarded {} inject_full {} injected {}",
             t[Counter::Punted],
             sp.answered,
             sp.ignored,

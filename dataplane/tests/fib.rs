@@ -2,9 +2,10 @@
 //! `ipv4_max_routes`, beyond the tbl8 groups, beyond the next-hop table, or a batch with
 //! a bad change in the middle, is refused with its index and leaves every table as it was.
 
-use std::ffi::CString;
+mod common;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::MutexGuard;
 
 use dataplane::fib::{Fib, FibCapacity, FibError, FibPort, Hop, Origin, Route, RouteChange};
 use dataplane::forward::{NextHops, Routes};
@@ -15,33 +16,7 @@ use dataplane::rcu::Qsbr;
 use mempool::SocketId;
 
 fn eal() -> MutexGuard<'static, ()> {
-    static EAL: OnceLock<()> = OnceLock::new();
-    static TURN: Mutex<()> = Mutex::new(());
-    EAL.get_or_init(|| {
-        let prefix = format!("fib-test-{}", std::process::id());
-        let args = [
-            "fib-test",
-            "--no-huge",
-            "--no-shconf",
-            "-m",
-            "512",
-            "--no-pci",
-            "-l",
-            "0",
-            "--log-level",
-            "lib.eal:error",
-            "--file-prefix",
-            &prefix,
-        ];
-        let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
-        let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
-        // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
-        // pointers into them, so they are leaked below); EAL is initialised once per process.
-        let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
-        assert!(ret >= 0, "rte_eal_init failed");
-        std::mem::forget(cargs);
-    });
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
+    common::shared_eal("fib-test")
 }
 
 const CAP: FibCapacity =

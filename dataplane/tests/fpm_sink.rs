@@ -3,7 +3,8 @@
 //! members resolve each on their own, connected and other tables' routes are not installed,
 //! an unmappable route drops, and zebra deletes only its own routes.
 
-use std::ffi::CString;
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
@@ -18,20 +19,6 @@ use dataplane::nexthop::{NextHopKey, Via};
 use dataplane::port::PortIdx;
 use dataplane::rcu::Qsbr;
 use mempool::SocketId;
-
-fn eal() {
-    let prefix = format!("fpm-sink-test-{}", std::process::id());
-    let args = ["fpm-sink-test", "--no-huge", "--no-shconf", "-m", "256", "--no-pci", "-l", "0", "--log-level", "lib.eal:error"];
-    let mut args: Vec<&str> = args.to_vec();
-    args.extend(["--file-prefix", &prefix]);
-    let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
-    let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
-    // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps pointers
-    // into them, so they are leaked below); this test binary initialises EAL once.
-    let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
-    assert!(ret >= 0, "rte_eal_init failed");
-    std::mem::forget(cargs);
-}
 
 const H2: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
 const H3: MacAddr = MacAddr([2, 0, 0, 0, 0, 3]);
@@ -54,7 +41,7 @@ fn via(port: u16, a: &str) -> NextHopKey {
 
 #[test]
 fn zebras_routes_become_resolved_next_hops_and_ecmp_groups() {
-    eal();
+    let _eal = common::shared_eal("fpm-sink-test");
     let q = Qsbr::new(2).unwrap();
     let cap =
         FibCapacity { ipv4_max_routes: 64, ipv4_tbl8_groups: 8, ipv6_max_routes: 64, ipv6_tbl8_groups: 8, max_next_hops: 64 };

@@ -34,6 +34,7 @@ mod raw;
 mod render;
 mod validate;
 
+pub use eal::check_extra_eal_args;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use validate::check_route;
 

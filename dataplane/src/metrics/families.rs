@@ -43,7 +43,7 @@
 //! runs. Every other family is always there, with zeros (every drop reason, every port), so
 //! `rate()` and alerts have series from the first scrape.
 //!
-//! To add a family (for instance neighbours by state): make what it
+//! To add a family: make what it
 //! shows part of the [`Snapshot`](crate::Snapshot) the control thread takes, write one
 //! `fn(&Published, &mut DescriptorEncoder) -> fmt::Result` below, and list it in
 //! [`FAMILIES`].
