@@ -375,16 +375,33 @@ fn render(c: &CtlCommand, v: &Value) -> String {
             Show::Memory => Some(memory(v)),
             Show::Routes { .. } => decode::<RoutesReply>(v).map(|r| routes(&r)),
             Show::NextHops => decode::<NextHopsReply>(v).map(|r| {
-                let mut t = table(&["id", "dev", "via", "routes"]);
+                let mut t = table(&["id", "dev", "via", "routes", "packets"]);
                 for n in &r.next_hops {
-                    t.add_row(vec![n.id.to_string(), n.port.clone(), via(&n.via, &n.via_mac), n.routes.to_string()]);
+                    let via = via(&n.via, &n.via_mac);
+                    t.add_row(vec![n.id.to_string(), n.port.clone(), via, n.routes.to_string(), n.packets.to_string()]);
                 }
-                format!(
+                let mut out = format!(
                     "{t}\n{} next hops in use of {}, {} waiting for a grace period\n",
                     r.next_hops.len(),
                     r.capacity,
                     r.retired
-                )
+                );
+                if !r.ecmp_groups.is_empty() {
+                    let mut g = table(&["group", "members (next hop: dev via, weight, buckets)", "routes"]);
+                    for x in &r.ecmp_groups {
+                        let m: Vec<String> = x
+                            .members
+                            .iter()
+                            .map(|m| {
+                                let via = via(&m.via, &m.via_mac);
+                                format!("{}: {} {via} w{} b{}", m.next_hop, m.port, m.weight, m.buckets)
+                            })
+                            .collect();
+                        g.add_row(vec![x.id.to_string(), m.join("; "), x.routes.to_string()]);
+                    }
+                    out += &format!("\n{g}\n{} ECMP groups\n", r.ecmp_groups.len());
+                }
+                out
             }),
             Show::Neighbours => Some(neighbours(v)),
             Show::Config => v["toml"].as_str().map(str::to_owned),
@@ -397,14 +414,7 @@ fn render(c: &CtlCommand, v: &Value) -> String {
                 RouteOp::Del { .. } => "deleted",
             };
             let x = &r.route;
-            format!(
-                "{what} {} {} dev {} (origin {}, next hop {})\n",
-                x.prefix,
-                crate::control::handler::via_text(x.via.as_deref(), x.via_mac.as_deref()),
-                x.port,
-                x.origin,
-                x.next_hop
-            )
+            format!("{what} {} {} (origin {}, next hop {})\n", x.prefix, via_dev(x), x.origin, x.next_hop)
         }),
         CtlCommand::Port { .. } => Some(format!("{}: {}\n", num(&v["port"]), num(&v["link"]))),
         CtlCommand::Clear { .. } => Some(format!("counters cleared ({} workers confirmed)\n", num(&v["workers"]))),
@@ -536,10 +546,35 @@ fn via(gateway: &Option<String>, mac: &Option<String>) -> String {
     }
 }
 
+/// `via GATEWAY dev PORT` (as `ip route` says it), each path of an ECMP route, or `drop`.
+fn via_dev(x: &dataplane::control::api::RouteInfo) -> String {
+    use dataplane::control::handler::via_text;
+    if x.drop {
+        return "drop".to_owned();
+    }
+    if x.paths.is_empty() {
+        return format!("{} dev {}", via_text(x.via.as_deref(), x.via_mac.as_deref()), x.port);
+    }
+    let p: Vec<String> = x
+        .paths
+        .iter()
+        .map(|p| format!("{} dev {} weight {}", via_text(p.via.as_deref(), p.via_mac.as_deref()), p.port, p.weight))
+        .collect();
+    format!("ecmp {}", p.join(", "))
+}
+
 fn routes(r: &RoutesReply) -> String {
     let mut t = table(&["prefix", "via", "dev", "origin", "next hop"]);
     for x in &r.routes {
-        t.add_row(vec![x.prefix.clone(), via(&x.via, &x.via_mac), x.port.clone(), x.origin.clone(), x.next_hop.to_string()]);
+        let (via, dev) = match (x.drop, x.paths.is_empty()) {
+            (true, _) => ("drop".to_owned(), String::new()),
+            (false, true) => (via(&x.via, &x.via_mac), x.port.clone()),
+            (false, false) => (
+                x.paths.iter().map(|p| via(&p.via, &p.via_mac)).collect::<Vec<_>>().join(", "),
+                x.paths.iter().map(|p| p.port.clone()).collect::<Vec<_>>().join(", "),
+            ),
+        };
+        t.add_row(vec![x.prefix.clone(), via, dev, x.origin.clone(), x.next_hop.to_string()]);
     }
     let s = &r.summary;
     let origins: Vec<String> = s.by_origin.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use mempool::ext::{ExtError, ExtId, ExtParams, ExtRegistry, Extensions};
 use mempool::SocketId;
 
-use crate::net::{Parsed, Proto, L3};
+use crate::net::{Parsed, Proto};
 
 /// RX timestamp and origin of a sampled packet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,29 +46,14 @@ pub struct FlowMeta {
 impl FlowMeta {
     /// Fills the metadata from a parse result and the frame it came from.
     pub fn from_parsed(frame: &[u8], p: &Parsed) -> FlowMeta {
-        FlowMeta { class: p.proto, mirrored: false, l3_offset: p.l3_offset, l4_offset: p.l4_offset, hash: flow_hash(frame, p) }
+        FlowMeta {
+            class: p.proto,
+            mirrored: false,
+            l3_offset: p.l3_offset,
+            l4_offset: p.l4_offset,
+            hash: crate::ecmp::flow_hash(frame, p),
+        }
     }
-}
-
-/// FNV-1a over the addresses, the L4 ports (TCP/UDP) and the IP protocol number.
-fn flow_hash(frame: &[u8], p: &Parsed) -> u32 {
-    let l3 = usize::from(p.l3_offset);
-    let l4 = usize::from(p.l4_offset);
-    let addrs = match p.l3 {
-        L3::Ipv4 => frame.get(l3 + 12..l3 + 20),
-        L3::Ipv6 => frame.get(l3 + 8..l3 + 40),
-        _ => return 0,
-    };
-    let ports = match p.proto {
-        Proto::Tcp | Proto::Udp if !p.fragment => frame.get(l4..l4 + 4),
-        _ => None,
-    };
-    let proto = p.ip_proto;
-    let mut h: u32 = 0x811c_9dc5;
-    for b in addrs.unwrap_or(&[]).iter().chain(ports.unwrap_or(&[])).chain(&[proto]) {
-        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-    }
-    h
 }
 
 /// The started framework and the forwarder's extension ids.

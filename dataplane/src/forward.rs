@@ -154,11 +154,23 @@ pub trait NextHops {
     /// The next hop with id `id`, if it exists and is usable.
     fn next_hop(&self, id: u32) -> Option<NextHop>;
 
-    /// What id `id` leads to: a usable next hop, one whose neighbour must be resolved first,
-    /// or nothing. Tables without resolution need not implement it.
+    /// What a packet routed to `id` leads to, and the id it takes: `id` itself, or for an
+    /// ECMP group the member its flow hash picks (`flow` is called only then). The hop is a
+    /// usable next hop, one whose neighbour must be resolved first, or nothing. By default
+    /// [`NextHops::next_hop`], without groups or resolution.
     #[inline]
-    fn lookup(&self, id: u32) -> Hop {
-        self.next_hop(id).map_or(Hop::Missing, Hop::Ready)
+    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+        let _ = flow;
+        (id, self.next_hop(id).map_or(Hop::Missing, Hop::Ready))
+    }
+
+    /// The usable next hop a packet routed to `id` takes ([`NextHops::lookup`]), if any.
+    #[inline]
+    fn next_hop_for(&self, id: u32, flow: &dyn Fn() -> u32) -> Option<NextHop> {
+        match self.lookup(id, flow).1 {
+            Hop::Ready(nh) => Some(nh),
+            Hop::Resolve(_) | Hop::Missing => None,
+        }
     }
 }
 
@@ -246,7 +258,7 @@ pub fn l3fwd_packet<R: Routes, N: NextHops + ?Sized>(
     let available = pkt_len.max(frame.len()) - l3;
     let nh = match p.l3 {
         L3::Ipv4 => {
-            let Ok(mut ip) = Ipv4Packet::new_checked_within(&mut frame[l3..], available) else {
+            let Ok(ip) = Ipv4Packet::new_checked_within(&frame[l3..], available) else {
                 return Action::Drop(DropReason::Truncated);
             };
             if !ip.verify_checksum() {
@@ -261,20 +273,23 @@ pub fn l3fwd_packet<R: Routes, N: NextHops + ?Sized>(
             let Some(id) = routes.lookup_v4(ip.dst_addr()) else {
                 return Action::Drop(DropReason::NoRoute);
             };
-            match next_hops.lookup(id) {
-                Hop::Ready(nh) => {
-                    ip.decrement_ttl();
-                    nh
-                }
-                Hop::Resolve(port) => {
-                    ip.decrement_ttl();
-                    return Action::Resolve { port, next_hop: id };
-                }
+            // An ECMP group picks its member by the packet's flow hash, computed only then.
+            let (id, hop) = next_hops.lookup(id, &|| crate::ecmp::flow_hash(frame, &p));
+            if hop == Hop::Missing {
+                return Action::Drop(DropReason::NoRoute);
+            }
+            // A view again: the flow hash read the frame.
+            if let Ok(mut ip) = Ipv4Packet::new_checked_within(&mut frame[l3..], available) {
+                ip.decrement_ttl();
+            }
+            match hop {
+                Hop::Ready(nh) => nh,
+                Hop::Resolve(port) => return Action::Resolve { port, next_hop: id },
                 Hop::Missing => return Action::Drop(DropReason::NoRoute),
             }
         }
         L3::Ipv6 => {
-            let Ok(mut ip) = Ipv6Packet::new_checked_within(&mut frame[l3..], available) else {
+            let Ok(ip) = Ipv6Packet::new_checked_within(&frame[l3..], available) else {
                 return Action::Drop(DropReason::Truncated);
             };
             if let Some(r) = martian_v6(ip.src_addr(), ip.dst_addr()) {
@@ -286,15 +301,16 @@ pub fn l3fwd_packet<R: Routes, N: NextHops + ?Sized>(
             let Some(id) = routes.lookup_v6(ip.dst_addr()) else {
                 return Action::Drop(DropReason::NoRoute);
             };
-            match next_hops.lookup(id) {
-                Hop::Ready(nh) => {
-                    ip.decrement_hop_limit();
-                    nh
-                }
-                Hop::Resolve(port) => {
-                    ip.decrement_hop_limit();
-                    return Action::Resolve { port, next_hop: id };
-                }
+            let (id, hop) = next_hops.lookup(id, &|| crate::ecmp::flow_hash(frame, &p));
+            if hop == Hop::Missing {
+                return Action::Drop(DropReason::NoRoute);
+            }
+            if let Ok(mut ip) = Ipv6Packet::new_checked_within(&mut frame[l3..], available) {
+                ip.decrement_hop_limit();
+            }
+            match hop {
+                Hop::Ready(nh) => nh,
+                Hop::Resolve(port) => return Action::Resolve { port, next_hop: id },
                 Hop::Missing => return Action::Drop(DropReason::NoRoute),
             }
         }

@@ -224,6 +224,7 @@ fn publish_telemetry(snap: &dataplane::Snapshot, latency: serde_json::Value) {
     telemetry::publish("latency", latency);
     telemetry::publish("pools", report::pools_json(snap));
     telemetry::publish("memory", report::memory_json(snap));
+    telemetry::publish("fpm", report::fpm_json(snap));
     telemetry::publish("neighbours", report::neighbours_json(snap));
 }
 

@@ -354,6 +354,9 @@ fn lookups_while_the_writer_changes_the_tables() {
     t4.add(v4("10.0.0.0"), 8, 1).unwrap();
     t6.add(v6("2001:db8::"), 32, 1).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // Readers that finished a first pass: the writer starts only then, so that on a loaded
+    // machine it cannot finish before a reader has looked anything up.
+    let started = std::sync::atomic::AtomicU32::new(0);
     /// Stops the readers however the writer's loop ends (a failed assertion included).
     struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
     impl Drop for Stop<'_> {
@@ -364,7 +367,7 @@ fn lookups_while_the_writer_changes_the_tables() {
     std::thread::scope(|s| {
         let readers: Vec<_> = (0..2u32)
             .map(|id| {
-                let (r4, r6, stop, q) = (t4.reader(), t6.reader(), &stop, &q);
+                let (r4, r6, stop, q, started) = (t4.reader(), t6.reader(), &stop, &q, &started);
                 s.spawn(move || {
                     let mut rcu = q.register(id).unwrap();
                     let mut n = 0u64;
@@ -381,12 +384,19 @@ fn lookups_while_the_writer_changes_the_tables() {
                             n += 2;
                         }
                         rcu.quiescent();
+                        if n == 512 {
+                            started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                     }
                     n
                 })
             })
             .collect();
         let guard = Stop(&stop);
+        // (A reader that failed ends early: its join below reports it.)
+        while started.load(std::sync::atomic::Ordering::Relaxed) < 2 && !readers.iter().any(|r| r.is_finished()) {
+            std::thread::yield_now();
+        }
         let mut rng = Lcg(7);
         for round in 0..1500u32 {
             let i = rng.next_u32() % 256;

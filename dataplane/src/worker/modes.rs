@@ -104,10 +104,11 @@ impl Stage<EalQueues> for Pipeline {
                     // A chained packet (larger than one data room, scattered RX) is routed
                     // on the headers in its first segment.
                     let len = m.pkt_len();
+                    let rss = m.rss_hash();
                     let action = match m.unshare(pool) {
                         Err(_) => Action::Drop(DropReason::NoBufForCopy),
                         Ok(data) => {
-                            let view = tables.fib.view(rcu);
+                            let view = tables.fib.view(rcu).with_rss(rss);
                             forward::l3fwd_packet(data, len, &view, &view, local.as_ref())
                         }
                     };
