@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Route changes while forwarding, measured on this machine in one run (issue 13).
+"""Route changes while forwarding, measured on this machine in one run.
 
 The forwarder runs l3fwd on an endless pcap replay (net_pcap infinite_rx) of 4,096 UDP
 frames to 256 /24s, all routed out of a second port; its control socket is driven by this
@@ -187,13 +187,13 @@ def stop(p, api):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=5)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3, help="idle/churn pairs (default 3)")
+    ap.add_argument("--seconds", type=float, default=5, help="length of each idle or churn run (default 5)")
     ap.add_argument("--load", type=int, default=100_000, help="routes for the load-time row (0: skip)")
     ap.add_argument("--long", action="store_true", help="load 1,000,000 routes (minutes)")
-    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "dataplane"))
-    ap.add_argument("--json", default=str(ROOT / "target" / "bench-routes.json"))
+    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "dataplane"), help="the dataplane binary")
+    ap.add_argument("--json", default=str(ROOT / "target" / "bench-routes.json"), help="where every run goes as JSON")
     ap.add_argument("--smoke", action="store_true", help="one short repetition, 10,000 routes to load")
     a = ap.parse_args()
     if a.smoke:

@@ -774,6 +774,7 @@ CASES = [
          instructions=False),
 ]
 PKTGEN_CASES = {"pktgen-l2fwd": "l2fwd", "pktgen-l3fwd": "l3fwd"}
+FRR_CASES = {"frr-bgp-100k": 100_000}
 SMOKE_CASES = ["null-io", "memif-io-64", "l3fwd-v4"]
 
 
@@ -982,6 +983,193 @@ def run_pktgen(ctx, name, mode, reps):
     return rec
 
 
+# --- FRR: routes from zebra while forwarding -------------------------------------------------
+
+FRR_BENCH_CONFIG = """[eal]
+main_lcore = 0
+file_prefix = "{prefix}"
+args = {mem}
+
+[forward]
+mode = "l3fwd"
+
+[fib]
+ipv4_max_routes = 262144
+ipv4_tbl8_groups = 4096
+ipv6_max_routes = 4096
+ipv6_tbl8_groups = 1024
+max_next_hops = 4096
+
+[control]
+socket = "{tmp}/ctl-{prefix}.sock"
+
+[fpm]
+sweep_after_ms = 60000
+
+[[port]]
+name = "src"
+device = "net_pcap0"
+args = "rx_pcap={pcap},infinite_rx=1"
+
+# The routed packets leave here; zebra's BGP next hop 10.0.2.2 is in its subnet.
+[[port]]
+name = "sink"
+device = "net_null0"
+args = "no-rx=1"
+ipv4 = "10.0.2.1/24"
+
+{routes}
+[[worker]]
+lcore = 1
+rx = [{{ port = "src", queue = 0 }}, {{ port = "sink", queue = 0 }}]
+"""
+
+
+def run_frr(ctx, name, routes, reps):
+    """The forwarder (net_pcap infinite_rx -> net_null, l3fwd, [fpm]) while zebra installs
+    `routes` BGP routes, in two ways:
+      - feed: a BGP peer (FRR in another namespace, `redistribute kernel` of `routes`
+        blackhole routes in its kernel) sends them; zebra installs them and streams them to
+        the forwarder as BGP learns them;
+      - replay: the forwarder is restarted; zebra, holding them all, reconnects and replays
+        its whole table at once, so the figure is the forwarder's own install rate.
+    For each: routes per second (from the first route of the load to the last, as the
+    forwarder's /dataplane/fpm counts them installed) and the forwarding rate meanwhile, as a
+    ratio to the rate just before (feed) or just after (replay) in the same run."""
+    sys.path.insert(0, str(ROOT / "ci"))
+    import frr
+    why = frr.install()
+    if why:
+        raise Skip(why)
+    if os.geteuid() != 0:
+        raise Skip("needs root (network namespaces, FRR daemons)")
+    rec = {"case": name, "about": f"{routes:,} BGP routes from FRR {frr.version().split()[-1]} (dplane_fpm_nl) while "
+           "forwarding net_pcap -> net_null in l3fwd", "a": "during the load", "b": "without", "status": "ok", "runs": []}
+    # The FRR daemons run as user frr and must reach their directories under ctx.tmp.
+    os.chmod(ctx.tmp, 0o755)
+    pcap = f"{ctx.tmp}/mix-v4.pcap"
+    if not os.path.exists(pcap):
+        write_pcap(pcap, udp_frames(False))
+    config_routes = "".join(f'[[route]]\nprefix = "{net}"\nport = "sink"\nvia_mac = "{NEXT_HOP_MAC[1]}"\n\n'
+                            for net, port in l3fwd_routes(False, 2) if port == 1)
+    batch = Path(ctx.tmp) / "peer-routes.batch"
+    batch.write_text("".join(f"route add blackhole 100.{i >> 14}.{(i >> 6) & 0xff}.{(i & 0x3f) << 2}/30\n"
+                             for i in range(routes)))
+    for rep in range(reps):
+        tag = f"{os.getpid()}-{rep}"
+        r_ns, p_ns = f"bench-frr-r-{tag}", f"bench-frr-p-{tag}"
+        made, instances, dp = [], [], None
+        prefix = f"bench-frr-{tag}"
+        try:
+            for ns in (r_ns, p_ns):
+                subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
+                made.append(ns)
+                subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+            subprocess.run(["ip", "link", "add", "rc2", "netns", r_ns, "type", "veth", "peer", "name", "pc2", "netns", p_ns],
+                           check=True)
+            for ns, dev, addr in ((r_ns, "rc2", "10.0.2.1/24"), (p_ns, "pc2", "10.0.2.2/24")):
+                subprocess.run(["ip", "-n", ns, "addr", "add", addr, "dev", dev], check=True)
+                subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+            subprocess.run(["ip", "-n", p_ns, "-batch", str(batch)], check=True, capture_output=True)
+            cfg = Path(ctx.tmp) / f"frr-{tag}.toml"
+            cfg.write_text(FRR_BENCH_CONFIG.format(prefix=prefix, mem=json.dumps(memory_args(False)), tmp=ctx.tmp, pcap=pcap,
+                                                   routes=config_routes))
+            tel = Telemetry(prefix)
+
+            def start_dp():
+                proc = Proc("dataplane", ["ip", "netns", "exec", r_ns, str(ctx.bin), "--config", str(cfg), "--stats-interval",
+                                          "0", "--stats-json", f"{ctx.tmp}/frr-{tag}.json"], f"{ctx.tmp}/frr-dp-{tag}.log")
+                deadline = time.monotonic() + 60
+                while not (tel.ready() and tel.port_counter([1], "opackets") > 0):
+                    if not proc.alive() or time.monotonic() > deadline:
+                        raise CaseError(f"the forwarder did not forward:\n{proc.tail()}")
+                    time.sleep(0.1)
+                return proc
+
+            def installed():
+                # The fib section is "null" until the FPM thread first publishes it.
+                fib = (tel.query("/dataplane/fpm") or {}).get("fib")
+                return int(fib.get("installed", 0)) if isinstance(fib, dict) else 0
+
+            def measure_load(base, what, timeout):
+                """Waits for the first route beyond `base`, then for `routes` more; returns
+                (seconds from first to last, Mpps forwarded meanwhile)."""
+                deadline = time.monotonic() + timeout
+                while installed() <= base:
+                    if time.monotonic() > deadline:
+                        raise CaseError(f"{what}: no route arrived in {timeout} s")
+                    time.sleep(0.005)
+                t0, c0 = time.monotonic(), tel.port_counter([1], "opackets")
+                while installed() < base + routes:
+                    if time.monotonic() > deadline:
+                        raise CaseError(f"{what}: {installed() - base} of {routes} routes after {timeout} s")
+                    time.sleep(0.01)
+                t1, c1 = time.monotonic(), tel.port_counter([1], "opackets")
+                return t1 - t0, (c1 - c0) / (t1 - t0) / 1e6
+
+            def steady(seconds):
+                t0, c0 = time.monotonic(), tel.port_counter([1], "opackets")
+                time.sleep(seconds)
+                return (tel.port_counter([1], "opackets") - c0) / (time.monotonic() - t0) / 1e6
+
+            dp = start_dp()
+            r = frr.Instance("r", r_ns, Path(ctx.tmp) / f"frr-r-{tag}")
+            instances.append(r)
+            r.configure("zebra", (ROOT / "configs" / "frr" / "zebra.conf").read_text())
+            r.configure("bgpd", (ROOT / "configs" / "frr" / "bgpd.conf").read_text())
+            r.start(daemons=("zebra", "bgpd"))
+            wait = time.monotonic() + 20
+            while (tel.query("/dataplane/fpm") or {}).get("connected") != "true":
+                if time.monotonic() > wait:
+                    raise CaseError("zebra did not connect to the forwarder's FPM listener")
+                time.sleep(0.1)
+            time.sleep(ctx.warmup)
+            before = steady(ctx.seconds)
+            base = installed()
+            p = frr.Instance("p", p_ns, Path(ctx.tmp) / f"frr-p-{tag}")
+            instances.append(p)
+            p.configure("zebra", "hostname peer\n")
+            p.configure("bgpd", (ROOT / "configs" / "frr" / "peer-bgpd.conf").read_text())
+            p.start(daemons=("zebra", "bgpd"), zebra_args=("-s", "33554432"))
+            feed_s, feed_mpps = measure_load(base, "the BGP feed", 120)
+            # Replay: a fresh forwarder; zebra reconnects within 3 s and sends everything.
+            if dp.stop() != 0:
+                raise CaseError(f"the forwarder exited non-zero:\n{dp.tail()}")
+            check_dataplane_report(f"{ctx.tmp}/frr-{tag}.json")
+            remove_runtime_dir(prefix)
+            dp = start_dp()
+            replay_s, replay_mpps = measure_load(0, "zebra's replay", 60)
+            after = steady(ctx.seconds)
+            if dp.stop() != 0:
+                raise CaseError(f"the forwarder exited non-zero:\n{dp.tail()}")
+            report = check_dataplane_report(f"{ctx.tmp}/frr-{tag}.json")
+            dp = None
+            run = {"routes": routes, "feed_s": feed_s, "feed_routes_per_s": routes / feed_s, "feed_mpps": feed_mpps,
+                   "before_mpps": before, "feed_ratio": feed_mpps / before, "replay_s": replay_s,
+                   "replay_routes_per_s": routes / replay_s, "replay_mpps": replay_mpps, "after_mpps": after,
+                   "replay_ratio": replay_mpps / after, "fpm": report.get("fpm", {}).get("fib")}
+            rec["runs"].append(run)
+            log(f"  {name} run {rep + 1}/{reps}: feed {routes / feed_s:,.0f} routes/s ({feed_s:.1f} s), forwarding "
+                f"{feed_mpps:.2f} vs {before:.2f} Mpps; replay {routes / replay_s:,.0f} routes/s ({replay_s:.2f} s), "
+                f"forwarding {replay_mpps:.2f} vs {after:.2f} Mpps")
+        except RuntimeError as e:   # an FRR daemon that did not start (ci/frr.py)
+            raise CaseError(str(e)) from e
+        finally:
+            if dp is not None and dp.alive():
+                dp.stop()
+            for inst in reversed(instances):
+                inst.close()
+            for ns in made:
+                for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
+                    subprocess.run(["kill", "-KILL", pid], capture_output=True)
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            remove_runtime_dir(prefix)
+    for k in ("feed_routes_per_s", "feed_ratio", "replay_routes_per_s", "replay_ratio", "before_mpps", "feed_mpps",
+              "after_mpps", "replay_mpps"):
+        rec[k] = statistics.median(r[k] for r in rec["runs"])
+    return rec
+
+
 # --- Outputs ---------------------------------------------------------------------------------
 
 def table(results):
@@ -994,6 +1182,11 @@ def table(results):
         cells = [r["case"], r.get("a", ""), r.get("b", "")]
         if r["status"] != "ok":
             cells += [f"{r['status']}: {r.get('reason', '')}"] + [""] * 8
+        elif "feed_routes_per_s" in r:   # FRR: routes per second, forwarding during the load vs without
+            cells += [f"feed {r['feed_mpps']:.2f}, replay {r['replay_mpps']:.2f}",
+                      f"{r['before_mpps']:.2f} before, {r['after_mpps']:.2f} after",
+                      f"feed {r['feed_ratio']:.3f}, replay {r['replay_ratio']:.3f}",
+                      f"routes/s: feed {r['feed_routes_per_s']:,.0f}, replay {r['replay_routes_per_s']:,.0f}"] + [""] * 5
         elif "runs" in r:   # pktgen: its own rates next to the forwarder's
             cells += [f"rx {r['dataplane_rx_mpps']:.2f} tx {r['dataplane_tx_mpps']:.2f}",
                       f"tx {r['pktgen_tx_mpps']:.2f} rx {r['pktgen_rx_mpps']:.2f}",
@@ -1025,7 +1218,17 @@ def chart(r, path, stamp):
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     fig.suptitle(f"{r['case']}: {r['a']} (A) vs {r['b']} (B)\n{stamp}", fontsize=10)
-    if "runs" in r:
+    if "feed_routes_per_s" in r:
+        names = ["before", "BGP feed", "replay", "after"]
+        keys = ["before_mpps", "feed_mpps", "replay_mpps", "after_mpps"]
+        for i, run in enumerate(r["runs"]):
+            left.plot(names, [run[k] for k in keys], "o-", label=f"run {i + 1}")
+        left.set_ylabel("Mpps forwarded")
+        left.set_ylim(bottom=0)
+        left.legend(fontsize=8)
+        right.bar(["BGP feed", "replay"], [r["feed_routes_per_s"], r["replay_routes_per_s"]], color=["C0", "C1"])
+        right.set_ylabel("routes installed per second (median)")
+    elif "runs" in r:
         names = ["pktgen tx", "dataplane rx", "dataplane tx", "pktgen rx"]
         keys = ["pktgen_tx_mpps", "dataplane_rx_mpps", "dataplane_tx_mpps", "pktgen_rx_mpps"]
         for i, run in enumerate(r["runs"]):
@@ -1079,10 +1282,12 @@ def main():
                     help=f"the test suite's run: {', '.join(SMOKE_CASES)}; one short pair each, instructions per "
                          "packet for l3fwd-v4 only; fails when a case fails")
     a = ap.parse_args()
-    names = [c.name for c in CASES] + list(PKTGEN_CASES)
+    names = [c.name for c in CASES] + list(PKTGEN_CASES) + list(FRR_CASES)
     if a.list:
         for c in CASES:
             print(f"{c.name:<18} {c.a.label} vs {c.b.label}: {c.about}")
+        for n, routes in FRR_CASES.items():
+            print(f"{n:<18} the forwarder while zebra installs {routes:,} BGP routes (FRR feed, then a replay) vs without")
         for n, mode in PKTGEN_CASES.items():
             print(f"{n:<18} pktgen-dpdk vs the forwarder in {mode} over 2 memif ports (skipped without pktgen)")
         return 0
@@ -1113,7 +1318,8 @@ def main():
                 if case:
                     rec = run_case(ctx, case, a.pairs, name in cg_cases)
                 else:
-                    rec = run_pktgen(ctx, name, PKTGEN_CASES[name], max(1, min(a.pairs, 3)))
+                    rec = (run_frr(ctx, name, FRR_CASES[name], max(1, min(a.pairs, 3))) if name in FRR_CASES
+                           else run_pktgen(ctx, name, PKTGEN_CASES[name], max(1, min(a.pairs, 3))))
             except Skip as e:
                 rec = {"case": name, "status": "skipped", "reason": str(e)}
                 if case:

@@ -213,7 +213,9 @@ def run_variant(variant, g, share, nss, ports, a, deadline):
         f"~{segments / a.iperf_seconds:.0f} segments/s), {retrans} retransmits")  # fmt: skip
     (share / f"{variant}.stop").touch()
     for _ in range(600):
-        if exit_file.exists():
+        # The guest's `echo $rc >FILE` creates the file before it writes the number: wait
+        # for the number (a read in between saw an empty file).
+        if exit_file.exists() and exit_file.read_text().strip():
             break
         if not g.running():
             raise Failed("the guest ended before the forwarder reported its exit")

@@ -80,9 +80,9 @@ def l3fwd(a, frames):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=["io", "l3fwd"], default="io")
-    ap.add_argument("--frames", type=int, default=1000)
-    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "dataplane"))
+    ap.add_argument("--mode", choices=["io", "l3fwd"], default="io", help="configs/pcap.toml (io) or configs/l3fwd.toml")
+    ap.add_argument("--frames", type=int, default=1000, help="frames written to the input pcap")
+    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "dataplane"), help="the dataplane binary")
     a = ap.parse_args()
     sizes = [60, 64, 128, 256, 512, 1024, 1514]
     frames = [udp_frame(i, sizes[i % len(sizes)]) for i in range(a.frames)]

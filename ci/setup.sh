@@ -13,6 +13,10 @@ PACKAGES=(
   iperf3 ethtool              # ci/netns-test.sh: a TCP stream; veth TX checksum offload off
   prometheus                  # prometheus and promtool (2.42): the /metrics tests start their own server
 )
+# Wanted but not required: where one cannot be installed, the checks that need it skip.
+OPTIONAL=(
+  frr                         # FRR 8.4 (zebra with dplane_fpm_nl, staticd, bgpd, vtysh): ci/frr-test.py
+)
 HUGEPAGES_2M=${HUGEPAGES_2M:-1024}   # 2 GiB of 2 MiB pages
 
 log() { echo "setup: $*" >&2; }
@@ -21,17 +25,20 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
 }
 
+# install_packages [--optional]: installs the missing ones of PACKAGES, or with --optional
+# those of OPTIONAL (a failure there is logged, not fatal).
 install_packages() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
+  local missing=() list=("${PACKAGES[@]}") what=packages
+  if [ "${1:-}" = --optional ]; then list=("${OPTIONAL[@]}"); what="optional packages"; fi
+  for p in "${list[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    log "packages present"
+    log "$what present"
     return
   fi
   log "installing ${missing[*]}"
-  as_root apt-get update -qq
+  as_root apt-get update -qq || [ "$what" != packages ]
   # No package's daemon is started by its installation (prometheus's would listen on :9090):
   # the tests start what they need themselves. Debian's invoke-rc.d asks policy-rc.d; one is
   # put in place for the install only, where there is none.
@@ -75,5 +82,6 @@ reserve_hugepages() {
 }
 
 install_packages
+install_packages --optional || log "could not install ${OPTIONAL[*]}: the checks that need them skip"
 check_toolchain
 reserve_hugepages

@@ -52,7 +52,9 @@ fi
 # DPDK's e1000 PMD on emulated e1000/e1000e NICs inside a guest, and a guest's virtio-net on the
 # forwarder's vhost-user port. Each is counted in the closing line as one test; exit 77 (QEMU
 # cannot start at all) counts as skipped. Full output in target/<check>.log.
-for check in e1000 vhost; do
+# And FRR (ci/frr-test.py, installs Debian's frr): zebra's FPM stream drives the forwarder's
+# routes, with staticd, BGP and a zebra restart; skipped (77) only where FRR cannot be installed.
+for check in e1000 vhost frr; do
     rc=0
     ci/$check-test.py --bin target/debug/dataplane >"target/$check-test.log" 2>&1 || rc=$?
     case $rc in
@@ -106,7 +108,7 @@ if (( fuzz_seconds > 0 )); then
         export RUSTC_BOOTSTRAP=1
         # New inputs go to a scratch corpus; fuzz/corpus/<target> holds the seeds only.
         scratch=target/fuzz-corpus
-        for t in parse forward local neigh config; do
+        for t in parse forward local neigh config fpm; do
             mkdir -p "$scratch/$t"
             dirs=("$scratch/$t" "fuzz/corpus/$t")
             [[ -d fuzz/regressions/$t ]] && dirs+=("fuzz/regressions/$t")

@@ -96,4 +96,6 @@ for name, f in neigh_frames.items():
     write("local", name + "-valid", bytes([0]) + f)
 for cfg in sorted((ROOT / "configs").glob("*.toml")):
     write("config", cfg.stem, cfg.read_bytes())
+for cap in sorted((ROOT / "dataplane/src/fpm/testdata").glob("*.bin")):
+    write("fpm", cap.stem, cap.read_bytes())
 write("config", "minimal", b'[forward]\npairs=[["a","a"]]\n[[port]]\nname="a"\ndevice="net_null0"\n[[worker]]\nlcore=1\nrx=[{port="a",queue=0}]\n')

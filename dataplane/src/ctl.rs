@@ -36,8 +36,9 @@ Examples:
   dataplane ctl --json show routes | jq '.routes[].prefix'
   dataplane ctl shutdown
 
-Exit status: 0 done, 1 refused by the forwarder (the error names the field), 2 the forwarder
-cannot be reached (no socket at the path, or nobody answers). The socket defaults to the one
+Exit status: 0 done, 1 refused (by the forwarder: the error names the field; or a wrong command
+line: a usage error, an unreadable --config), 2 the forwarder cannot be reached (no socket at the
+path, or nobody answers). The socket defaults to the one
 of eal.file_prefix \"dataplane\" (/run/dataplane/dataplane.sock for root); give --socket, or
 --config with the forwarder's config file.";
 
@@ -49,7 +50,9 @@ pub struct CtlArgs {
     #[arg(long, value_name = "PATH", global = true)]
     socket: Option<PathBuf>,
     /// Take the socket from this config ([control] socket, or the default of its eal.file_prefix).
-    #[arg(long, value_name = "FILE", global = true, conflicts_with = "socket")]
+    // Its own id: the run's `--config` (with its default configs/null.toml) is a
+    // different argument, and clap would otherwise merge the two.
+    #[arg(id = "ctl_config", long = "config", value_name = "FILE", global = true, conflicts_with = "socket")]
     config: Option<PathBuf>,
     /// Print the reply as JSON (the `ok` value, or `{"error": ...}`) instead of tables.
     #[arg(long, global = true)]
@@ -60,7 +63,7 @@ pub struct CtlArgs {
 
 #[derive(Debug, Subcommand)]
 enum CtlCommand {
-    /// Show state: status, ports, workers, latency, pools, memory, routes, next-hops, config.
+    /// Show state: status, ports, workers, latency, pools, memory, routes, next-hops, neighbours, config.
     Show {
         #[command(subcommand)]
         what: Show,
@@ -177,6 +180,14 @@ enum Clear {
     Counters,
 }
 
+/// The exit status when the request is refused, by the forwarder or already by `ctl`
+/// (a usage error, an unreadable `--config`).
+pub const REFUSED: u8 = 1;
+
+/// The exit status when the forwarder cannot be reached, and only then, so a script can
+/// tell a typo from a forwarder that is not running.
+const UNREACHABLE: u8 = 2;
+
 /// Runs `dataplane ctl`.
 pub fn main(args: CtlArgs) -> ExitCode {
     let socket = match (&args.socket, &args.config) {
@@ -185,7 +196,7 @@ pub fn main(args: CtlArgs) -> ExitCode {
             Ok(c) => c.control_socket(),
             Err(e) => {
                 eprintln!("error: --config: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(REFUSED);
             }
         },
         (None, None) => dataplane::config::default_socket("dataplane"),
@@ -204,7 +215,7 @@ pub fn main(args: CtlArgs) -> ExitCode {
             "error: cannot reach the forwarder at {}: {e}\n(is it running? give its socket with --socket PATH, or its config with --config FILE)",
             socket.display()
         );
-        ExitCode::from(2)
+        ExitCode::from(UNREACHABLE)
     };
     let mut client = match Client::connect(&socket, timeout) {
         Ok(c) => c,
@@ -300,8 +311,20 @@ fn neighbours(v: &Value) -> String {
         ]);
     }
     let s = &v["stats"];
+    let r = &v["resolution"];
+    let drops: Vec<String> = r["drops"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, n)| (k.as_str(), n))
+        .chain([("proto_mem", &r["proto_mem"]), ("no_route", &r["no_route"])])
+        .map(|(k, n)| format!("{k} {}", num(n)))
+        .collect();
     format!(
-        "{t}\n{} entries, {} packets held, {} host routes; allocs {} destroys {} res_failed {} unres_discards {} table_fulls {}; ARP requests {} NS {}\n",
+        "{t}\nresolution: {} packets taken, {} sent; dropped {}\n{} entries, {} packets held, {} host routes; allocs {} destroys {} res_failed {} unres_discards {} table_fulls {}; ARP requests {} NS {}\n",
+        num(&r["taken"]),
+        num(&r["sent"]),
+        drops.join(", "),
         v["entries"].as_array().map_or(0, Vec::len),
         num(&v["held"]),
         num(&v["host_routes"]),
@@ -352,17 +375,33 @@ fn render(c: &CtlCommand, v: &Value) -> String {
             Show::Memory => Some(memory(v)),
             Show::Routes { .. } => decode::<RoutesReply>(v).map(|r| routes(&r)),
             Show::NextHops => decode::<NextHopsReply>(v).map(|r| {
-                let mut t = table(&["id", "dev", "via", "routes"]);
+                let mut t = table(&["id", "dev", "via", "routes", "packets"]);
                 for n in &r.next_hops {
-                    let via = n.via.clone().or_else(|| n.via_mac.clone()).unwrap_or_else(|| "on-link".to_owned());
-                    t.add_row(vec![n.id.to_string(), n.port.clone(), via, n.routes.to_string()]);
+                    let via = via(&n.via, &n.via_mac);
+                    t.add_row(vec![n.id.to_string(), n.port.clone(), via, n.routes.to_string(), n.packets.to_string()]);
                 }
-                format!(
+                let mut out = format!(
                     "{t}\n{} next hops in use of {}, {} waiting for a grace period\n",
                     r.next_hops.len(),
                     r.capacity,
                     r.retired
-                )
+                );
+                if !r.ecmp_groups.is_empty() {
+                    let mut g = table(&["group", "members (next hop: dev via, weight, buckets)", "routes"]);
+                    for x in &r.ecmp_groups {
+                        let m: Vec<String> = x
+                            .members
+                            .iter()
+                            .map(|m| {
+                                let via = via(&m.via, &m.via_mac);
+                                format!("{}: {} {via} w{} b{}", m.next_hop, m.port, m.weight, m.buckets)
+                            })
+                            .collect();
+                        g.add_row(vec![x.id.to_string(), m.join("; "), x.routes.to_string()]);
+                    }
+                    out += &format!("\n{g}\n{} ECMP groups\n", r.ecmp_groups.len());
+                }
+                out
             }),
             Show::Neighbours => Some(neighbours(v)),
             Show::Config => v["toml"].as_str().map(str::to_owned),
@@ -375,14 +414,7 @@ fn render(c: &CtlCommand, v: &Value) -> String {
                 RouteOp::Del { .. } => "deleted",
             };
             let x = &r.route;
-            format!(
-                "{what} {} {} dev {} (origin {}, next hop {})\n",
-                x.prefix,
-                crate::control::handler::via_text(x.via.as_deref(), x.via_mac.as_deref()),
-                x.port,
-                x.origin,
-                x.next_hop
-            )
+            format!("{what} {} {} (origin {}, next hop {})\n", x.prefix, via_dev(x), x.origin, x.next_hop)
         }),
         CtlCommand::Port { .. } => Some(format!("{}: {}\n", num(&v["port"]), num(&v["link"]))),
         CtlCommand::Clear { .. } => Some(format!("counters cleared ({} workers confirmed)\n", num(&v["workers"]))),
@@ -504,11 +536,45 @@ fn memory(v: &Value) -> String {
     format!("{p}\n{g}")
 }
 
+/// A next hop's column: the gateway with its static MAC when it has one
+/// (`10.0.1.8 (02:00:00:00:00:08)`), the MAC alone, or `on-link`.
+fn via(gateway: &Option<String>, mac: &Option<String>) -> String {
+    match (gateway, mac) {
+        (Some(g), Some(m)) => format!("{g} ({m})"),
+        (Some(x), None) | (None, Some(x)) => x.clone(),
+        (None, None) => "on-link".to_owned(),
+    }
+}
+
+/// `via GATEWAY dev PORT` (as `ip route` says it), each path of an ECMP route, or `drop`.
+fn via_dev(x: &dataplane::control::api::RouteInfo) -> String {
+    use dataplane::control::handler::via_text;
+    if x.drop {
+        return "drop".to_owned();
+    }
+    if x.paths.is_empty() {
+        return format!("{} dev {}", via_text(x.via.as_deref(), x.via_mac.as_deref()), x.port);
+    }
+    let p: Vec<String> = x
+        .paths
+        .iter()
+        .map(|p| format!("{} dev {} weight {}", via_text(p.via.as_deref(), p.via_mac.as_deref()), p.port, p.weight))
+        .collect();
+    format!("ecmp {}", p.join(", "))
+}
+
 fn routes(r: &RoutesReply) -> String {
     let mut t = table(&["prefix", "via", "dev", "origin", "next hop"]);
     for x in &r.routes {
-        let via = x.via.clone().or_else(|| x.via_mac.clone()).unwrap_or_else(|| "on-link".to_owned());
-        t.add_row(vec![x.prefix.clone(), via, x.port.clone(), x.origin.clone(), x.next_hop.to_string()]);
+        let (via, dev) = match (x.drop, x.paths.is_empty()) {
+            (true, _) => ("drop".to_owned(), String::new()),
+            (false, true) => (via(&x.via, &x.via_mac), x.port.clone()),
+            (false, false) => (
+                x.paths.iter().map(|p| via(&p.via, &p.via_mac)).collect::<Vec<_>>().join(", "),
+                x.paths.iter().map(|p| p.port.clone()).collect::<Vec<_>>().join(", "),
+            ),
+        };
+        t.add_row(vec![x.prefix.clone(), via, dev, x.origin.clone(), x.next_hop.to_string()]);
     }
     let s = &r.summary;
     let origins: Vec<String> = s.by_origin.iter().map(|(k, v)| format!("{k} {v}")).collect();

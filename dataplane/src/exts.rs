@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use mempool::ext::{ExtError, ExtId, ExtParams, ExtRegistry, Extensions};
 use mempool::SocketId;
 
-use crate::net::{Parsed, Proto, L3};
+use crate::net::{Parsed, Proto};
 
 /// RX timestamp and origin of a sampled packet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl FlowMeta {
     pub fn from_parsed(frame: &[u8], p: &Parsed, rss: Option<u32>) -> FlowMeta {
         let hash = match rss {
             Some(h) => h,
-            None => flow_hash(frame, p),
+            None => crate::ecmp::flow_hash(frame, p),
         };
         FlowMeta { class: p.proto, mirrored: false, l3_offset: p.l3_offset, l4_offset: p.l4_offset, hash }
     }
@@ -82,29 +82,6 @@ impl FlowMeta {
             }
         };
         FlowMeta { class: c.proto, mirrored: false, l3_offset: 14, l4_offset: l4 as u16, hash }
-    }
-}
-
-/// CRC32-C over the addresses, the L4 ports (TCP/UDP, not in a fragment; zeros otherwise)
-/// and the IP protocol number; 0 for frames that are not IP.
-#[inline]
-fn flow_hash(frame: &[u8], p: &Parsed) -> u32 {
-    let l3 = usize::from(p.l3_offset);
-    let l4 = usize::from(p.l4_offset);
-    let ports: [u8; 4] = match p.proto {
-        Proto::Tcp | Proto::Udp if !p.fragment => frame.get(l4..).and_then(|b| b.first_chunk()).copied().unwrap_or_default(),
-        _ => [0; 4],
-    };
-    match p.l3 {
-        L3::Ipv4 => match frame.get(l3 + 12..).and_then(|b| b.first_chunk::<8>()) {
-            Some(addrs) => crate::hash::crc_tuple(addrs, ports, p.ip_proto),
-            None => 0,
-        },
-        L3::Ipv6 => match frame.get(l3 + 8..).and_then(|b| b.first_chunk::<32>()) {
-            Some(addrs) => crate::hash::crc_tuple(addrs, ports, p.ip_proto),
-            None => 0,
-        },
-        L3::Arp | L3::Other(_) => 0,
     }
 }
 

@@ -25,12 +25,13 @@ use serde::{Deserialize, Serialize};
 use crate::forward::{NextHop, NextHops as NextHopSource, Routes};
 use crate::lpm::{Change6, Lpm4, Lpm4Reader, Lpm6, Lpm6Reader, LpmError};
 use crate::net::MacAddr;
-use crate::nexthop::{NextHopInfo, NextHopKey, NextHopTable, NextHops, NextHopsFull};
+use crate::nexthop::{GroupError, GroupInfo, GroupsFull, NextHopInfo, NextHopKey, NextHopTable, NextHops, NextHopsFull};
 use crate::rcu::{Qsbr, QsbrReader};
 use mempool::{DpdkError, SocketId};
 
-/// Where a route came from, shown by `ctl show routes`. FRR's protocols (from the netlink
-/// `rtm_protocol` of its FPM messages) are added with the FPM feed.
+/// Where a route came from, shown by `ctl show routes`: the forwarder's own sources, and
+/// the FRR protocols whose routes zebra streams over FPM (from each route's netlink
+/// `rtm_protocol`, FRR's numbers in `zebra/rt_netlink.h`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
 )]
@@ -47,31 +48,125 @@ pub enum Origin {
     /// A host route the slow path installs for a resolved neighbour on a connected subnet,
     /// so workers find its MAC with one lookup; removed when the neighbour entry goes.
     Neighbour,
+    /// FRR staticd (`RTPROT_ZSTATIC`, 196).
+    Static,
+    /// FRR bgpd (`RTPROT_BGP`, 186).
+    Bgp,
+    /// FRR ospfd and ospf6d (188).
+    Ospf,
+    /// FRR isisd (187).
+    Isis,
+    /// FRR ripd (189).
+    Rip,
+    /// FRR ripngd (190).
+    Ripng,
+    /// FRR eigrpd (192).
+    Eigrp,
+    /// FRR nhrpd (191).
+    Nhrp,
+    /// FRR ldpd (193).
+    Ldp,
+    /// FRR babeld (`RTPROT_BABEL`, 42).
+    Babel,
+    /// FRR sharpd (194).
+    Sharp,
+    /// FRR pbrd (195).
+    Pbr,
+    /// FRR fabricd (197).
+    Openfabric,
+    /// Any other protocol zebra installs routes for.
+    Zebra,
 }
 
 impl Origin {
     /// Every origin.
     pub const ALL: &'static [Origin] = <Self as strum::VariantArray>::VARIANTS;
 
-    /// Its name: `config`, `ctl`, `connected`, `neighbour`.
+    /// Its name: `config`, `ctl`, `connected`, `neighbour`, `static`, `bgp`, ...
     pub fn name(self) -> &'static str {
         self.into()
+    }
+
+    /// The origin of a route zebra sent with `rtm_protocol` = `protocol`.
+    pub fn from_rtm_protocol(protocol: u8) -> Origin {
+        match protocol {
+            196 => Origin::Static,
+            186 => Origin::Bgp,
+            188 => Origin::Ospf,
+            187 => Origin::Isis,
+            189 => Origin::Rip,
+            190 => Origin::Ripng,
+            192 => Origin::Eigrp,
+            191 => Origin::Nhrp,
+            193 => Origin::Ldp,
+            42 => Origin::Babel,
+            194 => Origin::Sharp,
+            195 => Origin::Pbr,
+            197 => Origin::Openfabric,
+            _ => Origin::Zebra,
+        }
+    }
+
+    /// Whether the route came from zebra (FPM): only those are zebra's to delete.
+    pub fn is_zebra(self) -> bool {
+        !matches!(self, Origin::Config | Origin::Ctl | Origin::Connected | Origin::Neighbour)
+    }
+}
+
+/// Where a route sends what it matches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Hop {
+    /// One next hop: port and gateway.
+    One(NextHopKey),
+    /// ECMP: at least two next hops, each with its weight; each flow takes one
+    /// ([`crate::ecmp`]).
+    Multi(Arc<[(NextHopKey, u16)]>),
+    /// Nowhere: what it matches is dropped (`no_route`), instead of falling to a shorter
+    /// prefix. FRR's blackhole and unreachable routes, and routes none of whose next hops
+    /// maps onto a port.
+    Drop,
+}
+
+impl Hop {
+    /// The hop for these weighted paths: [`Hop::One`] for one, [`Hop::Multi`] for more,
+    /// [`Hop::Drop`] for none.
+    pub fn paths(paths: Vec<(NextHopKey, u16)>) -> Hop {
+        match paths.len() {
+            0 => Hop::Drop,
+            1 => Hop::One(paths[0].0),
+            _ => Hop::Multi(paths.into()),
+        }
+    }
+
+    /// Its next hops with their weights (one of weight 1 for [`Hop::One`]).
+    pub fn keys(&self) -> Vec<(NextHopKey, u16)> {
+        match self {
+            Hop::One(k) => vec![(*k, 1)],
+            Hop::Multi(p) => p.to_vec(),
+            Hop::Drop => Vec::new(),
+        }
+    }
+}
+
+impl From<NextHopKey> for Hop {
+    fn from(k: NextHopKey) -> Hop {
+        Hop::One(k)
     }
 }
 
 /// A route: packets to `prefix` leave by `next_hop`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// The destination, host bits zero.
     pub prefix: IpNet,
-    /// Port and gateway.
-    pub next_hop: NextHopKey,
+    /// Port and gateway, several of them, or none.
+    pub next_hop: Hop,
     /// Who installed it.
     pub origin: Origin,
 }
 
 /// One change of a [`Fib::apply`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteChange {
     /// Add the route, or replace the one with the same prefix.
     Set(Route),
@@ -144,6 +239,9 @@ pub enum FibError {
     /// Every next-hop id is in use.
     #[error(transparent)]
     NextHopsFull(#[from] NextHopsFull),
+    /// Every ECMP group slot is in use.
+    #[error(transparent)]
+    GroupsFull(#[from] GroupsFull),
     /// A port index outside the config's ports.
     #[error("port[{0}] does not exist")]
     NoSuchPort(u16),
@@ -171,17 +269,26 @@ impl FibError {
     pub fn code(&self) -> &'static str {
         match self {
             FibError::NoSuchRoute(_) => "not_found",
-            FibError::TableFull(_) | FibError::NextHopsFull(_) => "table_full",
+            FibError::TableFull(_) | FibError::NextHopsFull(_) | FibError::GroupsFull(_) => "table_full",
             FibError::NoSuchPort(_) | FibError::PortNotRoutable { .. } => "invalid",
             FibError::Lpm(_) | FibError::Create { .. } => "internal",
         }
     }
 }
 
+impl From<GroupError> for FibError {
+    fn from(e: GroupError) -> FibError {
+        match e {
+            GroupError::NextHops(e) => e.into(),
+            GroupError::Groups(e) => e.into(),
+        }
+    }
+}
+
 /// A route in the table.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Installed {
-    key: NextHopKey,
+    key: Hop,
     id: u32,
     origin: Origin,
 }
@@ -195,8 +302,11 @@ pub struct FibSummary {
     pub ipv6_routes: usize,
     /// Routes by origin name.
     pub by_origin: BTreeMap<String, usize>,
-    /// Next-hop ids in use.
+    /// Next-hop ids in use (ECMP groups included).
     pub next_hops: usize,
+    /// ECMP groups in use.
+    #[serde(default)]
+    pub ecmp_groups: usize,
     /// Next-hop ids waiting for a grace period before reuse.
     pub next_hops_retired: usize,
     /// Capacity: IPv4 routes, IPv6 routes, next hops.
@@ -224,7 +334,7 @@ impl FibReader {
     #[inline]
     pub fn view<'a>(&'a self, rcu: &'a QsbrReader) -> FibView<'a> {
         assert!(self.v4.checks(rcu) && self.v6.checks(rcu), "FIB lookups through a reader of another QS variable");
-        FibView { fib: self, _rcu: rcu }
+        FibView { fib: self, rcu, rss: None }
     }
 }
 
@@ -234,7 +344,24 @@ pub struct FibView<'a> {
     fib: &'a FibReader,
     /// The reader view() checked, borrowed for as long as the view lives: every lookup
     /// through the view runs inside its read-side section.
-    _rcu: &'a QsbrReader,
+    rcu: &'a QsbrReader,
+    rss: Option<u32>,
+}
+
+impl FibView<'_> {
+    /// The same view, with the packet's RSS hash (`Mbuf::rss_hash`): ECMP then uses it
+    /// instead of hashing the 5-tuple.
+    #[inline]
+    pub fn with_rss(self, rss: Option<u32>) -> Self {
+        FibView { rss, ..self }
+    }
+
+    /// Counts `packets` more routed to next hop `id` through this view's reader, as each
+    /// lookup through the view counts its packet ([`NextHopTable::count`]).
+    #[inline]
+    pub fn count(&self, id: u32, packets: u64) {
+        self.fib.hops.count(id, self.rcu.id(), packets);
+    }
 }
 
 impl Routes for FibView<'_> {
@@ -256,9 +383,12 @@ impl NextHopSource for FibView<'_> {
         self.fib.hops.get(id)
     }
 
+    /// ECMP groups resolved by the RSS hash, else by `flow` (the 5-tuple hash); the packet
+    /// counted for the next hop it takes.
     #[inline]
-    fn lookup(&self, id: u32) -> crate::forward::Hop {
-        self.fib.hops.lookup(id)
+    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, crate::forward::Hop) {
+        let hash = |_: ()| self.rss.unwrap_or_else(flow);
+        self.fib.hops.route(id, self.rcu.id(), &|| hash(()))
     }
 }
 
@@ -280,10 +410,13 @@ pub struct Fib {
     routes: BTreeMap<IpNet, Installed>,
     capacity: FibCapacity,
     counts: [usize; 2],
+    /// The id [`Hop::Drop`] routes point at, never valid: taken with the first such route.
+    drop_id: Option<u32>,
 }
 
 impl Fib {
-    /// Creates empty tables of `capacity` on `socket`, protected by `qsbr`, for `ports`.
+    /// Creates empty tables of `capacity` on `socket`, protected by `qsbr`, for `ports`,
+    /// counting packets per next hop for each reader id in `readers` (the workers' lcores).
     ///
     /// # Errors
     /// [`FibError::Create`] when DPDK cannot create a table (ENOMEM: give EAL more memory
@@ -293,6 +426,7 @@ impl Fib {
         ports: Vec<FibPort>,
         qsbr: &Arc<Qsbr>,
         socket: SocketId,
+        readers: &[u32],
     ) -> Result<(Fib, FibReader), FibError> {
         let (n4, n6) = table_names();
         let c = capacity;
@@ -314,9 +448,10 @@ impl Fib {
             ),
             error,
         })?;
-        let hops = NextHops::new(c.max_next_hops, qsbr.clone());
+        let hops = NextHops::with_table(Arc::new(NextHopTable::counting(c.max_next_hops, readers)), qsbr.clone());
         let reader = FibReader { v4: v4.reader(), v6: v6.reader(), hops: hops.table().clone() };
-        let fib = Fib { v4, v6, hops, qsbr: qsbr.clone(), ports, routes: BTreeMap::new(), capacity, counts: [0, 0] };
+        let fib =
+            Fib { v4, v6, hops, qsbr: qsbr.clone(), ports, routes: BTreeMap::new(), capacity, counts: [0, 0], drop_id: None };
         Ok((fib, reader))
     }
 
@@ -347,17 +482,22 @@ impl Fib {
 
     /// The route for exactly `prefix`.
     pub fn get(&self, prefix: &IpNet) -> Option<Route> {
-        self.routes.get(prefix).map(|i| Route { prefix: *prefix, next_hop: i.key, origin: i.origin })
+        self.routes.get(prefix).map(|i| Route { prefix: *prefix, next_hop: i.key.clone(), origin: i.origin })
     }
 
     /// Every route with its next-hop id, by prefix (IPv4 first).
     pub fn routes(&self) -> impl Iterator<Item = (Route, u32)> + '_ {
-        self.routes.iter().map(|(p, i)| (Route { prefix: *p, next_hop: i.key, origin: i.origin }, i.id))
+        self.routes.iter().map(|(p, i)| (Route { prefix: *p, next_hop: i.key.clone(), origin: i.origin }, i.id))
     }
 
-    /// Every next hop in use.
+    /// Every next hop in use, with the packets routed to it.
     pub fn next_hops(&self) -> Vec<NextHopInfo> {
         self.hops.list()
+    }
+
+    /// Every ECMP group in use.
+    pub fn ecmp_groups(&self) -> Vec<GroupInfo> {
+        self.hops.groups()
     }
 
     /// The ports.
@@ -381,6 +521,7 @@ impl Fib {
             ipv6_routes: self.counts[1],
             by_origin,
             next_hops: self.hops.in_use(),
+            ecmp_groups: self.hops.groups().len(),
             next_hops_retired: self.hops.retired(),
             ipv4_max_routes: self.capacity.ipv4_max_routes,
             ipv6_max_routes: self.capacity.ipv6_max_routes,
@@ -429,7 +570,7 @@ impl Fib {
                 self.restore(prefix, prev);
             }
             for id in acquired {
-                self.hops.release(id);
+                self.release(id);
             }
             return Err(err);
         }
@@ -437,8 +578,8 @@ impl Fib {
         // pointing at them, so the retire token covers every worker that saw them).
         let mut reverse = Vec::with_capacity(undo.len());
         for (prefix, prev) in undo.into_iter().rev() {
-            if let Some(p) = prev {
-                self.hops.release(p.id);
+            if let Some(p) = &prev {
+                self.release(p.id);
             }
             reverse.push(match prev {
                 Some(p) => RouteChange::Set(Route { prefix, next_hop: p.key, origin: p.origin }),
@@ -457,13 +598,15 @@ impl Fib {
         index: usize,
     ) -> Result<(), FibError> {
         let prefix = change.prefix();
-        let prev = self.routes.get(&prefix).copied();
+        let prev = self.routes.get(&prefix).cloned();
         let fam = usize::from(prefix.addr().is_ipv6());
-        match *change {
+        match change {
             RouteChange::Set(r) => {
-                let port = self.ports.get(r.next_hop.port.index()).ok_or(FibError::NoSuchPort(r.next_hop.port.0))?;
-                if !port.routable {
-                    return Err(FibError::PortNotRoutable { port: port.name.clone() });
+                for (k, _) in r.next_hop.keys() {
+                    let port = self.ports.get(k.port.index()).ok_or(FibError::NoSuchPort(k.port.0))?;
+                    if !port.routable {
+                        return Err(FibError::PortNotRoutable { port: port.name.clone() });
+                    }
                 }
                 let max = if fam == 0 { self.capacity.ipv4_max_routes } else { self.capacity.ipv6_max_routes };
                 if prev.is_none() && prefix.prefix_len() > 0 && self.lpm_rules(fam) >= max as usize {
@@ -473,18 +616,18 @@ impl Fib {
                         if fam == 0 { "ipv4" } else { "ipv6" }
                     )));
                 }
-                let id = self.hops.acquire(r.next_hop, port.mac)?;
+                let id = self.acquire(&r.next_hop)?;
                 match prefix {
                     IpNet::V4(p) => {
                         if let Err(e) = self.add4(p.addr(), p.prefix_len(), id) {
-                            self.hops.release(id);
+                            self.release(id);
                             return Err(lpm_error(e, "IPv4", &self.capacity));
                         }
                     }
                     IpNet::V6(p) => batch6.push((Change6 { addr: p.addr(), depth: p.prefix_len(), next_hop: Some(id) }, index)),
                 }
                 acquired.push(id);
-                self.routes.insert(prefix, Installed { key: r.next_hop, id, origin: r.origin });
+                self.routes.insert(prefix, Installed { key: r.next_hop.clone(), id, origin: r.origin });
                 if prev.is_none() {
                     self.counts[fam] += 1;
                 }
@@ -503,6 +646,33 @@ impl Fib {
         }
         undo.push((prefix, prev));
         Ok(())
+    }
+
+    /// The id a route with `hop` points at: a next hop's, an ECMP group's, or the drop id.
+    fn acquire(&mut self, hop: &Hop) -> Result<u32, FibError> {
+        let mac = |p: crate::port::PortIdx| self.ports.get(p.index()).map_or(MacAddr([0; 6]), |p| p.mac);
+        match hop {
+            Hop::One(k) => Ok(self.hops.acquire(*k, mac(k.port))?),
+            Hop::Multi(paths) => {
+                let macs: Vec<MacAddr> = self.ports.iter().map(|p| p.mac).collect();
+                Ok(self.hops.acquire_group(paths, &|p| macs.get(p.index()).copied().unwrap_or(MacAddr([0; 6])))?)
+            }
+            Hop::Drop => match self.drop_id {
+                Some(id) => Ok(id),
+                None => {
+                    let id = self.hops.reserve()?;
+                    self.drop_id = Some(id);
+                    Ok(id)
+                }
+            },
+        }
+    }
+
+    /// Gives back what [`Fib::acquire`] took (nothing for the drop id).
+    fn release(&mut self, id: u32) {
+        if Some(id) != self.drop_id {
+            self.hops.release(id);
+        }
     }
 
     /// Rules in the DPDK table of a family (the default route is kept outside it).
@@ -529,7 +699,7 @@ impl Fib {
         let fam = usize::from(prefix.addr().is_ipv6());
         let now = self.routes.contains_key(&prefix);
         if let IpNet::V4(p) = prefix {
-            let r = match prev {
+            let r = match &prev {
                 Some(i) => self.add4(p.addr(), p.prefix_len(), i.id),
                 None => self.v4.delete(p.addr(), p.prefix_len()),
             };

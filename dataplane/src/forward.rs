@@ -178,11 +178,23 @@ pub trait NextHops {
     /// The next hop with id `id`, if it exists and is usable.
     fn next_hop(&self, id: u32) -> Option<NextHop>;
 
-    /// What id `id` leads to: a usable next hop, one whose neighbour must be resolved first,
-    /// or nothing. Tables without resolution need not implement it.
+    /// What a packet routed to `id` leads to, and the id it takes: `id` itself, or for an
+    /// ECMP group the member its flow hash picks (`flow` is called only then). The hop is a
+    /// usable next hop, one whose neighbour must be resolved first, or nothing. By default
+    /// [`NextHops::next_hop`], without groups or resolution.
     #[inline]
-    fn lookup(&self, id: u32) -> Hop {
-        self.next_hop(id).map_or(Hop::Missing, Hop::Ready)
+    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+        let _ = flow;
+        (id, self.next_hop(id).map_or(Hop::Missing, Hop::Ready))
+    }
+
+    /// The usable next hop a packet routed to `id` takes ([`NextHops::lookup`]), if any.
+    #[inline]
+    fn next_hop_for(&self, id: u32, flow: &dyn Fn() -> u32) -> Option<NextHop> {
+        match self.lookup(id, flow).1 {
+            Hop::Ready(nh) => Some(nh),
+            Hop::Resolve(_) | Hop::Missing => None,
+        }
     }
 }
 
@@ -302,7 +314,11 @@ pub fn l3fwd_parsed<R: Routes, N: NextHops + ?Sized>(
         Err(action) => return action,
     };
     match id {
-        Some(id) => l3fwd_hop(frame, p, id, next_hops.lookup(id)),
+        Some(id) => {
+            // An ECMP group picks its member by the packet's flow hash, computed only then.
+            let (id, hop) = next_hops.lookup(id, &|| crate::ecmp::flow_hash(frame, p));
+            l3fwd_hop(frame, p, id, hop)
+        }
         None => Action::Drop(DropReason::NoRoute),
     }
 }
@@ -342,18 +358,15 @@ impl Common {
     /// What [`parse`](crate::net::parse) says of the frame: the common case's fixed offsets.
     #[inline]
     pub fn parsed(&self) -> Parsed {
-        let (l3, l3_len) = if self.v6 { (L3::Ipv6, 40) } else { (L3::Ipv4, 20) };
-        Parsed {
-            l2_len: 14,
-            l3,
-            l3_offset: 14,
-            l3_len,
-            l4_offset: 14 + l3_len,
-            proto: self.proto,
-            ip_proto: self.ip_proto,
-            fragment: false,
-        }
+        common_parsed(self.v6, self.ip_proto, self.proto)
     }
+}
+
+/// What [`parse`](crate::net::parse) says of a frame [`l3fwd_common`] takes.
+#[inline]
+fn common_parsed(v6: bool, ip_proto: u8, proto: Proto) -> Parsed {
+    let (l3, l3_len) = if v6 { (L3::Ipv6, 40) } else { (L3::Ipv4, 20) };
+    Parsed { l2_len: 14, l3, l3_offset: 14, l3_len, l4_offset: 14 + l3_len, proto, ip_proto, fragment: false }
 }
 
 /// [`l3fwd`] for the common case only, from fixed offsets and without the views: an
@@ -385,7 +398,7 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
         if !l4_valid(proto, &frame[34..14 + total]) {
             return None;
         }
-        let h: &mut [u8; 34] = frame.first_chunk_mut()?;
+        let h: &[u8; 34] = frame.first_chunk()?;
         let valid = match csum {
             RxChecksum::Good => true,
             RxChecksum::Bad => false,
@@ -406,7 +419,9 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
             match routes.lookup_v4(Ipv4Addr::from(dst)) {
                 None => Action::Drop(DropReason::NoRoute),
                 Some(id) => {
-                    let hop = next_hops.lookup(id);
+                    let flow = || crate::ecmp::flow_hash(frame, &common_parsed(false, ip_proto, proto));
+                    let (id, hop) = next_hops.lookup(id, &flow);
+                    let h: &mut [u8; 34] = frame.first_chunk_mut()?;
                     if !matches!(hop, Hop::Missing) {
                         h[22] -= 1;
                         [h[24], h[25]] = checksum::update_ttl_decrement(u16::from_be_bytes([h[24], h[25]])).to_be_bytes();
@@ -428,7 +443,7 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
         if !l4_valid(proto, &frame[54..end]) {
             return None;
         }
-        let h: &mut [u8; 54] = frame.first_chunk_mut()?;
+        let h: &[u8; 54] = frame.first_chunk()?;
         let (src, dst): (&[u8; 16], &[u8; 16]) = (h[22..].first_chunk()?, h[38..].first_chunk()?);
         let martian = martian_v6_bytes(src, dst);
         let dst = Ipv6Addr::from(*dst);
@@ -440,7 +455,9 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
             match routes.lookup_v6(dst) {
                 None => Action::Drop(DropReason::NoRoute),
                 Some(id) => {
-                    let hop = next_hops.lookup(id);
+                    let flow = || crate::ecmp::flow_hash(frame, &common_parsed(true, ip_proto, proto));
+                    let (id, hop) = next_hops.lookup(id, &flow);
+                    let h: &mut [u8; 54] = frame.first_chunk_mut()?;
                     if !matches!(hop, Hop::Missing) {
                         h[21] -= 1;
                     }

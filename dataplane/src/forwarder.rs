@@ -20,6 +20,9 @@ use crate::config::{Config, Device, Mode, PortConfig, RxBuffer};
 use crate::eal::{launch, Eal, Launched, LcoreId, WorkerError};
 use crate::exts::{self, PacketExts};
 use crate::fib::{Fib, FibError, FibPort, FibSummary, Origin, Route, RouteChange};
+use crate::fpm::ports::PortAddrs;
+use crate::fpm::sink::FibSink;
+use crate::fpm::{Fpm, FpmStatus};
 use crate::live::{Live, LiveCell};
 use crate::local::Local;
 use crate::net::MacAddr;
@@ -126,6 +129,14 @@ pub enum StartError {
     /// The route tables could not be created.
     #[error(transparent)]
     Fib(FibError),
+    /// The FPM listener could not bind its address.
+    #[error("fpm.listen: cannot listen on {listen}: {error}")]
+    Fpm {
+        /// The address.
+        listen: std::net::SocketAddr,
+        /// What the bind said.
+        error: std::io::Error,
+    },
 }
 
 /// Routes could not be loaded into the route tables.
@@ -183,6 +194,8 @@ pub struct Forwarder {
     live: Arc<LiveCell>,
     /// Per port: whether every worker has a TX queue on it.
     tx_capable: Vec<bool>,
+    /// The FPM listener (routes from zebra), when configured.
+    fpm: Option<Fpm>,
 }
 
 impl SlowPathSnapshot {
@@ -240,6 +253,8 @@ pub struct Snapshot {
     pub memory: Option<AccountingSnapshot>,
     /// Routes by family and origin, next hops (l3fwd).
     pub fib: Option<FibSummary>,
+    /// The FPM side (routes from zebra), when configured.
+    pub fpm: Option<FpmStatus>,
 }
 
 /// What the slow path did.
@@ -442,6 +457,7 @@ impl Forwarder {
             fib,
             live: live.clone(),
             tx_capable: tx_capable.clone(),
+            fpm: None,
         };
         let worker_exts = if config.extensions.enabled(config.mirror.is_some()) {
             let ids = exts::start(config.extensions.areas, home)?;
@@ -620,6 +636,28 @@ impl Forwarder {
                 }
             }
         }
+        if let (Some(conf), Some(fib)) = (&config.fpm, &fwd.fib) {
+            // zebra's routes go into the same table as the config's and ctl's (validated:
+            // [fpm] only in l3fwd), next hops mapped onto the ports by subnet or kernel_name.
+            let ports = config
+                .ports
+                .iter()
+                .enumerate()
+                .map(|(i, pc)| PortAddrs {
+                    port: PortIdx(i as u16),
+                    ipv4: pc.ipv4,
+                    ipv6: pc.ipv6,
+                    kernel_name: pc.kernel_name.clone(),
+                })
+                .collect();
+            match Fpm::start(conf, Box::new(FibSink::new(fib.clone(), ports))) {
+                Ok(f) => fwd.fpm = Some(f),
+                Err(error) => {
+                    let _ = fwd.stop();
+                    return Err(StartError::Fpm { listen: conf.listen, error });
+                }
+            }
+        }
         Ok(fwd)
     }
 
@@ -738,6 +776,7 @@ impl Forwarder {
             tsc_hz: self.tsc_hz,
             memory: self.accounting.as_ref().map(|a| a.snapshot()),
             fib: self.fib.as_ref().map(|f| f.lock().unwrap_or_else(|e| e.into_inner()).summary()),
+            fpm: self.fpm.as_ref().map(Fpm::status),
             slow_path: self.slow.as_ref().map(|sp| {
                 let c = sp.counters();
                 SlowPathSnapshot {
@@ -808,6 +847,8 @@ impl Forwarder {
     /// ports (the PMDs free what their rings hold), then checks every pool is full and
     /// frees it.
     pub fn stop(mut self) -> Report {
+        // zebra first: no route changes while the workers wind down.
+        let fpm = self.fpm.take().map(Fpm::stop);
         self.stop.store(true, Ordering::SeqCst);
         let mut worker_errors = Vec::new();
         for w in &mut self.workers {
@@ -836,6 +877,7 @@ impl Forwarder {
         }
         let mut snapshot = self.snapshot();
         snapshot.slow_path = slow_path;
+        snapshot.fpm = fpm;
         Self::drain_rx(&mut rx_queues);
         // Every queue handle is gone now (a panicked worker's went with its stack), so
         // the ports may stop.
@@ -889,7 +931,9 @@ fn load_routes(
         .zip(tx_capable)
         .map(|((pc, &mac), &routable)| FibPort { name: pc.name.clone(), mac, routable })
         .collect();
-    let (mut fib, reader) = Fib::new(config.fib, ports, qsbr, socket).map_err(StartError::Fib)?;
+    // Every worker counts the packets it routes to each next hop.
+    let readers: Vec<u32> = config.workers.iter().map(|w| w.lcore).collect();
+    let (mut fib, reader) = Fib::new(config.fib, ports, qsbr, socket, &readers).map_err(StartError::Fib)?;
     let changes: Vec<RouteChange> = config.routes.iter().map(|r| RouteChange::Set(route_of(r, Origin::Config))).collect();
     fib.apply(&changes).map_err(|(index, error)| RouteError { index, error })?;
     let connected: Vec<RouteChange> = connected_routes(config).into_iter().map(RouteChange::Set).collect();
@@ -907,7 +951,7 @@ pub fn route_of(r: &crate::config::RouteConfig, origin: Origin) -> Route {
         (None, Some(mac)) => Via::Mac(mac),
         (None, None) => Via::Connected,
     };
-    Route { prefix: r.prefix, next_hop: NextHopKey { port: r.port, via }, origin }
+    Route { prefix: r.prefix, next_hop: NextHopKey { port: r.port, via }.into(), origin }
 }
 
 /// The connected routes of an l3fwd config: each port's own IPv4 and IPv6 subnet, on-link
@@ -925,7 +969,7 @@ pub fn connected_routes(config: &Config) -> Vec<Route> {
                 continue;
             }
             let next_hop = NextHopKey { port: PortIdx(i as u16), via: Via::Connected };
-            out.push(Route { prefix, next_hop, origin: Origin::Connected });
+            out.push(Route { prefix, next_hop: next_hop.into(), origin: Origin::Connected });
         }
     }
     out

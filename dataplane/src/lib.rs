@@ -17,16 +17,18 @@
 //! - [`live`]: parameters the workers pick up once per round.
 //! - [`hash`]: DPDK's CRC32-C hash (rte_hash_crc).
 //! - [`rcu`]: DPDK's QSBR RCU: lock-free readers, grace periods for writers.
+//! - [`ecmp`]: which path of a multipath route a flow takes (hash-threshold).
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
 //! - [`local`]: ARP, neighbour discovery and echo requests to the forwarder's own addresses.
 //! - [`slowpath`]: the thread that answers requests to the forwarder's own addresses.
 //! - [`telemetry`]: DPDK telemetry commands and rte_pdump for live observation.
+//! - [`fpm`]: routes from FRR's zebra (its FPM stream over TCP).
 //! - [`metrics`]: the OpenMetrics / Prometheus endpoint and the thread that serves it.
 //! - [`forwarder`]: the lifecycle that ties them together.
 //! - [`control`]: the control socket, its API and the `ctl` client.
 //!
-//! `unsafe` is confined to [`eal`], [`port`], [`lpm`], [`rcu`], [`hash`] and [`telemetry`], the modules that
-//! call DPDK directly;
+//! `unsafe` is confined to [`eal`], [`port`], [`lpm`], [`rcu`], [`hash`] and [`telemetry`], the
+//! modules that call DPDK directly, and to the one `if_indextoname(3)` call in [`fpm::ports`];
 //! every block there says why it holds.
 
 #![deny(unsafe_code)]
@@ -35,10 +37,12 @@ pub mod config;
 pub mod control;
 #[allow(unsafe_code)]
 pub mod eal;
+pub mod ecmp;
 pub mod exts;
 pub mod fib;
 pub mod forward;
 pub mod forwarder;
+pub mod fpm;
 #[allow(unsafe_code)]
 pub mod hash;
 pub mod live;

@@ -62,7 +62,15 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // `dataplane ctl` keeps exit status 2 for a forwarder it cannot reach: its usage
+        // errors are refusals (1). The forwarder's own keep clap's 2.
+        if e.use_stderr() && std::env::args().nth(1).as_deref() == Some("ctl") {
+            let _ = e.print();
+            std::process::exit(ctl::REFUSED.into());
+        }
+        e.exit()
+    });
     if let Some(Sub::Ctl(args)) = cli.command {
         return ctl::main(args);
     }
@@ -84,6 +92,7 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
         }
     }
     let config = Config::load(&cli.config)?;
+    dataplane::config::check_extra_eal_args(&cli.eal)?;
     check_lcores(&config)?;
     // Bound before EAL starts: a second instance on the same socket stops here, before it
     // touches a hugepage. Served once the forwarder runs; removed at exit.
@@ -226,6 +235,7 @@ fn publish_telemetry(snap: &dataplane::Snapshot, latency: serde_json::Value) {
     telemetry::publish("latency", latency);
     telemetry::publish("pools", report::pools_json(snap));
     telemetry::publish("memory", report::memory_json(snap));
+    telemetry::publish("fpm", report::fpm_json(snap));
     telemetry::publish("neighbours", report::neighbours_json(snap));
 }
 

@@ -17,7 +17,22 @@
 //!
 //! Shaped for what comes next: a gateway given as an address (`via = "10.0.2.2"`, resolved
 //! by ARP/ND) is another [`Via`] whose entry starts invalid and gets its MAC from the slow
-//! path; an ECMP group is an id whose entry names a range of member ids (a flag in `port`).
+//! path.
+//!
+//! **ECMP groups** ([`NextHops::acquire_group`]): a multipath route points at a group id
+//! whose entry carries a flag in `port` and names a slot of the bucket table: up to
+//! [`crate::ecmp::MAX_BUCKETS`] member ids, each path in as many buckets as its weight asks
+//! ([`crate::ecmp::buckets`]). A worker picks the bucket of its packet's flow hash
+//! ([`NextHopTable::route`]), so a flow always takes the same member. Members are ordinary
+//! next-hop ids (shared with single-path routes, their MACs updated in place); a group holds
+//! a reference to each. Routes with the same paths and weights share one group. A group's
+//! buckets are written before its entry is valid and never change while a route points at
+//! it: a route whose paths change moves to another group, and the old one is retired like
+//! any id (its slot with it).
+//!
+//! **Counters**: packets routed to each id, per worker (each writes only its own array, with
+//! no atomic read-modify-write), summed by [`NextHopTable::packets`]. An id's count starts
+//! from what it held when it was (re)filled, so a reused id does not inherit its old count.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -38,6 +53,16 @@ const RESOLVE: u64 = 1 << 62;
 /// collects it ([`NextHopTable::take_used`]): the neighbour's "used" time, which decides
 /// whether an expiring REACHABLE entry is probed (DELAY) or left to go STALE.
 const USED: u64 = 1 << 61;
+
+/// The bit of an entry's `port` word that makes it an ECMP group: then the low 8 bits hold
+/// its bucket count and `src` its slot in the bucket table.
+const GROUP: u32 = 1 << 31;
+
+/// How many ECMP groups a table of `capacity` next hops has room for: one per 16 ids, at
+/// least 16 and at most 65536 (each takes 256 bytes of buckets).
+pub fn group_capacity(capacity: u32) -> u32 {
+    (capacity / 16).clamp(16, 1 << 16)
+}
 
 /// A MAC in the low 48 bits of a word, its bytes in memory order (little-endian), so that
 /// reading it back is a store of the word's first six bytes.
@@ -111,12 +136,41 @@ struct Entry {
 #[derive(Debug)]
 pub struct NextHopTable {
     entries: Box<[Entry]>,
+    /// ECMP groups' member ids: slot `k` at `k * MAX_BUCKETS ..`.
+    buckets: Box<[AtomicU32]>,
+    /// Packets routed to each id, one array per counting reader ([`NextHopTable::counting`]).
+    counters: Box<[Box<[AtomicU64]>]>,
+    /// For each reader id (lcore, below [`crate::config::MAX_LCORES`]): its counter array, or
+    /// `u8::MAX` for none.
+    counter_of: [u8; crate::config::MAX_LCORES as usize],
 }
 
 impl NextHopTable {
-    /// A table of `capacity` invalid entries.
+    /// A table of `capacity` invalid entries, [`group_capacity`] groups, no counters.
     pub fn new(capacity: u32) -> NextHopTable {
-        NextHopTable { entries: (0..capacity).map(|_| Entry::default()).collect() }
+        NextHopTable::counting(capacity, &[])
+    }
+
+    /// As [`NextHopTable::new`], with a counter array for each of `readers` (the RCU reader
+    /// ids of the workers, below [`crate::config::MAX_LCORES`]; at most 254 of them).
+    pub fn counting(capacity: u32, readers: &[u32]) -> NextHopTable {
+        let mut counter_of = [u8::MAX; crate::config::MAX_LCORES as usize];
+        let mut counters = Vec::new();
+        for &r in readers.iter().take(usize::from(u8::MAX - 1)) {
+            if let Some(slot) = counter_of.get_mut(r as usize) {
+                if *slot == u8::MAX {
+                    *slot = counters.len() as u8;
+                    counters.push((0..capacity).map(|_| AtomicU64::new(0)).collect());
+                }
+            }
+        }
+        let buckets = group_capacity(capacity) as usize * crate::ecmp::MAX_BUCKETS;
+        NextHopTable {
+            entries: (0..capacity).map(|_| Entry::default()).collect(),
+            buckets: (0..buckets).map(|_| AtomicU32::new(0)).collect(),
+            counters: counters.into_boxed_slice(),
+            counter_of,
+        }
     }
 
     /// How many ids it holds.
@@ -134,11 +188,80 @@ impl NextHopTable {
         if dst & VALID == 0 {
             return None;
         }
-        Some(NextHop {
-            port: PortIdx(e.port.load(Ordering::Relaxed) as u16),
-            src: word_mac(e.src.load(Ordering::Relaxed)),
-            dst: word_mac(dst),
-        })
+        let port = e.port.load(Ordering::Relaxed);
+        if port & GROUP != 0 {
+            return None;
+        }
+        Some(NextHop { port: PortIdx(port as u16), src: word_mac(e.src.load(Ordering::Relaxed)), dst: word_mac(dst) })
+    }
+
+    /// What a packet routed to `id` leads to, and the id it takes: `id`'s own, or for an
+    /// ECMP group the member in the bucket of `flow()` (the packet's flow hash, asked for
+    /// only then). A packet that goes to a member ([`Hop::Ready`], or [`Hop::Resolve`]: to
+    /// the slow path, which resolves that member's neighbour) is counted for it, for reader
+    /// `reader` (its RCU reader id) when it counts.
+    #[inline]
+    pub fn route(&self, id: u32, reader: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+        let Some(e) = self.entries.get(id as usize) else { return (id, Hop::Missing) };
+        let port = e.port.load(Ordering::Relaxed);
+        let id = if port & GROUP != 0 && e.dst.load(Ordering::Acquire) & VALID != 0 {
+            let n = (port & 0xff) as usize;
+            let slot = e.src.load(Ordering::Relaxed) as usize;
+            let bucket = crate::ecmp::pick(crate::ecmp::mix(flow()), n);
+            match self.buckets.get(slot * crate::ecmp::MAX_BUCKETS + bucket) {
+                Some(b) => b.load(Ordering::Relaxed),
+                None => return (id, Hop::Missing),
+            }
+        } else {
+            id
+        };
+        let hop = self.lookup(id);
+        if hop != Hop::Missing {
+            self.count(id, reader, 1);
+        }
+        (id, hop)
+    }
+
+    /// Counts `packets` more routed to `id` by reader `reader` (when it counts): what
+    /// [`NextHopTable::route`] does for one packet, for a caller that routed several to the
+    /// same id without asking again.
+    #[inline]
+    pub fn count(&self, id: u32, reader: u32, packets: u64) {
+        if let Some(c) = self.counter_of.get(reader as usize).and_then(|&k| self.counters.get(usize::from(k))) {
+            if let Some(n) = c.get(id as usize) {
+                // This reader is the only writer of its array: a plain load and store.
+                n.store(n.load(Ordering::Relaxed) + packets, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Packets every counting reader routed to `id` so far (since the table was made).
+    pub fn packets(&self, id: u32) -> u64 {
+        self.counters.iter().filter_map(|c| c.get(id as usize)).map(|n| n.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The member ids in the buckets of group `id` (empty when `id` is not a valid group).
+    pub fn group_buckets(&self, id: u32) -> Vec<u32> {
+        let Some(e) = self.entries.get(id as usize) else { return Vec::new() };
+        let port = e.port.load(Ordering::Relaxed);
+        if port & GROUP == 0 || e.dst.load(Ordering::Acquire) & VALID == 0 {
+            return Vec::new();
+        }
+        let start = e.src.load(Ordering::Relaxed) as usize * crate::ecmp::MAX_BUCKETS;
+        self.buckets[start..start + (port & 0xff) as usize].iter().map(|b| b.load(Ordering::Relaxed)).collect()
+    }
+
+    /// Fills entry `id` as a group of `members` (bucket order) in bucket slot `slot` (writer
+    /// only, while no route points at it): the buckets first, the entry valid last.
+    fn fill_group(&self, id: u32, slot: u32, members: &[u32]) {
+        let start = slot as usize * crate::ecmp::MAX_BUCKETS;
+        for (b, m) in self.buckets[start..].iter().zip(members) {
+            b.store(*m, Ordering::Relaxed);
+        }
+        let e = &self.entries[id as usize];
+        e.port.store(GROUP | members.len() as u32, Ordering::Relaxed);
+        e.src.store(u64::from(slot), Ordering::Relaxed);
+        e.dst.store(VALID, Ordering::Release);
     }
 
     /// What id `id` leads to. A send through a resolved entry marks it used (one atomic
@@ -148,7 +271,12 @@ impl NextHopTable {
         let Some(e) = self.entries.get(id as usize) else { return Hop::Missing };
         // Acquire: `port` and `src` were written before `dst` was stored with Release.
         let dst = e.dst.load(Ordering::Acquire);
-        let port = PortIdx(e.port.load(Ordering::Relaxed) as u16);
+        let port = e.port.load(Ordering::Relaxed);
+        if port & GROUP != 0 {
+            // A group is resolved to a member first ([`NextHopTable::route`]).
+            return Hop::Missing;
+        }
+        let port = PortIdx(port as u16);
         if dst & VALID != 0 {
             if dst & (RESOLVE | USED) == RESOLVE {
                 e.dst.fetch_or(USED, Ordering::Relaxed);
@@ -213,8 +341,55 @@ pub struct NextHopInfo {
     pub id: u32,
     /// Port and gateway.
     pub key: NextHopKey,
+    /// Routes (and ECMP groups) pointing at it.
+    pub refs: u32,
+    /// Packets the workers routed to it since it was filled.
+    pub packets: u64,
+}
+
+/// The paths of an ECMP group: each next hop with its weight, in the order given.
+pub type Paths = Vec<(NextHopKey, u16)>;
+
+/// An ECMP group as [`NextHops::groups`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Its id (what the routes point at).
+    pub id: u32,
+    /// Each path, its member id and its weight.
+    pub members: Vec<(NextHopKey, u32, u16)>,
+    /// How many buckets each member has, in `members` order.
+    pub buckets: Vec<u32>,
     /// Routes pointing at it.
     pub refs: u32,
+}
+
+/// Every ECMP group slot is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("ECMP group table full ({capacity} groups, one per 16 of fib.max_next_hops)")]
+pub struct GroupsFull {
+    /// How many groups there is room for.
+    pub capacity: u32,
+}
+
+/// Why a group could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// No id left for the group or a member.
+    #[error(transparent)]
+    NextHops(#[from] NextHopsFull),
+    /// No bucket slot left.
+    #[error(transparent)]
+    Groups(#[from] GroupsFull),
+}
+
+/// A group in use.
+#[derive(Debug, Clone)]
+struct Group {
+    paths: Paths,
+    /// The member ids, in `paths` order (each holds one reference for the group).
+    members: Vec<u32>,
+    slot: u32,
+    refs: u32,
 }
 
 /// The writer's side of the next hops: allocation, sharing, and reuse after a grace period.
@@ -228,19 +403,39 @@ pub struct NextHops {
     free: Vec<u32>,
     /// Ids no route points at any more, with the token taken then: free once it is acked.
     pending: VecDeque<(Token, u32)>,
+    /// ECMP groups by id, and by their paths.
+    groups: HashMap<u32, Group>,
+    group_of: HashMap<Paths, u32>,
+    /// Free bucket slots, lowest last; a retired group's slot waits with its id.
+    free_slots: Vec<u32>,
+    retired_slots: HashMap<u32, u32>,
+    /// Each id's packet count when it was last filled.
+    base: Vec<u64>,
 }
 
 impl NextHops {
     /// `capacity` ids (at most 2^21, the largest IPv6 next hop `rte_lpm6` keeps), protected
     /// by `qsbr`'s grace periods.
     pub fn new(capacity: u32, qsbr: Arc<Qsbr>) -> NextHops {
+        NextHops::with_table(Arc::new(NextHopTable::new(capacity)), qsbr)
+    }
+
+    /// As [`NextHops::new`], over a table made by the caller ([`NextHopTable::counting`]),
+    /// of its capacity.
+    pub fn with_table(table: Arc<NextHopTable>, qsbr: Arc<Qsbr>) -> NextHops {
+        let capacity = table.capacity();
         NextHops {
-            table: Arc::new(NextHopTable::new(capacity)),
+            table,
             qsbr,
             by_key: HashMap::new(),
             slots: vec![None; capacity as usize],
             free: (0..capacity).rev().collect(),
             pending: VecDeque::new(),
+            groups: HashMap::new(),
+            group_of: HashMap::new(),
+            free_slots: (0..group_capacity(capacity)).rev().collect(),
+            retired_slots: HashMap::new(),
+            base: vec![0; capacity as usize],
         }
     }
 
@@ -261,11 +456,7 @@ impl NextHops {
             }
             return Ok(id);
         }
-        self.reclaim(false);
-        if self.free.is_empty() && !self.pending.is_empty() {
-            self.reclaim(true);
-        }
-        let id = self.free.pop().ok_or(NextHopsFull { capacity: self.table.capacity() })?;
+        let id = self.alloc()?;
         let (dst, resolve) = match key.via {
             Via::Mac(m) | Via::Static(_, m) => (Some(m), false),
             Via::Gateway(_) | Via::Connected => (None, true),
@@ -276,10 +467,91 @@ impl NextHops {
         Ok(id)
     }
 
+    /// A free id (after a grace period if none is free now), its count base set.
+    fn alloc(&mut self) -> Result<u32, NextHopsFull> {
+        self.reclaim(false);
+        if self.free.is_empty() && !self.pending.is_empty() {
+            self.reclaim(true);
+        }
+        let id = self.free.pop().ok_or(NextHopsFull { capacity: self.table.capacity() })?;
+        self.base[id as usize] = self.table.packets(id);
+        Ok(id)
+    }
+
+    /// An id of its own that stays invalid for ever: what routes that drop point at.
+    ///
+    /// # Errors
+    /// [`NextHopsFull`] when no id is free.
+    pub fn reserve(&mut self) -> Result<u32, NextHopsFull> {
+        self.alloc()
+    }
+
+    /// An id for an ECMP group of `paths` (at least two; at most
+    /// [`crate::ecmp::MAX_BUCKETS`] are used): the one already shared by other routes with
+    /// the same paths and weights, or a new one whose members are acquired (`src_of` gives
+    /// each port's MAC) and whose buckets are filled before it is returned.
+    ///
+    /// # Errors
+    /// [`GroupError`] when no id or no bucket slot is left; nothing is held then.
+    pub fn acquire_group(&mut self, paths: &[(NextHopKey, u16)], src_of: &dyn Fn(PortIdx) -> MacAddr) -> Result<u32, GroupError> {
+        let paths: Paths = paths.iter().take(crate::ecmp::MAX_BUCKETS).copied().collect();
+        if let Some(&id) = self.group_of.get(&paths) {
+            if let Some(g) = self.groups.get_mut(&id) {
+                g.refs += 1;
+            }
+            return Ok(id);
+        }
+        let mut members = Vec::with_capacity(paths.len());
+        let undo = |nh: &mut NextHops, members: &[u32]| members.iter().for_each(|&m| nh.release(m));
+        for (key, _) in &paths {
+            match self.acquire(*key, src_of(key.port)) {
+                Ok(m) => members.push(m),
+                Err(e) => {
+                    undo(self, &members);
+                    return Err(e.into());
+                }
+            }
+        }
+        if self.free_slots.is_empty() && !self.retired_slots.is_empty() {
+            self.reclaim(true);
+        }
+        let Some(slot) = self.free_slots.pop() else {
+            undo(self, &members);
+            return Err(GroupsFull { capacity: group_capacity(self.table.capacity()) }.into());
+        };
+        let id = match self.alloc() {
+            Ok(id) => id,
+            Err(e) => {
+                self.free_slots.push(slot);
+                undo(self, &members);
+                return Err(e.into());
+            }
+        };
+        let weights: Vec<u16> = paths.iter().map(|p| p.1).collect();
+        let buckets: Vec<u32> = crate::ecmp::buckets(&weights).iter().map(|&i| members[usize::from(i)]).collect();
+        self.table.fill_group(id, slot, &buckets);
+        self.group_of.insert(paths.clone(), id);
+        self.groups.insert(id, Group { paths, members, slot, refs: 1 });
+        Ok(id)
+    }
+
     /// Drops one reference to `id`; the last one retires it: call only once no route points
     /// at it any more (the LPM change is made), so the token taken here covers every worker
-    /// that could have read it.
+    /// that could have read it. A group's last reference releases its members too.
     pub fn release(&mut self, id: u32) {
+        if let Some(g) = self.groups.get_mut(&id) {
+            g.refs -= 1;
+            if g.refs == 0 {
+                let g = self.groups.remove(&id).expect("present above");
+                self.group_of.remove(&g.paths);
+                self.pending.push_back((self.qsbr.start(), id));
+                self.retired_slots.insert(id, g.slot);
+                for m in g.members {
+                    self.release(m);
+                }
+            }
+            return;
+        }
         let Some(slot) = &mut self.slots[id as usize] else { return };
         slot.refs -= 1;
         if slot.refs == 0 {
@@ -301,6 +573,9 @@ impl NextHops {
             }
             self.pending.pop_front();
             self.free.push(id);
+            if let Some(slot) = self.retired_slots.remove(&id) {
+                self.free_slots.push(slot);
+            }
         }
     }
 
@@ -314,9 +589,38 @@ impl NextHops {
         self.slots.get(id as usize).copied().flatten().map(|s| s.key)
     }
 
-    /// Ids in use.
+    /// Ids in use (next hops and ECMP groups).
     pub fn in_use(&self) -> usize {
-        self.by_key.len()
+        self.by_key.len() + self.groups.len()
+    }
+
+    /// Every ECMP group in use, by id.
+    pub fn groups(&self) -> Vec<GroupInfo> {
+        let mut v: Vec<GroupInfo> = self
+            .groups
+            .iter()
+            .map(|(&id, g)| {
+                let buckets = self.table.group_buckets(id);
+                GroupInfo {
+                    id,
+                    members: g.paths.iter().zip(&g.members).map(|(p, &m)| (p.0, m, p.1)).collect(),
+                    buckets: g.members.iter().map(|m| buckets.iter().filter(|&&b| b == *m).count() as u32).collect(),
+                    refs: g.refs,
+                }
+            })
+            .collect();
+        v.sort_by_key(|g| g.id);
+        v
+    }
+
+    /// The paths of group `id`, if it is one.
+    pub fn group(&self, id: u32) -> Option<&Paths> {
+        self.groups.get(&id).map(|g| &g.paths)
+    }
+
+    /// Packets routed to `id` since it was filled.
+    pub fn packets(&self, id: u32) -> u64 {
+        self.table.packets(id).saturating_sub(self.base.get(id as usize).copied().unwrap_or(0))
     }
 
     /// Ids waiting for a grace period before reuse.
@@ -334,7 +638,9 @@ impl NextHops {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(id, s)| s.map(|s| NextHopInfo { id: id as u32, key: s.key, refs: s.refs }))
+            .filter_map(|(id, s)| {
+                s.map(|s| NextHopInfo { id: id as u32, key: s.key, refs: s.refs, packets: self.packets(id as u32) })
+            })
             .collect()
     }
 }
@@ -420,5 +726,90 @@ mod tests {
         s.fill(0, PortIdx(1), A, Some(G1), false);
         assert_eq!(s.lookup(0), Hop::Ready(NextHop { port: PortIdx(1), src: A, dst: G1 }));
         assert!(!s.take_used(0), "static next hops are not marked");
+    }
+
+    #[test]
+    fn groups_spread_flows_by_weight_and_count_per_member() {
+        let q = Qsbr::new(4).unwrap();
+        let table = Arc::new(NextHopTable::counting(64, &[1, 3]));
+        let mut nh = NextHops::with_table(table.clone(), q);
+        let src = |_| A;
+        let single = nh.acquire(key(0, G1), A).unwrap();
+        let g = nh.acquire_group(&[(key(0, G1), 1), (key(1, G2), 3)], &src).unwrap();
+        assert_eq!(nh.acquire_group(&[(key(0, G1), 1), (key(1, G2), 3)], &src), Ok(g), "same paths: one group");
+        assert_ne!(nh.acquire_group(&[(key(0, G1), 1), (key(1, G2), 1)], &src).unwrap(), g, "other weights: another");
+        assert_eq!(table.get(g), None, "a group is no next hop by itself");
+        let info = nh.groups().into_iter().find(|i| i.id == g).unwrap();
+        assert_eq!(info.members[0].1, single, "the member is the id single-path routes share");
+        assert_eq!((info.buckets.clone(), info.refs), (vec![1, 3], 2));
+        // 4000 flows: each lands on one member, always the same; shares follow the weights.
+        let mut per = HashMap::new();
+        for flow in 0..4000u32 {
+            let (m, hop) = table.route(g, 1, &|| flow);
+            let Hop::Ready(hop) = hop else { panic!("{hop:?}") };
+            assert_eq!(table.route(g, 3, &|| flow).0, m, "one flow, one member");
+            *per.entry(hop.port.0).or_insert(0u32) += 1;
+        }
+        assert!(per[&0].abs_diff(1000) < 150 && per[&1].abs_diff(3000) < 150, "{per:?}");
+        let second = info.members[1].1;
+        assert_eq!((nh.packets(single), nh.packets(second)), (u64::from(per[&0]) * 2, u64::from(per[&1]) * 2));
+        // A reader without counters, and a single id, resolve too; only counting readers count.
+        assert_eq!(table.route(single, 2, &|| panic!("no hash for a single next hop")).0, single);
+        assert_eq!(nh.packets(single), u64::from(per[&0]) * 2);
+        assert_eq!(table.route(single, 1, &|| 0).1, Hop::Ready(NextHop { port: PortIdx(0), src: A, dst: G1 }));
+        assert_eq!(nh.packets(single), u64::from(per[&0]) * 2 + 1);
+    }
+
+    #[test]
+    fn a_group_releases_its_members_and_its_slot_after_a_grace_period() {
+        let q = Qsbr::new(2).unwrap();
+        let mut nh = NextHops::new(16, q);
+        let src = |_| A;
+        let g = nh.acquire_group(&[(key(0, G1), 1), (key(1, G2), 1)], &src).unwrap();
+        assert_eq!((nh.in_use(), nh.groups().len()), (3, 1));
+        nh.release(g);
+        assert_eq!((nh.in_use(), nh.groups().len(), nh.retired()), (0, 0, 3), "group and both members retired");
+        assert!(nh.group(g).is_none());
+        // No reader is online: the grace period is over at once, ids and the slot come back.
+        for _ in 0..group_capacity(16) + 2 {
+            let g = nh.acquire_group(&[(key(0, G1), 1), (key(1, G2), 1)], &src).unwrap();
+            nh.release(g);
+        }
+        assert!(nh.table().group_buckets(g).len() <= 2);
+    }
+
+    #[test]
+    fn groups_full_holds_nothing() {
+        let q = Qsbr::new(2).unwrap();
+        let mut nh = NextHops::new(64, q);
+        let src = |_| A;
+        let mut held = Vec::new();
+        let err = loop {
+            let w = held.len() as u16 + 1;
+            match nh.acquire_group(&[(key(0, G1), 1), (key(1, G2), w)], &src) {
+                Ok(g) => held.push(g),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, GroupError::Groups(GroupsFull { capacity: group_capacity(64) }));
+        assert_eq!(nh.in_use(), 2 + held.len(), "the failed group left no member reference behind");
+        let single = nh.acquire(key(0, G1), A).unwrap();
+        nh.release(single);
+        assert_eq!(nh.list()[0].refs, held.len() as u32);
+    }
+
+    #[test]
+    fn a_reused_id_starts_counting_from_zero() {
+        let q = Qsbr::new(2).unwrap();
+        let table = Arc::new(NextHopTable::counting(1, &[0]));
+        let mut nh = NextHops::with_table(table.clone(), q);
+        let a = nh.acquire(key(0, G1), A).unwrap();
+        for _ in 0..5 {
+            table.route(a, 0, &|| 0);
+        }
+        assert_eq!(nh.packets(a), 5);
+        nh.release(a);
+        let b = nh.acquire(key(1, G2), A).unwrap();
+        assert_eq!((b, nh.packets(b)), (a, 0));
     }
 }

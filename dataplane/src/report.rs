@@ -153,6 +153,11 @@ pub fn memory_json(s: &Snapshot) -> Value {
     })
 }
 
+/// `fpm`: the session with zebra and the routes it sent, when `[fpm]` is configured.
+pub fn fpm_json(s: &Snapshot) -> Value {
+    s.fpm.as_ref().map_or_else(|| json!({}), |f| f.to_json())
+}
+
 /// `pools`: occupancy per pool.
 pub fn pools_json(s: &Snapshot) -> Value {
     let mut m = Map::new();
@@ -231,6 +236,8 @@ pub fn neighbours_json(s: &Snapshot) -> Value {
         "entries": entries,
         "held": n.held,
         "host_routes": n.host_routes,
+        // The routed packets the workers punted for resolution, and what became of them.
+        "resolution": resolution_json(&sp.resolution),
         "stats": {
             "allocs": t.allocs, "destroys": t.destroys, "res_failed": t.res_failed, "unres_discards": t.unres_discards,
             "table_fulls": t.table_fulls, "periodic_gc_runs": t.periodic_gc_runs, "forced_gc_runs": t.forced_gc_runs,
@@ -268,6 +275,7 @@ pub fn report_json(r: &Report, elapsed: Duration, mode: &str) -> Value {
         "latency": latency_json(&r.histograms, s.tsc_hz),
         "pools": pools_json(s),
         "memory": memory_json(s),
+        "fpm": fpm_json(s),
         "slow_path": s.slow_path.as_ref().map(|sp| json!({
             "answered": sp.answered,
             "ignored": sp.ignored,
@@ -385,7 +393,7 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
     if let Some(sp) = &s.slow_path {
         let _ = writeln!(
             o,
-            "  slow path: punted {} answered {} ignored {} discarded {} inject_full {} replies sent {}",
+            "  slow path: punted {} answered {} ignored {} discarded {} inject_full {} injected {}",
             t[Counter::Punted],
             sp.answered,
             sp.ignored,
@@ -420,6 +428,23 @@ pub fn report_text(r: &Report, elapsed: Duration) -> String {
                 n.resolver.announcements
             );
         }
+    }
+    if let Some(f) = &s.fpm {
+        let by: Vec<String> = f.routes_by_protocol.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        let _ = writeln!(
+            o,
+            "  fpm: {} routes ({}) | sessions {} session_errors {} frames {} upserts {} deletes {} unchanged {} swept {} skipped {}",
+            f.routes,
+            by.join(", "),
+            f.sessions,
+            f.session_errors,
+            f.frames,
+            f.upserts,
+            f.deletes,
+            f.unchanged,
+            f.swept,
+            f.skipped
+        );
     }
     let reasons: Vec<String> = DropReason::ALL.iter().filter(|&&r| t[r] > 0).map(|&r| format!("{} {}", r.name(), t[r])).collect();
     let _ = writeln!(o, "  drops: {}", if reasons.is_empty() { "none".to_owned() } else { reasons.join(", ") });

@@ -668,7 +668,7 @@ impl Thread {
             if fib.get(&prefix).is_none() {
                 let route = Route {
                     prefix,
-                    next_hop: NextHopKey { port: key.port, via: Via::Gateway(key.addr) },
+                    next_hop: NextHopKey { port: key.port, via: Via::Gateway(key.addr) }.into(),
                     origin: Origin::Neighbour,
                 };
                 match fib.apply(&[RouteChange::Set(route)]) {

@@ -1,8 +1,9 @@
 //! The forwarder's live state over DPDK's own telemetry socket, and `rte_pdump` for packet
 //! capture from outside the process.
 //!
-//! [`register`] adds four commands to DPDK telemetry: `/dataplane/stats`, `/dataplane/softnet`,
-//! `/dataplane/latency` and `/dataplane/pools`. The control thread calls [`publish`] with a
+//! [`register`] adds one command per [`SECTIONS`] entry to DPDK telemetry: `/dataplane/stats`,
+//! `/dataplane/softnet`, `/dataplane/latency`, `/dataplane/pools`, `/dataplane/memory` and
+//! `/dataplane/fpm`. The control thread calls [`publish`] with a
 //! JSON snapshot for a section a few times a second; each command returns the latest
 //! snapshot of its section, so `dpdk-telemetry.py -f PREFIX` shows it. A section not yet
 //! published returns an empty dict. Snapshots live behind a mutex: this is the control plane,
@@ -64,7 +65,7 @@ use mempool::DpdkError;
 use serde_json::Value;
 
 /// The sections [`publish`] accepts; section `s` is served as the command `/dataplane/s`.
-pub const SECTIONS: [&str; 6] = ["stats", "softnet", "latency", "pools", "memory", "neighbours"];
+pub const SECTIONS: [&str; 7] = ["stats", "softnet", "latency", "pools", "memory", "fpm", "neighbours"];
 
 /// How many levels of nested dicts and arrays a reply may have below its top-level dict;
 /// anything deeper is flattened into `/`-joined names.
@@ -74,12 +75,13 @@ pub const MAX_DEPTH: usize = 3;
 pub const MAX_CONTAINERS: usize = 64;
 
 /// Each command and its help text, in [`SECTIONS`] order.
-const COMMANDS: [(&CStr, &CStr); 6] = [
+const COMMANDS: [(&CStr, &CStr); 7] = [
     (c"/dataplane/stats", c"Forwarder counters: ports, workers, drops. No parameters"),
     (c"/dataplane/softnet", c"Per-lcore poll loop counters. No parameters"),
     (c"/dataplane/latency", c"Per-packet latency histograms. No parameters"),
     (c"/dataplane/pools", c"Mbuf pool occupancy. No parameters"),
     (c"/dataplane/memory", c"Protocol memory accounts and groups. No parameters"),
+    (c"/dataplane/fpm", c"zebra's FPM session and its routes. No parameters"),
     (c"/dataplane/neighbours", c"The neighbour table (ARP, ND). No parameters"),
 ];
 
@@ -115,8 +117,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Registers `/dataplane/stats`, `/dataplane/softnet`, `/dataplane/latency` and
-/// `/dataplane/pools` and `/dataplane/memory` with DPDK telemetry (`rte_telemetry_register_cmd`).
+/// Registers `/dataplane/stats`, `/dataplane/softnet`, `/dataplane/latency`,
+/// `/dataplane/pools`, `/dataplane/memory` and `/dataplane/fpm` with DPDK telemetry (`rte_telemetry_register_cmd`).
 ///
 /// Call it once after EAL init (telemetry also accepts commands registered before; it serves
 /// them once EAL has opened the socket). Calling it again registers nothing twice.

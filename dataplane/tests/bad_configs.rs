@@ -206,6 +206,8 @@ fn bad_command_lines_are_refused_before_eal() {
         ("config-missing", &["--config", missing], "missing.toml"),
         ("config-is-a-directory", &["--config", dir.path().to_str().unwrap()], "cannot read"),
         ("positional-argument", &["--config", cfg, "stray"], "stray"),
+        ("file-prefix-after-dashes", &["--config", cfg, "--", "--file-prefix", "other"], "eal.file_prefix"),
+        ("vdev-after-dashes", &["--config", cfg, "--", "--vdev=net_null9"], "[[port]] device"),
     ];
     for (name, args, needle) in cases {
         let out = common::run_dataplane(args, LIMIT);

@@ -31,12 +31,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::RingPort;
 use dataplane::eal::Eal;
-use dataplane::port;
 use dataplane::port::PortIdx;
 use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder, Report};
-use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
 /// Packets per RX burst (`forward.burst`), what net_null returns per poll.
 const BURST: u64 = 32;
@@ -222,32 +221,21 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
         args = common::eal_args_toml()
     );
     let config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"));
-    let ring = |name: &str| MbufRing::create(name, 256, SocketId::ANY).unwrap_or_else(|e| panic!("ring {name}: {e}"));
-    let (a_rx, a_tx, b_rx, b_tx) = (ring("t_bud_a_rx"), ring("t_bud_a_tx"), ring("t_bud_b_rx"), ring("t_bud_b_tx"));
-    port::create_ring_port("net_ring_bud_a", &a_rx, &a_tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port a: {e}"));
-    port::create_ring_port("net_ring_bud_b", &b_rx, &b_tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port b: {e}"));
-    let pool = Pool::create(&PoolParams {
-        name: "t_bud_pkts".into(),
-        size: 256,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap_or_else(|e| panic!("test pool: {e}"));
+    let (a, b) = (RingPort::create("bud_a", 256), RingPort::create("bud_b", 256));
+    let pool = common::test_pool("t_bud_pkts", 256);
 
     let frames: Vec<Vec<u8>> = (0..40).map(|seq| common::frame(0xbd, seq, common::frame_len(seq))).collect();
     let fwd = Forwarder::start(eal, &config, Arc::new(AtomicBool::new(false)))
         .unwrap_or_else(|e| panic!("forwarder did not start: {e}"));
-    common::send_frames(&pool, &a_rx, &frames); // enqueues 32, then 8
-    let through = common::wait_for(Duration::from_secs(10), || b_tx.len() >= frames.len());
+    common::send_frames(&pool, &a.rx, &frames); // enqueues 32, then 8
+    let through = common::wait_for(Duration::from_secs(10), || b.tx.len() >= frames.len());
     let report = fwd.stop();
-    assert!(through, "only {} of {} frames came out of b within 10 s", b_tx.len(), frames.len());
-    let got = common::drain_frames(&b_tx);
+    assert!(through, "only {} of {} frames came out of b within 10 s", b.tx.len(), frames.len());
+    let got = common::drain_frames(&b.tx);
     if let Some(diff) = common::first_difference(&got, &frames) {
         panic!("ring a -> b: {diff}");
     }
-    assert!(a_tx.is_empty() && a_rx.is_empty() && b_rx.is_empty());
+    assert!(a.tx.is_empty() && a.rx.is_empty() && b.rx.is_empty());
 
     let w = &report.snapshot.workers[0].totals;
     eprintln!(
@@ -265,5 +253,5 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert!(report.is_clean(), "{report:?}");
     drop(got);
     assert!(pool.is_full(), "test pool: {:?}", pool.stats());
-    drop((a_rx, a_tx, b_rx, b_tx));
+    drop((a, b));
 }

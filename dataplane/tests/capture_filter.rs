@@ -31,10 +31,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::RingPort;
 use dataplane::eal::Eal;
-use dataplane::port::{self, PortId};
 use dataplane::{telemetry, Config, Forwarder};
-use mempool::{MbufRing, Pool, PoolParams, SocketId};
 use pcap_parser::pcapng::{Block, OptionCode, PcapNGCapture, PcapNGOption};
 use pcap_parser::traits::PcapNGPacketBlock;
 
@@ -213,14 +212,6 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"))
 }
 
-fn ring(name: &str) -> MbufRing {
-    MbufRing::create(name, RING_CAPACITY, SocketId::ANY).unwrap_or_else(|e| panic!("ring {name}: {e}"))
-}
-
-fn ring_port(name: &str, rx: &MbufRing, tx: &MbufRing) -> PortId {
-    port::create_ring_port(name, rx, tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port {name}: {e}"))
-}
-
 /// dpdk-dumpcap (without the host's PCI devices: `common::dumpcap_command`) with its
 /// stderr collected on a thread (it reports progress without newlines, so it is read as
 /// bytes).
@@ -373,21 +364,9 @@ fn dumpcap_with_a_filter_captures_exactly_the_matching_packets() {
     telemetry::pdump_init().expect("rte_pdump_init");
 
     // Declared before the forwarder, so that on a panic they drop after it.
-    let a_rx = ring("capf_a_rx");
-    let a_tx = ring("capf_a_tx");
-    let b_rx = ring("capf_b_rx");
-    let b_tx = ring("capf_b_tx");
-    let a = ring_port("net_ring_a", &a_rx, &a_tx);
-    let _b = ring_port("net_ring_b", &b_rx, &b_tx);
-    let test_pool = Pool::create(&PoolParams {
-        name: "capf_pkts".into(),
-        size: 1024,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap_or_else(|e| panic!("test pool: {e}"));
+    let a = RingPort::create("a", RING_CAPACITY);
+    let b = RingPort::create("b", RING_CAPACITY);
+    let test_pool = common::test_pool("capf_pkts", 1024);
 
     let mix: Vec<(Kind, Vec<u8>)> = (0..ROUNDS).flat_map(|round| KINDS.iter().map(move |&k| (k, k.frame(round)))).collect();
     let all: Vec<Vec<u8>> = mix.iter().map(|(_, f)| f.clone()).collect();
@@ -404,12 +383,12 @@ fn dumpcap_with_a_filter_captures_exactly_the_matching_packets() {
         Dumpcap::start(&["--file-prefix", &prefix, "-i", "net_ring_a", "-f", FILTER, "-c", &count, "-w", cap.to_str().unwrap()]);
     dumpcap.wait_capturing(Duration::from_secs(20));
 
-    common::send_frames(&test_pool, &a_rx, &all);
+    common::send_frames(&test_pool, &a.rx, &all);
     let (exited, dumpcap_err) = dumpcap.wait(Duration::from_secs(20));
     // Forwarding is not affected by the capture: everything came out of b, unchanged.
-    let forwarded = common::wait_for(Duration::from_secs(10), || b_tx.len() >= all.len());
+    let forwarded = common::wait_for(Duration::from_secs(10), || b.tx.len() >= all.len());
     let report = fwd.stop();
-    let got_b = common::drain_frames(&b_tx);
+    let got_b = common::drain_frames(&b.tx);
 
     let capture = if cap.exists() { read_pcapng(&cap) } else { Capture { packets: Vec::new(), stats: Vec::new() } };
     let got: Vec<Vec<u8>> = capture.packets.iter().map(|(d, _, _)| d.clone()).collect();
@@ -427,7 +406,7 @@ fn dumpcap_with_a_filter_captures_exactly_the_matching_packets() {
     assert!(exited, "dpdk-dumpcap did not stop by itself after -c {count}: {dumpcap_err}");
     // dumpcap names each port's interface "dpdk:<port id>" (if_name; the device name is in
     // if_hardware).
-    let a_name = format!("dpdk:{}", a.0);
+    let a_name = format!("dpdk:{}", a.id.0);
     for (i, (_, interface, direction)) in capture.packets.iter().enumerate() {
         assert_eq!(*interface, a_name, "packet {i}");
         assert_eq!(*direction, 1, "packet {i}: epb_flags direction, want 1 (inbound)");
@@ -452,9 +431,9 @@ fn dumpcap_with_a_filter_captures_exactly_the_matching_packets() {
     for pool in &snap.pools {
         assert_eq!(pool.stats.in_use, 0, "pool {} leaked: {:?}", pool.name, pool.stats);
     }
-    assert_eq!(snap.ports.iter().find(|p| p.id == a).map(|p| p.stats.ipackets), Some(all.len() as u64));
+    assert_eq!(snap.ports.iter().find(|p| p.id == a.id).map(|p| p.stats.ipackets), Some(all.len() as u64));
 
-    drop((a_rx, a_tx, b_rx, b_tx));
+    drop((a, b));
     let stats = test_pool.stats();
     assert_eq!((stats.in_use, stats.available), (0, stats.size), "test pool not full: {stats:?}");
     drop(test_pool);

@@ -184,6 +184,7 @@ fn every_command_as_tables_and_json() {
         (&["show", "routes", "--family", "ipv6"], "2001:db8::/32"),
         (&["show", "next-hops"], "02:00:00:00:01:01"),
         (&["show", "config"], "[[route]]"),
+        (&["show", "neighbours"], "resolution: 0 packets taken, 0 sent; dropped neigh_failed 0"),
         (&["route", "add", "10.2.0.0/16", "--port", "p0", "--via-mac", "02:00:00:00:00:02"], "added 10.2.0.0/16"),
         (&["route", "replace", "10.2.0.0/16", "--port", "p1", "--via-mac", "02:00:00:00:01:01"], "replaced 10.2.0.0/16"),
         (&["route", "replace", "2001:db8:5::/48", "--port", "p1", "--via-mac", "02:00:00:00:01:05"], "added 2001:db8:5::/48"),
@@ -207,6 +208,7 @@ fn every_command_as_tables_and_json() {
         (&["show", "routes"], "summary"),
         (&["show", "next-hops"], "capacity"),
         (&["show", "config"], "toml"),
+        (&["show", "neighbours"], "resolution"),
         (&["show", "latency"], "rx_to_tx"),
         (&["show", "pools"], "mbuf_pool_s0"),
     ] {
@@ -233,11 +235,23 @@ fn every_command_as_tables_and_json() {
     assert_eq!(o.status.code(), Some(1), "net_null has no link control: {}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not_supported"), "{}", text(&o));
 
-    // Cannot reach: exit 2, naming the socket and the way out.
+    // Cannot reach: exit 2, naming the socket and the way out; a wrong command line is 1.
     let o = Process::new(BIN).args(["ctl", "--socket", "/nonexistent/x.sock", "show", "status"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("/nonexistent/x.sock") && e.contains("--socket"), "{e}");
+    let o = Process::new(BIN).args(["ctl", "show", "bogus"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "a usage error: {}", text(&o));
+    // Neither --socket nor --config, from a directory without configs/: the default socket
+    // (the run's own --config default is not ctl's).
+    let o = Process::new(BIN).current_dir("/").args(["ctl", "show", "status"]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    let default = dataplane::config::default_socket("dataplane");
+    assert!(
+        o.status.success() || (o.status.code() == Some(2) && e.contains(&*default.to_string_lossy())),
+        "ctl without --socket/--config: {}",
+        text(&o)
+    );
     // --config finds the socket in the forwarder's config.
     let o = Process::new(BIN).args(["ctl", "--config", fwd.config_path().to_str().unwrap(), "show", "status"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));

@@ -10,11 +10,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::RingPort;
 use dataplane::eal::Eal;
 use dataplane::forwarder::Forwarder;
 use dataplane::stats::Counter;
-use dataplane::{port, Config};
-use mempool::{MbufRing, Pool, PoolParams, SocketId};
+use dataplane::Config;
 
 const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
@@ -50,30 +50,19 @@ rx = [{{ port = "a", queue = 0 }}]
     ))
     .unwrap();
     let eal = Eal::init(&config.eal_args("ext_exhaustion", &[])).expect("EAL starts");
-    let a_rx = MbufRing::create("xa_rx", 1024, SocketId::ANY).unwrap();
-    let a_tx = MbufRing::create("xa_tx", 1024, SocketId::ANY).unwrap();
-    let a = port::create_ring_port("net_ring_xa", &a_rx, &a_tx, SocketId::ANY).unwrap();
-    common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams {
-        name: "extx_test".into(),
-        size: 1024,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap();
+    let a = RingPort::create("xa", 1024).with_mac(MAC_A);
+    let pool = common::test_pool("extx_test", 1024);
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
 
     let frames: Vec<Vec<u8>> = (0..REQUESTS).map(echo_to_router).collect();
-    common::send_frames(&pool, &a_rx, &frames);
+    common::send_frames(&pool, &a.rx, &frames);
     assert!(
-        common::wait_for(Duration::from_secs(10), || a_tx.len() >= usize::from(REQUESTS)),
+        common::wait_for(Duration::from_secs(10), || a.tx.len() >= usize::from(REQUESTS)),
         "{} of {REQUESTS} replies",
-        a_tx.len()
+        a.tx.len()
     );
     let report = fwd.stop();
-    let replies = common::drain_frames(&a_tx);
+    let replies = common::drain_frames(&a.tx);
     assert_eq!(replies.len(), usize::from(REQUESTS), "every request answered, with or without its extension");
     assert!(replies.iter().all(|r| r[34] == 0), "echo replies");
     let t = report.snapshot.total();
@@ -82,6 +71,6 @@ rx = [{{ port = "a", queue = 0 }}]
     let areas = report.snapshot.pools.iter().find(|p| p.name == "ext_areas").expect("the area pool is reported");
     assert_eq!((areas.stats.in_use, areas.stats.size), (0, 64), "every area back: {:?}", areas.stats);
     assert!(report.is_clean(), "{report:?}");
-    drop((a_rx, a_tx));
+    drop((a.rx, a.tx));
     assert!(pool.is_full());
 }

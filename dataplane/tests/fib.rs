@@ -2,11 +2,12 @@
 //! `ipv4_max_routes`, beyond the tbl8 groups, beyond the next-hop table, or a batch with
 //! a bad change in the middle, is refused with its index and leaves every table as it was.
 
-use std::ffi::CString;
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+mod common;
 
-use dataplane::fib::{Fib, FibCapacity, FibError, FibPort, Origin, Route, RouteChange};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::MutexGuard;
+
+use dataplane::fib::{Fib, FibCapacity, FibError, FibPort, Hop, Origin, Route, RouteChange};
 use dataplane::forward::{NextHops, Routes};
 use dataplane::net::MacAddr;
 use dataplane::nexthop::{NextHopKey, Via};
@@ -15,33 +16,7 @@ use dataplane::rcu::Qsbr;
 use mempool::SocketId;
 
 fn eal() -> MutexGuard<'static, ()> {
-    static EAL: OnceLock<()> = OnceLock::new();
-    static TURN: Mutex<()> = Mutex::new(());
-    EAL.get_or_init(|| {
-        let prefix = format!("fib-test-{}", std::process::id());
-        let args = [
-            "fib-test",
-            "--no-huge",
-            "--no-shconf",
-            "-m",
-            "512",
-            "--no-pci",
-            "-l",
-            "0",
-            "--log-level",
-            "lib.eal:error",
-            "--file-prefix",
-            &prefix,
-        ];
-        let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
-        let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
-        // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
-        // pointers into them, so they are leaked below); EAL is initialised once per process.
-        let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
-        assert!(ret >= 0, "rte_eal_init failed");
-        std::mem::forget(cargs);
-    });
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
+    common::shared_eal("fib-test")
 }
 
 const CAP: FibCapacity =
@@ -57,7 +32,7 @@ fn ports() -> Vec<FibPort> {
 fn set(prefix: &str, gw: u8) -> RouteChange {
     RouteChange::Set(Route {
         prefix: prefix.parse().unwrap(),
-        next_hop: NextHopKey { port: PortIdx(0), via: Via::Mac(MacAddr([2, 0, 0, 0, 1, gw])) },
+        next_hop: NextHopKey { port: PortIdx(0), via: Via::Mac(MacAddr([2, 0, 0, 0, 1, gw])) }.into(),
         origin: Origin::Ctl,
     })
 }
@@ -78,7 +53,7 @@ fn seen(q: &std::sync::Arc<Qsbr>, r: &dataplane::fib::FibReader, v4: &[&str], v6
 fn beyond_capacity_is_table_full_and_nothing_half_added() {
     let _turn = eal();
     let q = Qsbr::new(2).unwrap();
-    let (mut fib, reader) = Fib::new(CAP, ports(), &q, SocketId::ANY).unwrap();
+    let (mut fib, reader) = Fib::new(CAP, ports(), &q, SocketId::ANY, &[]).unwrap();
     fib.apply(&[set("10.0.0.0/16", 1), set("10.1.0.0/16", 1), set("2001:db8::/32", 2)]).unwrap();
     let probe4 = ["10.0.0.1", "10.1.0.1", "10.2.0.1", "10.3.0.1", "10.4.0.1", "10.0.9.9"];
     let probe6 = ["2001:db8::1", "2001:db9::1"];
@@ -99,7 +74,7 @@ fn beyond_capacity_is_table_full_and_nothing_half_added() {
     // batches that mix IPv4 and IPv6.
     let mut bad = set("10.9.0.0/16", 1);
     if let RouteChange::Set(r) = &mut bad {
-        r.next_hop.port = PortIdx(1);
+        r.next_hop = NextHopKey { port: PortIdx(1), via: Via::Mac(MacAddr([2, 0, 0, 0, 1, 1])) }.into();
     }
     let err = fib.apply(&[set("2001:db9::/32", 1), bad]).unwrap_err();
     assert!(matches!(&err, (1, FibError::PortNotRoutable { port }) if port == "b"), "{err:?}");
@@ -124,4 +99,61 @@ fn beyond_capacity_is_table_full_and_nothing_half_added() {
     fib.apply(&undo).unwrap();
     assert_eq!(seen(&q, &reader, &probe4, &probe6), before);
     assert_eq!(fib.summary().ipv4_routes, 2);
+}
+
+/// ECMP and drop routes through the real tables: a multipath route spreads flow hashes over
+/// its next hops (each hash always on the same one), counted per next hop for the reader
+/// that routed them; routes with the same paths share one group; a drop route is no next
+/// hop; replacing and deleting give everything back.
+#[test]
+fn ecmp_groups_and_drop_routes() {
+    let _turn = eal();
+    let q = Qsbr::new(2).unwrap();
+    let two = vec![
+        FibPort { name: "a".into(), mac: MacAddr([2, 0, 0, 0, 0, 0xa]), routable: true },
+        FibPort { name: "b".into(), mac: MacAddr([2, 0, 0, 0, 0, 0xb]), routable: true },
+    ];
+    let cap = FibCapacity { max_next_hops: 64, ..CAP };
+    let (mut fib, reader) = Fib::new(cap, two, &q, SocketId::ANY, &[0]).unwrap();
+    let gw = |port: u16, last: u8| NextHopKey { port: PortIdx(port), via: Via::Mac(MacAddr([2, 0, 0, 0, 1, last])) };
+    let multi = Hop::paths(vec![(gw(0, 1), 1), (gw(1, 2), 1)]);
+    let route =
+        |prefix: &str, next_hop: Hop| RouteChange::Set(Route { prefix: prefix.parse().unwrap(), next_hop, origin: Origin::Ctl });
+    fib.apply(&[route("10.8.0.0/16", multi.clone()), route("10.7.0.0/16", multi.clone()), route("10.66.0.0/16", Hop::Drop)])
+        .unwrap();
+    assert_eq!((fib.summary().ecmp_groups, fib.summary().next_hops), (1, 3), "one group shared, two members");
+
+    let rcu = q.register(0).unwrap();
+    let view = reader.view(&rcu);
+    let id = view.lookup_v4("10.8.1.1".parse().unwrap()).unwrap();
+    assert_eq!(view.lookup_v4("10.7.1.1".parse().unwrap()), Some(id));
+    assert_eq!(view.next_hop(id), None, "a group is not a next hop itself");
+    let mut ports = [0u32; 2];
+    for flow in 0..1000u32 {
+        let nh = view.next_hop_for(id, &|| flow).unwrap();
+        assert_eq!(view.next_hop_for(id, &|| flow), Some(nh), "one flow, one next hop");
+        assert_eq!(nh.src, MacAddr([2, 0, 0, 0, 0, 0xa + nh.port.0 as u8]));
+        ports[usize::from(nh.port.0)] += 1;
+    }
+    assert!(ports.iter().all(|&n| n > 400), "{ports:?}");
+    // The RSS hash, when the NIC gave one, decides instead of the 5-tuple.
+    let rss = view.with_rss(Some(7));
+    assert_eq!(rss.next_hop_for(id, &|| 1), rss.next_hop_for(id, &|| 2));
+    let packets: Vec<u64> = fib.next_hops().iter().map(|n| n.packets).collect();
+    assert_eq!(packets.iter().sum::<u64>(), 2000 + 2, "{packets:?}");
+    let groups = fib.ecmp_groups();
+    assert_eq!((groups.len(), groups[0].buckets.clone(), groups[0].refs), (1, vec![1, 1], 2));
+
+    let drop_id = view.lookup_v4("10.66.0.1".parse().unwrap()).unwrap();
+    assert_eq!(view.next_hop_for(drop_id, &|| 0), None, "a drop route: no next hop, counted as no_route");
+    drop(rcu);
+
+    // One path left: the route is a plain next hop again; the other route keeps the group.
+    fib.apply(&[route("10.8.0.0/16", Hop::paths(vec![(gw(0, 1), 1)]))]).unwrap();
+    assert_eq!(fib.summary().ecmp_groups, 1);
+    fib.apply(&[RouteChange::Delete("10.7.0.0/16".parse().unwrap())]).unwrap();
+    assert_eq!((fib.summary().ecmp_groups, fib.summary().next_hops), (0, 1), "the group and its second member retired");
+    fib.apply(&[RouteChange::Delete("10.8.0.0/16".parse().unwrap()), RouteChange::Delete("10.66.0.0/16".parse().unwrap())])
+        .unwrap();
+    assert_eq!(fib.summary().next_hops, 0);
 }

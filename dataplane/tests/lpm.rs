@@ -5,9 +5,10 @@
 //! Lookups go through a registered RCU reader, as on a worker; the writer (this thread)
 //! never holds it online while it waits for a grace period.
 
-use std::ffi::CString;
+mod common;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::MutexGuard;
 
 use dataplane::lpm::{Change6, Lpm4, Lpm6, LpmError};
 use dataplane::rcu::Qsbr;
@@ -29,34 +30,7 @@ macro_rules! look {
 
 /// Starts EAL on first use and returns the lock that serialises the tests.
 fn eal() -> MutexGuard<'static, ()> {
-    static EAL: OnceLock<()> = OnceLock::new();
-    static TURN: Mutex<()> = Mutex::new(());
-    EAL.get_or_init(|| {
-        let prefix = format!("lpm-test-{}", std::process::id());
-        let args = [
-            "lpm-test",
-            "--no-huge",
-            "--no-shconf",
-            "-m",
-            "512",
-            "--no-pci",
-            "-l",
-            "0",
-            "--log-level",
-            "lib.eal:error",
-            "--file-prefix",
-            &prefix,
-        ];
-        let cargs: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
-        let mut argv: Vec<*mut std::os::raw::c_char> = cargs.iter().map(|a| a.as_ptr() as *mut _).collect();
-        // SAFETY: argv points at NUL-terminated strings that outlive the call (EAL keeps
-        // pointers into them, so they are leaked below); EAL is initialised once per process.
-        let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
-        assert!(ret >= 0, "rte_eal_init failed");
-        std::mem::forget(cargs);
-    });
-    // A test that failed while holding the lock left nothing half-done that others share.
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
+    common::shared_eal("lpm-test")
 }
 
 fn v4(s: &str) -> Ipv4Addr {
@@ -384,6 +358,9 @@ fn lookups_while_the_writer_changes_the_tables() {
     t4.add(v4("10.0.0.0"), 8, 1).unwrap();
     t6.add(v6("2001:db8::"), 32, 1).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // Readers that finished a first pass: the writer starts only then, so that on a loaded
+    // machine it cannot finish before a reader has looked anything up.
+    let started = std::sync::atomic::AtomicU32::new(0);
     /// Stops the readers however the writer's loop ends (a failed assertion included).
     struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
     impl Drop for Stop<'_> {
@@ -391,16 +368,12 @@ fn lookups_while_the_writer_changes_the_tables() {
             self.0.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
-    // The writer starts once both readers are registered, so each reads while it writes
-    // (on a loaded machine the writer could otherwise finish before a reader began).
-    let started = std::sync::Barrier::new(3);
     std::thread::scope(|s| {
         let readers: Vec<_> = (0..2u32)
             .map(|id| {
                 let (r4, r6, stop, q, started) = (t4.reader(), t6.reader(), &stop, &q, &started);
                 s.spawn(move || {
                     let mut rcu = q.register(id).unwrap();
-                    started.wait();
                     let mut n = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         for i in 0..256u32 {
@@ -415,13 +388,19 @@ fn lookups_while_the_writer_changes_the_tables() {
                             n += 2;
                         }
                         rcu.quiescent();
+                        if n == 512 {
+                            started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                     }
                     n
                 })
             })
             .collect();
         let guard = Stop(&stop);
-        started.wait();
+        // (A reader that failed ends early: its join below reports it.)
+        while started.load(std::sync::atomic::Ordering::Relaxed) < 2 && !readers.iter().any(|r| r.is_finished()) {
+            std::thread::yield_now();
+        }
         let mut rng = Lcg(7);
         for round in 0..1500u32 {
             let i = rng.next_u32() % 256;

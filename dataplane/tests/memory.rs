@@ -11,13 +11,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::RingPort;
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
 use dataplane::forwarder::Forwarder;
 use dataplane::stats::Counter;
-use dataplane::{port, Config};
+use dataplane::Config;
 use mempool::accounting::Proto;
-use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
 const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
@@ -61,29 +61,16 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     ))
     .unwrap();
     let eal = Eal::init(&config.eal_args("memory", &[])).expect("EAL starts");
-    let a_rx = MbufRing::create("ma_rx", 1024, SocketId::ANY).unwrap();
-    let a_tx = MbufRing::create("ma_tx", 1024, SocketId::ANY).unwrap();
-    let b_rx = MbufRing::create("mb_rx", 64, SocketId::ANY).unwrap();
+    let a = RingPort::create("ma", 1024).with_mac(MAC_A);
     // Nobody reads port b's TX ring until later: it holds 31 packets.
-    let b_tx = MbufRing::create("mb_tx", 32, SocketId::ANY).unwrap();
-    let a = port::create_ring_port("net_ring_ma", &a_rx, &a_tx, SocketId::ANY).unwrap();
-    let _b = port::create_ring_port("net_ring_mb", &b_rx, &b_tx, SocketId::ANY).unwrap();
-    common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams {
-        name: "mem_test".into(),
-        size: 512,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap();
+    let b = RingPort::with_capacities("mb", 64, 32);
+    let pool = common::test_pool("mem_test", 512);
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
 
     // 120 echo requests routed towards b: 31 fit its ring, the rest wait in the backlog
     // until ICMP's max (8 pages, ~14 packets of 2304 bytes) refuses them.
     let routed: Vec<Vec<u8>> = (0..120).map(|i| echo([10, 0, 1, 5], i)).collect();
-    common::send_frames(&pool, &a_rx, &routed);
+    common::send_frames(&pool, &a.rx, &routed);
     assert!(
         common::wait_for(Duration::from_secs(10), || fwd.snapshot().total().drops[DropReason::ProtoMem.index()] > 0),
         "no proto_mem drops: {:?}",
@@ -96,9 +83,9 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
 
     // Pings to the forwarder itself still get answers: the slow path bypasses ICMP's account.
     let pings: Vec<Vec<u8>> = (0..5).map(|i| echo([10, 0, 0, 1], 1000 + i)).collect();
-    common::send_frames(&pool, &a_rx, &pings);
-    assert!(common::wait_for(Duration::from_secs(10), || a_tx.len() >= 5), "replies: {}", a_tx.len());
-    let replies = common::drain_frames(&a_tx);
+    common::send_frames(&pool, &a.rx, &pings);
+    assert!(common::wait_for(Duration::from_secs(10), || a.tx.len() >= 5), "replies: {}", a.tx.len());
+    let replies = common::drain_frames(&a.tx);
     assert_eq!(replies.len(), 5);
     assert!(replies.iter().all(|r| r[34] == 0 && r[26..30] == [10, 0, 0, 1]), "echo replies from 10.0.0.1");
     let t = fwd.snapshot().total();
@@ -109,7 +96,7 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     let mut out = Vec::new();
     assert!(
         common::wait_for(Duration::from_secs(10), || {
-            out.extend(common::drain_frames(&b_tx));
+            out.extend(common::drain_frames(&b.tx));
             out.len() as u64 == 31 + t[Counter::Backlogged]
         }),
         "got {} of {}",
@@ -135,6 +122,6 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert_eq!(json["consumers"]["tx_backlog"]["bypass_prot_mem"], false, "{json}");
     assert_eq!(json["consumers"]["tx_backlog"]["bytes_charged"], 0, "{json}");
     assert!(report.is_clean(), "{report:?}");
-    drop((a_rx, a_tx, b_rx, b_tx));
+    drop((a.rx, a.tx, b.rx, b.tx));
     assert!(pool.is_full());
 }

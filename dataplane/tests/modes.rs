@@ -37,15 +37,15 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::RingPort;
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
 use dataplane::net::l4::{icmp_type, icmpv6_type, tcp_flags};
 use dataplane::net::{checksum, emit, MacAddr};
 use dataplane::port::PortIdx;
-use dataplane::port::{self, PortId};
 use dataplane::stats::Counter;
 use dataplane::{Config, Forwarder, Report};
-use mempool::{MbufRing, Pool, PoolParams, SocketId};
+use mempool::Pool;
 
 /// Ring capacity (power of two); holds every frame of a scenario at once.
 const RING_CAPACITY: u32 = 1024;
@@ -277,12 +277,8 @@ fn assert_ipv4_checksums_recomputed(what: &str, frames: &[Vec<u8>], l3s: &[Optio
 /// this is declared before the forwarder, which closes the ports when it stops or drops.
 struct RingPorts {
     tag: &'static str,
-    a_rx: MbufRing,
-    a_tx: MbufRing,
-    b_rx: MbufRing,
-    b_tx: MbufRing,
-    a: PortId,
-    b: PortId,
+    a: RingPort,
+    b: RingPort,
     a_mac: [u8; 6],
     b_mac: [u8; 6],
 }
@@ -291,24 +287,12 @@ impl RingPorts {
     /// `net_ring_<tag>_a` and `net_ring_<tag>_b` on fresh rings, with MACs
     /// 02:00:00:00:0a:00 and 02:00:00:00:0b:00.
     fn new(tag: &'static str) -> RingPorts {
-        let ring = |dir: &str| {
-            let name = format!("t_{tag}_{dir}");
-            MbufRing::create(&name, RING_CAPACITY, SocketId::ANY).unwrap_or_else(|e| panic!("ring {name}: {e}"))
-        };
-        let (a_rx, a_tx, b_rx, b_tx) = (ring("a_rx"), ring("a_tx"), ring("b_rx"), ring("b_tx"));
-        let make = |side: &str, rx: &MbufRing, tx: &MbufRing, mac: [u8; 6]| {
-            let name = format!("net_ring_{tag}_{side}");
-            let id = port::create_ring_port(&name, rx, tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port {name}: {e}"));
-            assert_eq!(port::find_port(&name), Some(id), "the forwarder would not find {name}");
-            common::set_ring_port_mac(id, mac);
-            id
-        };
-        let a = make("a", &a_rx, &a_tx, [0x02, 0, 0, 0, 0x0a, 0x00]);
-        let b = make("b", &b_rx, &b_tx, [0x02, 0, 0, 0, 0x0b, 0x00]);
+        let a = RingPort::create(&format!("{tag}_a"), RING_CAPACITY).with_mac([0x02, 0, 0, 0, 0x0a, 0x00]);
+        let b = RingPort::create(&format!("{tag}_b"), RING_CAPACITY).with_mac([0x02, 0, 0, 0, 0x0b, 0x00]);
         // What the forwarder will read as the ports' own MACs.
-        let (a_mac, b_mac) = (common::port_mac(a), common::port_mac(b));
+        let (a_mac, b_mac) = (common::port_mac(a.id), common::port_mac(b.id));
         assert_ne!(a_mac, b_mac);
-        RingPorts { tag, a_rx, a_tx, b_rx, b_tx, a, b, a_mac, b_mac }
+        RingPorts { tag, a, b, a_mac, b_mac }
     }
 }
 
@@ -379,27 +363,27 @@ fn run(
     let name = config.forward.mode.name();
     let fwd = Forwarder::start(eal, config, Arc::new(AtomicBool::new(false)))
         .unwrap_or_else(|e| panic!("{name}: forwarder did not start: {e}"));
-    assert_eq!(fwd.snapshot().ports.iter().map(|p| p.id).collect::<Vec<_>>(), [ports.a, ports.b], "{name}: ports");
+    assert_eq!(fwd.snapshot().ports.iter().map(|p| p.id).collect::<Vec<_>>(), [ports.a.id, ports.b.id], "{name}: ports");
 
     let processed = |fwd: &Forwarder| fwd.snapshot().total().processed() as usize;
-    common::send_frames(pool, &ports.a_rx, in_a);
+    common::send_frames(pool, &ports.a.rx, in_a);
     let took_a = common::wait_for(Duration::from_secs(10), || processed(&fwd) >= in_a.len());
-    common::send_frames(pool, &ports.b_rx, in_b);
+    common::send_frames(pool, &ports.b.rx, in_b);
     let took_all = common::wait_for(Duration::from_secs(10), || {
-        processed(&fwd) >= in_a.len() + in_b.len() && ports.a_tx.len() >= want_a && ports.b_tx.len() >= want_b
+        processed(&fwd) >= in_a.len() + in_b.len() && ports.a.tx.len() >= want_a && ports.b.tx.len() >= want_b
     });
     let report = fwd.stop();
     assert!(took_a, "{name}: the worker did not take port a's {} frames within 10 s: {:?}", in_a.len(), report.snapshot.total());
     assert!(
         took_all,
         "{name}: not everything came through within 10 s (a_tx {} of {want_a}, b_tx {} of {want_b}): {:?}",
-        ports.a_tx.len(),
-        ports.b_tx.len(),
+        ports.a.tx.len(),
+        ports.b.tx.len(),
         report.snapshot.total()
     );
-    assert_eq!(ports.a_rx.len(), 0, "{name}: frames left unread in a_rx");
-    assert_eq!(ports.b_rx.len(), 0, "{name}: frames left unread in b_rx");
-    Outcome { report, out_a: common::drain_frames(&ports.a_tx), out_b: common::drain_frames(&ports.b_tx) }
+    assert_eq!(ports.a.rx.len(), 0, "{name}: frames left unread in a_rx");
+    assert_eq!(ports.b.rx.len(), 0, "{name}: frames left unread in b_rx");
+    Outcome { report, out_a: common::drain_frames(&ports.a.tx), out_b: common::drain_frames(&ports.b.tx) }
 }
 
 /// Counts and cleanliness every scenario shares: ports a and b received `rx` packets and
@@ -851,15 +835,7 @@ fn every_mode_forwards_exactly_the_expected_bytes() {
     assert!(args.windows(2).any(|w| w == ["-m", "1024"]), "{args:?}");
     let eal = Eal::init(&args).unwrap_or_else(|e| panic!("EAL did not start ({e}); arguments: {args:?}"));
 
-    let pool = Pool::create(&PoolParams {
-        name: "t_modes_pkts".into(),
-        size: 1024,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap_or_else(|e| panic!("test pool: {e}"));
+    let pool = common::test_pool("t_modes_pkts", 1024);
 
     io(&eal, &prefix, &pool);
     assert!(pool.is_full(), "io: test pool not full: {:?}", pool.stats());

@@ -10,13 +10,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::RingPort;
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
 use dataplane::forwarder::Forwarder;
 use dataplane::net::ethernet::ethertype;
 use dataplane::net::{emit, ip_proto, Ipv4Packet, MacAddr};
-use dataplane::{port, Config};
-use mempool::{Burst, Mbuf, MbufRing, Pool, PoolParams, SocketId};
+use dataplane::Config;
+use mempool::{Burst, Mbuf, Pool};
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
 const VIA_B: [u8; 6] = [2, 0, 0, 0, 0xb, 2];
@@ -77,20 +78,9 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     ))
     .unwrap();
     let eal = Eal::init(&config.eal_args("multiseg", &[])).expect("EAL starts");
-    let rings: Vec<MbufRing> =
-        ["ja_rx", "ja_tx", "jb_rx", "jb_tx"].iter().map(|n| MbufRing::create(n, 256, SocketId::ANY).unwrap()).collect();
-    let a = port::create_ring_port("net_ring_ja", &rings[0], &rings[1], SocketId::ANY).unwrap();
-    let _b = port::create_ring_port("net_ring_jb", &rings[2], &rings[3], SocketId::ANY).unwrap();
-    common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams {
-        name: "multiseg_test".into(),
-        size: 256,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap();
+    let a = RingPort::create("ja", 256).with_mac(MAC_A);
+    let b = RingPort::create("jb", 256);
+    let pool = common::test_pool("multiseg_test", 256);
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
 
     let good = jumbo(9000, 9000);
@@ -102,12 +92,12 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     }
     assert_eq!(burst.as_slice()[0].nb_segs(), 5);
     assert_eq!(burst.as_slice()[0].pkt_len(), 9000);
-    assert_eq!(rings[0].enqueue(&mut burst), 3);
-    assert!(common::wait_for(Duration::from_secs(10), || rings[3].len() == 2), "routed: {}", rings[3].len());
+    assert_eq!(a.rx.enqueue(&mut burst), 3);
+    assert!(common::wait_for(Duration::from_secs(10), || b.tx.len() == 2), "routed: {}", b.tx.len());
     let report = fwd.stop();
 
     let mut out: Burst = Burst::new();
-    assert_eq!(rings[3].dequeue(&mut out), 2);
+    assert_eq!(b.tx.dequeue(&mut out), 2);
     for m in out.as_slice() {
         assert_eq!((m.pkt_len(), m.nb_segs()), (9000, 5), "the chain is intact");
         assert!(m.chain_is_consistent());
@@ -124,6 +114,6 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert_eq!(t.dropped(), 1);
     assert_eq!(t.processed(), t.tx_packets() + t.dropped());
     assert!(report.is_clean(), "{report:?}");
-    drop(rings);
+    drop((a, b));
     assert!(pool.is_full());
 }

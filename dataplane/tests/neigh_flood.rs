@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::RingPort;
 use dataplane::eal::Eal;
 use dataplane::forwarder::Forwarder;
 use dataplane::neigh::{NeighDrop, NeighState};
@@ -19,8 +20,8 @@ use dataplane::net::arp::{self, ArpRepr};
 use dataplane::net::ethernet::ethertype;
 use dataplane::net::{emit, ip_proto, parse, MacAddr, L3};
 use dataplane::stats::Counter;
-use dataplane::{port, Config};
-use mempool::{Burst, Mbuf, MbufRing, Pool, PoolParams, SocketId};
+use dataplane::Config;
+use mempool::{Burst, Mbuf};
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
 const MAC_B: [u8; 6] = [2, 0, 0, 0, 0xb, 1];
@@ -64,23 +65,11 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     ))
     .unwrap();
     let eal = Eal::init(&config.eal_args("neigh_flood", &[])).expect("EAL starts");
-    let rings: Vec<MbufRing> =
-        ["fa_rx", "fa_tx", "fb_rx", "fb_tx"].iter().map(|n| MbufRing::create(n, 1024, SocketId::ANY).unwrap()).collect();
-    let a = port::create_ring_port("net_ring_fa", &rings[0], &rings[1], SocketId::ANY).unwrap();
-    let b = port::create_ring_port("net_ring_fb", &rings[2], &rings[3], SocketId::ANY).unwrap();
-    common::set_ring_port_mac(a, MAC_A);
-    common::set_ring_port_mac(b, MAC_B);
+    let a = RingPort::create("fa", 1024).with_mac(MAC_A);
+    let b = RingPort::create("fb", 1024).with_mac(MAC_B);
     // The flood's own pool: what the forwarder holds of it is what the flood cannot send.
     let size = 8192;
-    let pool = Pool::create(&PoolParams {
-        name: "flood_test".into(),
-        size,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap();
+    let pool = common::test_pool("flood_test", size);
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
 
     let (mut sent, mut alloc_failures, mut min_available, mut min_fwd_available) = (0u64, 0u64, size, u32::MAX);
@@ -105,11 +94,11 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
             let _ = burst.push(m);
             i += 1;
         }
-        sent += rings[0].enqueue(&mut burst) as u64;
+        sent += a.rx.enqueue(&mut burst) as u64;
         burst.clear();
         // Port b: answer ARP for the real host, count what arrives for it.
         let mut answers = Vec::new();
-        while rings[3].dequeue(&mut out) > 0 {
+        while b.tx.dequeue(&mut out) > 0 {
             for m in out.as_slice() {
                 let f = m.data();
                 let Ok(p) = parse(f) else { continue };
@@ -132,7 +121,7 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
             }
             out.clear();
         }
-        common::send_frames(&pool, &rings[2], &answers);
+        common::send_frames(&pool, &b.rx, &answers);
         min_available = min_available.min(pool.stats().available);
         let snap = fwd.snapshot();
         min_fwd_available = snap.pools.iter().map(|p| p.stats.available).min().unwrap_or(0).min(min_fwd_available);
@@ -145,7 +134,7 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     // behind the flood (a loaded machine) still solicits meanwhile: b's ring is emptied
     // until it has stopped, so that no request of the forwarder's pool waits there at exit.
     let mut drain_b = |arp_requests: &mut u64| {
-        while rings[3].dequeue(&mut out) > 0 {
+        while b.tx.dequeue(&mut out) > 0 {
             *arp_requests += out.as_slice().iter().filter(|m| parse(m.data()).is_ok_and(|p| p.l3 == L3::Arp)).count() as u64;
             out.clear();
         }
@@ -169,10 +158,10 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
         last.1.elapsed() > Duration::from_millis(500)
     }));
     drain_b(&mut arp_requests);
-    assert!(common::wait_for(Duration::from_secs(5), || rings[0].is_empty()));
+    assert!(common::wait_for(Duration::from_secs(5), || a.rx.is_empty()));
     let report = fwd.stop();
-    drop(common::drain_frames(&rings[1]));
-    while rings[3].dequeue(&mut out) > 0 {
+    drop(common::drain_frames(&a.tx));
+    while b.tx.dequeue(&mut out) > 0 {
         out.clear();
     }
 
@@ -206,6 +195,6 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     let memory = report.snapshot.memory.as_ref().unwrap();
     assert!(memory.is_drained(), "every account back at zero: {memory:?}");
     assert!(report.is_clean(), "{report:?}");
-    drop(rings);
+    drop((a, b));
     assert!(pool.is_full());
 }

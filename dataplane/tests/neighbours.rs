@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::RingPort;
 use dataplane::eal::Eal;
 use dataplane::forwarder::{Forwarder, Snapshot};
 use dataplane::neigh::{NeighDrop, NeighState};
@@ -22,8 +23,8 @@ use dataplane::net::ethernet::ethertype;
 use dataplane::net::ndisc::{self, NaFlags, NdiscRepr};
 use dataplane::net::{emit, ip_proto, parse, Ipv4Packet, Ipv6Packet, MacAddr, L3};
 use dataplane::stats::Counter;
-use dataplane::{port, Config};
-use mempool::{MbufRing, Pool, PoolParams, SocketId};
+use dataplane::Config;
+use mempool::{MbufRing, Pool};
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
 const MAC_B: [u8; 6] = [2, 0, 0, 0, 0xb, 1];
@@ -176,25 +177,13 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     .unwrap();
     assert!(config.routes.iter().all(|r| r.via_mac.is_none()), "no host MAC in the config");
     let eal = Eal::init(&config.eal_args("neighbours", &[])).expect("EAL starts");
-    let rings: Vec<MbufRing> =
-        ["na_rx", "na_tx", "nb_rx", "nb_tx"].iter().map(|n| MbufRing::create(n, 1024, SocketId::ANY).unwrap()).collect();
-    let a = port::create_ring_port("net_ring_na", &rings[0], &rings[1], SocketId::ANY).unwrap();
-    let b = port::create_ring_port("net_ring_nb", &rings[2], &rings[3], SocketId::ANY).unwrap();
-    common::set_ring_port_mac(a, MAC_A);
-    common::set_ring_port_mac(b, MAC_B);
-    let pool = Pool::create(&PoolParams {
-        name: "neigh_test".into(),
-        size: 1024,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap();
+    let a = RingPort::create("na", 1024).with_mac(MAC_A);
+    let b = RingPort::create("nb", 1024).with_mac(MAC_B);
+    let pool = common::test_pool("neigh_test", 1024);
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
     let mut hosts = HostsOnB {
-        rx: &rings[2],
-        tx: &rings[3],
+        rx: &b.rx,
+        tx: &b.tx,
         pool: &pool,
         mac: H2,
         data: VecDeque::new(),
@@ -204,7 +193,7 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
 
     // 1. A host on b's own subnet: the first packets wait for ARP, then leave in order.
     let t0 = Instant::now();
-    common::send_frames(&pool, &rings[0], &(0..5).map(|i| udp4(v4([10, 0, 2, 2]), i)).collect::<Vec<_>>());
+    common::send_frames(&pool, &a.rx, &(0..5).map(|i| udp4(v4([10, 0, 2, 2]), i)).collect::<Vec<_>>());
     let out = hosts.wait_data(5);
     let resolved_in = t0.elapsed();
     assert_eq!(out.iter().map(|f| seq_of(f)).collect::<Vec<_>>(), (0..5).map(|i| (i, H2)).collect::<Vec<_>>(), "in order, to H2");
@@ -216,32 +205,32 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert!(common::wait_for(Duration::from_secs(5), || neighbour(&fwd.snapshot(), "10.0.2.2")
         == Some((NeighState::Reachable, Some(H2)))));
     let taken = fwd.snapshot().slow_path.unwrap().resolution.taken;
-    common::send_frames(&pool, &rings[0], &(5..10).map(|i| udp4(v4([10, 0, 2, 2]), i)).collect::<Vec<_>>());
+    common::send_frames(&pool, &a.rx, &(5..10).map(|i| udp4(v4([10, 0, 2, 2]), i)).collect::<Vec<_>>());
     assert_eq!(hosts.wait_data(5).iter().map(|f| seq_of(f).0).collect::<Vec<_>>(), (5..10).collect::<Vec<_>>());
     assert_eq!(fwd.snapshot().slow_path.unwrap().resolution.taken, taken, "no longer through the slow path");
     let fib = fwd.snapshot().fib.unwrap();
     assert_eq!(fib.by_origin.get("neighbour"), Some(&1), "a host route for 10.0.2.2: {fib:?}");
 
     // 2. The same over IPv6: one multicast solicitation to the solicited-node group.
-    common::send_frames(&pool, &rings[0], &(0..3).map(|i| udp6(v6("2001:db8:2::2"), i)).collect::<Vec<_>>());
+    common::send_frames(&pool, &a.rx, &(0..3).map(|i| udp6(v6("2001:db8:2::2"), i)).collect::<Vec<_>>());
     let out = hosts.wait_data(3);
     assert_eq!(out.iter().map(|f| seq_of(f)).collect::<Vec<_>>(), (0..3).map(|i| (i, H2)).collect::<Vec<_>>());
     assert_eq!(hosts.solicitations, [(v6("2001:db8:2::2"), ndisc::multicast_mac(v6("ff02::1:ff00:2")))]);
     assert_eq!(out[0][14 + 7], 63, "hop limit decremented");
 
     // 3. A route through a gateway: its next hop takes the MAC the table has.
-    common::send_frames(&pool, &rings[0], &[udp4(v4([10, 9, 7, 7]), 42)]);
+    common::send_frames(&pool, &a.rx, &[udp4(v4([10, 9, 7, 7]), 42)]);
     assert_eq!(seq_of(&hosts.wait_data(1)[0]), (42, H2));
 
     // 4. A host that never answers: three solicitations, then FAILED; its packets dropped.
     let dead: Vec<Vec<u8>> = (0..5).map(|i| udp4(v4([10, 0, 2, 3]), i)).collect();
-    common::send_frames(&pool, &rings[0], &dead);
+    common::send_frames(&pool, &a.rx, &dead);
     hosts.run_for(Duration::from_millis(600));
     assert_eq!(neighbour(&fwd.snapshot(), "10.0.2.3"), Some((NeighState::Failed, None)));
     let dead_requests = hosts.arp_requests.iter().filter(|(t, _)| *t == v4([10, 0, 2, 3])).count();
     assert_eq!(dead_requests, 3, "mcast_solicit = 3");
     // 5. More than unres_qlen (8) for another silent host: the oldest go first.
-    common::send_frames(&pool, &rings[0], &(0..11).map(|i| udp4(v4([10, 0, 2, 4]), i)).collect::<Vec<_>>());
+    common::send_frames(&pool, &a.rx, &(0..11).map(|i| udp4(v4([10, 0, 2, 4]), i)).collect::<Vec<_>>());
     hosts.run_for(Duration::from_millis(600));
     let r = fwd.snapshot().slow_path.unwrap().resolution;
     assert_eq!(r.drops[NeighDrop::NeighQueueFull as usize], 3);
@@ -250,13 +239,13 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     // 6. The host moves to another MAC and says so (gratuitous ARP): traffic follows.
     hosts.mac = H2_NEW;
     let garp = ArpRepr::request(H2_NEW, v4([10, 0, 2, 2]), v4([10, 0, 2, 2]));
-    common::send_frames(&pool, &rings[2], &[emit::ethernet(MacAddr::BROADCAST, H2_NEW, &[], ethertype::ARP, &emit::arp(&garp))]);
+    common::send_frames(&pool, &b.rx, &[emit::ethernet(MacAddr::BROADCAST, H2_NEW, &[], ethertype::ARP, &emit::arp(&garp))]);
     assert!(
         common::wait_for(Duration::from_secs(5), || neighbour(&fwd.snapshot(), "10.0.2.2").and_then(|n| n.1) == Some(H2_NEW)),
         "{:?}",
         neighbour(&fwd.snapshot(), "10.0.2.2")
     );
-    common::send_frames(&pool, &rings[0], &[udp4(v4([10, 0, 2, 2]), 77)]);
+    common::send_frames(&pool, &a.rx, &[udp4(v4([10, 0, 2, 2]), 77)]);
     assert_eq!(seq_of(&hosts.wait_data(1)[0]), (77, H2_NEW));
     // Re-probed (DELAY, then a unicast request to the new MAC) and confirmed.
     hosts.run_for(Duration::from_millis(1500));
@@ -279,6 +268,6 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     assert!(memory.is_drained(), "{memory:?}");
     assert!(report.is_clean(), "{report:?}");
     drop(hosts);
-    drop(rings);
+    drop((a, b));
     assert!(pool.is_full());
 }

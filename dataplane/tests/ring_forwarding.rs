@@ -2,8 +2,8 @@
 //! owns, so the test can feed exact packets in and read exactly what came out.
 //!
 //! ```text
-//!   a_rx --RX--> net_ring_a --forward--> net_ring_b --TX--> b_tx   (N packets)
-//!   a_tx <--TX-- net_ring_a <--forward-- net_ring_b <--RX-- b_rx   (M packets)
+//!   a.rx --RX--> net_ring_a --forward--> net_ring_b --TX--> b.tx   (N packets)
+//!   a.tx <--TX-- net_ring_a <--forward-- net_ring_b <--RX-- b.rx   (M packets)
 //! ```
 //! Every packet must come out once, in order, byte for byte; the lanes and the
 //! devices must have counted exactly that; and at the end the forwarder's pools
@@ -21,11 +21,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::RingPort;
 use dataplane::eal::Eal;
 use dataplane::port::PortIdx;
-use dataplane::port::{self, PortId};
 use dataplane::{Config, Forwarder};
-use mempool::{Burst, Mbuf, MbufRing, Pool, PoolParams, SocketId};
 
 /// Packets sent a -> b.
 const N: u32 = 1000;
@@ -64,62 +63,9 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config refused: {e}\n{text}"))
 }
 
-fn ring(name: &str) -> MbufRing {
-    MbufRing::create(name, RING_CAPACITY, SocketId::ANY).unwrap_or_else(|e| panic!("ring {name}: {e}"))
-}
-
-/// Creates the ring port and checks that the forwarder will find it under the
-/// very name the test gave it (the config's `device`).
-fn ring_port(name: &str, rx: &MbufRing, tx: &MbufRing) -> PortId {
-    let id = port::create_ring_port(name, rx, tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port {name}: {e}"));
-    assert_eq!(
-        port::find_port(name),
-        Some(id),
-        "create_ring_port({name:?}) returned {id}, but no ethdev is named {name:?}: the forwarder \
-         would not find this port (rte_eth_from_rings names its ethdev \"net_ring_\" + its argument)"
-    );
-    id
-}
-
 /// The frames of one direction, as the test expects to read them back.
 fn frames(stream: u8, count: u32) -> Vec<Vec<u8>> {
     (0..count).map(|seq| common::frame(stream, seq, common::frame_len(seq))).collect()
-}
-
-/// Copies `frames` into mbufs from `pool` and enqueues all of them into `ring`
-/// in bursts, retrying while the ring is full (bounded).
-fn send(pool: &Pool, ring: &MbufRing, frames: &[Vec<u8>]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut burst: Burst = Burst::new();
-    for chunk in frames.chunks(burst.capacity()) {
-        for f in chunk {
-            let mut m = Mbuf::alloc(pool).unwrap_or_else(|e| panic!("test pool: {e}"));
-            m.set_data(f).unwrap_or_else(|e| panic!("frame of {} bytes: {e}", f.len()));
-            burst.push(m).expect("the burst has room for a chunk");
-        }
-        while !burst.is_empty() {
-            if ring.enqueue(&mut burst) == 0 {
-                assert!(Instant::now() < deadline, "ring {} stayed full for 10 s", ring.name());
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
-}
-
-/// Dequeues everything in `ring`, in order, as byte vectors; the mbufs go back
-/// to their pool.
-fn drain(ring: &MbufRing) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut burst: Burst = Burst::new();
-    while ring.dequeue(&mut burst) > 0 {
-        for m in burst.as_slice() {
-            assert_eq!(m.nb_segs(), 1, "packet {} came out segmented", out.len());
-            assert_eq!(m.pkt_len(), m.data_len(), "packet {}", out.len());
-            out.push(m.data().to_vec());
-        }
-        burst.clear();
-    }
-    out
 }
 
 #[test]
@@ -132,21 +78,9 @@ fn ring_ports_forward_exact_packets_in_order() {
     let eal = Eal::init(&args).unwrap_or_else(|e| panic!("EAL did not start ({e}); arguments: {args:?}"));
 
     // Declared before the forwarder, so that on a panic they drop after it.
-    let a_rx = ring("t_a_rx");
-    let a_tx = ring("t_a_tx");
-    let b_rx = ring("t_b_rx");
-    let b_tx = ring("t_b_tx");
-    let a = ring_port("net_ring_a", &a_rx, &a_tx);
-    let b = ring_port("net_ring_b", &b_rx, &b_tx);
-    let test_pool = Pool::create(&PoolParams {
-        name: "t_ring_pkts".into(),
-        size: 2048,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap_or_else(|e| panic!("test pool: {e}"));
+    let a = RingPort::create("a", RING_CAPACITY);
+    let b = RingPort::create("b", RING_CAPACITY);
+    let test_pool = common::test_pool("t_ring_pkts", 2048);
     assert!(u64::from(N + M) <= u64::from(test_pool.size()));
 
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false)))
@@ -154,23 +88,23 @@ fn ring_ports_forward_exact_packets_in_order() {
 
     let a_to_b = frames(A_TO_B, N);
     let b_to_a = frames(B_TO_A, M);
-    send(&test_pool, &a_rx, &a_to_b);
-    send(&test_pool, &b_rx, &b_to_a);
+    common::send_frames(&test_pool, &a.rx, &a_to_b);
+    common::send_frames(&test_pool, &b.rx, &b_to_a);
 
     // Wait (bounded) until everything went through; the checks below say what
     // was missing if it did not.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while (b_tx.len() < N as usize || a_tx.len() < M as usize) && Instant::now() < deadline {
+    while (b.tx.len() < N as usize || a.tx.len() < M as usize) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     let report = fwd.stop();
     let snap = &report.snapshot;
 
     // Nothing left behind on the RX side, exactly everything on the TX side.
-    assert_eq!(a_rx.len(), 0, "packets left unread in a_rx");
-    assert_eq!(b_rx.len(), 0, "packets left unread in b_rx");
-    let got_b = drain(&b_tx);
-    let got_a = drain(&a_tx);
+    assert_eq!(a.rx.len(), 0, "packets left unread in a.rx");
+    assert_eq!(b.rx.len(), 0, "packets left unread in b.rx");
+    let got_b = common::drain_frames(&b.tx);
+    let got_a = common::drain_frames(&a.tx);
     assert_eq!(got_b.len(), N as usize, "a -> b: wrong number of packets out of net_ring_b");
     assert_eq!(got_a.len(), M as usize, "b -> a: wrong number of packets out of net_ring_a");
     if let Some(diff) = common::first_difference(&got_b, &a_to_b) {
@@ -187,14 +121,14 @@ fn ring_ports_forward_exact_packets_in_order() {
     let t = snap.total();
     assert_eq!(t.dropped(), 0, "{t:?}");
     for (i, p) in snap.ports.iter().enumerate() {
-        // Port a receives the N packets of a_rx and sends the M for a_tx; b the reverse.
+        // Port a receives the N packets of a.rx and sends the M for a.tx; b the reverse.
         let (rx, tx) = if p.name == "a" { (N, M) } else { (M, N) };
         assert_eq!((snap.port_rx(PortIdx(i as u16)), t.port_tx[i]), (u64::from(rx), u64::from(tx)), "{}", p.name);
     }
     for p in &snap.ports {
         assert_eq!(p.driver, "net_ring", "{}", p.name);
         // Port a receives the N packets of a_rx and sends the M for a_tx; b the reverse.
-        let (id, rx, tx) = if p.name == "a" { (a, N, M) } else { (b, M, N) };
+        let (id, rx, tx) = if p.name == "a" { (a.id, N, M) } else { (b.id, M, N) };
         assert_eq!(p.id, id, "{}", p.name);
         assert_eq!((p.stats.ipackets, p.stats.opackets), (u64::from(rx), u64::from(tx)), "{}: {:?}", p.name, p.stats);
         assert_eq!(p.stats.oerrors, 0, "{}: {:?}", p.name, p.stats);
@@ -212,7 +146,7 @@ fn ring_ports_forward_exact_packets_in_order() {
     assert_eq!((stats.in_use, stats.available), (0, stats.size), "test pool not full: {stats:?}");
 
     // The ports are closed, so the rings may go; then the pool; EAL last.
-    drop((a_rx, a_tx, b_rx, b_tx));
+    drop((a.rx, a.tx, b.rx, b.tx));
     assert!(test_pool.is_full());
     drop(test_pool);
     drop(eal);

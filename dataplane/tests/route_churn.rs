@@ -18,14 +18,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::RingPort;
 use dataplane::control::api::{Command, RouteArgs};
 use dataplane::control::{Bound, Client, Control, Server};
 use dataplane::eal::Eal;
 use dataplane::forward::{self, Action, DropReason, NextHop, Routes};
 use dataplane::net::{emit, ethernet::ethertype, ip_proto, MacAddr};
-use dataplane::port::{self, PortIdx};
+use dataplane::port::PortIdx;
 use dataplane::{Config, Forwarder};
-use mempool::{MbufRing, Pool, PoolParams, SocketId};
 
 const MAC_B: [u8; 6] = [2, 0, 0, 0, 0xb, 0];
 const MAC_C: [u8; 6] = [2, 0, 0, 0, 0xc, 0];
@@ -142,24 +142,10 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}, {{ port = "c", q
     ))
     .unwrap();
     let eal = Eal::init(&config.eal_args("churn", &[])).expect("EAL starts");
-    let rings: Vec<MbufRing> = ["ch_a_rx", "ch_a_tx", "ch_b_rx", "ch_b_tx", "ch_c_rx", "ch_c_tx"]
-        .iter()
-        .map(|n| MbufRing::create(n, 1024, SocketId::ANY).unwrap())
-        .collect();
-    port::create_ring_port("net_ring_ch_a", &rings[0], &rings[1], SocketId::ANY).unwrap();
-    let b = port::create_ring_port("net_ring_ch_b", &rings[2], &rings[3], SocketId::ANY).unwrap();
-    let c = port::create_ring_port("net_ring_ch_c", &rings[4], &rings[5], SocketId::ANY).unwrap();
-    common::set_ring_port_mac(b, MAC_B);
-    common::set_ring_port_mac(c, MAC_C);
-    let pool = Pool::create(&PoolParams {
-        name: "churn_gen".into(),
-        size: 4096,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap();
+    let a = RingPort::create("ch_a", 1024);
+    let b = RingPort::create("ch_b", 1024).with_mac(MAC_B);
+    let c = RingPort::create("ch_c", 1024).with_mac(MAC_C);
+    let pool = common::test_pool("churn_gen", 4096);
 
     let stop = Arc::new(AtomicBool::new(false));
     let fwd = Arc::new(Mutex::new(Forwarder::start(&eal, &config, stop.clone()).expect("forwarder starts")));
@@ -181,7 +167,7 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}, {{ port = "c", q
                     m.set_data(f).unwrap();
                     burst.push(m).unwrap();
                 }
-                let n = rings[0].enqueue(&mut burst);
+                let n = a.rx.enqueue(&mut burst);
                 sent += n as u64;
                 // What the ring refused goes back to the pool with the burst.
                 if n == 0 {
@@ -194,7 +180,7 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}, {{ port = "c", q
         let drain = s.spawn(|| {
             let mut out = 0usize;
             while generating.load(Ordering::Relaxed) {
-                out += common::drain_frames(&rings[3]).len() + common::drain_frames(&rings[5]).len();
+                out += common::drain_frames(&b.tx).len() + common::drain_frames(&c.tx).len();
                 std::thread::sleep(Duration::from_micros(200));
             }
             out
@@ -234,26 +220,26 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}, {{ port = "c", q
     let f = || fwd.lock().unwrap();
     let settled = || {
         let t = f().snapshot().total();
-        rings[0].is_empty() && t.processed() == t.tx_packets() + t.dropped()
+        a.rx.is_empty() && t.processed() == t.tx_packets() + t.dropped()
     };
     assert!(common::wait_for(Duration::from_secs(10), settled), "the worker did not settle");
     std::thread::sleep(Duration::from_millis(50));
-    common::drain_frames(&rings[3]);
-    common::drain_frames(&rings[5]);
+    common::drain_frames(&b.tx);
+    common::drain_frames(&c.tx);
     let before = f().snapshot().total();
 
     // One frame to each destination, checked byte for byte against the final table.
     let last: Vec<Vec<u8>> = (0..DESTS).map(|i| frame(i, 0xffff)).collect();
-    common::send_frames(&pool, &rings[0], &last);
+    common::send_frames(&pool, &a.rx, &last);
     let routed = model.len();
     assert!(
-        common::wait_for(Duration::from_secs(10), || rings[3].len() + rings[5].len() >= routed
+        common::wait_for(Duration::from_secs(10), || b.tx.len() + c.tx.len() >= routed
             && f().snapshot().total().processed() - before.processed() == u64::from(DESTS)),
         "expected {routed} routed frames, got {} + {}",
-        rings[3].len(),
-        rings[5].len()
+        b.tx.len(),
+        c.tx.len()
     );
-    let (out_b, out_c) = (common::drain_frames(&rings[3]), common::drain_frames(&rings[5]));
+    let (out_b, out_c) = (common::drain_frames(&b.tx), common::drain_frames(&c.tx));
     let (mut want_b, mut want_c) = (Vec::new(), Vec::new());
     let mut no_route = 0;
     for (i, fr) in last.iter().enumerate() {
@@ -292,7 +278,7 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}, {{ port = "c", q
     assert_eq!(t.processed(), t.tx_packets() + t.dropped(), "{t:?}");
     assert!(t.processed() >= sent.0 / 2, "processed {} of {} sent", t.processed(), sent.0);
     assert!(report.is_clean(), "{report:?}");
-    drop(rings);
+    drop((a, b, c));
     assert!(pool.is_full(), "the generator's pool is not full: {:?}", pool.stats());
     eprintln!(
         "churn: {CHANGES} route changes over the socket while {} packets went in ({} out during the churn)",

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::RingPort;
 use dataplane::eal::Eal;
 use dataplane::forward::DropReason;
 use dataplane::forwarder::Forwarder;
@@ -18,8 +19,7 @@ use dataplane::net::ethernet::ethertype;
 use dataplane::net::l4::{icmp_type, icmpv6_type};
 use dataplane::net::{checksum, emit, ip_proto, Ipv4Packet, MacAddr};
 use dataplane::stats::Counter;
-use dataplane::{port, Config};
-use mempool::{MbufRing, Pool, PoolParams, SocketId};
+use dataplane::Config;
 
 const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
@@ -83,20 +83,9 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     ))
     .unwrap();
     let eal = Eal::init(&config.eal_args("slowpath", &[])).expect("EAL starts");
-    let rings: Vec<MbufRing> =
-        ["sa_rx", "sa_tx", "sb_rx", "sb_tx"].iter().map(|n| MbufRing::create(n, 1024, SocketId::ANY).unwrap()).collect();
-    let a = port::create_ring_port("net_ring_sa", &rings[0], &rings[1], SocketId::ANY).unwrap();
-    let _b = port::create_ring_port("net_ring_sb", &rings[2], &rings[3], SocketId::ANY).unwrap();
-    common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams {
-        name: "slow_test".into(),
-        size: 256,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap();
+    let a = RingPort::create("sa", 1024).with_mac(MAC_A);
+    let b = RingPort::create("sb", 1024);
+    let pool = common::test_pool("slow_test", 256);
 
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
     let ns = emit::neighbor_solicit_body("2001:db8::1".parse().unwrap(), Some(MacAddr(HOST)));
@@ -112,19 +101,19 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
         icmpv6("2001:db8::2", "ff02::1:ff00:1", 255, ns_type, [0; 4], &ns),              // answered (NA)
         icmpv6("::", "ff02::1:ff00:1", 255, ns_type, [0; 4], &ns_dad),                   // duplicate address detection: defended
     ];
-    common::send_frames(&pool, &rings[0], &frames);
+    common::send_frames(&pool, &a.rx, &frames);
     assert!(
-        common::wait_for(Duration::from_secs(10), || rings[1].len() >= 5
-            && !rings[3].is_empty()
+        common::wait_for(Duration::from_secs(10), || a.tx.len() >= 5
+            && !b.tx.is_empty()
             && fwd.snapshot().slow_path.is_some_and(|sp| sp.ignored == 1)),
         "replies: {} on a, routed: {} on b; {:?}",
-        rings[1].len(),
-        rings[3].len(),
+        a.tx.len(),
+        b.tx.len(),
         (fwd.snapshot().total(), fwd.snapshot().slow_path)
     );
     let report = fwd.stop();
-    let replies = common::drain_frames(&rings[1]);
-    let routed = common::drain_frames(&rings[3]);
+    let replies = common::drain_frames(&a.tx);
+    let routed = common::drain_frames(&b.tx);
 
     assert_eq!(routed.len(), 1);
     assert_eq!(&routed[0][0..6], &[2, 0, 0, 0, 0xb, 2]);
@@ -163,6 +152,6 @@ rx = [{{ port = "a", queue = 0 }}, {{ port = "b", queue = 0 }}]
     let sp = report.snapshot.slow_path.clone().expect("the slow path ran");
     assert_eq!((sp.answered, sp.ignored, sp.discarded(), sp.inject_full), (5, 1, 0, 0));
     assert!(report.is_clean(), "{report:?}");
-    drop(rings);
+    drop((a, b));
     assert!(pool.is_full());
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::RingPort;
 use dataplane::eal::Eal;
 use dataplane::forwarder::Forwarder;
 use dataplane::local::Discard;
@@ -19,8 +20,7 @@ use dataplane::net::ethernet::ethertype;
 use dataplane::net::l4::{icmp_type, icmpv6_type};
 use dataplane::net::{emit, ip_proto, MacAddr};
 use dataplane::stats::Counter;
-use dataplane::{port, Config};
-use mempool::{MbufRing, Pool, PoolParams, SocketId};
+use dataplane::Config;
 
 const HOST: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x99]);
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
@@ -99,18 +99,8 @@ rx = [{{ port = "a", queue = 0 }}]
     ))
     .unwrap();
     let eal = Eal::init(&config.eal_args("slowrfc", &[])).expect("EAL starts");
-    let rings: Vec<MbufRing> = ["ra_rx", "ra_tx"].iter().map(|n| MbufRing::create(n, 1024, SocketId::ANY).unwrap()).collect();
-    let a = port::create_ring_port("net_ring_ra", &rings[0], &rings[1], SocketId::ANY).unwrap();
-    common::set_ring_port_mac(a, MAC_A);
-    let pool = Pool::create(&PoolParams {
-        name: "slowrfc_test".into(),
-        size: 256,
-        cache: 0,
-        priv_size: 0,
-        data_room: 2176,
-        socket: SocketId::ANY,
-    })
-    .unwrap();
+    let a = RingPort::create("ra", 1024).with_mac(MAC_A);
+    let pool = common::test_pool("slowrfc_test", 256);
     let fwd = Forwarder::start(&eal, &config, Arc::new(AtomicBool::new(false))).expect("forwarder starts");
 
     let cases: Vec<(&str, Vec<u8>, Discard)> = vec![
@@ -127,7 +117,7 @@ rx = [{{ port = "a", queue = 0 }}]
         ("ARP with operation 3 (RARP)", arp_broken(7, 3), Discard::ArpBadOperation),
     ];
     let frames: Vec<Vec<u8>> = cases.iter().map(|c| c.1.clone()).collect();
-    common::send_frames(&pool, &rings[0], &frames);
+    common::send_frames(&pool, &a.rx, &frames);
     let n = cases.len() as u64;
     assert!(
         common::wait_for(Duration::from_secs(10), || fwd.snapshot().slow_path.is_some_and(|sp| sp.discarded() == n)),
@@ -136,10 +126,10 @@ rx = [{{ port = "a", queue = 0 }}]
     );
     // And a good one afterwards, still answered.
     let good = ns("2001:db8::2", 255, 0, Some(HOST), |_| {});
-    common::send_frames(&pool, &rings[0], &[good]);
-    assert!(common::wait_for(Duration::from_secs(10), || !rings[1].is_empty()));
+    common::send_frames(&pool, &a.rx, &[good]);
+    assert!(common::wait_for(Duration::from_secs(10), || !a.tx.is_empty()));
     let report = fwd.stop();
-    let replies = common::drain_frames(&rings[1]);
+    let replies = common::drain_frames(&a.tx);
     assert_eq!(replies.len(), 1, "only the valid solicitation is answered: {replies:02x?}");
     assert_eq!(replies[0][54], icmpv6_type::NEIGHBOR_ADVERT);
 
@@ -159,6 +149,6 @@ rx = [{{ port = "a", queue = 0 }}]
     assert_eq!(t.dropped(), 0, "{:?}", t.drops);
     assert_eq!(t.processed() + t[Counter::Injected] + t[Counter::Mirrored], t.tx_packets() + t.dropped() + t[Counter::Punted]);
     assert!(report.is_clean(), "{report:?}");
-    drop(rings);
+    drop(a);
     assert!(pool.is_full());
 }

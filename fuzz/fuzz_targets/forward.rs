@@ -44,10 +44,13 @@ impl Routes for Table {
 }
 
 /// 10.0.0.0/8 -> 0, 10.1.0.0/16 -> 1, 10.1.2.0/24 -> 7 (no such next hop: must be
-/// no_route, not a panic), 10.2.0.0/16 -> 2 (to be resolved), 2001:db8::/32 -> 0,
-/// 2001:db8:1::/48 -> 1, 2001:db8:2::/48 -> 2, ::/0 -> 1.
+/// no_route, not a panic), 10.2.0.0/16 -> 2 (to be resolved), 10.3.0.0/16 -> 3 (an ECMP
+/// group of 1 and 2, by the flow hash), 2001:db8::/32 -> 0, 2001:db8:1::/48 -> 1,
+/// 2001:db8:2::/48 -> 2, 2001:db8:3::/48 -> 3, ::/0 -> 1.
 const ROUTES: Table = Table(&[
     (0x0a00_0000, 8, false, 0),
+    (0x0a03_0000, 16, false, 3),
+    (0x2001_0db8_0003_0000_0000_0000_0000_0000, 48, true, 3),
     (0x0a01_0000, 16, false, 1),
     (0x0a01_0200, 24, false, 7),
     (0x0a02_0000, 16, false, 2),
@@ -62,17 +65,19 @@ const HOPS: [NextHop; 2] = [
     NextHop { port: PortIdx(1), src: MacAddr([2, 0, 0, 0, 0, 1]), dst: MacAddr([2, 0, 0, 0, 2, 2]) },
 ];
 
-/// HOPS, and next hop 2 out of port 1 whose neighbour is not resolved.
+/// HOPS, next hop 2 out of port 1 whose neighbour is not resolved, and group 3 of 1 and 2
+/// (the flow hash of whatever the input is picks one).
 struct Hops;
 
 impl NextHops for Hops {
     fn next_hop(&self, id: u32) -> Option<NextHop> {
         HOPS.get(id as usize).copied()
     }
-    fn lookup(&self, id: u32) -> Hop {
+    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+        let id = if id == 3 { 1 + flow() % 2 } else { id };
         match id {
-            2 => Hop::Resolve(PortIdx(1)),
-            _ => self.next_hop(id).map_or(Hop::Missing, Hop::Ready),
+            2 => (id, Hop::Resolve(PortIdx(1))),
+            _ => (id, self.next_hop(id).map_or(Hop::Missing, Hop::Ready)),
         }
     }
 }

@@ -152,6 +152,19 @@ impl Mbuf {
         self.raw().port
     }
 
+    /// The RSS hash the NIC computed at RX (`hash.rss`), when the PMD set one
+    /// (`RTE_MBUF_F_RX_RSS_HASH` in `ol_flags`, rte_mbuf_core.h); `None` otherwise.
+    #[inline]
+    pub fn rss_hash(&self) -> Option<u32> {
+        let raw = self.raw();
+        if raw.ol_flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_RSS_HASH) == 0 {
+            return None;
+        }
+        // SAFETY: a read of a u32 member of a union of plain integers and structs of them:
+        // every bit pattern is a valid u32, and with the flag set the PMD wrote this member.
+        Some(unsafe { raw.__bindgen_anon_2.hash.rss })
+    }
+
     /// Records `port` as the packet's input port (PMDs set it at RX; software rings may
     /// not).
     pub fn set_port(&mut self, port: u16) {
@@ -181,17 +194,6 @@ impl Mbuf {
     pub fn set_packet_type(&mut self, ptype: u32) {
         // SAFETY: &mut self is the only handle to this mbuf's metadata; any u32 is valid.
         unsafe { self.0.as_mut().__bindgen_anon_1.packet_type = ptype };
-    }
-
-    /// The RSS hash the NIC computed (`hash.rss`), if it set one (`RTE_MBUF_F_RX_RSS_HASH`).
-    #[inline]
-    pub fn rss_hash(&self) -> Option<u32> {
-        let raw = self.raw();
-        if raw.ol_flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_RSS_HASH) == 0 {
-            return None;
-        }
-        // SAFETY: a u32 in a union of plain integers, which the flag says the PMD set.
-        Some(unsafe { raw.__bindgen_anon_2.hash.rss })
     }
 
     /// Asks the CPU to start loading the first cache line of the packet data

@@ -30,6 +30,9 @@ fn eal() {
         // pointers into them, so they are leaked below); EAL is initialised once per process.
         let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
         assert!(ret >= 0, "rte_eal_init failed");
+        // With --no-shconf nothing is shared through the runtime directory EAL made
+        // (/var/run/dpdk/PREFIX as root): removed now, as the process never cleans EAL up.
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
         std::mem::forget(cargs);
     });
 }
@@ -341,4 +344,22 @@ fn random_chain_corruptions_are_caught() {
     }
     assert!(caught > 500 && kept > 200, "caught {caught} kept {kept}");
     assert!(p.is_full());
+}
+
+#[test]
+fn rss_hash_only_when_the_pmd_set_one() {
+    let p = pool("t_rss", 64);
+    let mut m = Mbuf::alloc(&p).unwrap();
+    assert_eq!(m.rss_hash(), None, "a fresh mbuf carries no RSS hash");
+    // What a PMD with RSS does at RX: the hash, and the flag that says it is there.
+    // SAFETY: `m` is the only handle to this mbuf; the fields are plain integers.
+    unsafe {
+        let raw = m.as_ptr();
+        (*raw).__bindgen_anon_2.hash.rss = 0xdead_beef;
+        (*raw).ol_flags |= u64::from(dpdk_sys::RTE_MBUF_F_RX_RSS_HASH);
+    }
+    assert_eq!(m.rss_hash(), Some(0xdead_beef));
+    m.set_port(3);
+    drop(m);
+    assert_eq!(p.stats().in_use, 0);
 }

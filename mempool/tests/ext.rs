@@ -64,6 +64,9 @@ fn eal() {
         // pointers into them, so they are leaked below); EAL is initialised once per process.
         let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
         assert!(ret >= 0, "rte_eal_init failed");
+        // With --no-shconf nothing is shared through the runtime directory EAL made
+        // (/var/run/dpdk/PREFIX as root): removed now, as the process never cleans EAL up.
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
         std::mem::forget(cargs);
     });
 }

@@ -1,7 +1,7 @@
 //! The EAL command line derived from a [`Config`], and the EAL options a config may not
 //! set itself because they are derived.
 
-use super::{Config, Device, EalMemory};
+use super::{Config, ConfigError, ConfigErrorKind, Device, EalMemory};
 
 /// What this machine offers EAL in hugepages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,6 +147,26 @@ const DERIVED_EAL_OPTIONS: &[(&str, &str)] = &[
     ("--block", "[[port]] device"),
     ("--no-pci", "[[port]] device (added when no port is a PCI device)"),
 ];
+
+/// Refuses, in the EAL arguments given on the command line after `--`, an option the
+/// config derives (the file prefix, lcores, devices), as `eal.args` refuses it: given
+/// there it would part EAL from what the config says (a control socket named after one
+/// file prefix, telemetry and dumpcap looking under another).
+///
+/// # Errors
+/// [`ConfigErrorKind::ForbiddenEalArg`] for the first such argument, keyed
+/// `EAL arguments after --[i]`.
+pub fn check_extra_eal_args(extra: &[String]) -> Result<(), ConfigError> {
+    for (i, arg) in extra.iter().enumerate() {
+        if let Some(from) = derived_eal_option(arg) {
+            return Err(ConfigError::new(
+                format!("EAL arguments after --[{i}]"),
+                ConfigErrorKind::ForbiddenEalArg { arg: arg.clone(), from },
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Where `arg` is derived from, if it is one of [`DERIVED_EAL_OPTIONS`], in
 /// any spelling getopt accepts: `--vdev`, `--vdev=x`, the unambiguous prefix

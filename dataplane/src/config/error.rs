@@ -134,6 +134,12 @@ pub enum ConfigErrorKind {
     #[error("not used with forward.mode = \"{mode}\"; remove it ({why})")]
     NotUsedByMode { mode: &'static str, why: &'static str },
 
+    #[error("{value:?}: {problem} (expected ADDRESS:PORT as in zebra's `fpm address ADDRESS port PORT`, e.g. 127.0.0.1:2620 or [::1]:2620)")]
+    InvalidListen { value: String, problem: &'static str },
+
+    #[error("{value:?} is not a Linux interface name (1 to 15 bytes, no '/', ':' or spaces)")]
+    InvalidIfname { value: String },
+
     #[error("{value:?} is not one of {expected}")]
     InvalidChoice { value: String, expected: &'static str },
 

@@ -39,6 +39,11 @@ pub(super) fn valid() -> String {
     format!("{PAIR}{PORTS}{WORKER}")
 }
 
+/// `valid()` in l3fwd mode (no pairs, no routes).
+pub(super) fn l3fwd() -> String {
+    format!("[forward]\nmode = \"l3fwd\"\n{PORTS}{WORKER}")
+}
+
 /// Replaces the `[[port]]` tables of `valid()`.
 pub(super) fn with_ports(ports: &str) -> String {
     format!("{PAIR}{ports}{WORKER}")

@@ -35,6 +35,7 @@ mod raw;
 mod render;
 mod validate;
 
+pub use eal::check_extra_eal_args;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use validate::check_route;
 
@@ -69,6 +70,8 @@ pub struct Config {
     pub fib: crate::fib::FibCapacity,
     /// `[control]`: the control socket.
     pub control: ControlConfig,
+    /// `[fpm]`: routes from FRR's zebra (`dplane_fpm_nl`); `None` = off.
+    pub fpm: Option<crate::fpm::FpmConfig>,
     /// `[metrics]`: the OpenMetrics / Prometheus endpoint; `None` = off.
     pub metrics: Option<MetricsConfig>,
 }
@@ -365,6 +368,9 @@ pub struct PortConfig {
     /// disagree: dropped as `bad_mbuf_chain` before any TX queue sees them). `None` = on
     /// for drivers known to build bad chains ([`crate::port::builds_bad_chains`]).
     pub check_chains: Option<bool>,
+    /// The kernel interface (in FRR zebra's network namespace) this port stands for: zebra's
+    /// next hops through that interface leave by this port ([`crate::fpm::ports`]).
+    pub kernel_name: Option<String>,
 }
 
 /// One `[[worker]]`.

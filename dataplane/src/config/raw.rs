@@ -27,6 +27,8 @@ pub struct File {
     pub fib: Fib,
     pub control: Control,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub fpm: Option<Fpm>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
 }
 
@@ -69,6 +71,20 @@ impl Default for Neighbour {
             arp_notify: p.arp_notify,
             ndisc_notify: p.ndisc_notify,
         }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fpm {
+    pub listen: String,
+    pub sweep_after_ms: i64,
+    pub replay_quiet_ms: i64,
+}
+
+impl Default for Fpm {
+    fn default() -> Self {
+        Fpm { listen: format!("127.0.0.1:{}", crate::fpm::DEFAULT_PORT), sweep_after_ms: 10_000, replay_quiet_ms: 1_000 }
     }
 }
 
@@ -330,6 +346,8 @@ pub struct Port {
     pub ipv6: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_chains: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_name: Option<String>,
 }
 
 impl Default for Port {
@@ -350,6 +368,7 @@ impl Default for Port {
             ipv4: None,
             ipv6: None,
             check_chains: None,
+            kernel_name: None,
         }
     }
 }

@@ -88,6 +88,11 @@ impl Config {
                 idle_timeout_ms: self.control.idle_timeout_ms.into(),
                 max_request_bytes: self.control.max_request_bytes.into(),
             },
+            fpm: self.fpm.as_ref().map(|f| raw::Fpm {
+                listen: f.listen.to_string(),
+                sweep_after_ms: f.sweep_after.as_millis() as i64,
+                replay_quiet_ms: f.replay_quiet.as_millis() as i64,
+            }),
             metrics: self.metrics.as_ref().map(|m| raw::Metrics { listen: m.listen.to_string() }),
         }
     }
@@ -141,6 +146,7 @@ fn render_port(p: &PortConfig) -> raw::Port {
         ipv4: p.ipv4.map(|a| a.to_string()),
         ipv6: p.ipv6.map(|a| a.to_string()),
         check_chains: p.check_chains,
+        kernel_name: p.kernel_name.clone(),
     }
 }
 
@@ -188,12 +194,16 @@ mod tests {
             "{}[mirror]\nport = \"null1\"\nproto = \"udp\"\n[accounting]\nbacklog = 90\ntcp = {{ min = 1, pressure = 2, max = 3 }}\n\
              [poll.idle_backoff]\nsleep_usecs = 7\n[extensions]\ntrace_every = 3\n[fib]\nipv4_max_routes = 77\n\
              [control]\nsocket = \"/tmp/x.sock\"\n",
-            with_port1("mtu = 1500\nipv4 = \"10.0.0.1/24\"\nipv6 = \"2001:db8::1/64\"\ncheck_chains = false\npeer_mac = \"02:00:00:00:00:09\"")
+            with_port1("mtu = 1500\nipv4 = \"10.0.0.1/24\"\nipv6 = \"2001:db8::1/64\"\ncheck_chains = false\npeer_mac = \"02:00:00:00:00:09\"\nkernel_name = \"eth1\"")
                 .replace("[forward]\n", "[eal]\nmain_cpu = 1\n[forward]\nmode = \"macswap\"\n")
                 .replace("lcore = 1\n", "lcore = 1\ncpu = 0\n")
         );
         let config = Config::from_toml_str(&text).unwrap();
         assert_eq!((config.eal.main_cpu, config.workers[0].cpu), (Some(1), Some(0)));
+        assert_eq!(Config::from_toml_str(&config.to_toml()).unwrap(), config, "{}", config.to_toml());
+        let fpm = format!("{}[fpm]\nlisten = \"[::1]:2700\"\nsweep_after_ms = 2500\n", l3fwd());
+        let config = Config::from_toml_str(&fpm).unwrap();
+        assert!(config.fpm.is_some());
         assert_eq!(Config::from_toml_str(&config.to_toml()).unwrap(), config, "{}", config.to_toml());
     }
 }

@@ -28,6 +28,7 @@ pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
     let neighbour = validate_neighbour(raw.neighbour)?;
     let fib = validate_fib(raw.fib)?;
     let control = validate_control(raw.control)?;
+    let fpm = raw.fpm.map(validate_fpm).transpose()?;
     let metrics = raw.metrics.map(validate_metrics).transpose()?;
     let config = Config {
         eal,
@@ -43,6 +44,7 @@ pub(super) fn validate(raw: raw::File) -> Result<Config, ConfigError> {
         neighbour,
         fib,
         control,
+        fpm,
         metrics,
     };
     check_traffic(&config)?;
@@ -165,6 +167,15 @@ fn validate_ports(raw: Vec<raw::Port>) -> Result<Vec<PortConfig>, ConfigError> {
                 ConfigErrorKind::Duplicate { value: format!("{:?}", port.device.name()), first: format!("port[{j}]") },
             ));
         }
+        if let Some(j) = ports.iter().position(|p| p.kernel_name.is_some() && p.kernel_name == port.kernel_name) {
+            return Err(ConfigError::new(
+                format!("port[{i}].kernel_name"),
+                ConfigErrorKind::Duplicate {
+                    value: format!("{:?}", port.kernel_name.as_deref().unwrap_or("")),
+                    first: format!("port[{j}]"),
+                },
+            ));
+        }
         ports.push(port);
     }
     Ok(ports)
@@ -239,6 +250,7 @@ fn validate_port(i: usize, raw: raw::Port) -> Result<PortConfig, ConfigError> {
             })
             .transpose()?,
         check_chains: raw.check_chains,
+        kernel_name: raw.kernel_name.map(|n| check_ifname(&key("kernel_name"), n)).transpose()?,
     })
 }
 
@@ -319,6 +331,36 @@ fn validate_accounting(raw: raw::Accounting) -> Result<AccountingConf, ConfigErr
         slow_path_budget: int("accounting.slow_path_budget", raw.slow_path_budget, 0, i64::MAX)?,
         neigh_queue_bypass: raw.neigh_queue_bypass,
         neigh_queue_budget: int("accounting.neigh_queue_budget", raw.neigh_queue_budget, 0, i64::MAX)?,
+    })
+}
+
+/// A Linux interface name (`dev_valid_name` in net/core/dev.c): 1 to 15 bytes
+/// (IFNAMSIZ - 1), no '/', ':' or white space, not "." or "..".
+fn check_ifname(key: &str, name: String) -> Result<String, ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if ok {
+        Ok(name)
+    } else {
+        Err(ConfigError::new(key, ConfigErrorKind::InvalidIfname { value: name }))
+    }
+}
+
+fn validate_fpm(raw: raw::Fpm) -> Result<crate::fpm::FpmConfig, ConfigError> {
+    let listen: std::net::SocketAddr = raw.listen.parse().map_err(|_| {
+        ConfigError::new("fpm.listen", ConfigErrorKind::InvalidListen { value: raw.listen.clone(), problem: "not ADDRESS:PORT" })
+    })?;
+    if listen.port() == 0 {
+        return Err(ConfigError::new("fpm.listen", ConfigErrorKind::InvalidListen { value: raw.listen, problem: "port 0" }));
+    }
+    let ms = |key: &str, v: i64| int::<u64>(key, v, 0, 3_600_000).map(std::time::Duration::from_millis);
+    Ok(crate::fpm::FpmConfig {
+        listen,
+        sweep_after: ms("fpm.sweep_after_ms", raw.sweep_after_ms)?,
+        replay_quiet: ms("fpm.replay_quiet_ms", raw.replay_quiet_ms)?,
     })
 }
 
@@ -657,6 +699,12 @@ fn check_traffic(config: &Config) -> Result<(), ConfigError> {
             ConfigErrorKind::NotUsedByMode { mode: mode.name(), why: "only l3fwd routes" },
         ));
     }
+    if mode.uses_pairs() && config.fpm.is_some() {
+        return Err(ConfigError::new(
+            "fpm".to_owned(),
+            ConfigErrorKind::NotUsedByMode { mode: mode.name(), why: "zebra's routes are for l3fwd" },
+        ));
+    }
     if !mode.uses_pairs() && !config.forward.pairs.is_empty() {
         return Err(ConfigError::new(
             "forward.pairs".to_owned(),
@@ -850,6 +898,7 @@ mod tests {
                 ipv4: None,
                 ipv6: None,
                 check_chains: None,
+                kernel_name: None,
             }
         );
         assert_eq!(
@@ -860,6 +909,17 @@ mod tests {
                 rx: vec![RxQueueRef { port: PortIdx(0), queue: 0 }, RxQueueRef { port: PortIdx(1), queue: 0 }]
             }]
         );
+    }
+
+    #[test]
+    fn fpm_is_off_unless_configured_and_loopback_by_default() {
+        assert_eq!(Config::from_toml_str(&l3fwd()).unwrap().fpm, None);
+        let fpm = Config::from_toml_str(&format!("{}[fpm]\n", l3fwd())).unwrap().fpm.unwrap();
+        assert_eq!(fpm.listen, "127.0.0.1:2620".parse().unwrap());
+        assert_eq!((fpm.sweep_after.as_millis(), fpm.replay_quiet.as_millis()), (10_000, 1_000));
+        let text = format!("{}[fpm]\nlisten = \"[2001:db8::1]:2700\"\nsweep_after_ms = 0\n", l3fwd());
+        let fpm = Config::from_toml_str(&text).unwrap().fpm.unwrap();
+        assert_eq!((fpm.listen, fpm.sweep_after.as_millis()), ("[2001:db8::1]:2700".parse().unwrap(), 0));
     }
 
     #[test]
@@ -1035,6 +1095,15 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
             ("accounting pressure > max", format!("{}[accounting]\nudp = {{ min = 1, pressure = 40, max = 10 }}\n", valid()), "accounting.udp.pressure: must not be above accounting.udp.max"),
             ("accounting backlog order", format!("{}[accounting]\nbacklog = 8\nbacklog_under_pressure = 9\n", valid()), "accounting.backlog_under_pressure"),
             ("accounting unknown key", format!("{}[accounting]\nbogus = 1\n", valid()), "unknown field `bogus`"),
+            ("fpm outside l3fwd", format!("{}[fpm]\n", valid()), "fpm: not used with forward.mode = \"io\""),
+            ("fpm listen no port", format!("{}[fpm]\nlisten = \"127.0.0.1\"\n", l3fwd()), "fpm.listen: \"127.0.0.1\": not ADDRESS:PORT (expected ADDRESS:PORT as in zebra's `fpm address ADDRESS port PORT`"),
+            ("fpm listen name", format!("{}[fpm]\nlisten = \"localhost:2620\"\n", l3fwd()), "fpm.listen: \"localhost:2620\": not ADDRESS:PORT"),
+            ("fpm listen port 0", format!("{}[fpm]\nlisten = \"127.0.0.1:0\"\n", l3fwd()), "fpm.listen: \"127.0.0.1:0\": port 0"),
+            ("fpm sweep", format!("{}[fpm]\nsweep_after_ms = -1\n", l3fwd()), "fpm.sweep_after_ms: must be at least 0, got -1"),
+            ("kernel_name too long", with_port0("kernel_name = \"a-very-long-ifname\""), "port[0].kernel_name: \"a-very-long-ifname\" is not a Linux interface name"),
+            ("kernel_name slash", with_port0("kernel_name = \"a/b\""), "port[0].kernel_name"),
+            ("kernel_name twice", with_ports(&PORTS.replace("device = \"net_null0\"", "device = \"net_null0\"\nkernel_name = \"rc2\"").replace("device = \"net_null1\"", "device = \"net_null1\"\nkernel_name = \"rc2\"")), "port[1].kernel_name: \"rc2\" is already used by port[0]"),
+            ("fpm unknown key", format!("{}[fpm]\nport = 2620\n", l3fwd()), "unknown field `port`"),
             ("mirror proto", format!("{}[mirror]\nport = \"null1\"\nproto = \"sctp\"\n", valid().replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")), "mirror.proto: \"sctp\" is not one of any, tcp, udp, icmp or other"),
             ("mirror in io", format!("{}[mirror]\nport = \"null1\"\n", valid()), "mirror: not used with forward.mode = \"io\""),
             ("metrics listen not an address", format!("{}[metrics]\nlisten = \"localhost:9111\"\n", valid()), "metrics.listen: \"localhost:9111\" is not an IP address and port (e.g. \"127.0.0.1:9111\" or \"[::1]:9111\")"),

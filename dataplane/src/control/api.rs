@@ -288,18 +288,43 @@ pub struct RoutesReply {
 pub struct RouteInfo {
     /// The prefix.
     pub prefix: String,
-    /// Out port (config name).
+    /// Out port (config name); empty for an ECMP route (see `paths`) and one that drops.
     pub port: String,
-    /// The gateway's address (resolved by the neighbour table), if the route names one.
+    /// The gateway's address (resolved by the neighbour table), if the next hop names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
-    /// The next hop's static MAC, if the route names one instead.
+    /// The next hop's static MAC, if it names one (with `via`: a static neighbour). Neither:
+    /// on-link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via_mac: Option<String>,
-    /// `config`, `ctl`, `connected`, `neighbour`.
+    /// `config`, `ctl`, `connected`, `neighbour`, or the FRR protocol that made it
+    /// (`static`, `bgp`, `ospf`, ...).
     pub origin: String,
-    /// The next-hop id the LPM returns for it.
+    /// The next-hop id the LPM returns for it (an ECMP group's for a multipath route).
     pub next_hop: u32,
+    /// ECMP: each path (at least two); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathInfo>,
+    /// The route drops what it matches (counted as `no_route`): FRR's blackhole and
+    /// unreachable routes, and routes none of whose next hops maps onto a port.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop: bool,
+}
+
+/// One path of an ECMP route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathInfo {
+    /// Out port.
+    pub port: String,
+    /// The gateway's address (resolved by the neighbour table), if the next hop names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The next hop's static MAC, if it names one (with `via`: a static neighbour). Neither:
+    /// on-link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
+    /// Its share of the flows.
+    pub weight: u16,
 }
 
 /// `ok` of `route_add`, `route_replace`, `route_del`.
@@ -317,6 +342,9 @@ pub struct RouteChanged {
 pub struct NextHopsReply {
     /// Next hops in use, by id.
     pub next_hops: Vec<NextHopEntry>,
+    /// ECMP groups in use, by id.
+    #[serde(default)]
+    pub ecmp_groups: Vec<GroupEntry>,
     /// Ids waiting for a grace period before reuse.
     pub retired: usize,
     /// The table's capacity.
@@ -330,14 +358,50 @@ pub struct NextHopEntry {
     pub id: u32,
     /// Out port.
     pub port: String,
-    /// The gateway's address, for a next hop the neighbour table resolves.
+    /// The gateway's address (resolved by the neighbour table), if the next hop names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
-    /// The static MAC, for a next hop configured with one.
+    /// The next hop's static MAC, if it names one (with `via`: a static neighbour). Neither:
+    /// on-link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via_mac: Option<String>,
+    /// Routes (and ECMP groups) using it.
+    pub routes: u32,
+    /// Packets the workers routed to it since it was made (including those handed to the
+    /// slow path to resolve its neighbour).
+    #[serde(default)]
+    pub packets: u64,
+}
+
+/// One ECMP group: the id multipath routes point at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEntry {
+    /// Its id.
+    pub id: u32,
+    /// Its members: next-hop ids with their weights and buckets.
+    pub members: Vec<GroupMember>,
     /// Routes using it.
     pub routes: u32,
+}
+
+/// A member of an ECMP group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// The member's next-hop id (see `next_hops`, with its packets).
+    pub next_hop: u32,
+    /// Out port.
+    pub port: String,
+    /// The gateway's address (resolved by the neighbour table), if the next hop names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The next hop's static MAC, if it names one (with `via`: a static neighbour). Neither:
+    /// on-link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mac: Option<String>,
+    /// Its weight.
+    pub weight: u16,
+    /// Buckets it has of the group's (at most 64 in all): its share of the flow hash space.
+    pub buckets: u32,
 }
 
 /// `ok` of `show_status`.

@@ -83,6 +83,9 @@ pub fn diff(old: &Config, new: &Config, can: &Abilities) -> Result<Plan, ApiErro
     if old.metrics != new.metrics {
         return Err(restart("metrics.listen", "the metrics endpoint"));
     }
+    if old.fpm != new.fpm {
+        return Err(restart("fpm", "the FPM listener (zebra's routes)"));
+    }
     if old.workers != new.workers {
         let i =
             old.workers.iter().zip(&new.workers).position(|(a, b)| a != b).unwrap_or(old.workers.len().min(new.workers.len()));
@@ -97,7 +100,21 @@ pub fn diff(old: &Config, new: &Config, can: &Abilities) -> Result<Plan, ApiErro
             a,
             b,
             p,
-            [name, device, args, rx_queues, tx_queues, rx_desc, tx_desc, promiscuous, mtu, rx_buffer, peer_mac, check_chains]
+            [
+                name,
+                device,
+                args,
+                rx_queues,
+                tx_queues,
+                rx_desc,
+                tx_desc,
+                promiscuous,
+                mtu,
+                rx_buffer,
+                peer_mac,
+                check_chains,
+                kernel_name
+            ]
         );
         if a.ipv4 != b.ipv4 || a.ipv6 != b.ipv6 {
             let key = if a.ipv4 != b.ipv4 { format!("{p}.ipv4") } else { format!("{p}.ipv6") };
@@ -204,9 +221,13 @@ fn diff_routes(old: &Config, new: &Config, can: &Abilities, plan: &mut Plan) -> 
     }
     for r in &is {
         if !was.contains(r) {
-            plan.routes.push(RouteChange::Set(*r));
+            plan.routes.push(RouteChange::Set(r.clone()));
             plan.route_keys.push(format!("the connected route {}", r.prefix));
-            plan.lines.push(format!("route add {} on-link dev {} (connected)", r.prefix, new.port(r.next_hop.port).name));
+            let dev = match &r.next_hop {
+                crate::fib::Hop::One(k) => new.port(k.port).name.as_str(),
+                crate::fib::Hop::Multi(_) | crate::fib::Hop::Drop => "",
+            };
+            plan.lines.push(format!("route add {} on-link dev {dev} (connected)", r.prefix));
             plan.counts[0] += 1;
         }
     }

@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use super::api::{self, code, ApiError, ApplyReply, Command, RouteArgs, RouteChanged, RouteInfo};
 use super::apply::{self, Abilities};
 use crate::config::{Config, RouteConfig};
-use crate::fib::{Fib, FibError, Origin, Route, RouteChange};
+use crate::fib::{Fib, FibError, Hop, Origin, Route, RouteChange};
 use crate::forwarder::{locals, route_of, Forwarder};
 use crate::live::{Live, LiveCell};
 use crate::net::MacAddr;
-use crate::nexthop::Via;
+use crate::nexthop::{NextHopKey, Via};
 use crate::port::PortIdx;
 use crate::report;
 use crate::worker::Budget;
@@ -187,14 +187,29 @@ impl Control {
     }
 
     fn info(&self, fib: &Fib, r: &Route, id: u32) -> RouteInfo {
-        let (via, via_mac) = via_fields(r.next_hop.via);
+        let (port, via, via_mac) = match &r.next_hop {
+            Hop::One(k) => hop_names(fib, k),
+            Hop::Multi(_) | Hop::Drop => (String::new(), None, None),
+        };
+        let paths = match &r.next_hop {
+            Hop::Multi(p) => p
+                .iter()
+                .map(|(k, weight)| {
+                    let (port, via, via_mac) = hop_names(fib, k);
+                    api::PathInfo { port, via, via_mac, weight: *weight }
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         RouteInfo {
             prefix: r.prefix.to_string(),
-            port: fib.ports().get(r.next_hop.port.index()).map_or_else(String::new, |p| p.name.clone()),
+            port,
             via,
             via_mac,
             origin: r.origin.name().to_owned(),
             next_hop: id,
+            paths,
+            drop: r.next_hop == Hop::Drop,
         }
     }
 
@@ -230,17 +245,28 @@ impl Control {
             .next_hops()
             .into_iter()
             .map(|n| {
-                let (via, via_mac) = via_fields(n.key.via);
-                api::NextHopEntry {
-                    id: n.id,
-                    port: fib.ports().get(n.key.port.index()).map_or_else(String::new, |p| p.name.clone()),
-                    via,
-                    via_mac,
-                    routes: n.refs,
-                }
+                let (port, via, via_mac) = hop_names(&fib, &n.key);
+                api::NextHopEntry { id: n.id, port, via, via_mac, routes: n.refs, packets: n.packets }
             })
             .collect();
-        Ok(to_value(&api::NextHopsReply { next_hops, retired: s.next_hops_retired, capacity: s.max_next_hops }))
+        let ecmp_groups = fib
+            .ecmp_groups()
+            .into_iter()
+            .map(|g| api::GroupEntry {
+                id: g.id,
+                members: g
+                    .members
+                    .iter()
+                    .zip(&g.buckets)
+                    .map(|((k, id, weight), buckets)| {
+                        let (port, via, via_mac) = hop_names(&fib, k);
+                        api::GroupMember { next_hop: *id, port, via, via_mac, weight: *weight, buckets: *buckets }
+                    })
+                    .collect(),
+                routes: g.refs,
+            })
+            .collect();
+        Ok(to_value(&api::NextHopsReply { next_hops, ecmp_groups, retired: s.next_hops_retired, capacity: s.max_next_hops }))
     }
 
     /// Parses and checks a route's arguments against the running config.
@@ -289,16 +315,16 @@ impl Control {
         let mut fib = lock(fib);
         let route = route_of(&rc, Origin::Ctl);
         let old = fib.get(&rc.prefix);
-        if let (Some(o), false) = (old, replace) {
+        if let (Some(o), false) = (&old, replace) {
             let id = fib.routes().find(|(r, _)| r.prefix == rc.prefix).map_or(0, |(_, id)| id);
             return Err(ApiError::new(
                 code::EXISTS,
-                format!("a route for {} exists ({}); use route replace", rc.prefix, describe(&self.info(&fib, &o, id))),
+                format!("a route for {} exists ({}); use route replace", rc.prefix, describe(&self.info(&fib, o, id))),
                 Some("args.prefix"),
             ));
         }
         let replaced = old.map(|o| self.info(&fib, &o, 0));
-        fib.apply(&[RouteChange::Set(route)]).map_err(|(_, e)| fib_error(e, "args.prefix"))?;
+        fib.apply(&[RouteChange::Set(route.clone())]).map_err(|(_, e)| fib_error(e, "args.prefix"))?;
         let id = fib.routes().find(|(r, _)| r.prefix == rc.prefix).map_or(0, |(_, id)| id);
         let info = self.info(&fib, &route, id);
         drop(fib);
@@ -470,10 +496,17 @@ fn parse_prefix(s: &str) -> Result<IpNet, ApiError> {
     Ok(net)
 }
 
+/// A next hop's port name and gateway, as the API shows them.
+/// A next hop's port name, `via` and `via_mac` as the API shows them.
+fn hop_names(fib: &Fib, k: &NextHopKey) -> (String, Option<String>, Option<String>) {
+    let (via, via_mac) = via_fields(k.via);
+    (fib.ports().get(k.port.index()).map_or_else(String::new, |p| p.name.clone()), via, via_mac)
+}
+
 fn fib_error(e: FibError, key: &str) -> ApiError {
     let c = match &e {
         FibError::NoSuchRoute(_) => code::NOT_FOUND,
-        FibError::TableFull(_) | FibError::NextHopsFull(_) => code::TABLE_FULL,
+        FibError::TableFull(_) | FibError::NextHopsFull(_) | FibError::GroupsFull(_) => code::TABLE_FULL,
         FibError::NoSuchPort(_) | FibError::PortNotRoutable { .. } => code::INVALID,
         FibError::Lpm(_) | FibError::Create { .. } => code::INTERNAL,
     };

@@ -26,13 +26,16 @@
 //! | `dataplane_memory_consumer_bytes`, `dataplane_memory_consumer_peak_bytes` | gauge | consumer, bypass_prot_mem | what each consumer class (tx_backlog, slow_path, neigh_queue) holds now, at most |
 //! | `dataplane_memory_consumer_charged_bytes_total`, `dataplane_memory_consumer_failures_total` | counter | consumer, bypass_prot_mem | bytes charged in total, charges refused |
 //! | `dataplane_slow_path_{answered,ignored,inject_full}_total` | counter | - | the slow path, when it runs |
+//! | `dataplane_fpm_connected` | gauge | - | zebra's FPM session is up (1), with `[fpm]` |
+//! | `dataplane_fpm_{sessions,session_errors,frames,upserts,deletes,unchanged,swept,skipped}_total` | counter | - | the FPM side ([`crate::fpm::FpmStatus`]) |
+//! | `dataplane_fpm_routes` | gauge | origin | zebra's routes held, by origin (rtm_protocol) |
 //! | `dataplane_neighbours` | gauge | state | neighbour table entries by state (`ip neigh`) |
 //! | `dataplane_neigh_held_packets` | gauge | - | packets held until their neighbour resolves |
 //! | `dataplane_neigh_{resolving,resolved_sent}_packets_total` | counter | - | routed packets taken for resolution, and sent |
 //! | `dataplane_neigh_dropped_packets_total` | counter | reason | neigh_failed, neigh_queue_full, neigh_table_full, proto_mem, no_route |
 //! | `dataplane_neigh_solicitations_total` | counter | kind (arp, ns) | solicitations sent, probes included |
 //! | `dataplane_slow_path_discarded_total` | counter | reason | requests discarded as the RFCs say, by [`Discard`](crate::local::Discard) |
-//! | `dataplane_routes` | gauge | origin (config, ctl, connected, neighbour) | routes in the FIB by who installed them (l3fwd) |
+//! | `dataplane_routes` | gauge | origin (config, ctl, connected, neighbour, or an FRR protocol: static, bgp, ospf, ...) | routes in the FIB by who installed them (l3fwd) |
 //! | `dataplane_fib_routes`, `dataplane_fib_max_routes` | gauge | family (ipv4, ipv6) | routes in each table and its capacity |
 //! | `dataplane_fib_next_hops`, `dataplane_fib_next_hops_retired`, `dataplane_fib_max_next_hops` | gauge | - | next-hop ids in use, waiting for a grace period, capacity |
 //!
@@ -40,7 +43,7 @@
 //! runs. Every other family is always there, with zeros (every drop reason, every port), so
 //! `rate()` and alerts have series from the first scrape.
 //!
-//! To add a family (for instance neighbours by state): make what it
+//! To add a family: make what it
 //! shows part of the [`Snapshot`](crate::Snapshot) the control thread takes, write one
 //! `fn(&Published, &mut DescriptorEncoder) -> fmt::Result` below, and list it in
 //! [`FAMILIES`].
@@ -63,7 +66,7 @@ pub type Family = fn(&Published, &mut DescriptorEncoder) -> fmt::Result;
 
 /// Every family, in exposition order.
 pub const FAMILIES: &[Family] =
-    &[ports, queues, softnet, drops, latency, pools, proto_memory, memory_groups, memory_consumers, slow_path, routes];
+    &[ports, queues, softnet, drops, latency, pools, proto_memory, memory_groups, memory_consumers, slow_path, routes, fpm];
 
 /// Encodes every family of `p`.
 ///
@@ -458,7 +461,7 @@ fn routes(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
         e,
         "routes",
         None,
-        "Routes in the FIB by who installed them: config (the config file), ctl (dataplane ctl).",
+        "Routes in the FIB by who installed them: config (the config file), ctl (dataplane ctl), or the FRR protocol (static, bgp, ospf, ...).",
         f.by_origin.iter().map(|(o, &n)| ([("origin", o.as_str())], count(n))),
     )?;
     let fam = |v: &'static str| -> Labels<'static, 1> { [("family", v)] };
@@ -485,6 +488,28 @@ fn routes(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
         gauges(e, name, None, help, none.iter().map(|l| (*l, v)))?;
     }
     Ok(())
+}
+
+/// zebra's FPM session and the routes it sent, with `[fpm]`.
+fn fpm(p: &Published, e: &mut DescriptorEncoder) -> fmt::Result {
+    let Some(f) = &p.snapshot.fpm else { return Ok(()) };
+    let help = "Whether zebra's FPM session is up (1) or not (0).";
+    ConstGauge::new(i64::from(f.connected)).encode(e.encode_descriptor("fpm_connected", help, None, MetricType::Gauge)?)?;
+    for (name, help, v) in [
+        ("fpm_sessions", "Connections from zebra accepted.", f.sessions),
+        ("fpm_session_errors", "zebra sessions closed on bad input.", f.session_errors),
+        ("fpm_frames", "FPM frames decoded.", f.frames),
+        ("fpm_upserts", "Routes zebra installed or replaced.", f.upserts),
+        ("fpm_deletes", "Routes zebra removed.", f.deletes),
+        ("fpm_unchanged", "Routes zebra re-sent as held (replays).", f.unchanged),
+        ("fpm_swept", "Routes removed after a replay because zebra no longer sent them.", f.swept),
+        ("fpm_skipped", "Messages that are not routes the forwarder takes.", f.skipped),
+    ] {
+        ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+    }
+    let names: Vec<String> = f.routes_by_protocol.iter().map(|(o, _)| o.to_string()).collect();
+    let samples = names.iter().zip(&f.routes_by_protocol).map(|(n, (_, c))| -> (Labels<1>, i64) { ([("origin", n)], *c as i64) });
+    gauges(e, "fpm_routes", None, "zebra's routes held, by origin (rtm_protocol).", samples)
 }
 
 #[cfg(test)]
@@ -592,11 +617,21 @@ mod tests {
                 neighbours: Default::default(),
             }),
             memory: Some(AccountingSnapshot { lcores, batch_pages: 64, protos, groups, classes }),
+            fpm: Some(crate::fpm::FpmStatus {
+                connected: true,
+                sessions: 2,
+                frames: 10,
+                upserts: 7,
+                routes: 3,
+                routes_by_protocol: vec![(crate::fpm::Protocol::BGP, 1), (crate::fpm::Protocol::STATIC, 2)],
+                ..Default::default()
+            }),
             fib: Some(crate::fib::FibSummary {
                 ipv4_routes: 3,
                 ipv6_routes: 1,
                 by_origin: [("config".to_owned(), 3), ("ctl".to_owned(), 1)].into_iter().collect(),
                 next_hops: 2,
+                ecmp_groups: 0,
                 next_hops_retired: 1,
                 ipv4_max_routes: 1 << 20,
                 ipv6_max_routes: 1 << 16,
@@ -647,6 +682,11 @@ mod tests {
             r#"dataplane_memory_group_limit_bytes{group="port_port0"} +Inf"#.into(),
             r#"dataplane_memory_group_usage_bytes{group="slow_path"} 4096"#.into(),
             "dataplane_slow_path_answered_total 10".into(),
+            "dataplane_fpm_connected 1".into(),
+            "dataplane_fpm_sessions_total 2".into(),
+            "dataplane_fpm_upserts_total 7".into(),
+            r#"dataplane_fpm_routes{origin="bgp"} 1"#.into(),
+            r#"dataplane_fpm_routes{origin="static"} 2"#.into(),
             r#"dataplane_slow_path_discarded_total{reason="nd_bad_hop_limit"} 1"#.into(),
             r#"dataplane_memory_consumer_bytes{consumer="slow_path",bypass_prot_mem="true"} 2304"#.into(),
             r#"dataplane_memory_consumer_peak_bytes{consumer="tx_backlog",bypass_prot_mem="false"} 9216"#.into(),
@@ -687,6 +727,7 @@ mod tests {
         let mut p = synthetic(1, 1);
         p.snapshot.memory = None;
         p.snapshot.slow_path = None;
+        p.snapshot.fpm = None;
         p.snapshot.fib = None;
         let text = scrape(p, false);
         assert!(
@@ -697,6 +738,7 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("dataplane_routes") && !text.contains("dataplane_fib_"), "{text}");
+        assert!(!text.contains("fpm"), "{text}");
         let empty = render(&MetricsSlot::default(), true).unwrap();
         assert!(!empty.contains("dataplane_port") && empty.ends_with("# EOF\n"), "{empty}");
     }
@@ -732,8 +774,8 @@ mod tests {
             // histogram's buckets, sum and count; pools 4 x 3; protocols (6 + 3) x 4;
             // groups 3 x 65; consumer classes 4 x 2; slow path 3 and its discards, its
             // neighbours: 7 states, held, resolving, sent, 5 drop reasons, 2 kinds of
-            // solicitations; routes: 2 origins, 2 x 2 families, 3 next-hop gauges; the
-            // endpoint's own 2.
+            // solicitations; the FPM side 1 + 8 + 2 origins; routes: 2 origins, 2 x 2
+            // families, 3 next-hop gauges; the endpoint's own 2.
             let want = 9 * 64
                 + 2 * 64
                 + 14 * 16
@@ -750,6 +792,7 @@ mod tests {
                 + 3
                 + 5
                 + 2
+                + 11
                 + 9
                 + 2;
             assert_eq!(series, want);

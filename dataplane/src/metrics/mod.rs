@@ -157,8 +157,16 @@ mod tests {
     fn slot_keeps_the_latest() {
         let slot = MetricsSlot::default();
         assert!(slot.latest().is_none());
-        let snap =
-            |tsc_hz| Snapshot { workers: vec![], ports: vec![], pools: vec![], tsc_hz, slow_path: None, memory: None, fib: None };
+        let snap = |tsc_hz| Snapshot {
+            workers: vec![],
+            ports: vec![],
+            pools: vec![],
+            tsc_hz,
+            slow_path: None,
+            memory: None,
+            fib: None,
+            fpm: None,
+        };
         slot.publish(Published::new(snap(1), &hist(&[])));
         slot.publish(Published::new(snap(2), &hist(&[])));
         assert_eq!(slot.clone().latest().unwrap().snapshot.tsc_hz, 2);

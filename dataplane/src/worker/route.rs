@@ -170,7 +170,7 @@ fn each<const FLOW: bool>(
     // The packets that go on besides those in `same`.
     let mut kept = 0u32;
     let flow = FLOW;
-    let hops = BurstHops { fib: tables, last: Cell::new((u32::MAX, Hop::Missing)) };
+    let hops = BurstHops::new(tables);
     let n = pkts.len();
     for m in pkts.iter().take(PREFETCH) {
         m.prefetch_data();
@@ -181,7 +181,8 @@ fn each<const FLOW: bool>(
         }
         let m = &mut pkts[i];
         let csum = rx_checksum(m);
-        let rss = if flow { m.rss_hash() } else { None };
+        let rss = m.rss_hash();
+        hops.rss.set(rss);
         // A chained packet (larger than one data room, scattered RX) is routed on the
         // headers in its first segment.
         let pkt_len = m.pkt_len();
@@ -237,12 +238,42 @@ fn each<const FLOW: bool>(
     Sorted { one_port, kept: kept | same, same, first }
 }
 
-/// The next hops as one burst sees them: the last id looked up and what it led to, so that
-/// a burst whose packets share a next hop reads its entry once. (Within a burst the entry
-/// is as current as when the burst began; the RCU read-side section spans the burst.)
+/// The next hops as one burst sees them: the last plain id looked up and what it led to,
+/// so that a burst whose packets share a next hop reads its entry once. (Within a burst the
+/// entry is as current as when the burst began; the RCU read-side section spans the burst.)
+/// An ECMP group is asked every time: its member depends on the packet's flow. The packets
+/// that took a remembered id are counted for it ([`FibView::count`]) when another id comes
+/// and when the burst ends.
 struct BurstHops<'a> {
     fib: &'a FibView<'a>,
     last: Cell<(u32, Hop)>,
+    /// Packets that took `last` without asking the table (not counted yet).
+    hits: Cell<u64>,
+    /// The RSS hash of the packet being routed (`Mbuf::rss_hash`): ECMP's flow hash when
+    /// the NIC gave one.
+    rss: Cell<Option<u32>>,
+}
+
+impl<'a> BurstHops<'a> {
+    fn new(fib: &'a FibView<'a>) -> Self {
+        BurstHops { fib, last: Cell::new((u32::MAX, Hop::Missing)), hits: Cell::new(0), rss: Cell::new(None) }
+    }
+
+    /// Counts the packets that took the remembered id.
+    #[inline]
+    fn flush(&self) {
+        let (id, hop) = self.last.get();
+        let n = self.hits.take();
+        if n != 0 && hop != Hop::Missing {
+            self.fib.count(id, n);
+        }
+    }
+}
+
+impl Drop for BurstHops<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl NextHops for BurstHops<'_> {
@@ -252,14 +283,20 @@ impl NextHops for BurstHops<'_> {
     }
 
     #[inline(always)]
-    fn lookup(&self, id: u32) -> Hop {
+    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
         let (last, hop) = self.last.get();
         if last == id {
-            return hop;
+            self.hits.set(self.hits.get() + 1);
+            return (id, hop);
         }
-        let hop = self.fib.lookup(id);
-        self.last.set((id, hop));
-        hop
+        let rss = self.rss.get();
+        let (member, hop) = self.fib.lookup(id, &|| rss.unwrap_or_else(flow));
+        if member == id {
+            // A plain next hop (a group would have named its member): remember it.
+            self.flush();
+            self.last.set((id, hop));
+        }
+        (member, hop)
     }
 }
 

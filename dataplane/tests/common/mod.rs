@@ -343,3 +343,94 @@ pub fn dumpcap_command() -> Command {
     ]);
     cmd
 }
+
+/// A net_ring port for a forwarder running in the test's process
+/// (`rte_eth_from_rings`): the test enqueues frames into `rx` (what the port receives)
+/// and finds what the forwarder sent in `tx`.
+pub struct RingPort {
+    pub id: dataplane::port::PortId,
+    pub rx: mempool::MbufRing,
+    pub tx: mempool::MbufRing,
+}
+
+impl RingPort {
+    /// Rings `<tag>_rx` and `<tag>_tx` holding up to `capacity` mbufs each, and the ethdev
+    /// `net_ring_<tag>` over them (the config's `device`), checked to be found under that
+    /// name as the forwarder will look it up.
+    ///
+    /// # Panics
+    /// If DPDK refuses a ring or the port (a name taken, no memory).
+    pub fn create(tag: &str, capacity: u32) -> RingPort {
+        RingPort::with_capacities(tag, capacity, capacity)
+    }
+
+    /// As `create`, with TX and RX rings of their own sizes (a small TX ring nobody reads
+    /// fills up: the way to refuse the forwarder's TX).
+    pub fn with_capacities(tag: &str, rx_capacity: u32, tx_capacity: u32) -> RingPort {
+        use mempool::{MbufRing, SocketId};
+        let ring = |dir: &str, capacity: u32| {
+            let name = format!("{tag}_{dir}");
+            MbufRing::create(&name, capacity, SocketId::ANY).unwrap_or_else(|e| panic!("ring {name}: {e}"))
+        };
+        let (rx, tx) = (ring("rx", rx_capacity), ring("tx", tx_capacity));
+        let name = format!("net_ring_{tag}");
+        let id =
+            dataplane::port::create_ring_port(&name, &rx, &tx, SocketId::ANY).unwrap_or_else(|e| panic!("ring port {name}: {e}"));
+        assert_eq!(
+            dataplane::port::find_port(&name),
+            Some(id),
+            "create_ring_port({name:?}) returned {id}, but no ethdev is named {name:?}: the forwarder \
+             would not find this port (rte_eth_from_rings names its ethdev \"net_ring_\" + its argument)"
+        );
+        RingPort { id, rx, tx }
+    }
+
+    /// Gives the port the MAC `mac` (`set_ring_port_mac`: a net_ring port starts all-zero).
+    pub fn with_mac(self, mac: [u8; 6]) -> RingPort {
+        set_ring_port_mac(self.id, mac);
+        self
+    }
+}
+
+/// A pool of `size` mbufs (2,176-byte data rooms, no cache) for the frames a test sends,
+/// apart from the forwarder's own pool so that what each holds can be told apart.
+///
+/// # Panics
+/// If DPDK refuses it (a name taken, no memory).
+pub fn test_pool(name: &str, size: u32) -> mempool::Pool {
+    mempool::Pool::create(&mempool::PoolParams {
+        name: name.into(),
+        size,
+        cache: 0,
+        priv_size: 0,
+        data_room: 2176,
+        socket: mempool::SocketId::ANY,
+    })
+    .unwrap_or_else(|e| panic!("test pool {name}: {e}"))
+}
+
+/// Starts EAL once for a test binary whose tests share it (`EAL_ARGS`, `--no-pci`, one
+/// lcore, file prefix `<tag>-<pid>`) and returns the lock that serialises those tests.
+/// EAL lives as long as the process: it is never cleaned up, so its runtime directory
+/// (none: `--no-shconf`) and memory go with the process.
+///
+/// # Panics
+/// If EAL does not start.
+pub fn shared_eal(tag: &str) -> std::sync::MutexGuard<'static, ()> {
+    use std::sync::{Mutex, OnceLock};
+    static EAL: OnceLock<dataplane::eal::Eal> = OnceLock::new();
+    static TURN: Mutex<()> = Mutex::new(());
+    EAL.get_or_init(|| {
+        let mut args: Vec<String> = vec![tag.to_owned()];
+        args.extend(EAL_ARGS.iter().map(|a| (*a).to_owned()));
+        let prefix = format!("{tag}-{}", std::process::id());
+        args.extend(["--no-pci", "-l", "0", "--log-level", "lib.eal:error", "--file-prefix", &prefix].map(String::from));
+        let eal = dataplane::eal::Eal::init(&args).unwrap_or_else(|e| panic!("EAL did not start ({e}); arguments: {args:?}"));
+        // With --no-shconf and --no-telemetry nothing lives in EAL's runtime directory, and
+        // a static EAL is never cleaned up: remove it now rather than leave one per run.
+        remove_runtime_dir(&prefix);
+        eal
+    });
+    // A test that failed while holding the lock left nothing half-done that others share.
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
