@@ -356,6 +356,22 @@ impl FibView<'_> {
         FibView { rss, ..self }
     }
 
+    /// What a packet routed to `id` leads to ([`NextHopSource::lookup`]) and the id it
+    /// takes: `id` itself, or for an ECMP group the member the RSS hash (else `flow`) picks.
+    /// The packet is counted for it.
+    #[inline]
+    pub fn route(&self, id: u32, flow: impl FnOnce() -> u32) -> (u32, crate::forward::Hop) {
+        let rss = self.rss;
+        self.fib.hops.route(id, self.rcu.id(), || rss.unwrap_or_else(flow))
+    }
+
+    /// Whether routes may lead to an ECMP group ([`NextHopTable::has_groups`]): only then
+    /// does routing a packet need its flow hash.
+    #[inline]
+    pub fn has_groups(&self) -> bool {
+        self.fib.hops.has_groups()
+    }
+
     /// Counts `packets` more routed to next hop `id` through this view's reader, as each
     /// lookup through the view counts its packet ([`NextHopTable::count`]).
     #[inline]
@@ -386,9 +402,8 @@ impl NextHopSource for FibView<'_> {
     /// ECMP groups resolved by the RSS hash, else by `flow` (the 5-tuple hash); the packet
     /// counted for the next hop it takes.
     #[inline]
-    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, crate::forward::Hop) {
-        let hash = |_: ()| self.rss.unwrap_or_else(flow);
-        self.fib.hops.route(id, self.rcu.id(), &|| hash(()))
+    fn lookup(&self, id: u32, flow: impl FnOnce() -> u32) -> crate::forward::Hop {
+        self.route(id, flow).1
     }
 }
 

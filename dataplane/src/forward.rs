@@ -178,22 +178,23 @@ pub trait NextHops {
     /// The next hop with id `id`, if it exists and is usable.
     fn next_hop(&self, id: u32) -> Option<NextHop>;
 
-    /// What a packet routed to `id` leads to, and the id it takes: `id` itself, or for an
-    /// ECMP group the member its flow hash picks (`flow` is called only then). The hop is a
-    /// usable next hop, one whose neighbour must be resolved first, or nothing. By default
-    /// [`NextHops::next_hop`], without groups or resolution.
+    /// What a packet routed to `id` leads to: for an ECMP group, what the member its flow
+    /// hash picks leads to (`flow` is called only then). A usable next hop, one whose
+    /// neighbour must be resolved first (naming the id, the member's for a group), or
+    /// nothing. By default [`NextHops::next_hop`], without groups or resolution. (The hop
+    /// fits in two registers: per packet, it is returned there.)
     #[inline]
-    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+    fn lookup(&self, id: u32, flow: impl FnOnce() -> u32) -> Hop {
         let _ = flow;
-        (id, self.next_hop(id).map_or(Hop::Missing, Hop::Ready))
+        self.next_hop(id).map_or(Hop::Missing, Hop::Ready)
     }
 
     /// The usable next hop a packet routed to `id` takes ([`NextHops::lookup`]), if any.
     #[inline]
-    fn next_hop_for(&self, id: u32, flow: &dyn Fn() -> u32) -> Option<NextHop> {
-        match self.lookup(id, flow).1 {
+    fn next_hop_for(&self, id: u32, flow: impl FnOnce() -> u32) -> Option<NextHop> {
+        match self.lookup(id, flow) {
             Hop::Ready(nh) => Some(nh),
-            Hop::Resolve(_) | Hop::Missing => None,
+            Hop::Resolve { .. } | Hop::Missing => None,
         }
     }
 }
@@ -204,8 +205,13 @@ pub enum Hop {
     /// Send out of the port to this MAC.
     Ready(NextHop),
     /// Its MAC is not known (yet, or any more): hand the packet to the slow path, which
-    /// resolves the neighbour out of this port.
-    Resolve(PortIdx),
+    /// resolves the neighbour of next hop `next_hop` out of `port`.
+    Resolve {
+        /// The out port.
+        port: PortIdx,
+        /// The next hop's id (for an ECMP group, the member's).
+        next_hop: u32,
+    },
     /// No such next hop.
     Missing,
 }
@@ -316,26 +322,26 @@ pub fn l3fwd_parsed<R: Routes, N: NextHops + ?Sized>(
     match id {
         Some(id) => {
             // An ECMP group picks its member by the packet's flow hash, computed only then.
-            let (id, hop) = next_hops.lookup(id, &|| crate::ecmp::flow_hash(frame, p));
-            l3fwd_hop(frame, p, id, hop)
+            let hop = next_hops.lookup(id, || crate::ecmp::flow_hash(frame, p));
+            l3fwd_hop(frame, p, hop)
         }
         None => Action::Drop(DropReason::NoRoute),
     }
 }
 
-/// l3fwd's last step for a frame that [`l3fwd_check`] passed and whose route gave next-hop
-/// id `id`, which leads to `hop`: forwarded ([`l3fwd_rewrite`]), handed to the slow path to
+/// l3fwd's last step for a frame that [`l3fwd_check`] passed and whose route leads to
+/// `hop`: forwarded ([`l3fwd_rewrite`]), handed to the slow path to
 /// resolve the neighbour (TTL or hop limit decremented, MACs left to it), or dropped.
 #[inline(always)]
-pub fn l3fwd_hop(frame: &mut [u8], p: &Parsed, id: u32, hop: Hop) -> Action {
+pub fn l3fwd_hop(frame: &mut [u8], p: &Parsed, hop: Hop) -> Action {
     match hop {
         Hop::Ready(nh) => {
             l3fwd_rewrite(frame, p, &nh);
             Action::Tx(nh.port)
         }
-        Hop::Resolve(port) => {
+        Hop::Resolve { port, next_hop } => {
             decrement_ttl(frame, p);
-            Action::Resolve { port, next_hop: id }
+            Action::Resolve { port, next_hop }
         }
         Hop::Missing => Action::Drop(DropReason::NoRoute),
     }
@@ -420,13 +426,13 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
                 None => Action::Drop(DropReason::NoRoute),
                 Some(id) => {
                     let flow = || crate::ecmp::flow_hash(frame, &common_parsed(false, ip_proto, proto));
-                    let (id, hop) = next_hops.lookup(id, &flow);
+                    let hop = next_hops.lookup(id, flow);
                     let h: &mut [u8; 34] = frame.first_chunk_mut()?;
                     if !matches!(hop, Hop::Missing) {
                         h[22] -= 1;
                         [h[24], h[25]] = checksum::update_ttl_decrement(u16::from_be_bytes([h[24], h[25]])).to_be_bytes();
                     }
-                    common_hop(h, id, hop)
+                    common_hop(h, hop)
                 }
             }
         };
@@ -456,12 +462,12 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
                 None => Action::Drop(DropReason::NoRoute),
                 Some(id) => {
                     let flow = || crate::ecmp::flow_hash(frame, &common_parsed(true, ip_proto, proto));
-                    let (id, hop) = next_hops.lookup(id, &flow);
+                    let hop = next_hops.lookup(id, flow);
                     let h: &mut [u8; 54] = frame.first_chunk_mut()?;
                     if !matches!(hop, Hop::Missing) {
                         h[21] -= 1;
                     }
-                    common_hop(h, id, hop)
+                    common_hop(h, hop)
                 }
             }
         };
@@ -473,14 +479,14 @@ pub fn l3fwd_common<R: Routes, N: NextHops + ?Sized>(
 /// [`l3fwd_hop`] for [`l3fwd_common`], whose caller decremented the TTL or hop limit
 /// unless the hop is missing.
 #[inline(always)]
-fn common_hop<const N: usize>(h: &mut [u8; N], id: u32, hop: Hop) -> Action {
+fn common_hop<const N: usize>(h: &mut [u8; N], hop: Hop) -> Action {
     match hop {
         Hop::Ready(nh) => {
             h[..6].copy_from_slice(&nh.dst.0);
             h[6..12].copy_from_slice(&nh.src.0);
             Action::Tx(nh.port)
         }
-        Hop::Resolve(port) => Action::Resolve { port, next_hop: id },
+        Hop::Resolve { port, next_hop } => Action::Resolve { port, next_hop },
         Hop::Missing => Action::Drop(DropReason::NoRoute),
     }
 }

@@ -73,11 +73,11 @@ impl NextHops for Hops {
     fn next_hop(&self, id: u32) -> Option<NextHop> {
         HOPS.get(id as usize).copied()
     }
-    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+    fn lookup(&self, id: u32, flow: impl FnOnce() -> u32) -> Hop {
         let id = if id == 3 { 1 + flow() % 2 } else { id };
         match id {
-            2 => (id, Hop::Resolve(PortIdx(1))),
-            _ => (id, self.next_hop(id).map_or(Hop::Missing, Hop::Ready)),
+            2 => Hop::Resolve { port: PortIdx(1), next_hop: id },
+            _ => self.next_hop(id).map_or(Hop::Missing, Hop::Ready),
         }
     }
 }

@@ -171,6 +171,8 @@ fn each<const FLOW: bool>(
     let mut kept = 0u32;
     let flow = FLOW;
     let hops = BurstHops::new(tables);
+    // The RSS hash is read for the flow metadata, or for ECMP once the table has a group.
+    let rss_wanted = flow || tables.has_groups();
     let n = pkts.len();
     for m in pkts.iter().take(PREFETCH) {
         m.prefetch_data();
@@ -181,7 +183,7 @@ fn each<const FLOW: bool>(
         }
         let m = &mut pkts[i];
         let csum = rx_checksum(m);
-        let rss = m.rss_hash();
+        let rss = if rss_wanted { m.rss_hash() } else { None };
         hops.rss.set(rss);
         // A chained packet (larger than one data room, scattered RX) is routed on the
         // headers in its first segment.
@@ -283,20 +285,20 @@ impl NextHops for BurstHops<'_> {
     }
 
     #[inline(always)]
-    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+    fn lookup(&self, id: u32, flow: impl FnOnce() -> u32) -> Hop {
         let (last, hop) = self.last.get();
         if last == id {
             self.hits.set(self.hits.get() + 1);
-            return (id, hop);
+            return hop;
         }
         let rss = self.rss.get();
-        let (member, hop) = self.fib.lookup(id, &|| rss.unwrap_or_else(flow));
+        let (member, hop) = self.fib.route(id, || rss.unwrap_or_else(flow));
         if member == id {
             // A plain next hop (a group would have named its member): remember it.
             self.flush();
             self.last.set((id, hop));
         }
-        (member, hop)
+        hop
     }
 }
 
