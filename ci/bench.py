@@ -420,7 +420,7 @@ class Side:
     label: str
     mode: str = "io"           # the forwarder's forward.mode / testpmd's --forward-mode
     extra: str = ""            # TOML appended to the forwarder's config
-    workers: int = 1           # testpmd: forwarding lcores
+    workers: int = 1           # forwarding lcores (2: EAL --lcores 0@0,1@0,2@1)
     churn: bool = False        # forwarder: a client replaces its routes during the window
 
     def command(self, ctx, setup, tmp, tag, huge):
@@ -460,14 +460,20 @@ class Side:
 
 def dataplane_config(side, setup, prefix, mem):
     """The forwarder's config for `setup`: its ports, one worker on lcore 1 polling queue 0
-    of each, and for l3fwd the routes of DPDK l3fwd's default table (the same next hops)."""
-    lines = ["[eal]", "main_lcore = 0", f'file_prefix = "{prefix}"', f"args = {json.dumps(mem)}", "",
-             "[forward]", f'mode = "{side.mode}"']
+    of each, and for l3fwd the routes of DPDK l3fwd's default table (the same next hops).
+    With `side.workers == 2`: worker k+1 polls port k, placed as testpmd's 2 workers are
+    (`main_cpu`/`cpu` keys, from which the forwarder derives EAL's --lcores 0@0,1@0,2@1),
+    each port with a TX queue per worker."""
+    two = side.workers == 2
+    lines = ["[eal]", "main_lcore = 0", *(["main_cpu = 0"] if two else []), f'file_prefix = "{prefix}"',
+             f"args = {json.dumps(mem)}", "", "[forward]", f'mode = "{side.mode}"']
     if side.mode != "l3fwd":
         pair = [setup.ports[0].name, setup.ports[-1].name]
         lines.append(f"pairs = [{json.dumps(pair)}]")
     for i, p in enumerate(setup.ports):
         lines += ["", "[[port]]", f'name = "{p.name}"', f'device = "{p.device}"', f'args = "{p.args}"']
+        if two:
+            lines.append("tx_queues = 2")
         if side.mode == "l2fwd":
             lines.append(f'peer_mac = "{NEXT_HOP_MAC[i]}"')
     if side.mode == "l3fwd":
@@ -475,6 +481,11 @@ def dataplane_config(side, setup, prefix, mem):
         for net, port in l3fwd_routes(False, n) + l3fwd_routes(True, n):
             lines += ["", "[[route]]", f'prefix = "{net}"', f'port = "{setup.ports[port].name}"',
                       f'via_mac = "{NEXT_HOP_MAC[port]}"']
+    if two:
+        for k, p in enumerate(setup.ports[:2]):
+            lines += ["", "[[worker]]", f"lcore = {k + 1}", f"cpu = {k}", f'rx = [{{ port = "{p.name}", queue = 0 }}]']
+        lines.append("")
+        return "\n".join(lines) + side.extra
     rx = ", ".join(f'{{ port = "{p.name}", queue = 0 }}' for p in setup.ports)
     lines += ["", "[[worker]]", "lcore = 1", f"rx = [{rx}]", ""]
     return "\n".join(lines) + side.extra
@@ -727,24 +738,6 @@ PCAP6 = {"kind": "pcap", "v6": True}
 REFUSED4 = {"kind": "pcap-refused", "v6": False}
 
 
-def skip_dataplane_two_workers(ctx):
-    """The forwarder runs two workers on this 2-CPU machine only if its config can map a
-    worker lcore onto a CPU (EAL --lcores 0@0,1@0,2@1): ask it."""
-    cfg = Path(ctx.tmp) / "two-workers.toml"
-    cfg.write_text('[eal]\nmain_lcore = 0\nfile_prefix = "bench-probe"\nargs = ["--no-huge", "--lcores", "0@0,1@0,2@1"]\n'
-                   '[forward]\npairs = [["p0", "p1"]]\n'
-                   '[[port]]\nname = "p0"\ndevice = "net_null0"\n[[port]]\nname = "p1"\ndevice = "net_null1"\n'
-                   '[[worker]]\nlcore = 1\nrx = [{ port = "p0", queue = 0 }]\n'
-                   '[[worker]]\nlcore = 2\nrx = [{ port = "p1", queue = 0 }]\n')
-    r = subprocess.run([str(ctx.bin), "--config", str(cfg), "--duration", "0"], capture_output=True, text=True)
-    remove_runtime_dir("bench-probe")
-    if r.returncode != 0:
-        return ("the forwarder's config cannot place 2 workers on 2 CPUs with EAL --lcores "
-                f"(it says: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode})")
-    return ("the forwarder accepted a 2-worker --lcores config, but this bench does not run it yet: "
-            "add its pair to ci/bench.py")
-
-
 CASES = [
     Case("null-io", NULL64, Side(DP, "dataplane io"), Side("testpmd", "testpmd io"),
          "two net_null ports in a pair, copy=0: the loop's own cost"),
@@ -776,8 +769,9 @@ CASES = [
          Side(DP, "accounting off", "l3fwd"), "the same with the backlog bypassing the protocol accounts"),
     Case("workers-testpmd", NULL64, Side("testpmd", "testpmd 2 workers", workers=2), Side("testpmd", "testpmd 1 worker"),
          "net_null io, --lcores 0@0,1@0,2@1 (main lcore asleep beside worker 1) vs 0@0,1@1", instructions=False),
-    Case("workers-dataplane", NULL64, Side(DP, "dataplane 2 workers"), Side(DP, "dataplane 1 worker"),
-         "the same for the forwarder", skip=skip_dataplane_two_workers, instructions=False),
+    Case("workers-dataplane", NULL64, Side(DP, "dataplane 2 workers", workers=2), Side(DP, "dataplane 1 worker"),
+         "the same for the forwarder: its config places worker k+1 on CPU k (eal.main_cpu, worker.cpu)",
+         instructions=False),
 ]
 PKTGEN_CASES = {"pktgen-l2fwd": "l2fwd", "pktgen-l3fwd": "l3fwd"}
 FRR_CASES = {"frr-bgp-100k": 100_000}
@@ -810,9 +804,10 @@ def run_case(ctx, case, pairs, instructions):
                              "memory": "hugepages" if huge else "no-huge"})
         updates = f", {got['a']['route_updates_per_s']:.0f} route updates/s" if "route_updates_per_s" in got["a"] else ""
         log(f"  {case.name} pair {i + 1}/{pairs}: {got['a']['mpps']:.2f} / {got['b']['mpps']:.2f} Mpps = {ratio:.3f}{updates}")
-    rec["a_mpps"] = statistics.median(p["a"]["mpps"] for p in rec["pairs"])
-    rec["b_mpps"] = statistics.median(p["b"]["mpps"] for p in rec["pairs"])
-    rec["ratio"] = pair_stats([p["ratio"] for p in rec["pairs"]])
+    if pairs:
+        rec["a_mpps"] = statistics.median(p["a"]["mpps"] for p in rec["pairs"])
+        rec["b_mpps"] = statistics.median(p["b"]["mpps"] for p in rec["pairs"])
+        rec["ratio"] = pair_stats([p["ratio"] for p in rec["pairs"]])
     if instructions and case.instructions:
         cg = {key: instructions_per_packet(ctx, side, case, key) for key, side in (("a", case.a), ("b", case.b))}
         rec["instructions"] = {"a": cg["a"], "b": cg["b"], "ratio": cg["a"]["per_packet"] / cg["b"]["per_packet"]}
@@ -1197,10 +1192,13 @@ def table(results):
                       f"tx {r['pktgen_tx_mpps']:.2f} rx {r['pktgen_rx_mpps']:.2f}",
                       f"pktgen rx/tx {r['pktgen_rx_mpps'] / r['pktgen_tx_mpps']:.3f}"] + [""] * 6
         else:
-            q, ins = r["ratio"], r.get("instructions")
-            spread = f"±{q['spread'] * 100:.1f}%"
-            cells += [f"{r['a_mpps']:.2f}", f"{r['b_mpps']:.2f}", f"{q['median']:.3f}", f"{q['min']:.3f}-{q['max']:.3f}",
-                      f"{q['q1']:.3f}-{q['q3']:.3f}", f"**{spread}**" if q["flagged"] else spread]
+            q, ins = r.get("ratio"), r.get("instructions")
+            if q:
+                spread = f"±{q['spread'] * 100:.1f}%"
+                cells += [f"{r['a_mpps']:.2f}", f"{r['b_mpps']:.2f}", f"{q['median']:.3f}", f"{q['min']:.3f}-{q['max']:.3f}",
+                          f"{q['q1']:.3f}-{q['q3']:.3f}", f"**{spread}**" if q["flagged"] else spread]
+            else:   # --pairs 0: instructions only
+                cells += ["-"] * 6
             if ins:
                 cells += [f"{ins[k]['per_packet']:.1f}" + ("~" if ins[k]["approximate"] else "") for k in "ab"]
                 cells.append(f"{ins['ratio']:.3f}")
@@ -1267,7 +1265,8 @@ def chart(r, path, stamp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pairs", type=int, default=7, help="A/B pairs per case (default 7)")
+    ap.add_argument("--pairs", type=int, default=7,
+                    help="A/B pairs per case (default 7; 0: instructions per packet only)")
     ap.add_argument("--seconds", type=float, default=2.0, help="measuring window per run (default 2)")
     ap.add_argument("--warmup", type=float, default=0.5, help="seconds of traffic before the window (default 0.5)")
     ap.add_argument("--cg-seconds", type=float, default=2.0, help="seconds of traffic under callgrind (default 2)")
@@ -1332,7 +1331,7 @@ def main():
                     rec.update(a=case.a.label, b=case.b.label)
                 log(f"  {name}: FAILED: {e}")
             results.append(rec)
-            if a.charts and rec["status"] == "ok":
+            if a.charts and rec["status"] == "ok" and (rec.get("pairs") or "runs" in rec):
                 chart(rec, out / f"{name}.png", stamp)
     text = table(results)
     mem = "hugepages" if all(p.get("memory") == "hugepages" for r in results for p in r.get("pairs", [])) else "mixed"

@@ -388,7 +388,7 @@ check_image() {
   local caps=(--cap-drop ALL)
   [ "$ENGINE" = docker ] && caps+=(--cap-add SYS_NICE)
   run_and_check hugepages --network none "${caps[@]}" -v /dev/hugepages:/dev/hugepages --entrypoint /bin/sh -- \
-    -c "sed -e 's/\"--no-huge\", //' -e 's/^file_prefix = .*/file_prefix = \"$CONTAINER\"/' configs/null.toml >/tmp/hugepages.toml &&
+    -c "sed -e 's/^memory = \"auto\"/memory = \"hugepages\"/' -e 's/^file_prefix = .*/file_prefix = \"$CONTAINER\"/' configs/null.toml >/tmp/hugepages.toml &&
         exec dataplane --config /tmp/hugepages.toml --duration $DURATION -- --huge-unlink"
 }
 

@@ -43,6 +43,8 @@ fn main() {
         .allowlist_function("rte_.*|dp_.*")
         .allowlist_type("rte_.*")
         .allowlist_var("RTE_.*")
+        // The ethdev fast-path table that rte_eth_rx_burst/rte_eth_tx_burst read inline.
+        .allowlist_var("rte_eth_fp_ops")
         // A packed type that contains a repr(align) type (E0588), and two whose Debug
         // derive cannot hold: keep them opaque.
         .opaque_type("rte_l2tpv2_combined_msg_hdr")

@@ -71,26 +71,30 @@ pub fn mix(mut h: u32) -> u32 {
     h ^ (h >> 16)
 }
 
-/// FNV-1a over a packet's 5-tuple: source and destination addresses, TCP/UDP ports (not
-/// for fragments, which carry none after the first), and the IP protocol number; 0 for a
-/// packet that is not IP. The same function the flow-metadata extension records.
+/// The flow hash of a packet that `p` describes: DPDK's CRC32-C (`rte_hash_crc`,
+/// [`crate::hash`]) over its source and destination addresses, TCP/UDP ports (not for
+/// fragments, which carry none after the first; zeros otherwise) and the IP protocol
+/// number; 0 for a packet that is not IP. The same function the flow-metadata extension
+/// records when the NIC gave no RSS hash.
+#[inline]
 pub fn flow_hash(frame: &[u8], p: &Parsed) -> u32 {
     let l3 = usize::from(p.l3_offset);
     let l4 = usize::from(p.l4_offset);
-    let addrs = match p.l3 {
-        L3::Ipv4 => frame.get(l3 + 12..l3 + 20),
-        L3::Ipv6 => frame.get(l3 + 8..l3 + 40),
-        _ => return 0,
+    let ports: [u8; 4] = match p.proto {
+        Proto::Tcp | Proto::Udp if !p.fragment => frame.get(l4..).and_then(|b| b.first_chunk()).copied().unwrap_or_default(),
+        _ => [0; 4],
     };
-    let ports = match p.proto {
-        Proto::Tcp | Proto::Udp if !p.fragment => frame.get(l4..l4 + 4),
-        _ => None,
-    };
-    let mut h: u32 = 0x811c_9dc5;
-    for b in addrs.unwrap_or(&[]).iter().chain(ports.unwrap_or(&[])).chain(&[p.ip_proto]) {
-        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    match p.l3 {
+        L3::Ipv4 => match frame.get(l3 + 12..).and_then(|b| b.first_chunk::<8>()) {
+            Some(addrs) => crate::hash::crc_tuple(addrs, ports, p.ip_proto),
+            None => 0,
+        },
+        L3::Ipv6 => match frame.get(l3 + 8..).and_then(|b| b.first_chunk::<32>()) {
+            Some(addrs) => crate::hash::crc_tuple(addrs, ports, p.ip_proto),
+            None => 0,
+        },
+        L3::Arp | L3::Other(_) => 0,
     }
-    h
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! - [`Trace`]: when a sampled packet was received and where; read when it is handed to
 //!   TX, it gives that packet's exact RX-to-TX latency.
-//! - [`FlowMeta`]: what the parser found (protocol class, L3/L4 offsets, a 5-tuple hash),
+//! - [`FlowMeta`]: what the parser found (protocol class, L3/L4 offsets, a flow hash),
 //!   for features that act on a packet later (the mirror; memory accounting).
 //!
 //! The framework is process-wide: it is started once, the first time a forwarder needs
@@ -39,20 +39,49 @@ pub struct FlowMeta {
     pub l3_offset: u16,
     /// L4 header offset.
     pub l4_offset: u16,
-    /// A hash of the 5-tuple (addresses, ports, protocol); 0 for non-IP.
+    /// The flow's hash: the NIC's RSS hash (Toeplitz over the addresses and ports, with the
+    /// port's RSS key) when it gave one, else the CRC32-C ([`crate::hash::crc`]) of the
+    /// addresses, the TCP/UDP ports (zeros for other protocols and fragments) and the IP
+    /// protocol; 0 for non-IP. Equal for the
+    /// packets of one flow either way; which one a port gives does not change.
     pub hash: u32,
 }
 
 impl FlowMeta {
-    /// Fills the metadata from a parse result and the frame it came from.
-    pub fn from_parsed(frame: &[u8], p: &Parsed) -> FlowMeta {
-        FlowMeta {
-            class: p.proto,
-            mirrored: false,
-            l3_offset: p.l3_offset,
-            l4_offset: p.l4_offset,
-            hash: crate::ecmp::flow_hash(frame, p),
-        }
+    /// Fills the metadata from a parse result, the frame it came from, and the NIC's RSS
+    /// hash if it gave one (`Mbuf::rss_hash`).
+    #[inline]
+    pub fn from_parsed(frame: &[u8], p: &Parsed, rss: Option<u32>) -> FlowMeta {
+        let hash = match rss {
+            Some(h) => h,
+            None => crate::ecmp::flow_hash(frame, p),
+        };
+        FlowMeta { class: p.proto, mirrored: false, l3_offset: p.l3_offset, l4_offset: p.l4_offset, hash }
+    }
+}
+
+impl FlowMeta {
+    /// [`FlowMeta::from_parsed`] for a frame `forward::l3fwd_common` handled (untagged, fixed
+    /// offsets), without the general parse result.
+    #[inline]
+    pub fn from_common(frame: &[u8], c: &crate::forward::Common, rss: Option<u32>) -> FlowMeta {
+        let (l4, addrs) = if c.v6 { (54, 22) } else { (34, 26) };
+        let hash = match rss {
+            Some(h) => h,
+            None => {
+                let ports = match c.proto {
+                    Proto::Tcp | Proto::Udp => frame.get(l4..).and_then(|b| b.first_chunk()).copied().unwrap_or_default(),
+                    _ => [0; 4],
+                };
+                let at = frame.get(addrs..);
+                if c.v6 {
+                    at.and_then(|b| b.first_chunk::<32>()).map_or(0, |a| crate::hash::crc_tuple(a, ports, c.ip_proto))
+                } else {
+                    at.and_then(|b| b.first_chunk::<8>()).map_or(0, |a| crate::hash::crc_tuple(a, ports, c.ip_proto))
+                }
+            }
+        };
+        FlowMeta { class: c.proto, mirrored: false, l3_offset: 14, l4_offset: l4 as u16, hash }
     }
 }
 
@@ -93,4 +122,48 @@ pub fn start(areas: u32, socket: SocketId) -> Result<PacketExts, ExtError> {
         go()
     })
     .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::parse;
+    use crate::net::testdata::*;
+
+    #[test]
+    fn the_flow_hash_follows_the_tuple() {
+        let f = IPV4_UDP_PADDED;
+        let p = parse(&f).unwrap();
+        let h = FlowMeta::from_parsed(&f, &p, None).hash;
+        assert_ne!(h, 0);
+        // Another TTL, the same flow.
+        let mut g = f;
+        g[22] = 3;
+        assert_eq!(FlowMeta::from_parsed(&g, &parse(&g).unwrap(), None).hash, h);
+        // Another source port, another flow.
+        let mut g = f;
+        g[35] ^= 1;
+        assert_ne!(FlowMeta::from_parsed(&g, &parse(&g).unwrap(), None).hash, h);
+        // The NIC's hash wins when there is one; non-IP has none.
+        assert_eq!(FlowMeta::from_parsed(&f, &p, Some(42)).hash, 42);
+        assert_eq!(FlowMeta::from_parsed(&ARP_REQUEST, &parse(&ARP_REQUEST).unwrap(), None).hash, 0);
+        // The common case's shortcut says the same.
+        for f in [&IPV4_UDP_PADDED[..], &IPV4_TCP_OPTS] {
+            let mut routed = f.to_vec();
+            struct Nowhere;
+            impl crate::forward::Routes for Nowhere {
+                fn lookup_v4(&self, _: std::net::Ipv4Addr) -> Option<u32> {
+                    None
+                }
+                fn lookup_v6(&self, _: std::net::Ipv6Addr) -> Option<u32> {
+                    None
+                }
+            }
+            let c = crate::forward::l3fwd_common(&mut routed, &Nowhere, &[], crate::forward::RxChecksum::Unknown).unwrap();
+            let p = parse(f).unwrap();
+            assert_eq!(FlowMeta::from_common(f, &c, None), FlowMeta::from_parsed(f, &p, None));
+        }
+        let meta = FlowMeta::from_parsed(&VLAN_IPV6_ICMPV6, &parse(&VLAN_IPV6_ICMPV6).unwrap(), None);
+        assert_eq!((meta.class, meta.l3_offset, meta.l4_offset), (Proto::Icmp, 18, 58));
+    }
 }

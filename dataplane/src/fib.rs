@@ -327,8 +327,13 @@ pub struct FibReader {
 
 impl FibReader {
     /// The tables as seen inside `rcu`'s read-side section.
+    ///
+    /// # Panics
+    /// If `rcu` reports to another QS variable than the tables' (checked here once, not on
+    /// every IPv4 lookup through the view).
     #[inline]
     pub fn view<'a>(&'a self, rcu: &'a QsbrReader) -> FibView<'a> {
+        assert!(self.v4.checks(rcu) && self.v6.checks(rcu), "FIB lookups through a reader of another QS variable");
         FibView { fib: self, rcu, rss: None }
     }
 }
@@ -337,6 +342,8 @@ impl FibReader {
 #[derive(Clone, Copy)]
 pub struct FibView<'a> {
     fib: &'a FibReader,
+    /// The reader view() checked, borrowed for as long as the view lives: every lookup
+    /// through the view runs inside its read-side section.
     rcu: &'a QsbrReader,
     rss: Option<u32>,
 }
@@ -348,21 +355,46 @@ impl FibView<'_> {
     pub fn with_rss(self, rss: Option<u32>) -> Self {
         FibView { rss, ..self }
     }
+
+    /// What a packet routed to `id` leads to ([`NextHopSource::lookup`]) and the id it
+    /// takes: `id` itself, or for an ECMP group the member the RSS hash (else `flow`) picks.
+    /// The packet is counted for it.
+    #[inline]
+    pub fn route(&self, id: u32, flow: impl FnOnce() -> u32) -> (u32, crate::forward::Hop) {
+        let rss = self.rss;
+        self.fib.hops.route(id, self.rcu.id(), || rss.unwrap_or_else(flow))
+    }
+
+    /// Whether routes may lead to an ECMP group ([`NextHopTable::has_groups`]): only then
+    /// does routing a packet need its flow hash.
+    #[inline]
+    pub fn has_groups(&self) -> bool {
+        self.fib.hops.has_groups()
+    }
+
+    /// Counts `packets` more routed to next hop `id` through this view's reader, as each
+    /// lookup through the view counts its packet ([`NextHopTable::count`]).
+    #[inline]
+    pub fn count(&self, id: u32, packets: u64) {
+        self.fib.hops.count(id, self.rcu.id(), packets);
+    }
 }
 
 impl Routes for FibView<'_> {
-    #[inline]
+    #[inline(always)]
     fn lookup_v4(&self, dst: std::net::Ipv4Addr) -> Option<u32> {
-        self.fib.v4.lookup(self.rcu, dst)
+        // view() checked the reader; it stays borrowed while the view lives.
+        self.fib.v4.lookup_checked(dst)
     }
-    #[inline]
+    #[inline(always)]
     fn lookup_v6(&self, dst: std::net::Ipv6Addr) -> Option<u32> {
-        self.fib.v6.lookup(self.rcu, dst)
+        // view() checked the reader; it stays borrowed while the view lives.
+        self.fib.v6.lookup_checked(dst)
     }
 }
 
 impl NextHopSource for FibView<'_> {
-    #[inline]
+    #[inline(always)]
     fn next_hop(&self, id: u32) -> Option<NextHop> {
         self.fib.hops.get(id)
     }
@@ -370,9 +402,8 @@ impl NextHopSource for FibView<'_> {
     /// ECMP groups resolved by the RSS hash, else by `flow` (the 5-tuple hash); the packet
     /// counted for the next hop it takes.
     #[inline]
-    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, crate::forward::Hop) {
-        let hash = |_: ()| self.rss.unwrap_or_else(flow);
-        self.fib.hops.route(id, self.rcu.id(), &|| hash(()))
+    fn lookup(&self, id: u32, flow: impl FnOnce() -> u32) -> crate::forward::Hop {
+        self.route(id, flow).1
     }
 }
 

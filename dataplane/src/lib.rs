@@ -15,6 +15,7 @@
 //! - [`nexthop`]: the next-hop table the LPM ids index, and its allocator.
 //! - [`fib`]: the one owner of routes, next hops and origins; all-or-nothing changes.
 //! - [`live`]: parameters the workers pick up once per round.
+//! - [`hash`]: DPDK's CRC32-C hash (rte_hash_crc).
 //! - [`rcu`]: DPDK's QSBR RCU: lock-free readers, grace periods for writers.
 //! - [`ecmp`]: which path of a multipath route a flow takes (hash-threshold).
 //! - [`forward`]: per-packet decisions of each mode, as pure functions over bytes.
@@ -26,8 +27,8 @@
 //! - [`forwarder`]: the lifecycle that ties them together.
 //! - [`control`]: the control socket, its API and the `ctl` client.
 //!
-//! `unsafe` is confined to [`eal`], [`port`], [`lpm`], [`rcu`] and [`telemetry`], the modules
-//! that call DPDK directly, and to the one `if_indextoname(3)` call in [`fpm::ports`];
+//! `unsafe` is confined to [`eal`], [`port`], [`lpm`], [`rcu`], [`hash`] and [`telemetry`], the
+//! modules that call DPDK directly, and to the one `if_indextoname(3)` call in [`fpm::ports`];
 //! every block there says why it holds.
 
 #![deny(unsafe_code)]
@@ -42,6 +43,8 @@ pub mod fib;
 pub mod forward;
 pub mod forwarder;
 pub mod fpm;
+#[allow(unsafe_code)]
+pub mod hash;
 pub mod live;
 pub mod local;
 #[allow(unsafe_code)]

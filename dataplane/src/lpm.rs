@@ -278,30 +278,88 @@ impl Lpm4 {
 impl Lpm4Reader {
     /// The next hop of the longest prefix that covers `addr`, else the default route's.
     ///
+    /// `rte_lpm_lookup`, which is static inline in C, done inline here: one load from the
+    /// first-level table (`tbl24`), and a second from a `tbl8` group for an address under
+    /// a prefix longer than /24.
+    ///
     /// # Panics
     /// If `rcu` reports to another QS variable than the table's.
     #[inline]
     pub fn lookup(&self, rcu: &QsbrReader, addr: Ipv4Addr) -> Option<u32> {
         same_qsbr(rcu, &self.t.qsbr);
-        let mut next_hop = 0u32;
-        // SAFETY: the table is valid while self lives; the lookup runs inside rcu's read-side
-        // section (it is borrowed), so no tbl8 group it reads is reused under it (see Sync).
-        let r = unsafe { dpdk_sys::dp_lpm_lookup(self.t.raw.as_ptr(), u32::from(addr), &mut next_hop) };
-        if r == 0 {
-            Some(next_hop)
+        self.lookup_checked(addr)
+    }
+
+    /// [`Lpm4Reader::lookup`] for a caller that has checked its reader's QS variable with
+    /// [`Lpm4Reader::checks`] and holds the reader borrowed for as long as it looks up.
+    #[inline(always)]
+    pub(crate) fn lookup_checked(&self, addr: Ipv4Addr) -> Option<u32> {
+        let entry = self.entry(u32::from(addr));
+        if entry & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS != 0 {
+            Some(entry & Lpm4::MAX_NEXT_HOP)
         } else {
             load_default(&self.t.default)
         }
     }
 
+    /// Whether `rcu` reports to this table's QS variable (what [`Lpm4Reader::lookup`]
+    /// asserts on every call).
+    #[inline]
+    pub(crate) fn checks(&self, rcu: &QsbrReader) -> bool {
+        Arc::ptr_eq(rcu.qsbr(), &self.t.qsbr)
+    }
+
+    /// The table entry for `ip` (host order), as `rte_lpm_lookup` reads it. The caller is
+    /// inside a read-side section of the table's QS variable.
+    #[inline(always)]
+    fn entry(&self, ip: u32) -> u32 {
+        let lpm = self.t.raw.as_ptr();
+        let load = |p: *const dpdk_sys::rte_lpm_tbl_entry| {
+            // SAFETY: p points at a 4-byte, 4-aligned entry inside the table's memory (see
+            // below). DPDK's writer stores whole 32-bit entries while lookups run (rte_lpm
+            // with RCU), so the entry is read as one relaxed atomic load, as C's plain load.
+            unsafe { (*p.cast::<std::sync::atomic::AtomicU32>()).load(Ordering::Relaxed) }
+        };
+        // SAFETY: the table is valid while self lives; tbl24 has 2^24 entries and
+        // ip >> 8 < 2^24, so the address computed is inside it (no reference is made).
+        let mut entry =
+            load(unsafe { std::ptr::addr_of!((*lpm).tbl24).cast::<dpdk_sys::rte_lpm_tbl_entry>().add((ip >> 8) as usize) });
+        if entry & dpdk_sys::RTE_LPM_VALID_EXT_ENTRY_BITMASK == dpdk_sys::RTE_LPM_VALID_EXT_ENTRY_BITMASK {
+            // An extended entry holds the index of an allocated tbl8 group of 256 entries
+            // (DPDK's invariant for valid_group entries), which the address's last byte
+            // indexes. Inside the read-side section, the group is not reused under us.
+            let index =
+                (ip & 0xff) as usize + (entry & Lpm4::MAX_NEXT_HOP) as usize * dpdk_sys::RTE_LPM_TBL8_GROUP_NUM_ENTRIES as usize;
+            // SAFETY: tbl8 points at the table's groups and `index` lies in an allocated
+            // group (above); the table is valid while self lives.
+            entry = load(unsafe { (*lpm).tbl8.add(index) });
+        }
+        entry
+    }
+
     /// Looks up every address of `addrs` (host order, `u32::from(Ipv4Addr)`) and writes the
-    /// result for `addrs[i]` to `out[i]`, as [`Lpm4Reader::lookup`] would. Uses
-    /// `rte_lpm_lookup_bulk` on chunks of 64; allocates nothing.
+    /// result for `addrs[i]` to `out[i]`, as [`Lpm4Reader::lookup`] would (and, like it,
+    /// inline rather than through `rte_lpm_lookup_bulk`). Allocates nothing.
     ///
     /// # Panics
     /// When `out` and `addrs` differ in length, or `rcu` reports to another QS variable.
     #[inline]
     pub fn lookup_bulk(&self, rcu: &QsbrReader, addrs: &[u32], out: &mut [Option<u32>]) {
+        assert_eq!(addrs.len(), out.len(), "lookup_bulk: addrs and out differ in length");
+        same_qsbr(rcu, &self.t.qsbr);
+        let default = load_default(&self.t.default);
+        for (&ip, hop) in addrs.iter().zip(out) {
+            let entry = self.entry(ip);
+            *hop = if entry & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS != 0 { Some(entry & Lpm4::MAX_NEXT_HOP) } else { default };
+        }
+    }
+
+    /// [`Lpm4Reader::lookup_bulk`] through DPDK's `rte_lpm_lookup_bulk` (via the C shim): the
+    /// reference the tests hold the inline lookups to.
+    ///
+    /// # Panics
+    /// As [`Lpm4Reader::lookup_bulk`].
+    pub fn lookup_bulk_dpdk(&self, rcu: &QsbrReader, addrs: &[u32], out: &mut [Option<u32>]) {
         assert_eq!(addrs.len(), out.len(), "lookup_bulk: addrs and out differ in length");
         same_qsbr(rcu, &self.t.qsbr);
         let default = load_default(&self.t.default);
@@ -552,6 +610,20 @@ impl Lpm6Reader {
     #[inline]
     pub fn lookup(&self, rcu: &QsbrReader, addr: Ipv6Addr) -> Option<u32> {
         same_qsbr(rcu, &self.t.qsbr);
+        self.lookup_checked(addr)
+    }
+
+    /// Whether `rcu` reports to this table's QS variable (what [`Lpm6Reader::lookup`]
+    /// asserts on every call).
+    #[inline]
+    pub(crate) fn checks(&self, rcu: &QsbrReader) -> bool {
+        Arc::ptr_eq(rcu.qsbr(), &self.t.qsbr)
+    }
+
+    /// [`Lpm6Reader::lookup`] for a caller that has checked its reader's QS variable with
+    /// [`Lpm6Reader::checks`] and holds the reader borrowed for as long as it looks up.
+    #[inline(always)]
+    pub(crate) fn lookup_checked(&self, addr: Ipv6Addr) -> Option<u32> {
         let ip = addr.octets();
         let mut next_hop = 0u32;
         // SAFETY: ip is 16 readable bytes, next_hop a valid out pointer; the active table is

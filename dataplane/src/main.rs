@@ -110,7 +110,11 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install a signal handler")?;
     }
 
-    let args = config.eal_args("dataplane", &cli.eal);
+    // The first line: where EAL's memory comes from (hugepages when ci/setup.sh reserved
+    // them, else --no-huge), decided before EAL starts.
+    let memory = config.memory_plan(&dataplane::config::Hugepages::read());
+    println!("{}", memory.says);
+    let args = config.eal_args_with("dataplane", &cli.eal, &memory);
     let eal = Eal::init(&args).with_context(|| format!("EAL initialisation failed (arguments: {})", args[1..].join(" ")))?;
     pin_control_thread(&config);
     telemetry::register().context("cannot register the telemetry commands")?;
@@ -204,11 +208,18 @@ fn run(cli: RunArgs) -> anyhow::Result<()> {
 fn check_lcores(config: &Config) -> anyhow::Result<()> {
     let Some(cores) = core_affinity::get_core_ids() else { return Ok(()) };
     let have: std::collections::BTreeSet<usize> = cores.iter().map(|c| c.id).collect();
-    let all = std::iter::once(("eal.main_lcore".to_owned(), config.eal.main_lcore))
-        .chain(config.workers.iter().enumerate().map(|(i, w)| (format!("worker[{i}].lcore"), w.lcore)));
-    for (key, lcore) in all {
-        if !have.contains(&(lcore as usize)) {
-            bail!("{key}: lcore {lcore} is not available on this machine (this process may run on cores {have:?})");
+    // Each lcore's CPU: its `cpu` key when given (named in the error), else its own number.
+    let main = match config.eal.main_cpu {
+        Some(cpu) => ("eal.main_cpu".to_owned(), "CPU", cpu),
+        None => ("eal.main_lcore".to_owned(), "lcore", config.eal.main_lcore),
+    };
+    let all = std::iter::once(main).chain(config.workers.iter().enumerate().map(|(i, w)| match w.cpu {
+        Some(cpu) => (format!("worker[{i}].cpu"), "CPU", cpu),
+        None => (format!("worker[{i}].lcore"), "lcore", w.lcore),
+    }));
+    for (key, what, n) in all {
+        if !have.contains(&(n as usize)) {
+            bail!("{key}: {what} {n} is not available on this machine (this process may run on CPUs {have:?})");
         }
     }
     Ok(())
@@ -228,13 +239,15 @@ fn publish_telemetry(snap: &dataplane::Snapshot, latency: serde_json::Value) {
     telemetry::publish("neighbours", report::neighbours_json(snap));
 }
 
-/// Moves the control thread (this one, EAL's main lcore) to a core no worker uses, where
-/// one exists, so stats and telemetry never steal a forwarding core's cycles. Lcore ids
-/// are taken as core ids (EAL's `-l`, which the config generates).
+/// Moves the control thread (this one, EAL's main lcore) to a CPU no worker uses, where
+/// one exists, so stats and telemetry never steal a forwarding CPU's cycles. Each lcore's
+/// CPU is its `cpu` key, else its own number (as the EAL arguments the config generates).
+/// Where every CPU has a worker (`--lcores 0@0,1@0,2@1`), it stays where EAL put it.
 fn pin_control_thread(config: &Config) {
     let Some(cores) = core_affinity::get_core_ids() else { return };
-    let busy = |id: usize| config.workers.iter().any(|w| w.lcore as usize == id);
-    let preferred = cores.iter().find(|c| c.id == config.eal.main_lcore as usize && !busy(c.id));
+    let busy = |id: usize| config.workers.iter().any(|w| w.cpu.unwrap_or(w.lcore) as usize == id);
+    let main = config.eal.main_cpu.unwrap_or(config.eal.main_lcore) as usize;
+    let preferred = cores.iter().find(|c| c.id == main && !busy(c.id));
     if let Some(core) = preferred.or_else(|| cores.iter().find(|c| !busy(c.id))) {
         core_affinity::set_for_current(*core);
     }

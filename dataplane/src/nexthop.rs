@@ -36,7 +36,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::forward::{Hop, NextHop};
@@ -64,15 +64,20 @@ pub fn group_capacity(capacity: u32) -> u32 {
     (capacity / 16).clamp(16, 1 << 16)
 }
 
+/// A MAC in the low 48 bits of a word, its bytes in memory order (little-endian), so that
+/// reading it back is a store of the word's first six bytes.
+#[inline(always)]
 fn mac_word(mac: MacAddr) -> u64 {
     let mut b = [0u8; 8];
-    b[2..].copy_from_slice(&mac.0);
-    u64::from_be_bytes(b)
+    b[..6].copy_from_slice(&mac.0);
+    u64::from_le_bytes(b)
 }
 
+#[inline(always)]
 fn word_mac(w: u64) -> MacAddr {
-    let b = w.to_be_bytes();
-    MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
+    let b = w.to_le_bytes();
+    let (mac, _) = b.split_first_chunk::<6>().expect("8 bytes hold 6");
+    MacAddr(*mac)
 }
 
 /// How a next hop's destination MAC is known.
@@ -138,6 +143,9 @@ pub struct NextHopTable {
     /// For each reader id (lcore, below [`crate::config::MAX_LCORES`]): its counter array, or
     /// `u8::MAX` for none.
     counter_of: [u8; crate::config::MAX_LCORES as usize],
+    /// Set once the first ECMP group is filled, never cleared: until then no packet needs a
+    /// flow hash to be routed ([`NextHopTable::has_groups`]).
+    grouped: AtomicBool,
 }
 
 impl NextHopTable {
@@ -165,7 +173,15 @@ impl NextHopTable {
             buckets: (0..buckets).map(|_| AtomicU32::new(0)).collect(),
             counters: counters.into_boxed_slice(),
             counter_of,
+            grouped: AtomicBool::new(false),
         }
+    }
+
+    /// Whether an ECMP group was ever filled in this table: a burst whose routes can reach
+    /// none needs no flow hash (or RSS hash) for routing. One relaxed load.
+    #[inline]
+    pub fn has_groups(&self) -> bool {
+        self.grouped.load(Ordering::Relaxed)
     }
 
     /// How many ids it holds.
@@ -173,8 +189,9 @@ impl NextHopTable {
         self.entries.len() as u32
     }
 
-    /// The next hop with id `id`, if that entry is valid (its MAC known).
-    #[inline]
+    /// The next hop with id `id`, if that entry is valid (its MAC known). On every routed
+    /// packet's path: inline.
+    #[inline(always)]
     pub fn get(&self, id: u32) -> Option<NextHop> {
         let e = self.entries.get(id as usize)?;
         // Acquire: `port` and `src` were written before `dst` was stored with Release.
@@ -195,7 +212,7 @@ impl NextHopTable {
     /// the slow path, which resolves that member's neighbour) is counted for it, for reader
     /// `reader` (its RCU reader id) when it counts.
     #[inline]
-    pub fn route(&self, id: u32, reader: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+    pub fn route(&self, id: u32, reader: u32, flow: impl FnOnce() -> u32) -> (u32, Hop) {
         let Some(e) = self.entries.get(id as usize) else { return (id, Hop::Missing) };
         let port = e.port.load(Ordering::Relaxed);
         let id = if port & GROUP != 0 && e.dst.load(Ordering::Acquire) & VALID != 0 {
@@ -211,14 +228,22 @@ impl NextHopTable {
         };
         let hop = self.lookup(id);
         if hop != Hop::Missing {
-            if let Some(c) = self.counter_of.get(reader as usize).and_then(|&k| self.counters.get(usize::from(k))) {
-                if let Some(n) = c.get(id as usize) {
-                    // This reader is the only writer of its array: a plain load and store.
-                    n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                }
-            }
+            self.count(id, reader, 1);
         }
         (id, hop)
+    }
+
+    /// Counts `packets` more routed to `id` by reader `reader` (when it counts): what
+    /// [`NextHopTable::route`] does for one packet, for a caller that routed several to the
+    /// same id without asking again.
+    #[inline]
+    pub fn count(&self, id: u32, reader: u32, packets: u64) {
+        if let Some(c) = self.counter_of.get(reader as usize).and_then(|&k| self.counters.get(usize::from(k))) {
+            if let Some(n) = c.get(id as usize) {
+                // This reader is the only writer of its array: a plain load and store.
+                n.store(n.load(Ordering::Relaxed) + packets, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Packets every counting reader routed to `id` so far (since the table was made).
@@ -245,6 +270,7 @@ impl NextHopTable {
             b.store(*m, Ordering::Relaxed);
         }
         let e = &self.entries[id as usize];
+        self.grouped.store(true, Ordering::Relaxed);
         e.port.store(GROUP | members.len() as u32, Ordering::Relaxed);
         e.src.store(u64::from(slot), Ordering::Relaxed);
         e.dst.store(VALID, Ordering::Release);
@@ -269,7 +295,7 @@ impl NextHopTable {
             }
             Hop::Ready(NextHop { port, src: word_mac(e.src.load(Ordering::Relaxed)), dst: word_mac(dst) })
         } else if dst & RESOLVE != 0 {
-            Hop::Resolve(port)
+            Hop::Resolve { port, next_hop: id }
         } else {
             Hop::Missing
         }
@@ -696,7 +722,7 @@ mod tests {
         let t = NextHopTable::new(1);
         t.fill(0, PortIdx(3), A, None, true);
         assert_eq!(t.get(0), None, "no MAC yet");
-        assert_eq!(t.lookup(0), Hop::Resolve(PortIdx(3)), "to be resolved");
+        assert_eq!(t.lookup(0), Hop::Resolve { port: PortIdx(3), next_hop: 0 }, "to be resolved");
         t.set_neighbour(0, Some(G2));
         assert_eq!(t.get(0), Some(NextHop { port: PortIdx(3), src: A, dst: G2 }));
         assert!(!t.take_used(0));
@@ -705,7 +731,7 @@ mod tests {
         assert!(!t.take_used(0), "taking clears the mark");
         assert_eq!(t.lookup(0), Hop::Ready(NextHop { port: PortIdx(3), src: A, dst: G2 }), "the mark is not the MAC");
         t.set_neighbour(0, None);
-        assert_eq!(t.lookup(0), Hop::Resolve(PortIdx(3)), "invalidated: back to the slow path");
+        assert_eq!(t.lookup(0), Hop::Resolve { port: PortIdx(3), next_hop: 0 }, "invalidated: back to the slow path");
         assert_eq!(t.get(1), None, "out of range");
         assert_eq!(t.lookup(1), Hop::Missing);
         let s = NextHopTable::new(1);
@@ -731,18 +757,18 @@ mod tests {
         // 4000 flows: each lands on one member, always the same; shares follow the weights.
         let mut per = HashMap::new();
         for flow in 0..4000u32 {
-            let (m, hop) = table.route(g, 1, &|| flow);
+            let (m, hop) = table.route(g, 1, || flow);
             let Hop::Ready(hop) = hop else { panic!("{hop:?}") };
-            assert_eq!(table.route(g, 3, &|| flow).0, m, "one flow, one member");
+            assert_eq!(table.route(g, 3, || flow).0, m, "one flow, one member");
             *per.entry(hop.port.0).or_insert(0u32) += 1;
         }
         assert!(per[&0].abs_diff(1000) < 150 && per[&1].abs_diff(3000) < 150, "{per:?}");
         let second = info.members[1].1;
         assert_eq!((nh.packets(single), nh.packets(second)), (u64::from(per[&0]) * 2, u64::from(per[&1]) * 2));
         // A reader without counters, and a single id, resolve too; only counting readers count.
-        assert_eq!(table.route(single, 2, &|| panic!("no hash for a single next hop")).0, single);
+        assert_eq!(table.route(single, 2, || panic!("no hash for a single next hop")).0, single);
         assert_eq!(nh.packets(single), u64::from(per[&0]) * 2);
-        assert_eq!(table.route(single, 1, &|| 0).1, Hop::Ready(NextHop { port: PortIdx(0), src: A, dst: G1 }));
+        assert_eq!(table.route(single, 1, || 0).1, Hop::Ready(NextHop { port: PortIdx(0), src: A, dst: G1 }));
         assert_eq!(nh.packets(single), u64::from(per[&0]) * 2 + 1);
     }
 
@@ -791,7 +817,7 @@ mod tests {
         let mut nh = NextHops::with_table(table.clone(), q);
         let a = nh.acquire(key(0, G1), A).unwrap();
         for _ in 0..5 {
-            table.route(a, 0, &|| 0);
+            table.route(a, 0, || 0);
         }
         assert_eq!(nh.packets(a), 5);
         nh.release(a);

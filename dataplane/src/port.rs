@@ -634,14 +634,45 @@ impl RxQueue {
         self.queue
     }
 
-    /// Receives up to `max` packets (and at most the burst's spare room) into `burst`.
+    /// Receives up to `max` packets (and at most the burst's spare room) into `burst`:
+    /// `rte_eth_rx_burst`, inline (see [`fp_ops`]).
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, burst: &mut Burst<N>, max: u16) -> usize {
-        // SAFETY: rx_burst writes n <= room owned mbufs into the spare slots. The port is
-        // started (this handle's `Started` reference keeps it so) and `&mut self` on the one
-        // handle of this queue makes this call its only poller.
-        unsafe { burst.fill_raw(|slots, room| dpdk_sys::dp_eth_rx_burst(self.port.0, self.queue.0, slots, room.min(max))) }
+        let (port, queue) = (self.port.0, usize::from(self.queue.0));
+        let ops = fp_ops(self.port);
+        // SAFETY: as rte_eth_rx_burst does: the port is started (this handle's `Started`
+        // reference keeps it so), so its fast-path entry holds the PMD's burst function and
+        // the queue's data, and stays unchanged while the handle exists; `&mut self` on the
+        // one handle of this queue makes this call its only poller. The PMD writes
+        // n <= room owned mbufs into the spare slots; the callbacks (rte_pdump's) may only
+        // drop packets from the front n they are given. The callback list pointer is read
+        // with a relaxed atomic load, as rte_eth_rx_burst reads it.
+        unsafe {
+            burst.fill_raw(|slots, room| {
+                let nb = room.min(max);
+                let rx = (*ops).rx_pkt_burst.unwrap_unchecked();
+                let qd = *(*ops).rxq.data.add(queue);
+                let n = rx(qd, slots, nb);
+                let cb = (*(*ops).rxq.clbk.add(queue).cast::<std::sync::atomic::AtomicPtr<std::ffi::c_void>>())
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if cb.is_null() {
+                    n
+                } else {
+                    dpdk_sys::rte_eth_call_rx_callbacks(port, queue as u16, slots, n, nb, cb)
+                }
+            })
+        }
     }
+}
+
+/// `&rte_eth_fp_ops[port]`: the ethdev's fast-path table (`rte_ethdev_core.h`), which
+/// `rte_eth_rx_burst` and `rte_eth_tx_burst` read inline in C; read inline here too rather
+/// than through a shim call per burst.
+#[inline(always)]
+fn fp_ops(port: PortId) -> *const dpdk_sys::rte_eth_fp_ops {
+    // A port id DPDK gave out is below RTE_MAX_ETHPORTS, the array's length; the pointer is
+    // computed without reading anything.
+    std::ptr::addr_of!(dpdk_sys::rte_eth_fp_ops).cast::<dpdk_sys::rte_eth_fp_ops>().wrapping_add(usize::from(port.0))
 }
 
 /// A TX queue of a started port: the one handle through which it is sent on, as
@@ -666,13 +697,25 @@ impl TxQueue {
     }
 
     /// Hands the front of `burst` to the NIC; returns how many it took. The rest stay in
-    /// the burst.
+    /// the burst. `rte_eth_tx_burst`, inline (see [`fp_ops`]).
     #[inline]
     pub fn tx_burst<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
-        // SAFETY: tx_burst takes ownership of exactly the first n mbufs it reports. The port
-        // is started (kept so by this handle) and `&mut self` on the one handle of this
-        // queue makes this lcore its only sender.
-        unsafe { burst.give_raw(|mbufs, len| dpdk_sys::dp_eth_tx_burst(self.port.0, self.queue.0, mbufs, len)) }
+        let (port, queue) = (self.port.0, usize::from(self.queue.0));
+        let ops = fp_ops(self.port);
+        // SAFETY: as in RxQueue::rx_burst: the port is started and its fast-path entry
+        // stable while this handle exists, and `&mut self` makes this lcore the queue's only
+        // sender. The callbacks and the PMD take ownership of exactly the first n mbufs
+        // they report.
+        unsafe {
+            burst.give_raw(|mbufs, len| {
+                let cb = (*(*ops).txq.clbk.add(queue).cast::<std::sync::atomic::AtomicPtr<std::ffi::c_void>>())
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let len =
+                    if cb.is_null() { len } else { dpdk_sys::rte_eth_call_tx_callbacks(port, queue as u16, mbufs, len, cb) };
+                let tx = (*ops).tx_pkt_burst.unwrap_unchecked();
+                tx(*(*ops).txq.data.add(queue), mbufs, len)
+            })
+        }
     }
 }
 

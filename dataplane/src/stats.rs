@@ -3,13 +3,19 @@
 //! Each worker has one [`WorkerCounters`]: its softnet_stat-like totals ([`Counter`]: rounds,
 //! idle rounds, time_squeeze, busy cycles, ...; drops by [`DropReason`]), RX per lane (polled queue) and
 //! TX per out port. Only the worker writes them, with relaxed stores of totals it keeps
-//! locally, once per round, so no update is a read-modify-write on a shared line; the
-//! control thread reads with relaxed loads and may see a value one round old. Each
-//! worker's counters start on a cache line of their own.
+//! locally, every [`PUBLISH_EVERY`] rounds, at the first idle round after traffic and at exit, so no
+//! update is a read-modify-write on a shared line; the control thread reads with relaxed
+//! loads and may see values that many rounds old (microseconds). Each worker's counters
+//! start on a cache line of their own.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::eal::LcoreId;
+
+/// A worker publishes its totals once in this many rounds (a round takes a few microseconds
+/// at most, so readers lag by well under a millisecond), and at its first idle round after
+/// traffic, so the final counts show at once when traffic stops.
+pub const PUBLISH_EVERY: u64 = 16;
 use crate::forward::DropReason;
 use crate::port::{PortId, PortIdx, QueueId};
 

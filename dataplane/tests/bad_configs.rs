@@ -55,7 +55,7 @@ const CONFIG_CASES: &[Edit] = &[
     e("unknown-section", "[forward]\n", "[bogus_section]\nx = 1\n[forward]\n", "bogus_section"),
     e("unknown-forward-key", "[forward]\n", "[forward]\nbogus = 1\n", "bogus"),
     e("unknown-port-key", "device = \"net_null0\"\n", "device = \"net_null0\"\nspeed = 100\n", "speed"),
-    e("unknown-worker-key", W, "[[worker]]\nlcore = 1\ncpu = 1\n", "cpu"),
+    e("unknown-worker-key", W, "[[worker]]\nlcore = 1\npriority = 1\n", "priority"),
     e("unknown-rx-key", "{ port = \"null0\", queue = 0 }", "{ port = \"null0\", queue = 0, ring = 1 }", "ring"),
     // Wrong types.
     e("burst-string", "[forward]\n", "[forward]\nburst = \"32\"\n", "burst"),

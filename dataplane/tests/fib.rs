@@ -130,22 +130,22 @@ fn ecmp_groups_and_drop_routes() {
     assert_eq!(view.next_hop(id), None, "a group is not a next hop itself");
     let mut ports = [0u32; 2];
     for flow in 0..1000u32 {
-        let nh = view.next_hop_for(id, &|| flow).unwrap();
-        assert_eq!(view.next_hop_for(id, &|| flow), Some(nh), "one flow, one next hop");
+        let nh = view.next_hop_for(id, || flow).unwrap();
+        assert_eq!(view.next_hop_for(id, || flow), Some(nh), "one flow, one next hop");
         assert_eq!(nh.src, MacAddr([2, 0, 0, 0, 0, 0xa + nh.port.0 as u8]));
         ports[usize::from(nh.port.0)] += 1;
     }
     assert!(ports.iter().all(|&n| n > 400), "{ports:?}");
     // The RSS hash, when the NIC gave one, decides instead of the 5-tuple.
     let rss = view.with_rss(Some(7));
-    assert_eq!(rss.next_hop_for(id, &|| 1), rss.next_hop_for(id, &|| 2));
+    assert_eq!(rss.next_hop_for(id, || 1), rss.next_hop_for(id, || 2));
     let packets: Vec<u64> = fib.next_hops().iter().map(|n| n.packets).collect();
     assert_eq!(packets.iter().sum::<u64>(), 2000 + 2, "{packets:?}");
     let groups = fib.ecmp_groups();
     assert_eq!((groups.len(), groups[0].buckets.clone(), groups[0].refs), (1, vec![1, 1], 2));
 
     let drop_id = view.lookup_v4("10.66.0.1".parse().unwrap()).unwrap();
-    assert_eq!(view.next_hop_for(drop_id, &|| 0), None, "a drop route: no next hop, counted as no_route");
+    assert_eq!(view.next_hop_for(drop_id, || 0), None, "a drop route: no next hop, counted as no_route");
     drop(rcu);
 
     // One path left: the route is a plain next hop again; the other route keeps the group.

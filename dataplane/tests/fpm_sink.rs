@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 use dataplane::fib::{Fib, FibCapacity, FibPort, Hop, Origin, Route as FibRoute, RouteChange};
-use dataplane::forward::{Hop as Next, NextHops, Routes};
+use dataplane::forward::{Hop as Next, Routes};
 use dataplane::fpm::ports::PortAddrs;
 use dataplane::fpm::sink::FibSink;
 use dataplane::fpm::wire::{NextHop, Protocol, Route, RouteKey, RouteKind, MAIN_TABLE};
@@ -114,13 +114,13 @@ fn zebras_routes_become_resolved_next_hops_and_ecmp_groups() {
     let rcu = q.register(0).unwrap();
     let view = reader.view(&rcu);
     let id = view.lookup_v4(Ipv4Addr::new(10, 8, 1, 1)).unwrap();
-    let pick = |flow: u32| view.lookup(id, &|| flow);
+    let pick = |flow: u32| view.route(id, || flow);
     let members: std::collections::BTreeSet<u32> = (0..64).map(|f| pick(f).0).collect();
     assert_eq!(members.len(), 2, "64 flows over both members");
     for f in 0..64 {
         let (m, hop) = pick(f);
         assert_eq!(pick(f).0, m, "one flow, one member");
-        assert!(matches!(hop, Next::Resolve(_)), "unresolved: {hop:?}");
+        assert!(matches!(hop, Next::Resolve { next_hop, .. } if next_hop == m), "unresolved: {hop:?}");
     }
     // The neighbour table resolves 10.0.2.2 on h2: flows on that member are sent, the
     // others still wait for 10.0.3.2.
@@ -132,7 +132,7 @@ fn zebras_routes_become_resolved_next_hops_and_ecmp_groups() {
                 assert_eq!((nh.port, nh.dst), (PortIdx(0), H2));
                 ready += 1;
             }
-            Next::Resolve(port) => assert_eq!(port, PortIdx(1)),
+            Next::Resolve { port, .. } => assert_eq!(port, PortIdx(1)),
             Next::Missing => panic!("flow {f}: no next hop"),
         }
     }
@@ -140,9 +140,9 @@ fn zebras_routes_become_resolved_next_hops_and_ecmp_groups() {
     assert!(fib.lock().unwrap().set_neighbour(PortIdx(1), IpAddr::V4(Ipv4Addr::new(10, 0, 3, 2)), Some(H3)));
     assert!((0..64).all(|f| matches!(pick(f).1, Next::Ready(_))));
     let single = view.lookup_v4(Ipv4Addr::new(10, 9, 0, 1)).unwrap();
-    assert!(matches!(view.lookup(single, &|| panic!("no hash for one path")).1, Next::Ready(nh) if nh.dst == H2));
+    assert!(matches!(view.route(single, || panic!("no hash for one path")).1, Next::Ready(nh) if nh.dst == H2));
     let dropped = view.lookup_v4(Ipv4Addr::new(10, 7, 0, 1)).unwrap();
-    assert_eq!(view.lookup(dropped, &|| 0).1, Next::Missing, "an unusable route drops (no_route)");
+    assert_eq!(view.route(dropped, || 0).1, Next::Missing, "an unusable route drops (no_route)");
     drop(rcu);
 
     // A changed route replaces in place; zebra's deletes remove its routes, never the

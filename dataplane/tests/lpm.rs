@@ -269,8 +269,12 @@ fn v4_bulk_agrees_with_single_lookups() {
         let r = t.reader();
         r.lookup_bulk(&reader, &addrs, &mut out);
         let single: Vec<Option<u32>> = addrs.iter().map(|&a| r.lookup(&reader, Ipv4Addr::from(a))).collect();
+        // The inline lookups read the table as DPDK's rte_lpm_lookup_bulk does.
+        let mut dpdk = vec![Some(u32::MAX); addrs.len()];
+        r.lookup_bulk_dpdk(&reader, &addrs, &mut dpdk);
         drop(reader);
         assert_eq!(out, single);
+        assert_eq!(out, dpdk);
         let hits = out.iter().filter(|h| h.is_some() && **h != default).count();
         assert!(hits > 50, "only {hits} of 300 addresses hit a route");
         if default.is_some() {

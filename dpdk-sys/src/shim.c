@@ -2,6 +2,7 @@
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -162,4 +163,9 @@ uint64_t dp_rcu_qsbr_start(struct rte_rcu_qsbr *v)
 int dp_rcu_qsbr_check(struct rte_rcu_qsbr *v, uint64_t t, int wait)
 {
 	return rte_rcu_qsbr_check(v, t, wait != 0);
+}
+
+uint32_t dp_hash_crc(const void *data, uint32_t data_len, uint32_t init_val)
+{
+	return rte_hash_crc(data, data_len, init_val);
 }

@@ -52,6 +52,9 @@ struct rte_lpm;
 int dp_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_hop);
 int dp_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned int n);
 
+/* hash: rte_hash_crc (CRC32-C, SSE4.2 where the CPU has it) is static inline */
+uint32_t dp_hash_crc(const void *data, uint32_t data_len, uint32_t init_val);
+
 /* rcu: rte_rcu_qsbr's reader calls and the writer's start/check are static inline */
 struct rte_rcu_qsbr;
 void dp_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id);

@@ -6,13 +6,14 @@
 //! untouched; a forwarded IPv4 frame had its TTL decremented by one with a checksum
 //! that still verifies, and got the next hop's MACs; a frame whose next hop must be
 //! resolved first (next hop 2) had only its TTL or hop limit decremented, its MACs left
-//! for the slow path.
+//! for the slow path; the common-case path (`l3fwd_common`) decides and writes exactly
+//! what `l3fwd` does wherever it applies.
 
 #![no_main]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use dataplane::forward::{l2fwd, l3fwd, macswap, Action, DropReason, Hop, NextHop, NextHops, Routes};
+use dataplane::forward::{l2fwd, l3fwd, l3fwd_common, macswap, Action, DropReason, Hop, NextHop, NextHops, Routes, RxChecksum};
 use dataplane::local::Local;
 use dataplane::net::{parse, Ipv4Packet, Ipv6Packet, MacAddr, L3};
 use dataplane::port::PortIdx;
@@ -72,11 +73,11 @@ impl NextHops for Hops {
     fn next_hop(&self, id: u32) -> Option<NextHop> {
         HOPS.get(id as usize).copied()
     }
-    fn lookup(&self, id: u32, flow: &dyn Fn() -> u32) -> (u32, Hop) {
+    fn lookup(&self, id: u32, flow: impl FnOnce() -> u32) -> Hop {
         let id = if id == 3 { 1 + flow() % 2 } else { id };
         match id {
-            2 => (id, Hop::Resolve(PortIdx(1))),
-            _ => (id, self.next_hop(id).map_or(Hop::Missing, Hop::Ready)),
+            2 => Hop::Resolve { port: PortIdx(1), next_hop: id },
+            _ => self.next_hop(id).map_or(Hop::Missing, Hop::Ready),
         }
     }
 }
@@ -116,7 +117,14 @@ fuzz_target!(|data: &[u8]| {
         }
         n => {
             let l = local();
+            let mut common = frame.to_vec();
             let action = l3fwd(&mut f, &ROUTES, &Hops, (n == 3).then_some(&l));
+            if n == 2 {
+                if let Some(c) = l3fwd_common(&mut common, &ROUTES, &Hops, RxChecksum::Unknown) {
+                    assert_eq!((c.action, &common), (action, &f), "the common-case path disagrees");
+                    assert_eq!(Ok(c.parsed()), parse(frame));
+                }
+            }
             match action {
                 Action::Drop(_) | Action::Punt => assert_eq!(f, before, "{action:?} modified the frame"),
                 Action::Resolve { port, next_hop } => {

@@ -91,7 +91,7 @@ use crate::pool::SocketId;
 mod area;
 mod registry;
 
-pub use area::{active, add, area_refcnt, del, get, get_mut, has, release, set, Extensions};
+pub use area::{active, add, area_refcnt, del, get, get_mut, has, release, release_bulk, set, set_bulk, AreaBatch, Extensions};
 pub(crate) use area::{around_clone, around_copy, release_all, release_one};
 pub use registry::ExtRegistry;
 

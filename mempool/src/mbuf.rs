@@ -172,6 +172,43 @@ impl Mbuf {
         unsafe { self.0.as_mut().port = port };
     }
 
+    /// The offload flags (`ol_flags`, `RTE_MBUF_F_*`): what the PMD found at RX, such as
+    /// the IP checksum status (`RTE_MBUF_F_RX_IP_CKSUM_*`) and whether `hash.rss` is set.
+    #[inline]
+    pub fn ol_flags(&self) -> u64 {
+        self.raw().ol_flags
+    }
+
+    /// The packet type (`packet_type`, `RTE_PTYPE_*`): what the PMD (or a parser that
+    /// stored its result with [`Mbuf::set_packet_type`]) found; 0 when unknown.
+    #[inline]
+    pub fn packet_type(&self) -> u32 {
+        // SAFETY: packet_type is a plain u32 in a union of plain integers: every bit
+        // pattern is valid.
+        unsafe { self.raw().__bindgen_anon_1.packet_type }
+    }
+
+    /// Records what a parser found (`RTE_PTYPE_*` bits), as DPDK's software parsers do
+    /// (`rte_net_get_ptype`); the field is reset when the mbuf goes back to its pool.
+    #[inline]
+    pub fn set_packet_type(&mut self, ptype: u32) {
+        // SAFETY: &mut self is the only handle to this mbuf's metadata; any u32 is valid.
+        unsafe { self.0.as_mut().__bindgen_anon_1.packet_type = ptype };
+    }
+
+    /// Asks the CPU to start loading the first cache line of the packet data
+    /// (`rte_prefetch0(rte_pktmbuf_mtod(m, void *))`), for a packet that will be looked at
+    /// soon. A hint: it never faults and changes nothing.
+    #[inline(always)]
+    pub fn prefetch_data(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching has no architectural effect and cannot fault on any address;
+        // this one is inside the mbuf's buffer anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(self.data_ptr().cast::<i8>())
+        };
+    }
+
     /// The application's 32-bit tag on the packet (`hash.usr`). It shares its bytes with
     /// the RSS hash a PMD may have written at RX, so it means something only once
     /// [`set_user_tag`](Self::set_user_tag) wrote it.
@@ -237,20 +274,29 @@ impl Mbuf {
     ///
     /// # Errors
     /// [`PoolError::Exhausted`] when the copy cannot be allocated; the packet is unchanged.
-    #[inline]
+    #[inline(always)]
     pub fn unshare(&mut self, pool: &Pool) -> Result<&mut [u8], PoolError> {
         if !self.is_exclusive() {
-            // SAFETY: copies the whole packet (offset 0, all bytes) into new mbufs from
-            // `pool`; returns an owned, exclusive chain or NULL. The old reference is
-            // then dropped by the assignment. The extension area moves to the copy.
-            let copy = crate::ext::around_copy(self.as_ptr(), || unsafe {
-                dpdk_sys::rte_pktmbuf_copy(self.as_ptr(), pool.as_ptr(), 0, u32::MAX)
-            });
-            let copy = NonNull::new(copy).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
-            *self = Mbuf(copy);
+            self.copy_in(pool)?;
         }
         // SAFETY: exclusive now (checked, or a fresh copy); &mut self makes the slice unique.
         Ok(unsafe { slice::from_raw_parts_mut(self.data_ptr(), self.data_len()) })
+    }
+
+    /// Replaces this packet with an exclusive copy from `pool`: the rare half of
+    /// [`Mbuf::unshare`].
+    #[cold]
+    #[inline(never)]
+    fn copy_in(&mut self, pool: &Pool) -> Result<(), PoolError> {
+        // SAFETY: copies the whole packet (offset 0, all bytes) into new mbufs from `pool`;
+        // returns an owned, exclusive chain or NULL. The old reference is then dropped by
+        // the assignment. The extension area moves to the copy.
+        let copy = crate::ext::around_copy(self.as_ptr(), || unsafe {
+            dpdk_sys::rte_pktmbuf_copy(self.as_ptr(), pool.as_ptr(), 0, u32::MAX)
+        });
+        let copy = NonNull::new(copy).ok_or_else(|| PoolError::Exhausted { pool: pool.name().to_owned(), wanted: 1 })?;
+        *self = Mbuf(copy);
+        Ok(())
     }
 
     /// Grows the packet by `len` bytes at the tail of the last segment and returns the new

@@ -353,6 +353,50 @@ fn area_exhaustion_is_typed_and_leaves_the_packet_unchanged() {
     assert_clean(fx, &p);
 }
 
+/// A burst's worth of areas in one get, values per packet, the chosen packets only; a
+/// packet that already has an area keeps it; an empty pool fails the packets it cannot
+/// serve (bits back) and leaves them unchanged; release_bulk frees the chosen ones at once.
+#[test]
+fn bulk_set_and_release() {
+    let (_g, fx) = fx();
+    let p = pool("t_ext_bulk", 128);
+    let mut b: Burst = Burst::new();
+    for i in 0..32 {
+        b.push(pkt(&p, i as u8)).unwrap();
+    }
+    ext::set(&mut b.as_mut_slice()[3], fx.mark, 7).unwrap();
+    let which = 0b1010_1010_1010_1010_1010_1010_1010_1011;
+    let failed = ext::set_bulk(b.as_mut_slice(), which, fx.trace, |i, m| trace(i as u64 + u64::from(m.data()[0])));
+    assert_eq!(failed, 0);
+    for (i, m) in b.as_slice().iter().enumerate() {
+        let want = (which >> i & 1 == 1).then(|| trace(2 * i as u64));
+        assert_eq!(ext::get(m, fx.trace).copied(), want, "packet {i}");
+    }
+    assert_eq!(ext::get(&b.as_slice()[3], fx.mark), Some(&7), "an existing area is kept");
+    assert_eq!(fx.ext.stats().in_use, which.count_ones() + 1 - 1);
+    // Release some: only those lose their extensions.
+    ext::release_bulk(b.as_mut_slice(), 0b11);
+    assert_eq!((ext::active(&b.as_slice()[0]), ext::active(&b.as_slice()[1])), (0, 0));
+    assert_ne!(ext::active(&b.as_slice()[3]), 0);
+    b.release_extensions();
+    assert_eq!(fx.ext.stats().in_use, 0);
+
+    // Not enough areas for all: each packet tries alone; the ones left without fail.
+    let mut held = Vec::new();
+    while fx.ext.stats().available - fx.ext.stats().cached > 5 {
+        let mut m = pkt(&p, 0);
+        ext::add(&mut m, fx.mark).unwrap();
+        held.push(m);
+    }
+    let failed = ext::set_bulk(b.as_mut_slice(), u32::MAX, fx.flow, |_, _| Flow { class: 1, ..Flow::default() });
+    assert_eq!(failed.count_ones(), 32 - 5, "five areas were left");
+    for (i, m) in b.as_slice().iter().enumerate() {
+        assert_eq!(ext::has(m, fx.flow), failed >> i & 1 == 0);
+    }
+    drop((b, held));
+    assert_clean(fx, &p);
+}
+
 #[test]
 fn every_free_path_releases_areas() {
     let (_g, fx) = fx();

@@ -73,6 +73,9 @@ pub enum ConfigErrorKind {
     #[error("{arg:?} is derived from {from}; remove it")]
     ForbiddenEalArg { arg: String, from: &'static str },
 
+    #[error("{arg:?} says where EAL's memory comes from, and so does eal.memory = {memory:?}: leave eal.memory at \"auto\" to let the arguments decide, or drop the argument")]
+    MemoryTwice { arg: String, memory: super::EalMemory },
+
     #[error("{value:?} is neither a vdev name (\"net_\" + driver + instance, e.g. net_null0) nor a PCI address (DDDD:BB:DD.F, e.g. 0000:03:00.0)")]
     InvalidDevice { value: String },
 

@@ -27,6 +27,7 @@ use crate::net::MacAddr;
 use crate::port::PortIdx;
 
 mod eal;
+pub use eal::{Hugepages, MemoryPlan};
 mod error;
 #[cfg(test)]
 mod fixtures;
@@ -40,6 +41,9 @@ pub use validate::check_route;
 
 /// Lcore ids must be below EAL's default `RTE_MAX_LCORE`.
 pub const MAX_LCORES: u32 = 128;
+
+/// CPUs an lcore may be placed on: `CPU_SETSIZE`, the size of EAL's cpu sets.
+pub const MAX_CPUS: u32 = 1024;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,12 +209,36 @@ impl RouteConfig {
 /// `[eal]`: how EAL is started (see [`Config::eal_args`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EalConfig {
+    /// Where EAL's memory comes from.
+    pub memory: EalMemory,
+    /// How much EAL reserves at start (`-m`, MiB) when [`EalConfig::memory`] adds it.
+    pub memory_mb: u32,
     /// Lcore of the control thread.
     pub main_lcore: u32,
+    /// The CPU the main lcore runs on (EAL `--lcores MAIN@CPU`); `None`: the CPU of the same
+    /// number.
+    pub main_cpu: Option<u32>,
     /// EAL `--file-prefix`: `[A-Za-z0-9_-]+`.
     pub file_prefix: String,
     /// Extra EAL arguments, none of which is derived from the config.
     pub args: Vec<String>,
+}
+
+/// `eal.memory`: where EAL's memory comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EalMemory {
+    /// Hugepages when enough are free for `eal.memory_mb` (and hugetlbfs is mounted), else
+    /// ordinary memory (`--no-huge`); the forwarder says which on its first line. When
+    /// `eal.args` name the memory themselves (`--no-huge`, `-m`, `--socket-mem`,
+    /// `--in-memory`), they decide and nothing is added.
+    #[default]
+    Auto,
+    /// Hugepages (`-m memory_mb`): EAL fails to start when too few are free.
+    Hugepages,
+    /// Ordinary memory (`--no-huge -m memory_mb`): no privileges needed, slower (every
+    /// packet buffer on 4 KiB pages: the TLB thrashes).
+    NoHuge,
 }
 
 /// `[pool]`: the mbuf pool.
@@ -350,6 +378,9 @@ pub struct PortConfig {
 pub struct WorkerConfig {
     /// Unique, not the main lcore, below [`MAX_LCORES`].
     pub lcore: u32,
+    /// The CPU the lcore runs on (EAL `--lcores LCORE@CPU`); `None`: the CPU of the same
+    /// number. Two lcores may share a CPU (a sleeping main lcore beside a worker).
+    pub cpu: Option<u32>,
     /// RX queues this worker polls; never empty.
     pub rx: Vec<RxQueueRef>,
 }

@@ -260,14 +260,25 @@ pub struct Route {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Eal {
+    pub memory: super::EalMemory,
+    pub memory_mb: i64,
     pub main_lcore: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_cpu: Option<i64>,
     pub file_prefix: String,
     pub args: Vec<String>,
 }
 
 impl Default for Eal {
     fn default() -> Self {
-        Eal { main_lcore: 0, file_prefix: "dataplane".to_owned(), args: Vec::new() }
+        Eal {
+            memory: super::EalMemory::Auto,
+            memory_mb: 512,
+            main_lcore: 0,
+            main_cpu: None,
+            file_prefix: "dataplane".to_owned(),
+            args: Vec::new(),
+        }
     }
 }
 
@@ -382,6 +393,8 @@ impl Default for Mprq {
 pub struct Worker {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lcore: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<i64>,
     pub rx: Vec<RxRef>,
 }
 

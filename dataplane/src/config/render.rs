@@ -15,7 +15,10 @@ impl Config {
         let name = |p: PortIdx| self.port(p).name.clone();
         raw::File {
             eal: raw::Eal {
+                memory: self.eal.memory,
+                memory_mb: self.eal.memory_mb.into(),
                 main_lcore: self.eal.main_lcore.into(),
+                main_cpu: self.eal.main_cpu.map(i64::from),
                 file_prefix: self.eal.file_prefix.clone(),
                 args: self.eal.args.clone(),
             },
@@ -47,6 +50,7 @@ impl Config {
                 .iter()
                 .map(|w| raw::Worker {
                     lcore: Some(w.lcore.into()),
+                    cpu: w.cpu.map(i64::from),
                     rx: w.rx.iter().map(|r| raw::RxRef { port: Some(name(r.port)), queue: Some(r.queue.into()) }).collect(),
                 })
                 .collect(),
@@ -191,9 +195,11 @@ mod tests {
              [poll.idle_backoff]\nsleep_usecs = 7\n[extensions]\ntrace_every = 3\n[fib]\nipv4_max_routes = 77\n\
              [control]\nsocket = \"/tmp/x.sock\"\n",
             with_port1("mtu = 1500\nipv4 = \"10.0.0.1/24\"\nipv6 = \"2001:db8::1/64\"\ncheck_chains = false\npeer_mac = \"02:00:00:00:00:09\"\nkernel_name = \"eth1\"")
-                .replace("[forward]\n", "[forward]\nmode = \"macswap\"\n")
+                .replace("[forward]\n", "[eal]\nmain_cpu = 1\n[forward]\nmode = \"macswap\"\n")
+                .replace("lcore = 1\n", "lcore = 1\ncpu = 0\n")
         );
         let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!((config.eal.main_cpu, config.workers[0].cpu), (Some(1), Some(0)));
         assert_eq!(Config::from_toml_str(&config.to_toml()).unwrap(), config, "{}", config.to_toml());
         let fpm = format!("{}[fpm]\nlisten = \"[::1]:2700\"\nsweep_after_ms = 2500\n", l3fwd());
         let config = Config::from_toml_str(&fpm).unwrap();

@@ -89,13 +89,31 @@ fn validate_extensions(raw: raw::Extensions) -> Result<ExtensionsConfig, ConfigE
 
 fn validate_eal(raw: raw::Eal) -> Result<EalConfig, ConfigError> {
     let main_lcore = int("eal.main_lcore", raw.main_lcore, 0, i64::from(MAX_LCORES) - 1)?;
+    let main_cpu = raw.main_cpu.map(|c| int("eal.main_cpu", c, 0, i64::from(MAX_CPUS) - 1)).transpose()?;
     check_name("eal.file_prefix", &raw.file_prefix)?;
     for (i, arg) in raw.args.iter().enumerate() {
         if let Some(from) = derived_eal_option(arg) {
             return Err(ConfigError::new(format!("eal.args[{i}]"), ConfigErrorKind::ForbiddenEalArg { arg: arg.clone(), from }));
         }
     }
-    Ok(EalConfig { main_lcore, file_prefix: raw.file_prefix, args: raw.args })
+    let memory_mb = int("eal.memory_mb", raw.memory_mb, 16, 1 << 20)?;
+    if raw.memory != EalMemory::Auto {
+        if let Some(i) = raw.args.iter().position(|a| names_memory(a)) {
+            return Err(ConfigError::new(
+                format!("eal.args[{i}]"),
+                ConfigErrorKind::MemoryTwice { arg: raw.args[i].clone(), memory: raw.memory },
+            ));
+        }
+    }
+    Ok(EalConfig { memory: raw.memory, memory_mb, main_lcore, main_cpu, file_prefix: raw.file_prefix, args: raw.args })
+}
+
+/// Whether an EAL argument says where memory comes from (then `eal.memory = "auto"` leaves
+/// it to the arguments).
+pub(super) fn names_memory(arg: &str) -> bool {
+    let name = arg.split_once('=').map_or(arg, |(name, _)| name);
+    matches!(name, "--no-huge" | "--socket-mem" | "--in-memory" | "--legacy-mem")
+        || (arg.starts_with("-m") && !arg.starts_with("--"))
 }
 
 fn validate_pool(raw: raw::Pool) -> Result<PoolConfig, ConfigError> {
@@ -624,6 +642,8 @@ fn validate_workers(raw: Vec<raw::Worker>, eal: &EalConfig, ports: &[PortConfig]
             ));
         }
 
+        let cpu = raw_worker.cpu.map(|c| int(&format!("worker[{w}].cpu"), c, 0, i64::from(MAX_CPUS) - 1)).transpose()?;
+
         if raw_worker.rx.is_empty() {
             return Err(ConfigError::new(format!("worker[{w}].rx"), ConfigErrorKind::Empty { what: "{ port, queue } entry" }));
         }
@@ -643,7 +663,7 @@ fn validate_workers(raw: Vec<raw::Worker>, eal: &EalConfig, ports: &[PortConfig]
             }
             rx.push(queue_ref);
         }
-        workers.push(WorkerConfig { lcore, rx });
+        workers.push(WorkerConfig { lcore, cpu, rx });
     }
     Ok(workers)
 }
@@ -848,7 +868,17 @@ mod tests {
     #[test]
     fn minimal_config_gets_the_documented_defaults() {
         let config = Config::from_toml_str(&valid()).unwrap();
-        assert_eq!(config.eal, EalConfig { main_lcore: 0, file_prefix: "dataplane".into(), args: vec![] });
+        assert_eq!(
+            config.eal,
+            EalConfig {
+                memory: EalMemory::Auto,
+                memory_mb: 512,
+                main_lcore: 0,
+                main_cpu: None,
+                file_prefix: "dataplane".into(),
+                args: vec![]
+            }
+        );
         assert_eq!(config.pool, PoolConfig { mbufs: None, cache: 256, data_room: 2176, priv_size: 0 });
         assert_eq!(config.forward, ForwardConfig { mode: Mode::Io, burst: 32, pairs: vec![(PortIdx(0), PortIdx(1))] });
         assert_eq!(
@@ -875,6 +905,7 @@ mod tests {
             config.workers,
             vec![WorkerConfig {
                 lcore: 1,
+                cpu: None,
                 rx: vec![RxQueueRef { port: PortIdx(0), queue: 0 }, RxQueueRef { port: PortIdx(1), queue: 0 }]
             }]
         );
@@ -1028,6 +1059,8 @@ rx = [{{ port = "null0", queue = 1 }}, {{ port = "null1", queue = 1 }}]
             ),
             ("worker on main lcore", with_workers(&WORKER.replace("lcore = 1", "lcore = 0")), "worker[0].lcore: lcore 0 is eal.main_lcore"),
             ("worker lcore too big", with_workers(&WORKER.replace("lcore = 1", "lcore = 128")), "worker[0].lcore: must be at most 127"),
+            ("worker cpu too big", with_workers(&WORKER.replace("lcore = 1", "lcore = 1\ncpu = 1024")), "worker[0].cpu: must be at most 1023"),
+            ("main cpu negative", format!("[eal]\nmain_cpu = -1\n{}", valid()), "eal.main_cpu: must be at least 0"),
             (
                 "duplicate worker lcore",
                 two_workers("").replace("lcore = 2", "lcore = 1"),

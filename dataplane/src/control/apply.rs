@@ -71,7 +71,7 @@ macro_rules! same {
 /// `needs_restart` or `invalid`, with the key.
 pub fn diff(old: &Config, new: &Config, can: &Abilities) -> Result<Plan, ApiError> {
     let mut plan = Plan::default();
-    same!(old.eal, new.eal, "eal", [main_lcore, file_prefix, args]);
+    same!(old.eal, new.eal, "eal", [memory, memory_mb, main_lcore, main_cpu, file_prefix, args]);
     same!(old.pool, new.pool, "pool", [mbufs, cache, data_room, priv_size]);
     same!(old.forward, new.forward, "forward", [mode, burst, pairs]);
     same!(old.extensions, new.extensions, "extensions", [trace_every, flow, areas]);

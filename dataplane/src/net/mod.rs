@@ -50,7 +50,7 @@ pub mod l4;
 pub mod ndisc;
 mod parse;
 #[cfg(test)]
-mod testdata;
+pub(crate) mod testdata;
 
 pub use arp::{ArpPacket, ArpRepr};
 pub use error::ParseError;
@@ -91,13 +91,16 @@ type Field = core::ops::Range<usize>;
 /// than `f.end`, which the views rule out in `new_checked`.
 #[inline]
 fn read_u16(data: &[u8], f: Field) -> u16 {
-    u16::from_be_bytes([data[f.start], data[f.start + 1]])
+    // One bounds check and one two-byte load.
+    let bytes: &[u8; 2] = data[f.start..].first_chunk().expect("a view's field lies within its buffer");
+    u16::from_be_bytes(*bytes)
 }
 
 /// Writes `value` big-endian at `f` (two bytes); same precondition as [`read_u16`].
 #[inline]
 fn write_u16(data: &mut [u8], f: Field, value: u16) {
-    data[f].copy_from_slice(&value.to_be_bytes());
+    let bytes: &mut [u8; 2] = data[f.start..].first_chunk_mut().expect("a view's field lies within its buffer");
+    *bytes = value.to_be_bytes();
 }
 
 #[cfg(test)]

@@ -77,6 +77,13 @@ impl<P: Packet> Backlogs<P> {
         }
     }
 
+    /// Whether the backlog of `port` holds as many packets as it may (the limit not under
+    /// pressure: nothing more can be held).
+    #[inline]
+    pub(super) fn is_full(&self, port: usize) -> bool {
+        self.held[port].len() >= self.limit
+    }
+
     /// Whether packets wait for port `port`.
     #[inline]
     pub(super) fn is_held(&self, port: usize) -> bool {

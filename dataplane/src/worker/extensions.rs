@@ -1,6 +1,8 @@
-//! The extension steps: a trace on one received packet in `trace_every`, flow metadata on
-//! every packet, and the mirror, which clones matching forwarded packets out of its port.
-//! The hand-off before TX (traced latency, release) is the queues' ([`super::queues`]).
+//! The extension steps, a burst at a time: a trace on one received packet in
+//! `trace_every`, flow metadata on every packet, and the mirror, which clones matching
+//! forwarded packets out of its port. The areas a burst needs come from their pool in one
+//! bulk get (`ext::AreaBatch`); the hand-off before TX (traced latency, release in one bulk
+//! put) is the queues' ([`super::queues`]), told by a mask which packets carry any.
 
 use mempool::{ext, Burst, Mbuf, Pool};
 
@@ -27,12 +29,54 @@ pub struct WorkerExts {
     pub mirror: Option<(PortIdx, Option<Proto>)>,
 }
 
-/// Which packets of an io burst got extensions.
-pub(super) enum Tagged {
-    None,
-    /// Bit `i` set: packet `i`.
-    Some(u32),
-    All,
+/// The extension step of one burst: the areas at hand for it and what each packet gets.
+pub(super) struct BurstExts<'a> {
+    batch: &'a mut ext::AreaBatch,
+    ids: PacketExts,
+    /// A bit for each packet that gets a trace.
+    traced: u32,
+    trace: Trace,
+    /// Whether every packet gets flow metadata.
+    pub flow: bool,
+    /// A bit for each packet that carries an extension.
+    carried: u32,
+    failures: u64,
+}
+
+impl BurstExts<'_> {
+    /// Attaches packet `i`'s flow metadata (`meta()`) if the step gives packets flow
+    /// metadata. A packet left without (no free area) goes on.
+    #[inline]
+    pub(super) fn attach_flow(&mut self, i: usize, m: &mut Mbuf, meta: impl FnOnce() -> FlowMeta) {
+        if !self.flow {
+            return;
+        }
+        match self.batch.set(m, self.ids.flow, meta()) {
+            Ok(()) => self.carried |= 1 << i,
+            Err(_) => self.failures += 1,
+        }
+    }
+
+    /// Whether the step does anything to packets of this burst.
+    #[inline]
+    pub(super) fn any(&self) -> bool {
+        self.flow || self.traced != 0
+    }
+
+    /// Attaches the traces to the sampled packets of `rx` among `kept` (the ones that go
+    /// on), counts the failures, and returns the mask of the packets that carry an
+    /// extension. The areas not given out stay at hand for the next burst.
+    #[inline]
+    pub(super) fn finish(mut self, rx: &mut Burst, kept: u32, w: &mut Worker<EalQueues>) -> u32 {
+        let traced = self.traced & kept;
+        if traced != 0 {
+            let failed = self.batch.set_each(rx.as_mut_slice(), traced, self.ids.trace, self.trace);
+            self.carried |= traced & !failed;
+            self.failures += u64::from(failed.count_ones());
+        }
+        w.totals[Counter::ExtFailures] += self.failures;
+        self.carried
+    }
 }
 
 /// The extension step of one worker.
@@ -41,11 +85,13 @@ pub(super) struct Extensions {
     /// Packets until the next traced one.
     trace_in: u32,
     lcore: LcoreId,
+    /// Areas at hand, taken from their pool 32 at a time (returned when the worker ends).
+    batch: ext::AreaBatch,
 }
 
 impl Extensions {
     pub(super) fn new(x: WorkerExts, lcore: LcoreId) -> Self {
-        Extensions { x, trace_in: 0, lcore }
+        Extensions { x, trace_in: 0, lcore, batch: ext::AreaBatch::default() }
     }
 
     /// Changes the mirror (`ctl apply` of `[mirror]`).
@@ -53,96 +99,92 @@ impl Extensions {
         self.x.mirror = mirror;
     }
 
-    /// The trace of a packet received from `(port, queue)` by the burst at `rx_tsc` (0: not
-    /// timed, then the round's start).
-    fn trace(&self, (port, queue): (u16, u16), rx_tsc: u64, round_start: u64) -> Trace {
-        Trace { rx_tsc: if rx_tsc != 0 { rx_tsc } else { round_start }, lcore: self.lcore.0 as u16, port, queue }
+    /// Whether packets get flow metadata (asked for, or needed by the mirror).
+    #[inline]
+    pub(super) fn flow(&self) -> bool {
+        self.x.flow || self.x.mirror.is_some()
     }
 
-    /// Attaches extensions to a whole io burst, and says which packets may carry one:
-    /// without flow metadata only the sampled packets are touched, and only they need the
-    /// hand-off.
-    pub(super) fn attach_burst(&mut self, from: (u16, u16), rx: &mut Burst, rx_tsc: u64, w: &mut Worker<EalQueues>) -> Tagged {
-        let x = self.x;
-        if x.flow || x.mirror.is_some() {
-            for m in rx.as_mut_slice() {
-                self.attach(from, m, rx_tsc, w);
-            }
-            return Tagged::All;
+    /// Which of the next `n` received packets get a trace: one in `trace_every`, counted
+    /// across bursts.
+    #[inline]
+    fn sample(&mut self, n: usize) -> u32 {
+        let every = self.x.trace_every as usize;
+        if every == 0 {
+            return 0;
         }
-        if x.trace_every == 0 {
-            return Tagged::None;
-        }
-        let n = rx.len();
         let mut mask = 0u32;
         let mut i = self.trace_in as usize;
-        let t = self.trace(from, rx_tsc, w.now);
         while i < n {
-            if ext::set(&mut rx.as_mut_slice()[i], x.ids.trace, t).is_err() {
-                w.totals[Counter::ExtFailures] += 1;
-            }
             mask |= 1 << i;
-            i += x.trace_every as usize;
+            i += every;
         }
         self.trace_in = (i - n) as u32;
-        if mask == 0 {
-            Tagged::None
-        } else {
-            Tagged::Some(mask)
+        mask
+    }
+
+    /// Starts the extension step for a burst of `n` packets received from `from` = (port
+    /// id, queue) at `rx_tsc` (0 if not timed; `now` stands in): samples the packets that
+    /// get a trace and makes sure the areas the burst needs are at hand (one bulk get when
+    /// they are not).
+    #[inline]
+    pub(super) fn begin(&mut self, from: (u16, u16), n: usize, rx_tsc: u64, now: u64) -> BurstExts<'_> {
+        let traced = self.sample(n);
+        let flow = self.flow();
+        let areas = if flow { n } else { traced.count_ones() as usize };
+        self.batch.refill(areas);
+        BurstExts {
+            batch: &mut self.batch,
+            ids: self.x.ids,
+            traced,
+            trace: Trace {
+                rx_tsc: if rx_tsc != 0 { rx_tsc } else { now },
+                lcore: self.lcore.0 as u16,
+                port: from.0,
+                queue: from.1,
+            },
+            flow,
+            carried: 0,
+            failures: 0,
         }
     }
 
-    /// The hand-off of the packets of an io burst that [`Extensions::attach_burst`] tagged.
-    pub(super) fn hand_off(&self, tagged: Tagged, rx: &mut Burst, w: &mut Worker<EalQueues>) {
-        use super::queues::Queues;
-        match tagged {
-            Tagged::None => {}
-            Tagged::All => w.io.hand_off(rx, &mut w.hist.latency_cycles),
-            Tagged::Some(mask) => {
-                let now = w.io.now();
-                let mut bits = mask;
-                while bits != 0 {
-                    let i = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let m = &mut rx.as_mut_slice()[i];
-                    if let Some(t) = ext::get(m, self.x.ids.trace) {
-                        w.hist.latency_cycles.saturating_record(now.wrapping_sub(t.rx_tsc).max(1));
-                    }
-                    ext::release(m);
-                }
+    /// [`Extensions::begin`], then every packet of `rx`, whose flow metadata is `meta(m)`:
+    /// for a burst that is forwarded whole. Returns the mask of the packets that carry an
+    /// extension now (failures are counted).
+    #[inline]
+    pub(super) fn attach_all(
+        &mut self,
+        from: (u16, u16),
+        rx: &mut Burst,
+        rx_tsc: u64,
+        w: &mut Worker<EalQueues>,
+        meta: impl Fn(&Mbuf) -> FlowMeta,
+    ) -> u32 {
+        let mut b = self.begin(from, rx.len(), rx_tsc, w.now);
+        if b.flow {
+            for (i, m) in rx.as_mut_slice().iter_mut().enumerate() {
+                let v = meta(m);
+                b.attach_flow(i, m, || v);
             }
+        }
+        b.finish(rx, u32::MAX, w)
+    }
+
+    /// Flow metadata of a packet not parsed yet.
+    #[inline]
+    pub(super) fn meta_of(m: &Mbuf) -> FlowMeta {
+        match parse_packet(m.data(), m.pkt_len()) {
+            Ok(p) => FlowMeta::from_parsed(m.data(), &p, m.rss_hash()),
+            Err(_) => FlowMeta::default(),
         }
     }
 
-    /// Attaches the configured extensions to a packet just received: a trace on one
-    /// packet in `trace_every`, flow metadata on every packet if asked for (or for the
-    /// mirror). A failure (no free area) is counted and the packet goes on without.
-    pub(super) fn attach(&mut self, from: (u16, u16), m: &mut Mbuf, rx_tsc: u64, w: &mut Worker<EalQueues>) {
-        let x = self.x;
-        if x.trace_every > 0 {
-            if self.trace_in == 0 {
-                self.trace_in = x.trace_every - 1;
-                if ext::set(m, x.ids.trace, self.trace(from, rx_tsc, w.now)).is_err() {
-                    w.totals[Counter::ExtFailures] += 1;
-                }
-            } else {
-                self.trace_in -= 1;
-            }
-        }
-        if x.flow || x.mirror.is_some() {
-            let meta = match parse_packet(m.data(), m.pkt_len()) {
-                Ok(p) => FlowMeta::from_parsed(m.data(), &p),
-                Err(_) => FlowMeta::default(),
-            };
-            if ext::set(m, x.ids.flow, meta).is_err() {
-                w.totals[Counter::ExtFailures] += 1;
-            }
-        }
-    }
-
-    /// Sends a clone of a forwarded packet out of the mirror port, if it matches. The
-    /// clone shares the packet's data and extension area; marking it `mirrored` copies the
-    /// area first (copy-on-write), so the original's metadata is untouched.
+    /// Sends a clone of a forwarded packet out of the mirror port, if there is one and the
+    /// packet matches. The clone shares the packet's data and extension area; marking it
+    /// `mirrored` copies the area first (copy-on-write), so the original's metadata is
+    /// untouched.
+    #[inline]
     pub(super) fn mirror(&self, m: &Mbuf, rx_tsc: u64, pool: &Pool, w: &mut Worker<EalQueues>) {
         let WorkerExts { ids, mirror: Some((port, proto)), .. } = self.x else { return };
         let Some(meta) = ext::get(m, ids.flow) else { return };
@@ -160,5 +202,11 @@ impl Extensions {
             }
             Err(_) => w.totals[DropReason::NoBufForCopy] += 1,
         }
+    }
+
+    /// Whether a mirror is configured.
+    #[inline]
+    pub(super) fn mirrors(&self) -> bool {
+        self.x.mirror.is_some()
     }
 }

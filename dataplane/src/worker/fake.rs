@@ -150,7 +150,7 @@ impl Queues for FakeQueues {
         self.clock
     }
 
-    fn hand_off(&mut self, _burst: &mut Pkts, _latency: &mut Histogram<u64>) {}
+    fn hand_off(&mut self, _burst: &mut Pkts, _which: u32, _latency: &mut Histogram<u64>) {}
 }
 
 /// A stage that sends every packet to one port: packet by packet through its TX buffer,

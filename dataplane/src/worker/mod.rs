@@ -31,7 +31,7 @@ use crate::net::MacAddr;
 use crate::port::{PortIdx, RxQueue, TxQueue};
 use crate::rcu::QsbrReader;
 use crate::slowpath::SlowPathLink;
-use crate::stats::{Counter, WorkerCounters};
+use crate::stats::{self, Counter, WorkerCounters};
 
 mod backlog;
 mod extensions;
@@ -40,6 +40,7 @@ mod fake;
 mod modes;
 mod poll;
 mod queues;
+mod route;
 mod slow;
 mod tx;
 
@@ -48,7 +49,8 @@ pub use extensions::WorkerExts;
 pub use poll::{idle_action, Idle};
 
 /// The environment variable that makes a worker panic, for testing how the forwarder
-/// handles it: `LCORE:ROUNDS` (the worker on lcore LCORE panics after ROUNDS rounds).
+/// handles it: `LCORE:ROUNDS` (the worker on lcore LCORE panics after ROUNDS rounds, at
+/// the next time it looks, within `stats::PUBLISH_EVERY` rounds).
 pub const FAULT_ENV: &str = "DATAPLANE_FAULT_PANIC";
 
 /// One polled RX queue and where its packets go.
@@ -275,26 +277,32 @@ pub fn run(plan: WorkerPlan) {
             idle_streak = idle_streak.saturating_add(1);
             back_off(idle.as_ref(), idle_streak, &mut stage.rcu);
         }
+        // Every few rounds, and at the first idle round after traffic: publish the counters,
+        // and look at the control thread's requests and the fault injection.
         let w = &poller.w;
-        counters.publish(&w.totals);
-        if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
-            panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
-        }
-        match commands.try_recv() {
-            Ok(Command::Histograms(reply)) => {
-                let _ = reply.send((lcore, w.hist.clone()));
+        if idle_streak == 1 || w.totals[Counter::Rounds] % stats::PUBLISH_EVERY == 0 {
+            counters.publish(&w.totals);
+            if panic_after.is_some_and(|n| w.totals[Counter::Rounds] >= n) {
+                panic!("fault injection ({FAULT_ENV}): panicking after {} rounds", w.totals[Counter::Rounds]);
             }
-            Ok(Command::ClearCounters(reply)) => {
-                let w = &mut poller.w;
-                for p in PortIdx::all(w.totals.port_tx.len()) {
-                    w.flush(p);
+            // Every request waiting (the channel holds a few).
+            while let Ok(command) = commands.try_recv() {
+                match command {
+                    Command::Histograms(reply) => {
+                        let _ = reply.send((lcore, poller.w.hist.clone()));
+                    }
+                    Command::ClearCounters(reply) => {
+                        let w = &mut poller.w;
+                        for p in PortIdx::all(w.totals.port_tx.len()) {
+                            w.flush(p);
+                        }
+                        w.totals = crate::stats::WorkerTotals::new(w.totals.lane_rx.len(), w.totals.port_tx.len());
+                        w.hist = Histograms::new();
+                        counters.publish(&w.totals);
+                        let _ = reply.send(lcore);
+                    }
                 }
-                w.totals = crate::stats::WorkerTotals::new(w.totals.lane_rx.len(), w.totals.port_tx.len());
-                w.hist = Histograms::new();
-                counters.publish(&w.totals);
-                let _ = reply.send(lcore);
             }
-            Err(_) => {}
         }
     }
     // Unregistered: no writer waits for this worker any more.

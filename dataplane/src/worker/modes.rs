@@ -8,14 +8,15 @@
 
 use std::sync::Arc;
 
-use mempool::{Burst, Mbuf, Pool};
+use mempool::{Burst, Mbuf, Pool, MAX_BURST};
 
-use crate::forward::{self, Action, DropReason};
+use crate::forward::{self, DropReason};
 use crate::rcu::QsbrReader;
 
 use super::extensions::Extensions;
 use super::poll::Stage;
-use super::queues::EalQueues;
+use super::queues::{EalQueues, Queues};
+use super::route;
 use super::slow::SlowStep;
 use super::tx::Worker;
 use super::{Dest, Rewrite};
@@ -63,86 +64,38 @@ impl Stage<EalQueues> for Pipeline {
                 // A whole burst has one destination: hand it to the NIC as it is, as
                 // testpmd's io engine does, with no copy into a TX buffer.
                 if let Some(x) = exts {
-                    let tagged = x.attach_burst(info.from, rx, rx_tsc, w);
-                    x.hand_off(tagged, rx, w);
+                    let carried = x.attach_all(info.from, rx, rx_tsc, w, Extensions::meta_of);
+                    w.io.hand_off(rx, carried, &mut w.hist.latency_cycles);
                 }
                 w.send(out, rx, rx_tsc);
             }
-            (&Dest::Pair { out, rewrite }, None) => {
-                // Pair modes send the whole burst to one port too: rewrite it in place,
-                // drop what cannot be rewritten, and hand the rest over at once.
-                let totals = &mut w.totals;
-                rx.retain(
-                    |m| match m.unshare(pool).map_err(|_| DropReason::NoBufForCopy).and_then(|d| apply(rewrite, d)) {
-                        Ok(()) => true,
-                        Err(r) => {
-                            totals[r] += 1;
-                            false
-                        }
-                    },
-                    drop,
-                );
-                w.send(out, rx, rx_tsc);
+            (&Dest::Pair { out, rewrite }, exts) => {
+                // Pair modes send the whole burst to one port too: rewrite it in place and
+                // hand it over at once; in the rare burst where a packet cannot be
+                // rewritten, drop those first.
+                let (failed, reasons) = match rewrite {
+                    Rewrite::None => (0, [DropReason::Truncated; MAX_BURST]),
+                    Rewrite::Macswap => rewrite_each(rx, pool, forward::macswap),
+                    Rewrite::L2fwd { src, dst } => rewrite_each(rx, pool, |d| forward::l2fwd(d, src, dst)),
+                };
+                if failed != 0 {
+                    drop_failed(rx, failed, &reasons, w);
+                }
+                let Some(x) = exts else {
+                    w.send(out, rx, rx_tsc);
+                    return;
+                };
+                let carried = x.attach_all(info.from, rx, rx_tsc, w, Extensions::meta_of);
+                if x.mirrors() {
+                    for m in rx.as_slice() {
+                        x.mirror(m, rx_tsc, pool, w);
+                    }
+                }
+                w.forward_burst(out, rx, rx_tsc, carried);
             }
-            (&Dest::Pair { out, rewrite }, Some(x)) => {
-                for mut m in rx.drain() {
-                    x.attach(info.from, &mut m, rx_tsc, w);
-                    match m.unshare(pool).map_err(|_| DropReason::NoBufForCopy).and_then(|d| apply(rewrite, d)) {
-                        Ok(()) => {
-                            x.mirror(&m, rx_tsc, pool, w);
-                            w.enqueue(out, m, rx_tsc);
-                        }
-                        Err(r) => w.totals[r] += 1,
-                    }
-                }
-            }
-            (Dest::Route { tables, local }, mut exts) => {
-                for mut m in rx.drain() {
-                    if let Some(x) = &mut exts {
-                        x.attach(info.from, &mut m, rx_tsc, w);
-                    }
-                    // A chained packet (larger than one data room, scattered RX) is routed
-                    // on the headers in its first segment.
-                    let len = m.pkt_len();
-                    let rss = m.rss_hash();
-                    let action = match m.unshare(pool) {
-                        Err(_) => Action::Drop(DropReason::NoBufForCopy),
-                        Ok(data) => {
-                            let view = tables.fib.view(rcu).with_rss(rss);
-                            forward::l3fwd_packet(data, len, &view, &view, local.as_ref())
-                        }
-                    };
-                    match action {
-                        Action::Tx(p) => {
-                            if let Some(x) = &exts {
-                                x.mirror(&m, rx_tsc, pool, w);
-                            }
-                            w.enqueue(p, m, rx_tsc)
-                        }
-                        Action::Drop(r) => w.totals[r] += 1,
-                        Action::Punt => match slow {
-                            Some(s) => {
-                                // The slow path answers out of the input port: make sure
-                                // the mbuf says which one (not every PMD sets it).
-                                m.set_port(info.from.0);
-                                s.punt(m, w)
-                            }
-                            None => w.totals[DropReason::LocalUnhandled] += 1,
-                        },
-                        Action::Resolve { next_hop, .. } => match slow {
-                            Some(s) => {
-                                // The slow path holds it while it resolves the next hop's
-                                // neighbour; the tag says which next hop the route chose.
-                                m.set_user_tag(next_hop);
-                                s.resolve(m, w)
-                            }
-                            None => w.totals[DropReason::NoRoute] += 1,
-                        },
-                    }
-                }
-                if let Some(s) = slow {
-                    s.flush(w);
-                }
+            (Dest::Route { tables, local }, exts) => {
+                let x = route::Extras { pool, exts: exts.as_mut(), slow: slow.as_mut(), from: info.from };
+                route::route(rx, &tables.fib.view(rcu), local.as_ref(), rx_tsc, x, w);
             }
         }
     }
@@ -165,12 +118,43 @@ fn drop_bad_chains(rx: &mut Burst, w: &mut Worker<EalQueues>) {
     );
 }
 
-/// A pair mode's rewrite of one frame.
+/// Rewrites every packet of `rx` in place with `f` (after making it writable); returns a
+/// bit per packet that could not be rewritten, and why. Generic, so each rewrite gets a
+/// loop of its own.
 #[inline(always)]
-fn apply(rewrite: Rewrite, data: &mut [u8]) -> Result<(), DropReason> {
-    match rewrite {
-        Rewrite::None => Ok(()),
-        Rewrite::Macswap => forward::macswap(data),
-        Rewrite::L2fwd { src, dst } => forward::l2fwd(data, src, dst),
+fn rewrite_each(
+    rx: &mut Burst,
+    pool: &Pool,
+    mut f: impl FnMut(&mut [u8]) -> Result<(), DropReason>,
+) -> (u32, [DropReason; MAX_BURST]) {
+    let mut failed = 0u32;
+    let mut reasons = [DropReason::Truncated; MAX_BURST];
+    for (i, m) in rx.as_mut_slice().iter_mut().enumerate() {
+        let done = match m.unshare(pool) {
+            Ok(data) => f(data),
+            Err(_) => Err(DropReason::NoBufForCopy),
+        };
+        if let Err(r) = done {
+            failed |= 1 << i;
+            reasons[i] = r;
+        }
     }
+    (failed, reasons)
+}
+
+/// Drops the packets of `rx` whose bit is set in `failed`, counting each one's reason.
+#[cold]
+fn drop_failed(rx: &mut Burst, failed: u32, reasons: &[DropReason; MAX_BURST], w: &mut Worker<EalQueues>) {
+    let mut i = 0;
+    rx.retain(
+        |_| {
+            let keep = failed & (1 << i) == 0;
+            if !keep {
+                w.totals[reasons[i]] += 1;
+            }
+            i += 1;
+            keep
+        },
+        drop,
+    );
 }

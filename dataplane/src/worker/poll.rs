@@ -89,10 +89,10 @@ impl<Q: Queues> Poller<Q> {
         let mut work = 0u64;
         'round: loop {
             let mut any_full = false;
-            for i in 0..lanes {
-                // Like NAPI's poll list, start after the lane where the last round ran out
-                // of budget, so that lane is not always first.
-                let lane = (self.next_lane + i) % lanes;
+            // Like NAPI's poll list, start after the lane where the last round ran out of
+            // budget, so that lane is not always first.
+            let mut lane = self.next_lane;
+            for _ in 0..lanes {
                 // One poll in `sample_every` is timed (counting empty polls too, so an
                 // idle worker does not read the TSC on every poll).
                 let t0 = match self.sample_in {
@@ -107,9 +107,12 @@ impl<Q: Queues> Poller<Q> {
                     }
                 };
                 let n = self.w.io.rx_burst(lane, &mut self.rx, burst);
+                let this = lane;
+                lane = if lane + 1 == lanes { 0 } else { lane + 1 };
                 if n == 0 {
                     continue;
                 }
+                let lane = this;
                 self.w.totals.lane_rx[lane] += n as u64;
                 self.w.totals.lane_bursts[lane] += 1;
                 stage.forward(lane, &mut self.rx, t0, &mut self.w);
@@ -126,7 +129,7 @@ impl<Q: Queues> Poller<Q> {
                 let full = n == usize::from(burst);
                 any_full |= full;
                 if left <= 0 {
-                    self.next_lane = (lane + 1) % lanes;
+                    self.next_lane = if lane + 1 == lanes { 0 } else { lane + 1 };
                     self.w.totals[Counter::TimeSqueeze] += u64::from(full);
                     break 'round;
                 }

@@ -12,7 +12,7 @@ use mempool::{ext, Burst, Mbuf};
 
 use crate::eal;
 use crate::exts::PacketExts;
-use crate::net::{parse_packet, Proto};
+use crate::net::{parse_packet, Parsed, Proto, L3};
 use crate::port::{PortIdx, RxQueue, TxQueue};
 
 /// A packet as the loop holds it.
@@ -63,15 +63,70 @@ pub trait Queues {
     fn needs_hand_off(&self, _p: &Self::Pkt) -> bool {
         false
     }
-    /// Makes the packets of `burst` ready for the NIC (which frees them in C): records the
-    /// RX-to-TX latency of traced ones into `latency` and releases their extensions.
-    fn hand_off(&mut self, _burst: &mut Self::Burst, _latency: &mut Histogram<u64>) {}
+    /// Makes the packets of `burst` whose bit is set in `which` (those that may carry
+    /// extensions) ready for the NIC, which frees them in C: records the RX-to-TX latency of
+    /// traced ones into `latency` and releases their extensions.
+    fn hand_off(&mut self, _burst: &mut Self::Burst, _which: u32, _latency: &mut Histogram<u64>) {}
 }
 
 impl Packet for Mbuf {
+    /// From the packet type when it says (the worker stores what its parser found there),
+    /// else by parsing.
     #[inline]
     fn proto(&self) -> Proto {
-        parse_packet(self.data(), self.pkt_len()).map_or(Proto::Other, |p| p.proto)
+        match proto_of_ptype(self.packet_type()) {
+            Some(p) => p,
+            None => parse_packet(self.data(), self.pkt_len()).map_or(Proto::Other, |p| p.proto),
+        }
+    }
+}
+
+/// DPDK's `RTE_PTYPE_*` bits for what [`parse`](crate::net::parse) found: L2 (Ethernet, ARP, one or two VLAN
+/// tags), L3 (IPv4 with or without options, IPv6 with or without extension headers), L4
+/// (TCP, UDP, ICMP/ICMPv6, a fragment, another protocol). Stored in the mbuf, it carries
+/// the parse to later steps (see [`proto_of_ptype`]).
+#[inline]
+pub fn ptype(p: &Parsed) -> u32 {
+    use dpdk_sys::*;
+    // By Proto::index: tcp, udp, icmp, other.
+    const L4: [u32; 4] = [RTE_PTYPE_L4_TCP, RTE_PTYPE_L4_UDP, RTE_PTYPE_L4_ICMP, RTE_PTYPE_L4_NONFRAG];
+    // The common case first: untagged IPv4 without options, not a fragment.
+    if p.l2_len == 14 && p.l3 == L3::Ipv4 && p.l3_len == 20 && !p.fragment {
+        return RTE_PTYPE_L2_ETHER | RTE_PTYPE_L3_IPV4 | L4[p.proto.index()];
+    }
+    ptype_any(p)
+}
+
+#[inline(never)]
+fn ptype_any(p: &Parsed) -> u32 {
+    use dpdk_sys::*;
+    const L2: [u32; 3] = [RTE_PTYPE_L2_ETHER, RTE_PTYPE_L2_ETHER_VLAN, RTE_PTYPE_L2_ETHER_QINQ];
+    // By Proto::index: tcp, udp, icmp, other.
+    const L4: [u32; 4] = [RTE_PTYPE_L4_TCP, RTE_PTYPE_L4_UDP, RTE_PTYPE_L4_ICMP, RTE_PTYPE_L4_NONFRAG];
+    let l2 = L2[(usize::from(p.l2_len.saturating_sub(14)) / 4).min(2)];
+    let l4 = if p.fragment { RTE_PTYPE_L4_FRAG } else { L4[p.proto.index()] };
+    match p.l3 {
+        L3::Ipv4 if p.l3_len == 20 => l2 | RTE_PTYPE_L3_IPV4 | l4,
+        L3::Ipv4 => l2 | RTE_PTYPE_L3_IPV4_EXT | l4,
+        L3::Ipv6 if p.l4_offset - p.l3_offset == 40 => l2 | RTE_PTYPE_L3_IPV6 | l4,
+        L3::Ipv6 => l2 | RTE_PTYPE_L3_IPV6_EXT | l4,
+        L3::Arp => RTE_PTYPE_L2_ETHER_ARP,
+        L3::Other(_) => l2,
+    }
+}
+
+/// The accounting class a packet type says, or `None` when it does not say enough: unknown
+/// (0), a fragment (its class is its IP protocol's), or IP with no L4 type.
+#[inline]
+pub fn proto_of_ptype(ptype: u32) -> Option<Proto> {
+    use dpdk_sys::*;
+    match ptype & RTE_PTYPE_L4_MASK {
+        RTE_PTYPE_L4_TCP => Some(Proto::Tcp),
+        RTE_PTYPE_L4_UDP => Some(Proto::Udp),
+        RTE_PTYPE_L4_ICMP => Some(Proto::Icmp),
+        RTE_PTYPE_L4_FRAG => None,
+        0 if ptype == 0 || ptype & RTE_PTYPE_L3_MASK != 0 => None,
+        _ => Some(Proto::Other),
     }
 }
 
@@ -139,19 +194,66 @@ impl Queues for EalQueues {
         self.exts.is_some() && ext::active(m) != 0
     }
 
-    fn hand_off(&mut self, burst: &mut Burst, latency: &mut Histogram<u64>) {
+    fn hand_off(&mut self, burst: &mut Burst, which: u32, latency: &mut Histogram<u64>) {
         let Some(x) = self.exts else { return };
+        if which == 0 {
+            return;
+        }
         if self.traced {
-            let mut now = 0;
-            for m in burst.as_slice() {
-                if let Some(t) = ext::get(m, x.trace) {
-                    if now == 0 {
-                        now = eal::rdtsc();
+            // The packets of one RX burst share its timestamp: one record per run.
+            let now = eal::rdtsc();
+            let mut run = (0u64, 0u64);
+            let mut bits = which;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let Some(t) = burst.as_slice().get(i).and_then(|m| ext::get(m, x.trace)) else { continue };
+                if t.rx_tsc != run.0 {
+                    if run.1 > 0 {
+                        latency.saturating_record_n(now.wrapping_sub(run.0).max(1), run.1);
                     }
-                    latency.saturating_record(now.wrapping_sub(t.rx_tsc).max(1));
+                    run = (t.rx_tsc, 0);
                 }
+                run.1 += 1;
+            }
+            if run.1 > 0 {
+                latency.saturating_record_n(now.wrapping_sub(run.0).max(1), run.1);
             }
         }
-        burst.release_extensions();
+        ext::release_bulk(burst.as_mut_slice(), which);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::testdata::*;
+
+    /// The class read back from the stored packet type is the parser's, or the packet is
+    /// parsed again (fragments).
+    #[test]
+    fn packet_type_carries_the_class() {
+        for f in [
+            &IPV4_UDP_PADDED[..],
+            &VLAN_IPV4_TCP,
+            &QINQ_IPV4_OPTS_ICMP,
+            &IPV4_TCP_OPTS,
+            &IPV4_LATER_FRAGMENT,
+            &IPV4_FIRST_FRAGMENT,
+            &IPV6_EXT_CHAIN_UDP,
+            &VLAN_IPV6_ICMPV6,
+            &IPV6_ROUTING_AH_TCP,
+            &IPV6_LATER_FRAGMENT,
+            &IPV6_NO_NEXT_PADDED,
+            &ARP_REQUEST,
+        ] {
+            let p = crate::net::parse(f).unwrap();
+            let t = ptype(&p);
+            assert_ne!(t, 0);
+            assert_eq!(proto_of_ptype(t).unwrap_or(p.proto), p.proto, "{p:?}");
+            assert_eq!(proto_of_ptype(t).is_none(), p.fragment, "{p:?}");
+        }
+        assert_eq!(proto_of_ptype(0), None);
+        assert_eq!(proto_of_ptype(dpdk_sys::RTE_PTYPE_L2_ETHER | dpdk_sys::RTE_PTYPE_L3_IPV4), None);
     }
 }

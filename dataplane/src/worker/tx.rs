@@ -30,8 +30,8 @@ struct TxBuf<B> {
     /// in `burst`, its RX TSC, count).
     timed: [(u8, u64, u8); MAX_BURST],
     ntimed: usize,
-    /// Whether a buffered packet needs the hand-off before TX (it carries extensions).
-    has_ext: bool,
+    /// A bit per buffered packet that needs the hand-off before TX (it carries extensions).
+    ext_mask: u32,
 }
 
 impl<B: PacketBurst> TxBuf<B> {
@@ -39,7 +39,7 @@ impl<B: PacketBurst> TxBuf<B> {
 
     fn new() -> Self {
         let () = Self::FITS;
-        TxBuf { burst: B::default(), since: None, timed: [(0, 0, 0); MAX_BURST], ntimed: 0, has_ext: false }
+        TxBuf { burst: B::default(), since: None, timed: [(0, 0, 0); MAX_BURST], ntimed: 0, ext_mask: 0 }
     }
 
     /// Notes that the last `n` packets in the buffer came from an RX burst at `rx_tsc`
@@ -66,7 +66,7 @@ impl<B: PacketBurst> TxBuf<B> {
 pub struct Worker<Q: Queues> {
     /// The queues and the clock.
     pub io: Q,
-    /// Running totals, published once a round.
+    /// Running totals, published every few rounds (`stats::PUBLISH_EVERY`).
     pub totals: WorkerTotals,
     /// Latency and cost distributions.
     pub hist: Histograms,
@@ -108,9 +108,15 @@ impl<Q: Queues> Worker<Q> {
     /// sends the buffer when that filled it.
     #[inline]
     pub fn enqueue(&mut self, port: PortIdx, p: Q::Pkt, rx_tsc: u64) {
-        let needs_hand_off = self.io.needs_hand_off(&p);
+        let ext = self.io.needs_hand_off(&p);
+        self.enqueue_with(port, p, rx_tsc, ext);
+    }
+
+    /// [`Worker::enqueue`] when the caller knows whether `p` carries extensions (`ext`).
+    #[inline]
+    pub fn enqueue_with(&mut self, port: PortIdx, p: Q::Pkt, rx_tsc: u64, ext: bool) {
         let buf = &mut self.bufs[port.index()];
-        buf.has_ext |= needs_hand_off;
+        buf.ext_mask |= u32::from(ext) << buf.burst.len();
         // A full buffer was sent when it filled, so there is room.
         if buf.burst.push(p).is_ok() {
             buf.note(rx_tsc, 1, self.now);
@@ -123,11 +129,11 @@ impl<Q: Queues> Worker<Q> {
     /// Hands a whole burst for one port (received at `rx_tsc`) to its TX queue, bypassing
     /// the buffer; what the NIC refuses goes to the backlog or is dropped. Leaves `burst`
     /// empty. The caller has done the hand-off of packets with extensions.
-    #[inline]
+    #[inline(always)]
     pub fn send(&mut self, port: PortIdx, burst: &mut Q::Burst, rx_tsc: u64) {
         if self.backlogged(port) {
             // Packets already wait for this port: queue behind them, in order.
-            burst.drain_each(|p| self.hold(port, p));
+            self.hold_burst(port, burst);
             return;
         }
         let Some(sent) = self.io.tx_burst(port, burst) else {
@@ -141,6 +147,24 @@ impl<Q: Queues> Worker<Q> {
         }
         self.totals.port_tx[port.index()] += sent as u64;
         self.refused(port, burst);
+    }
+
+    /// Moves a whole burst for one port (received at `rx_tsc`; `ext` has a bit for each
+    /// packet that carries extensions): as [`Worker::send`] (after the hand-off) when that
+    /// port's TX buffer is empty (to the NIC, or behind its backlog), else into the buffer
+    /// behind what waits. Leaves `burst` empty.
+    #[inline]
+    pub fn forward_burst(&mut self, port: PortIdx, burst: &mut Q::Burst, rx_tsc: u64, ext: u32) {
+        if self.bufs[port.index()].burst.is_empty() {
+            self.io.hand_off(burst, ext, &mut self.hist.latency_cycles);
+            self.send(port, burst, rx_tsc);
+        } else {
+            let mut i = 0;
+            burst.drain_each(|p| {
+                self.enqueue_with(port, p, rx_tsc, ext >> i & 1 != 0);
+                i += 1;
+            });
+        }
     }
 
     /// Sends every TX buffer whose oldest packet waited the drain time (`now` is the
@@ -193,14 +217,14 @@ impl<Q: Queues> Worker<Q> {
             return;
         }
         buf.since = None;
-        if buf.has_ext {
-            buf.has_ext = false;
-            self.io.hand_off(&mut buf.burst, &mut self.hist.latency_cycles);
+        if buf.ext_mask != 0 {
+            self.io.hand_off(&mut buf.burst, buf.ext_mask, &mut self.hist.latency_cycles);
+            buf.ext_mask = 0;
         }
         if self.backlogged(port) {
             // The NIC still refuses the backlog: new packets wait behind it, in order.
             let mut b = std::mem::take(&mut self.bufs[i].burst);
-            b.drain_each(|p| self.hold(port, p));
+            self.hold_burst(port, &mut b);
             let buf = &mut self.bufs[i];
             buf.burst = b;
             buf.ntimed = 0;
@@ -233,12 +257,18 @@ impl<Q: Queues> Worker<Q> {
 
     /// What the NIC refused: into the backlog when there is one, else freed and counted
     /// `tx_full`.
+    #[inline(always)]
     fn refused(&mut self, port: PortIdx, unsent: &mut Q::Burst) {
-        if unsent.is_empty() {
-            return;
+        if !unsent.is_empty() {
+            self.refused_some(port, unsent);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused_some(&mut self, port: PortIdx, unsent: &mut Q::Burst) {
         if self.backlog.is_some() {
-            unsent.drain_each(|p| self.hold(port, p));
+            self.hold_burst(port, unsent);
         } else {
             self.totals[DropReason::TxFull] += unsent.len() as u64;
             unsent.clear();
@@ -249,6 +279,18 @@ impl<Q: Queues> Worker<Q> {
     #[inline]
     pub fn backlogged(&self, port: PortIdx) -> bool {
         self.backlog.as_ref().is_some_and(|b| b.is_held(port.index()))
+    }
+
+    /// Queues the packets of `burst` behind `port`'s backlog, in order, or drops them with
+    /// the backlog's reason; a full backlog drops the whole burst at once (one bulk free,
+    /// no per-packet look at its class). Leaves `burst` empty.
+    fn hold_burst(&mut self, port: PortIdx, burst: &mut Q::Burst) {
+        if self.backlog.as_ref().is_none_or(|b| b.is_full(port.index())) {
+            self.totals[DropReason::TxFull] += burst.len() as u64;
+            burst.clear();
+            return;
+        }
+        burst.drain_each(|p| self.hold(port, p));
     }
 
     /// Queues a packet behind `port`'s backlog, or drops it with the backlog's reason.

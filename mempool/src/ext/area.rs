@@ -277,6 +277,187 @@ fn activate<T: Copy>(m: &mut Mbuf, id: ExtId<T>, value: T, overwrite: bool) -> R
     }
 }
 
+/// Extension areas taken from the pool in one bulk get (`rte_mempool_get_bulk`, as a burst
+/// of mbufs is allocated), for the packets of one burst: [`AreaBatch::set`] gives one to a
+/// packet that has none. The areas not given out go back in one put when the batch is
+/// dropped. Not `Send`: it belongs to the lcore that took it, like the pool cache it came
+/// from.
+pub struct AreaBatch {
+    areas: [*mut c_void; 32],
+    next: usize,
+    len: usize,
+}
+
+impl std::fmt::Debug for AreaBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AreaBatch").field("left", &(self.len - self.next)).finish()
+    }
+}
+
+impl Default for AreaBatch {
+    fn default() -> Self {
+        AreaBatch { areas: [ptr::null_mut(); 32], next: 0, len: 0 }
+    }
+}
+
+impl AreaBatch {
+    /// `n` areas (at most 32), or none when the framework has not started or the pool
+    /// cannot give `n` at once; [`AreaBatch::set`] then takes areas one at a time.
+    #[inline]
+    pub fn take(n: usize) -> AreaBatch {
+        let mut b = AreaBatch::default();
+        b.refill(n);
+        b
+    }
+
+    /// Makes sure `n` areas (at most 32) are at hand, taking the shortfall in one bulk get
+    /// (nothing when the pool cannot give it at once, or the framework has not started).
+    /// A batch kept from burst to burst only goes to the pool when it runs short.
+    #[inline]
+    pub fn refill(&mut self, n: usize) {
+        let n = n.min(32);
+        let left = self.len - self.next;
+        if left >= n || dyn_offset().is_none() {
+            return;
+        }
+        // Keep what is left at the front, and get enough to make 32 at once (the next
+        // bursts then need no get).
+        self.areas.copy_within(self.next..self.len, 0);
+        self.next = 0;
+        self.len = left;
+        let want = 32 - left;
+        // SAFETY: the framework started (DYN_OFFSET is set after STATE), so its pool lives
+        // for the rest of the process; get_bulk writes `want` element pointers after the
+        // ones kept and returns 0, or writes nothing and returns non-zero (all or nothing).
+        if unsafe { dpdk_sys::dp_mempool_get_bulk(state().pool.as_ptr(), self.areas[left..].as_mut_ptr(), want as u32) } == 0 {
+            self.len = 32;
+        }
+    }
+
+    /// [`set`]: activates extension `id` on `m` with `value`, using an area of the batch
+    /// when the packet has none (else as `set` does: its own area, copied first if shared).
+    ///
+    /// # Errors
+    /// As [`set`]; the packet is then unchanged.
+    #[inline(always)]
+    pub fn set<T: Copy>(&mut self, m: &mut Mbuf, id: ExtId<T>, value: T) -> Result<(), ExtError> {
+        let Some(off) = live(id) else { return Err(ExtError::NotStarted) };
+        let f = field(m.as_ptr(), off);
+        // SAFETY: (Field); the packet is held exclusively through `&mut Mbuf`.
+        if self.next == self.len || unsafe { (*f).active } != 0 {
+            return set_slow(m, id, value);
+        }
+        let area = self.areas[self.next].cast::<AreaHeader>();
+        self.next += 1;
+        // SAFETY: a free element of the pool that this batch owned and now gives away (see
+        // alloc_area: area_size bytes, aligned for every type); the packet has no area
+        // (mask 0), so it takes this one with the one bit set (Reference).
+        unsafe {
+            area.write(AreaHeader { refcnt: AtomicU32::new(1), _pad: 0 });
+            slot(area, id).write(value);
+            (*f).area = area;
+            (*f).active = id.bit();
+        }
+        Ok(())
+    }
+}
+
+impl AreaBatch {
+    /// [`AreaBatch::set`] of the same `value` on each packet of `ms` (at most 32) whose bit
+    /// is set in `which`; returns the bits of the packets that could not be set.
+    ///
+    /// # Panics
+    /// When `ms` holds more than 32 packets.
+    #[inline]
+    pub fn set_each<T: Copy>(&mut self, ms: &mut [Mbuf], which: u32, id: ExtId<T>, value: T) -> u32 {
+        assert!(ms.len() <= 32, "set_each takes at most 32 packets");
+        let Some(off) = live(id) else { return which };
+        let mut failed = 0;
+        for i in Bits(which) {
+            let Some(m) = ms.get_mut(i) else { break };
+            let f = field(m.as_ptr(), off);
+            // SAFETY: (Field); the packet is held exclusively through `&mut [Mbuf]`.
+            if self.next == self.len || unsafe { (*f).active } != 0 {
+                failed |= u32::from(set_slow(m, id, value).is_err()) << i;
+                continue;
+            }
+            let area = self.areas[self.next].cast::<AreaHeader>();
+            self.next += 1;
+            // SAFETY: as in AreaBatch::set.
+            unsafe {
+                area.write(AreaHeader { refcnt: AtomicU32::new(1), _pad: 0 });
+                slot(area, id).write(value);
+                (*f).area = area;
+                (*f).active = id.bit();
+            }
+        }
+        failed
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn set_slow<T: Copy>(m: &mut Mbuf, id: ExtId<T>, value: T) -> Result<(), ExtError> {
+    activate(m, id, value, true).map(drop)
+}
+
+impl Drop for AreaBatch {
+    fn drop(&mut self) {
+        let left = self.len - self.next;
+        if left > 0 {
+            // SAFETY: the areas not given out are still this batch's, free elements of the
+            // pool they came from, which lives for the rest of the process.
+            unsafe { dpdk_sys::dp_mempool_put_bulk(state().pool.as_ptr(), self.areas[self.next..].as_ptr(), left as u32) };
+        }
+    }
+}
+
+/// [`set`] on each packet of `ms` whose bit is set in `which` (bit `i` for `ms[i]`; `ms`
+/// holds at most 32 packets), with the value `value(i, packet)`, the areas the packets lack
+/// taken in one [`AreaBatch`]. Returns the bits of the packets that could not be set (no
+/// area; unchanged), or all of `which` when `id`'s registry is not the started framework.
+///
+/// # Panics
+/// When `ms` holds more than 32 packets.
+#[inline]
+pub fn set_bulk<T: Copy>(ms: &mut [Mbuf], which: u32, id: ExtId<T>, mut value: impl FnMut(usize, &Mbuf) -> T) -> u32 {
+    assert!(ms.len() <= 32, "set_bulk takes at most 32 packets");
+    let which = if ms.len() == 32 { which } else { which & ((1u32 << ms.len()) - 1) };
+    if which == 0 {
+        return 0;
+    }
+    let Some(off) = live(id) else { return which };
+    let fresh = Bits(which)
+        // SAFETY: (Field).
+        .filter(|&i| unsafe { (*field(ms[i].as_ptr(), off)).active } == 0)
+        .count();
+    let mut batch = AreaBatch::take(fresh);
+    let mut failed = 0u32;
+    for i in Bits(which) {
+        let v = value(i, &ms[i]);
+        if batch.set(&mut ms[i], id, v).is_err() {
+            failed |= 1 << i;
+        }
+    }
+    failed
+}
+
+/// The positions of the set bits of a mask, lowest first.
+struct Bits(u32);
+
+impl Iterator for Bits {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let i = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(i)
+    }
+}
+
 /// Deactivates extension `id` on `m`: clears its bit, nothing else, so it cannot fail even
 /// on a shared area. The packet's area reference goes with its last extension.
 #[inline]
@@ -328,18 +509,66 @@ pub(crate) fn release_one(m: *mut rte_mbuf) {
     }
 }
 
-/// Hook: every packet of `ms` leaves Rust.
+/// Hook: every packet of `ms` leaves Rust. Areas whose last reference goes go back to the
+/// pool in bulk (`rte_mempool_put_bulk`), 32 at a time.
 #[inline]
 pub(crate) fn release_all(ms: &mut [Mbuf]) {
     let Some(off) = dyn_offset() else { return };
-    for m in ms {
-        let f = field(m.as_ptr(), off);
-        // SAFETY: (Field); the slice gives us each packet exclusively.
+    for chunk in ms.chunks_mut(32) {
+        let mut which = 0u32;
+        for (i, m) in chunk.iter().enumerate() {
+            // SAFETY: (Field).
+            which |= u32::from(unsafe { (*field(m.as_ptr(), off)).active } != 0) << i;
+        }
+        if which != 0 {
+            release_masked(chunk, which, off);
+        }
+    }
+}
+
+/// Releases the extensions of the packets of `ms` (at most 32) whose bit is set in
+/// `which` (those without any are skipped), as [`release`] does for each, with the areas
+/// freed in one bulk put. Call it before the packets go to C code that frees them.
+///
+/// # Panics
+/// When `ms` holds more than 32 packets.
+#[inline]
+pub fn release_bulk(ms: &mut [Mbuf], which: u32) {
+    assert!(ms.len() <= 32, "release_bulk takes at most 32 packets");
+    let Some(off) = dyn_offset() else { return };
+    let which = if ms.len() == 32 { which } else { which & ((1u32 << ms.len()) - 1) };
+    if which != 0 {
+        release_masked(ms, which, off);
+    }
+}
+
+#[cold]
+fn release_masked(ms: &mut [Mbuf], which: u32, off: usize) {
+    let mut free = [ptr::null_mut::<c_void>(); 32];
+    let mut n = 0;
+    for i in Bits(which) {
+        let f = field(ms[i].as_ptr(), off);
+        // SAFETY: (Field), each packet held exclusively through the slice; a set mask
+        // means the packet holds a reference to `area` (Reference), given up here after
+        // the mask is cleared. A count of 1 is ours alone (see put_ref): the area joins the
+        // bulk put; a shared one drops our reference.
         unsafe {
-            if (*f).active != 0 {
-                release_slow(f);
+            if (*f).active == 0 {
+                continue;
+            }
+            (*f).active = 0;
+            let area = (*f).area;
+            if (*area).refcnt.load(Ordering::Acquire) == 1 {
+                free[n] = area.cast();
+                n += 1;
+            } else {
+                put_ref(area);
             }
         }
+    }
+    if n > 0 {
+        // SAFETY: n areas nobody references any more, back to their pool at once.
+        unsafe { dpdk_sys::dp_mempool_put_bulk(state().pool.as_ptr(), free.as_ptr(), n as u32) };
     }
 }
 
