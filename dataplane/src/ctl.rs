@@ -577,7 +577,8 @@ fn routes(r: &RoutesReply) -> String {
         t.add_row(vec![x.prefix.clone(), via, dev, x.origin.clone(), x.next_hop.to_string()]);
     }
     let s = &r.summary;
-    let origins: Vec<String> = s.by_origin.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    // Every origin FRR may send is in the summary; the table names those with routes.
+    let origins: Vec<String> = s.by_origin.iter().filter(|(_, v)| **v != 0).map(|(k, v)| format!("{k} {v}")).collect();
     format!(
         "{t}\n{} routes shown; in the tables: {} IPv4 (of {}), {} IPv6 (of {}); by origin: {}; {} next hops\n",
         r.routes.len(),
