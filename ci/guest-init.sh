@@ -8,6 +8,9 @@
 #                     the host's root; PATH/.guest/run.sh is the command to run
 #   dp.hugepages=N    2 MiB hugepages to reserve before the command
 #   dp.boots=N        how many boots the command may ask for (by creating $GUEST_REBOOT)
+#   dp.keep=PATH      a host directory (the checkout) kept visible at PATH even when it lies
+#                     under /run, /tmp, /root or /var/tmp, which the guest covers with its own
+#                     tmpfs
 #
 # Sequence: modules, the host's root read-only on /host (tag "hostroot"), the share, the
 # kernel file systems inside /host, hugepages, then `chroot /host /bin/sh run.sh BOOT`; its
@@ -20,13 +23,14 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 echo "dp-guest: init at uptime $(cut -d' ' -f1 /proc/uptime) s"
 
-probe=0 share="" hugepages=0 boots=1
+probe=0 share="" hugepages=0 boots=1 keep=""
 for word in $(cat /proc/cmdline); do
     case "$word" in
     dp.probe=*) probe=${word#*=} ;;
     dp.share=*) share=${word#*=} ;;
     dp.hugepages=*) hugepages=${word#*=} ;;
     dp.boots=*) boots=${word#*=} ;;
+    dp.keep=*) keep=${word#*=} ;;
     esac
 done
 
@@ -55,8 +59,19 @@ mount -t devtmpfs devtmpfs /host/dev
 mkdir -p /host/dev/pts /host/dev/shm /host/dev/hugepages
 mount -t devpts devpts /host/dev/pts
 mount -t tmpfs tmpfs /host/dev/shm
-# The guest's own /run (DPDK's runtime dirs), /tmp and /root, over the host's.
+# The guest's own /run (DPDK's runtime dirs), /tmp and /root, over the host's; a checkout
+# under one of them (dp.keep) is bound aside first and put back on top.
+covered=""
+case "$keep" in
+/run/* | /tmp/* | /root/* | /var/tmp/*)
+    mkdir -p /keep && mount -o bind "/host$keep" /keep && covered=1 ||
+        echo "dp-guest: cannot keep $keep visible"
+    ;;
+esac
 for d in /run /tmp /root /var/tmp; do mount -t tmpfs tmpfs "/host$d"; done
+if [ -n "$covered" ]; then
+    mkdir -p "/host$keep" && mount -o bind /keep "/host$keep" || die "cannot put $keep back"
+fi
 mount -t hugetlbfs hugetlbfs /host/dev/hugepages
 # The share, writable and uncached, so files either side writes are seen at once; mounted
 # last, so none of the above covers it (a share under /tmp gets a mount point in the tmpfs).

@@ -421,7 +421,8 @@ class Guest:
             accel = ["-enable-kvm", "-cpu", "host"]
         else:
             accel = ["-accel", "tcg,thread=multi", "-cpu", "max"]
-        append = f"console=ttyS0 panic=-1 quiet dp.share={self.share} dp.hugepages={self.hugepages} dp.boots={self.boots}"
+        append = (f"console=ttyS0 panic=-1 quiet dp.share={self.share} dp.hugepages={self.hugepages} dp.boots={self.boots}"
+                  f" dp.keep={ROOT}")
         cmd = [
             QEMU, "-name", self.name, *accel, "-smp", str(self.smp), "-m", f"{self.mem}M",
             "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-monitor", "none",
